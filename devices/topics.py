@@ -1,0 +1,74 @@
+"""The MQTT topic grammar, in one place: ``{root}/{kind}/{device_id}/{channel}``.
+
+``root`` is ``ioc/v1`` in production. Tests give each run its own root (``t1234/ioc/v1``) so
+they can share one broker. Nothing else in the code base builds or parses topic strings.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from devices.kinds import Channel, Kind
+
+DEFAULT_ROOT = "ioc/v1"
+DEVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+SHARED_GROUP = "ioc-ingest"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceTopic:
+    kind: Kind
+    device_id: str
+    channel: Channel
+
+
+class TopicError(ValueError):
+    """A topic that does not follow the grammar; ``reason`` is a reject reason code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    root: str = DEFAULT_ROOT
+
+    def device(self, kind: Kind, device_id: str, channel: Channel) -> str:
+        if not DEVICE_ID_PATTERN.match(device_id):
+            raise ValueError(f"device id {device_id!r} does not match {DEVICE_ID_PATTERN.pattern}")
+        return f"{self.root}/{kind.value}/{device_id}/{channel.value}"
+
+    def all_devices(self) -> str:
+        """Filter that matches every device topic (the ingester's subscription)."""
+        return f"{self.root}/+/+/+"
+
+    def shared_all_devices(self, group: str = SHARED_GROUP) -> str:
+        return f"$share/{group}/{self.all_devices()}"
+
+    def alert(self, severity: str, rule: str, subject: str) -> str:
+        return f"{self.root}/alerts/{severity}/{rule}/{subject}"
+
+    def all_alerts(self) -> str:
+        return f"{self.root}/alerts/#"
+
+    def parse(self, topic: str) -> DeviceTopic:
+        prefix = self.root + "/"
+        if not topic.startswith(prefix):
+            raise TopicError("bad_topic", f"topic {topic!r} is not under {self.root!r}")
+        parts = topic[len(prefix) :].split("/")
+        if len(parts) != 3:
+            raise TopicError("bad_topic", f"topic {topic!r} is not {self.root}/kind/id/channel")
+        kind_s, device_id, channel_s = parts
+        try:
+            kind = Kind(kind_s)
+        except ValueError:
+            raise TopicError("unknown_kind", f"unknown device kind {kind_s!r}") from None
+        try:
+            channel = Channel(channel_s)
+        except ValueError:
+            raise TopicError("bad_topic", f"unknown channel {channel_s!r}") from None
+        if not DEVICE_ID_PATTERN.match(device_id):
+            raise TopicError("bad_topic", f"device id {device_id!r} is not a valid id")
+        return DeviceTopic(kind, device_id, channel)
