@@ -1,0 +1,46 @@
+"""The device registry: one upsert for birth records and scenario loads, with change history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from devices.kinds import Kind
+
+# Birth records are re-sent on every reconnect: only a real change of the document is
+# written, and each change leaves a row in device_meta_history.
+UPSERT_DEVICE = """
+WITH upserted AS (
+    INSERT INTO devices AS d (device_id, kind, name, operator, lat, lon, district_code,
+                              commune_code, interval_s, meta, meta_updated)
+    VALUES (%(device_id)s, %(kind)s, %(name)s, %(operator)s, %(lat)s, %(lon)s, %(district_code)s,
+            %(commune_code)s, %(interval_s)s, %(meta)s::jsonb, now())
+    ON CONFLICT (device_id) DO UPDATE SET
+        kind = EXCLUDED.kind, name = EXCLUDED.name, operator = EXCLUDED.operator,
+        lat = EXCLUDED.lat, lon = EXCLUDED.lon, district_code = EXCLUDED.district_code,
+        commune_code = EXCLUDED.commune_code, interval_s = EXCLUDED.interval_s,
+        meta = EXCLUDED.meta, meta_updated = now()
+    WHERE d.meta IS DISTINCT FROM EXCLUDED.meta
+    RETURNING device_id, meta
+)
+INSERT INTO device_meta_history (device_id, meta) SELECT device_id, meta FROM upserted
+"""
+
+_VOLATILE = ("ts", "seq")  # change on every birth; not part of the device's description
+
+
+def device_row(kind: Kind, document: dict[str, Any]) -> dict[str, Any]:
+    meta = {k: v for k, v in document.items() if k not in _VOLATILE and v is not None}
+    return {
+        "device_id": document["device_id"],
+        "kind": kind.value,
+        "name": meta.get("name"),
+        "operator": meta.get("operator"),
+        "lat": meta.get("lat"),
+        "lon": meta.get("lon"),
+        "district_code": meta.get("district_code"),
+        "commune_code": meta.get("commune_code"),
+        "interval_s": meta.get("interval_s") or 60,
+        "meta": msgspec.json.encode(meta).decode(),
+    }
