@@ -1,0 +1,46 @@
+"""Device liveness: offline on the will or a reported ``offline`` (written by the ingester as it
+arrives), or after ``missed_intervals`` reporting intervals of silence (decided here)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from store.db import aconnect
+from store.liveness import apply_liveness
+
+log = logging.getLogger("ioc.processing")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LivenessConfig:
+    database_url: str
+    missed_intervals: int = 3
+    check_every_s: float = 2.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def run_liveness(
+    config: LivenessConfig,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    stop: asyncio.Event | None = None,
+) -> None:
+    stop = stop or asyncio.Event()
+    conn = await aconnect(config.database_url)
+    try:
+        while not stop.is_set():
+            silent, resumed = await apply_liveness(conn, clock(), config.missed_intervals)
+            if silent or resumed:
+                log.info("liveness: %d went silent, %d resumed", len(silent), len(resumed))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), config.check_every_s)
+    finally:
+        await conn.close()
