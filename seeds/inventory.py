@@ -1,0 +1,92 @@
+"""The device inventory, generated at load time from the places (deterministic, fast).
+
+Base stations (``seeds.bts``), cameras (``seeds.cameras``), broadband OLTs
+(``seeds.broadband``) and drive-test probes (here). Each part draws from its own random
+stream, so changing one does not move the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from devices.kinds import Operator
+from seeds.broadband import (
+    HOUSEHOLDS_PASSED_SHARE,
+    NO_FIBRE_COMMUNES,
+    PERSONS_PER_HOUSEHOLD,
+    build_broadband,
+)
+from seeds.bts import OPERATOR_NAME, OPERATOR_SHARES, build_bts
+from seeds.cameras import build_cameras
+from seeds.model import BroadbandNode, BtsSite, Camera, Probe
+from seeds.sites import DEAD_SPOT_EXCLUSION_KM, Ground
+
+__all__ = [
+    "DEAD_SPOT_EXCLUSION_KM",
+    "HOUSEHOLDS_PASSED_SHARE",
+    "INVENTORY_SEED",
+    "NO_FIBRE_COMMUNES",
+    "OPERATOR_SHARES",
+    "PERSONS_PER_HOUSEHOLD",
+    "PROBE_STARTS",
+    "Inventory",
+    "build_inventory",
+]
+
+INVENTORY_SEED = 1723
+# Drive-test probes: two per operator, each starting from a district seat (district code).
+PROBE_STARTS: tuple[tuple[Operator, int], ...] = (
+    (Operator.VIETTEL, 540),  # Quy Nhơn
+    (Operator.VIETTEL, 546),  # Vĩnh Thạnh: towards the Vĩnh Kim dead spots
+    (Operator.VINAPHONE, 549),  # An Nhơn
+    (Operator.VINAPHONE, 551),  # Vân Canh: towards Canh Tiến, Cà Nâu, Canh Giao
+    (Operator.MOBIFONE, 543),  # Bồng Sơn
+    (Operator.MOBIFONE, 547),  # Phú Phong
+    (Operator.VIETNAMOBILE, 548),  # Phù Cát
+    (Operator.VIETNAMOBILE, 542),  # An Lão
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    bts: tuple[BtsSite, ...]
+    cameras: tuple[Camera, ...]
+    broadband: tuple[BroadbandNode, ...]
+    probes: tuple[Probe, ...]
+
+
+def build_probes(ground: Ground) -> tuple[Probe, ...]:
+    _, communes = ground.locate(ground.seat_xy)
+    seat_commune = {d.code: int(c) for d, c in zip(ground.districts, communes, strict=True)}
+    by_code = {d.code: d for d in ground.districts}
+    seen: dict[Operator, int] = {}
+    probes = []
+    for n, (op, code) in enumerate(PROBE_STARTS, start=1):
+        seen[op] = seen.get(op, 0) + 1
+        d = by_code[code]
+        probes.append(
+            Probe(
+                device_id=f"PRB-{n:03d}",
+                operator=op,
+                name=f"Drive test {OPERATOR_NAME[op]} {seen[op]} ({d.town})",
+                lat=d.lat,
+                lon=d.lon,
+                district_code=code,
+                commune_code=seat_commune[code],
+            )
+        )
+    return tuple(probes)
+
+
+def build_inventory(ground: Ground, seed: int = INVENTORY_SEED) -> Inventory:
+    def stream(part: int) -> np.random.Generator:
+        return np.random.default_rng([seed, part])
+
+    return Inventory(
+        bts=build_bts(ground, stream(1)),
+        cameras=build_cameras(ground, stream(2)),
+        broadband=build_broadband(ground, stream(3)),
+        probes=build_probes(ground),
+    )

@@ -1,0 +1,137 @@
+"""The scenario's value objects: places (real names and codes, synthetic positions) and devices.
+
+Positions are (lat, lon) in degrees (WGS 84); polygons and polylines are tuples of (lat, lon)
+pairs, first vertex not repeated. Codes are GSO administrative codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from devices.kinds import Kind, Operator, Technology
+
+LatLon = tuple[float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class District:
+    code: int
+    name: str
+    town: str  # the district seat, named as in GeoNames (Vietnamese spelling)
+    lat: float  # the seat's GeoNames position
+    lon: float
+    mountainous: bool
+    polygon: tuple[LatLon, ...]  # synthetic: nearest-seat cell clipped to the outline
+
+
+@dataclass(frozen=True, slots=True)
+class Commune:
+    code: int
+    name: str
+    district_code: int
+    division_type: str  # "phường", "thị trấn" or "xã"
+    lat: float  # synthetic commune centre
+    lon: float
+    population: int  # synthetic: the sum of its villages
+    has_fibre: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Village:
+    village_id: str
+    name: str
+    commune_code: int
+    district_code: int
+    lat: float
+    lon: float
+    population: int
+    synthetic: bool
+    seed_dead_spot: bool  # one of the seed documents' villages without mobile broadband
+
+
+@dataclass(frozen=True, slots=True)
+class SeedPlace:
+    """One of the six place names of the seed article (five villages and their commune)."""
+
+    name: str
+    kind: str  # "village" or "commune"
+    district_code: int
+    commune_code: int
+    village_id: str | None  # the village, for kind "village"
+
+
+@dataclass(frozen=True, slots=True)
+class BtsSector:
+    sector: int  # 1-based, unique within the site; one entry per cell (sector × layer)
+    azimuth_deg: float
+    tilt_deg: float
+    band_mhz: float
+    technology: Technology
+    tx_power_dbm: float
+    beamwidth_deg: float
+
+
+@dataclass(frozen=True, slots=True)
+class BtsSite:
+    device_id: str
+    operator: Operator
+    name: str
+    lat: float
+    lon: float
+    district_code: int
+    commune_code: int
+    antenna_height_m: float
+    sectors: tuple[BtsSector, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Camera:
+    device_id: str
+    name: str
+    lat: float
+    lon: float
+    district_code: int
+    commune_code: int
+    site_type: str  # "town" or "road"
+
+
+@dataclass(frozen=True, slots=True)
+class BroadbandNode:
+    device_id: str
+    name: str
+    lat: float
+    lon: float
+    district_code: int
+    commune_code: int
+    communes_served: tuple[int, ...]
+    households_passed: int
+    households_total: int
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """A drive-test probe; it moves, so its position is where it starts."""
+
+    device_id: str
+    operator: Operator
+    name: str
+    lat: float
+    lon: float
+    district_code: int
+    commune_code: int
+
+
+@dataclass(frozen=True, slots=True)
+class Road:
+    name: str
+    points: tuple[LatLon, ...]
+    synthetic: bool
+    road_class: str = "district"  # "national", "district" or "track"
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioDevice:
+    kind: Kind
+    device_id: str
+    meta: dict[str, Any]  # the birth payload; validates against devices.schemas.META_TYPES[kind]

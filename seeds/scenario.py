@@ -1,0 +1,227 @@
+"""The Bình Định scenario: places from ``seeds/data/``, devices generated on load.
+
+``load_scenario()`` reads the committed data files (no generation of places at run time) and
+builds the device inventory deterministically; it is cached, so every caller in a process
+shares one immutable scenario.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, replace
+from typing import Any
+
+from devices.kinds import Kind
+from seeds import sources
+from seeds.broadband import households
+from seeds.bts import OPERATOR_SHARES
+from seeds.inventory import build_inventory
+from seeds.model import (
+    BroadbandNode,
+    BtsSite,
+    Camera,
+    Commune,
+    District,
+    LatLon,
+    Probe,
+    Road,
+    ScenarioDevice,
+    SeedPlace,
+    Village,
+)
+from seeds.sites import Ground
+
+REPORT_INTERVAL_S = 60
+FIRMWARE = {kind: f"ioc-sim-{kind.value}/1.0" for kind in Kind}  # simulated devices
+PROBE_MODEL = "drive-test handset (simulated)"
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    province_code: int
+    province_name: str
+    outline: tuple[LatLon, ...]  # approximate, hand-drawn (synthetic)
+    districts: tuple[District, ...]
+    communes: tuple[Commune, ...]
+    villages: tuple[Village, ...]
+    bts: tuple[BtsSite, ...]
+    cameras: tuple[Camera, ...]
+    broadband: tuple[BroadbandNode, ...]
+    probes: tuple[Probe, ...]
+    roads: tuple[Road, ...]
+    seed_places: tuple[SeedPlace, ...]  # the article's six names (five villages, one commune)
+
+    def dead_spot_villages(self) -> tuple[Village, ...]:
+        """The seed documents' villages without mobile broadband."""
+        return tuple(v for v in self.villages if v.seed_dead_spot)
+
+    def devices(self) -> list[ScenarioDevice]:
+        """Every device with its birth payload (``devices.schemas.META_TYPES[kind]``)."""
+
+        def common(d: BtsSite | Camera | BroadbandNode | Probe, kind: Kind) -> dict[str, Any]:
+            return {
+                "device_id": d.device_id,
+                "name": d.name,
+                "lat": d.lat,
+                "lon": d.lon,
+                "district_code": d.district_code,
+                "commune_code": d.commune_code,
+                "interval_s": REPORT_INTERVAL_S,
+                "firmware": FIRMWARE[kind],
+            }
+
+        out = [
+            ScenarioDevice(
+                Kind.BTS,
+                b.device_id,
+                {
+                    **common(b, Kind.BTS),
+                    "operator": b.operator.value,
+                    "antenna_height_m": b.antenna_height_m,
+                    "sectors": [
+                        {
+                            "sector": s.sector,
+                            "azimuth_deg": s.azimuth_deg,
+                            "tilt_deg": s.tilt_deg,
+                            "band_mhz": s.band_mhz,
+                            "technology": s.technology.value,
+                            "tx_power_dbm": s.tx_power_dbm,
+                            "beamwidth_deg": s.beamwidth_deg,
+                        }
+                        for s in b.sectors
+                    ],
+                },
+            )
+            for b in self.bts
+        ]
+        out += [
+            ScenarioDevice(
+                Kind.CAMERA, c.device_id, {**common(c, Kind.CAMERA), "site_type": c.site_type}
+            )
+            for c in self.cameras
+        ]
+        out += [
+            ScenarioDevice(
+                Kind.BROADBAND,
+                n.device_id,
+                {
+                    **common(n, Kind.BROADBAND),
+                    "households_passed": n.households_passed,
+                    "communes_served": list(n.communes_served),
+                },
+            )
+            for n in self.broadband
+        ]
+        out += [  # "operator" is not in the probe schema (ignored there) but the registry uses it
+            ScenarioDevice(
+                Kind.PROBE,
+                p.device_id,
+                {
+                    **common(p, Kind.PROBE),
+                    "model": PROBE_MODEL,
+                    "operator": p.operator.value,
+                },
+            )
+            for p in self.probes
+        ]
+        return out
+
+    def summary(self) -> dict[str, int | float | str]:
+        """Headline counts, in the order a report would give them."""
+        total_hh = sum(households(c) for c in self.communes)
+        fibre = sum(c.has_fibre for c in self.communes)
+        out: dict[str, int | float | str] = {
+            "province": f"{self.province_name} ({self.province_code})",
+            "districts": len(self.districts),
+            "communes": len(self.communes),
+            "villages": len(self.villages),
+            "population": sum(c.population for c in self.communes),
+            "bts": len(self.bts),
+        }
+        for op in OPERATOR_SHARES:
+            out[f"bts_{op.value}"] = sum(b.operator is op for b in self.bts)
+        out |= {
+            "cameras": len(self.cameras),
+            "cameras_town": sum(c.site_type == "town" for c in self.cameras),
+            "cameras_road": sum(c.site_type == "road" for c in self.cameras),
+            "broadband_nodes": len(self.broadband),
+            "communes_with_fibre": fibre,
+            "communes_with_fibre_pct": round(100 * fibre / len(self.communes), 1),
+            "households": total_hh,
+            "households_passed_pct": round(
+                100 * sum(n.households_passed for n in self.broadband) / total_hh, 1
+            ),
+            "probes": len(self.probes),
+            "seed_dead_spot_villages": len(self.dead_spot_villages()),
+            "seed_places": ", ".join(p.name for p in self.seed_places),
+        }
+        return out
+
+
+def _pair(p: list[float]) -> LatLon:
+    return float(p[0]), float(p[1])
+
+
+@functools.cache
+def load_scenario() -> Scenario:
+    """The Bình Định scenario (cached; build once per process)."""
+    doc = sources.places()
+    outline = tuple(sources.outline())
+    districts = tuple(
+        District(
+            d["code"],
+            d["name"],
+            d["town"],
+            d["lat"],
+            d["lon"],
+            d["mountainous"],
+            tuple(_pair(p) for p in d["polygon"]),
+        )
+        for d in doc["districts"]
+    )
+    communes = tuple(
+        Commune(
+            c["code"],
+            c["name"],
+            c["district_code"],
+            c["division_type"],
+            c["lat"],
+            c["lon"],
+            c["population"],
+            has_fibre=False,
+        )
+        for c in doc["communes"]
+    )
+    villages = tuple(Village(**v) for v in doc["villages"])
+    roads = tuple(
+        Road(r["name"], tuple(_pair(p) for p in r["points"]), r["synthetic"], r["road_class"])
+        for r in doc["roads"]
+    )
+    inventory = build_inventory(Ground.of(outline, districts, communes, villages, roads))
+    served = {code for node in inventory.broadband for code in node.communes_served}
+    communes = tuple(replace(c, has_fibre=c.code in served) for c in communes)
+    by_name = {(v.commune_code, v.name): v.village_id for v in villages}
+    seed_places = tuple(
+        SeedPlace(
+            p["name"],
+            p["kind"],
+            p["district_code"],
+            p["commune_code"],
+            by_name.get((p["commune_code"], p["name"])) if p["kind"] == "village" else None,
+        )
+        for p in sources.seed_places()
+    )
+    return Scenario(
+        province_code=doc["province"]["code"],
+        province_name=doc["province"]["name"],
+        outline=outline,
+        districts=districts,
+        communes=communes,
+        villages=villages,
+        bts=inventory.bts,
+        cameras=inventory.cameras,
+        broadband=inventory.broadband,
+        probes=inventory.probes,
+        roads=roads,
+        seed_places=seed_places,
+    )
