@@ -1,0 +1,1 @@
+"""The thin application shell: settings, the ``ioc`` command, and ``ioc up``."""

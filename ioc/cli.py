@@ -1,0 +1,228 @@
+"""The ``ioc`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+
+from ioc.settings import Settings
+from store.db import StoreUnavailable
+
+app = typer.Typer(help="IOC telemetry service.", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+scenario_app = typer.Typer(help="The Bình Định scenario.", no_args_is_help=True)
+simulate_app = typer.Typer(help="Simulated devices (they speak MQTT only).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(scenario_app, name="scenario")
+app.add_typer(simulate_app, name="simulate")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class SettingError(Exception):
+    """A setting that is missing or wrong; the message names it."""
+
+
+def clear_errors(func: F) -> F:
+    """One clear line instead of a traceback for the errors a user can fix."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ValidationError as err:
+            first = err.errors()[0]
+            name = "IOC_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
+            typer.echo(f"ioc: {name}: {first['msg']}", err=True)
+        except (SettingError, StoreUnavailable, ValueError) as err:
+            typer.echo(f"ioc: {err}", err=True)
+        except KeyboardInterrupt:
+            return None
+        raise typer.Exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def require_database(settings: Settings) -> str:
+    if not settings.database_url:
+        raise SettingError("IOC_DATABASE_URL is not set (or run `ioc up` for an embedded one)")
+    return settings.database_url
+
+
+def require_mqtt(settings: Settings) -> str:
+    if not settings.mqtt_url:
+        raise SettingError("IOC_MQTT_URL is not set (or run `ioc up` for an embedded broker)")
+    return settings.mqtt_url
+
+
+def _database(settings: Settings) -> Any:
+    from store.db import connect
+
+    try:
+        return connect(require_database(settings))
+    except StoreUnavailable as err:
+        raise SettingError(f"IOC_DATABASE_URL: {err}") from err
+
+
+def _logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@db_app.command("upgrade")
+@clear_errors
+def db_upgrade() -> None:
+    """Apply pending migrations (a second run does nothing)."""
+    from store.migrate import current_flavor, upgrade
+
+    with _database(_settings()) as conn:
+        applied = upgrade(conn)
+        flavor = current_flavor(conn)
+    names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied) or "nothing to apply"
+    typer.echo(f"schema up to date ({flavor}): {names}")
+
+
+@scenario_app.command("info")
+@clear_errors
+def scenario_info() -> None:
+    """Print the scenario's headline counts."""
+    from seeds import load_scenario
+
+    for key, value in load_scenario().summary().items():
+        typer.echo(f"{key:<38} {value}")
+
+
+@scenario_app.command("load")
+@clear_errors
+def scenario_load() -> None:
+    """Load places and the device registry into the database (idempotent)."""
+    from ioc.scenario import load_into
+    from store.migrate import upgrade
+
+    with _database(_settings()) as conn:
+        upgrade(conn)
+        counts = load_into(conn)
+    typer.echo("loaded " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+def ingest_config(settings: Settings, client_id: str | None = None, shared: bool = False) -> Any:
+    from ingest.config import IngestConfig
+
+    return IngestConfig(
+        database_url=require_database(settings),
+        mqtt_url=require_mqtt(settings),
+        topic_root=settings.topic_root,
+        client_id=client_id or settings.ingest_client_id,
+        shared_subscription=shared,
+        batch_size=settings.ingest_batch_size,
+        batch_age_s=settings.ingest_batch_age_s,
+        max_payload_bytes=settings.max_payload_bytes,
+        max_future_s=settings.max_future_s,
+        protocol=settings.mqtt_protocol,
+    )
+
+
+@app.command()
+@clear_errors
+def ingest(
+    client_id: Annotated[str | None, typer.Option(help="stable MQTT client id")] = None,
+    shared: Annotated[bool, typer.Option(help="join the $share/ioc-ingest group")] = False,
+) -> None:
+    """Run an ingester: MQTT → database."""
+    from ingest.service import Ingester
+
+    _logging()
+    asyncio.run(Ingester(ingest_config(_settings(), client_id, shared)).run())
+
+
+@app.command()
+@clear_errors
+def processing() -> None:
+    """Run the processing jobs (liveness)."""
+    from processing.liveness import LivenessConfig, run_liveness
+
+    _logging()
+    settings = _settings()
+    config = LivenessConfig(
+        database_url=require_database(settings),
+        missed_intervals=settings.liveness_missed_intervals,
+        check_every_s=settings.liveness_check_s,
+    )
+    asyncio.run(run_liveness(config))
+
+
+@simulate_app.command("fleet")
+@clear_errors
+def simulate_fleet(
+    speed: Annotated[float | None, typer.Option(help="time acceleration (60 = 1 min/s)")] = None,
+    limit: Annotated[int | None, typer.Option(help="only the first N devices")] = None,
+) -> None:
+    """Bring up the province's simulated fleet."""
+    from simulators.fleet import province_devices, run_fleet
+
+    _logging()
+    settings = _settings()
+
+    def progress(line: str) -> None:
+        typer.echo(line, err=True)
+
+    asyncio.run(
+        run_fleet(
+            province_devices(),
+            mqtt_url=require_mqtt(settings),
+            topic_root=settings.topic_root,
+            speed=speed or settings.simulate_speed,
+            limit=limit,
+            protocol=settings.mqtt_protocol,
+            on_progress=progress,
+        )
+    )
+
+
+@app.command()
+@clear_errors
+def dashboard(
+    port: Annotated[int | None, typer.Option(help="HTTP port")] = None,
+    address: Annotated[str, typer.Option(help="listen address")] = "127.0.0.1",
+) -> None:
+    """Serve the Streamlit IOC view."""
+    import os
+
+    from ioc.up import dashboard_command
+
+    settings = _settings()
+    require_database(settings)
+    cmd = dashboard_command(port or settings.dashboard_port, address)
+    os.execv(cmd[0], cmd)
+
+
+@app.command()
+@clear_errors
+def up(
+    speed: Annotated[float | None, typer.Option(help="fleet time acceleration")] = None,
+    limit: Annotated[int | None, typer.Option(help="simulate only the first N devices")] = None,
+    port: Annotated[int | None, typer.Option(help="dashboard port")] = None,
+) -> None:
+    """Everything on one machine: database, broker, ingester, processing, fleet, dashboard."""
+    from ioc.up import run_up
+
+    _logging()
+    run_up(_settings(), speed=speed, limit=limit, port=port)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,54 @@
+"""Every setting of the service, in one place: ``IOC_*`` environment variables, else a TOML
+config file (``IOC_CONFIG``, or ``ioc.toml`` in the working directory), else these defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def _config_file() -> Path:
+    return Path(os.environ.get("IOC_CONFIG", "ioc.toml"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IOC_", extra="forbid")
+
+    database_url: str | None = Field(
+        None, description="PostgreSQL/TimescaleDB URL; unset: `ioc up` starts an embedded one"
+    )
+    mqtt_url: str | None = Field(
+        None, description="mqtt://[user:password@]host:port; unset: `ioc up` starts a broker"
+    )
+    mqtt_protocol: int = Field(5, description="MQTT protocol: 5, or 4 for 3.1.1 brokers")
+    topic_root: str = Field("ioc/v1", description="root of every device and alert topic")
+    ingest_client_id: str = Field("ioc-ingest-1", description="stable MQTT client id")
+    ingest_batch_size: int = Field(1000, ge=1, description="messages per transaction, at most")
+    ingest_batch_age_s: float = Field(0.2, gt=0, description="flush a batch at least this often")
+    max_payload_bytes: int = Field(256 * 1024, ge=1024, description="larger payloads are rejected")
+    max_future_s: float = Field(300, ge=0, description="readings further ahead are rejected")
+    liveness_missed_intervals: int = Field(3, ge=1, description="silent intervals → offline")
+    liveness_check_s: float = Field(2.0, gt=0, description="how often liveness is evaluated")
+    dashboard_port: int = Field(8501, description="Streamlit port")
+    dashboard_refresh_s: float = Field(5.0, gt=0, description="live map refresh period")
+    simulate_speed: float = Field(60.0, gt=0, description="time acceleration of the fleet")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
+        return (init_settings, env_settings, toml)

