@@ -1,6 +1,6 @@
 """The MQTT → database pipeline."""
 
-from ingest.config import IngestConfig, MqttEndpoint
+from ingest.config import IngestConfig
 from ingest.service import Ingester, IngestStats
 
-__all__ = ["IngestConfig", "IngestStats", "Ingester", "MqttEndpoint"]
+__all__ = ["IngestConfig", "IngestStats", "Ingester"]

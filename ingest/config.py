@@ -3,27 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MqttEndpoint:
-    host: str
-    port: int
-    username: str | None = None
-    password: str | None = None
-
-    @classmethod
-    def parse(cls, url: str) -> MqttEndpoint:
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
-            raise ValueError(f"MQTT URL {url!r} is not mqtt://[user:password@]host[:port]")
-        return cls(
-            host=parts.hostname,
-            port=parts.port or 1883,
-            username=parts.username,
-            password=parts.password,
-        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -22,8 +22,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from devices.codec import Codec, MetaRecord, Readings, StatusRecord
+from devices.endpoint import MqttEndpoint
 from devices.topics import Topics
-from ingest.config import IngestConfig, MqttEndpoint
+from ingest.config import IngestConfig
 from store.db import StoreUnavailable, aconnect
 from store.queries import known_device_ids
 from store.writer import Batch, write_batch

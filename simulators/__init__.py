@@ -4,9 +4,9 @@ They talk to the broker only, like real devices, and import nothing of ours but 
 (the contract) and ``seeds`` (the scenario).
 """
 
+from devices.endpoint import MqttEndpoint
 from simulators.clock import SimClock
 from simulators.device import Counters, DeviceSpec, SimulatedDevice
-from simulators.endpoint import MqttEndpoint
 from simulators.fleet import Fleet, province_devices, run_fleet
 from simulators.values import DeviceCondition, ReadingSource, reading_source
 

@@ -27,10 +27,10 @@ from typing import Any, Literal, Protocol
 import aiomqtt
 
 from devices.codec import encode
+from devices.endpoint import MqttEndpoint
 from devices.kinds import READING_CHANNEL, Channel, DeviceState, Kind
 from devices.topics import DEFAULT_ROOT, Topics
 from simulators.clock import SimClock, wall_clock_ts
-from simulators.endpoint import MqttEndpoint
 from simulators.values import DeviceCondition, reading_source
 
 log = logging.getLogger(__name__)

@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable, Iterable
 from itertools import islice
 
+from devices.endpoint import MqttEndpoint
 from devices.topics import DEFAULT_ROOT, Topics
 from simulators.clock import SimClock
 from simulators.device import Counters, DeviceSpec, SimulatedDevice
-from simulators.endpoint import MqttEndpoint
 from simulators.values import SOURCES
 
 log = logging.getLogger(__name__)

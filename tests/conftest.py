@@ -12,14 +12,17 @@ import asyncio
 import os
 import tempfile
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from devices.topics import Topics
+from ingest import IngestConfig, Ingester
 from ioc.brokers import RunningBroker, start_broker
+from store.db import connect
+from store.migrate import upgrade
 
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -115,3 +118,27 @@ async def wait_until(
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout_s}s")
         await asyncio.sleep(every_s)
+
+
+@pytest.fixture
+async def ingester(
+    database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
+) -> AsyncIterator[Ingester]:
+    with connect(database_url) as conn:
+        upgrade(conn)
+    config = IngestConfig(
+        database_url=database_url,
+        mqtt_url=mqtt_url,
+        topic_root=topics.root,
+        client_id=f"ingest-{topics.root.split('/')[0]}",
+        batch_size=50,
+        batch_age_s=0.05,
+        protocol=mqtt_protocol,
+    )
+    service = Ingester(config)
+    task = asyncio.create_task(service.run())
+    await asyncio.wait_for(service.subscribed.wait(), 20)
+    yield service
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

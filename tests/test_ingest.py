@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import aiomqtt
@@ -11,10 +10,9 @@ import psycopg
 import pytest
 
 from devices import Channel, Kind, Topics, encode
-from ingest import IngestConfig, Ingester, MqttEndpoint
+from devices.endpoint import MqttEndpoint
+from ingest import Ingester
 from processing.liveness import LivenessConfig, run_liveness
-from store.db import connect
-from store.migrate import upgrade
 from tests.conftest import wait_until
 
 
@@ -22,30 +20,6 @@ def _count(url: str, sql: str, *params: object) -> int:
     with psycopg.connect(url) as conn:
         row = conn.execute(sql, params).fetchone()
         return int(row[0]) if row else 0
-
-
-@pytest.fixture
-async def ingester(
-    database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
-) -> AsyncIterator[Ingester]:
-    with connect(database_url) as conn:
-        upgrade(conn)
-    config = IngestConfig(
-        database_url=database_url,
-        mqtt_url=mqtt_url,
-        topic_root=topics.root,
-        client_id=f"ingest-{topics.root.split('/')[0]}",
-        batch_size=50,
-        batch_age_s=0.05,
-        protocol=mqtt_protocol,
-    )
-    service = Ingester(config)
-    task = asyncio.create_task(service.run())
-    await asyncio.wait_for(service.subscribed.wait(), 20)
-    yield service
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
 
 
 def _client(mqtt_url: str, protocol: int, **kwargs: object) -> aiomqtt.Client:

@@ -1,4 +1,4 @@
-"""Where the simulated devices connect: ``mqtt://[user:password@]host[:port]``."""
+"""Where a device or service connects: ``mqtt://[user:password@]host[:port]``."""
 
 from __future__ import annotations
 
