@@ -95,6 +95,8 @@ def deck(
             get_color=[236, 240, 241, 255],
             get_size=13,
             get_alignment_baseline="'bottom'",
+            # deck.gl's default atlas is ASCII only; Vietnamese names need their own glyphs.
+            character_set="auto",
         ),
     ]
     tooltip = {

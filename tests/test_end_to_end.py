@@ -1,4 +1,4 @@
-"""The thin slice, whole: the scenario's own devices → broker → ingester → rows → a will → offline."""
+"""The thin slice, whole: scenario devices → broker → ingester → rows; a will → offline."""
 
 from __future__ import annotations
 

@@ -13,6 +13,8 @@ from devices import Channel, Kind, Topics, encode
 from devices.endpoint import MqttEndpoint
 from ingest import Ingester
 from processing.liveness import LivenessConfig, run_liveness
+from store.db import aconnect
+from store.liveness import apply_liveness
 from tests.conftest import wait_until
 
 
@@ -166,18 +168,24 @@ async def test_silence_past_missed_intervals_marks_offline_then_resumes(
         )
     )
 
-    # Injected clock: "now" is one minute ahead, far past 3 intervals of 1 s.
+    silent_sql = (
+        "SELECT count(*) FROM status_events WHERE device_id = %s AND reason = 'missed_intervals'"
+    )
+    # Ten seconds of silence is past 3 intervals of 1 s but inside the 30 s floor: still online.
+    config = LivenessConfig(database_url=database_url, missed_intervals=3, check_every_s=0.05)
+    async with await aconnect(database_url) as conn:
+        soon = datetime.now(UTC) + timedelta(seconds=10)
+        assert await apply_liveness(conn, soon, config.missed_intervals, 30.0) == ([], [])
+
+    # Injected clock: "now" is one minute ahead, far past 3 intervals of 1 s and the floor.
     later = datetime.now(UTC) + timedelta(minutes=1)
     stop = asyncio.Event()
     job = asyncio.create_task(
         run_liveness(
-            LivenessConfig(database_url=database_url, missed_intervals=3, check_every_s=0.05),
+            config,
             clock=lambda: later,
             stop=stop,
         )
-    )
-    silent_sql = (
-        "SELECT count(*) FROM status_events WHERE device_id = %s AND reason = 'missed_intervals'"
     )
     await wait_until(lambda: asyncio.sleep(0, _count(database_url, silent_sql, dev) == 1))
     stop.set()
