@@ -69,8 +69,17 @@ def _stop(children: dict[str, subprocess.Popen[bytes]]) -> None:
             proc.kill()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_up(settings: Settings, *, speed: float | None, limit: int | None, port: int | None) -> None:
     from ioc.scenario import load_into
+
+    # SIGTERM (systemd, a container, kill) must clean up like Ctrl-C; and SIGINT is set anew
+    # because a shell starting us in the background leaves it ignored.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     from store.db import connect
     from store.migrate import upgrade
 

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
+import socket
 import subprocess
 import sys
+from pathlib import Path
+
+import psutil
+import psycopg
+
+from tests.conftest import wait_until
 
 
 def ioc(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -34,3 +43,41 @@ def test_db_upgrade_twice_applies_then_does_nothing(database_url: str) -> None:
     assert "0001_core" in first.stdout and "(plain)" in first.stdout
     second = ioc("db", "upgrade", IOC_DATABASE_URL=database_url)
     assert second.returncode == 0 and "nothing to apply" in second.stdout
+
+
+async def test_ioc_up_runs_the_slice_and_stops_everything_on_sigterm(
+    database_url: str, mqtt_url: str, mqtt_protocol: int, tmp_path: Path
+) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
+    env = {**clean, "IOC_DATABASE_URL": database_url, "IOC_MQTT_URL": mqtt_url,
+           "IOC_MQTT_PROTOCOL": str(mqtt_protocol)}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "up.log"
+    with log.open("w") as out:
+        up = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ioc", "up", "--limit", "30", "--speed", "60",
+            "--port", str(port), env=env, stdout=out, stderr=out, start_new_session=True,
+        )
+    try:
+        async def devices_online() -> bool:
+            with psycopg.connect(database_url) as conn:
+                ready = conn.execute("SELECT to_regclass('devices') IS NOT NULL").fetchone()
+                if not ready or not ready[0]:  # ioc up has not migrated yet
+                    return False
+                row = conn.execute("SELECT count(*) FROM devices WHERE state = 'online'").fetchone()
+            return row is not None and row[0] == 30
+
+        await wait_until(devices_online, timeout_s=90)
+        children = psutil.Process(up.pid).children(recursive=True)
+        assert len(children) >= 4  # ingest, processing, fleet, dashboard
+        up.send_signal(signal.SIGTERM)
+        returncode = await asyncio.wait_for(up.wait(), 60)
+    finally:
+        if up.returncode is None:
+            up.kill()
+    output = log.read_text()
+    assert returncode == 0, output
+    assert f"http://127.0.0.1:{port}" in output
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
