@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 
+from ioc.errors import ServiceFailed, SettingError
 from ioc.settings import Settings
 from store.db import StoreUnavailable
 
@@ -26,10 +27,6 @@ app.add_typer(simulate_app, name="simulate")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class SettingError(Exception):
-    """A setting that is missing or wrong; the message names it."""
-
-
 def clear_errors(func: F) -> F:
     """One clear line instead of a traceback for the errors a user can fix."""
 
@@ -41,7 +38,7 @@ def clear_errors(func: F) -> F:
             first = err.errors()[0]
             name = "IOC_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
             typer.echo(f"ioc: {name}: {first['msg']}", err=True)
-        except (SettingError, StoreUnavailable, ValueError) as err:
+        except (SettingError, ServiceFailed, StoreUnavailable, ValueError) as err:
             typer.echo(f"ioc: {err}", err=True)
         except KeyboardInterrupt:
             return None

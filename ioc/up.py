@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -13,6 +14,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from ioc.brokers import start_broker
+from ioc.errors import ServiceFailed, SettingError
 from ioc.settings import Settings
 
 log = logging.getLogger("ioc.up")
@@ -69,6 +71,17 @@ def _stop(children: dict[str, subprocess.Popen[bytes]]) -> None:
             proc.kill()
 
 
+def _check_port_free(port: int) -> None:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as err:
+            raise SettingError(
+                f"IOC_DASHBOARD_PORT: port {port} is taken ({err.strerror}); "
+                "stop what holds it or pass --port"
+            ) from err
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -80,6 +93,7 @@ def run_up(settings: Settings, *, speed: float | None, limit: int | None, port: 
     # because a shell starting us in the background leaves it ignored.
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
+    _check_port_free(port or settings.dashboard_port)
     from store.db import connect
     from store.migrate import upgrade
 
@@ -129,7 +143,9 @@ def run_up(settings: Settings, *, speed: float | None, limit: int | None, port: 
                 for name, proc in children.items():
                     if proc.poll() is not None:
                         tail = (logs / f"{name}.log").read_text(errors="replace")[-2000:]
-                        raise RuntimeError(f"{name} exited with code {proc.returncode}:\n{tail}")
+                        raise ServiceFailed(
+                            f"{name} exited with code {proc.returncode}; its log ends:\n{tail}"
+                        )
                 time.sleep(1)
         except KeyboardInterrupt:
             log.info("stopping")

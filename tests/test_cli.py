@@ -45,6 +45,19 @@ def test_db_upgrade_twice_applies_then_does_nothing(database_url: str) -> None:
     assert second.returncode == 0 and "nothing to apply" in second.stdout
 
 
+def test_ioc_up_on_a_taken_port_says_so_before_starting_anything() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = ioc("up", "--port", str(port))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        f"ioc: IOC_DASHBOARD_PORT: port {port} is taken"
+    )
+    assert "Traceback" not in done.stderr
+
+
 async def test_ioc_up_runs_the_slice_and_stops_everything_on_sigterm(
     database_url: str, mqtt_url: str, mqtt_protocol: int, tmp_path: Path
 ) -> None:
