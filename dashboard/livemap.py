@@ -95,8 +95,9 @@ def deck(
             get_color=[236, 240, 241, 255],
             get_size=13,
             get_alignment_baseline="'bottom'",
-            # deck.gl's default atlas is ASCII only; Vietnamese names need their own glyphs.
-            character_set="auto",
+            # deck.gl's default atlas is ASCII only, so Vietnamese names lost their diacritics;
+            # "auto" builds it from the data. Quoted: pydeck reads bare strings as expressions.
+            character_set="'auto'",
         ),
     ]
     tooltip = {
