@@ -224,5 +224,11 @@ def up(
     run_up(_settings(), speed=speed, limit=limit, port=port)
 
 
+# Sub-commands in their own modules; imported here, after the helpers they use.
+from ioc.cli_users import users_app  # noqa: E402
+
+app.add_typer(users_app, name="users")
+
+
 def main() -> None:
     app()
