@@ -14,6 +14,8 @@ from devices.kinds import Channel, Kind
 DEFAULT_ROOT = "ioc/v1"
 DEVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SHARED_GROUP = "ioc-ingest"
+# One topic level of an alert topic: no separators or wildcards.
+ALERT_PART_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,10 @@ class Topics:
         return f"$share/{group}/{self.all_devices()}"
 
     def alert(self, severity: str, rule: str, subject: str) -> str:
+        """Where an alert's transitions go: ``{root}/alerts/{severity}/{rule}/{subject}``."""
+        for name, part in (("severity", severity), ("rule", rule), ("subject", subject)):
+            if not ALERT_PART_PATTERN.match(part):
+                raise ValueError(f"alert {name} {part!r} is not a topic level")
         return f"{self.root}/alerts/{severity}/{rule}/{subject}"
 
     def all_alerts(self) -> str:

@@ -229,6 +229,10 @@ from ioc.cli_users import users_app  # noqa: E402
 
 app.add_typer(users_app, name="users")
 
+from ioc.cli_alerts import alerts_app  # noqa: E402
+
+app.add_typer(alerts_app, name="alerts")
+
 
 def main() -> None:
     app()

@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     dashboard_port: int = Field(8501, description="Streamlit port")
     dashboard_refresh_s: float = Field(5.0, gt=0, description="live map refresh period")
     simulate_speed: float = Field(60.0, gt=0, description="time acceleration of the fleet")
+    alert_rules: str | None = Field(
+        None, description="TOML file merged over the shipped alert rules (processing/alerts)"
+    )
+    alert_webhooks: dict[str, str] = Field(
+        default_factory=dict, description='alert webhooks, name → URL: {"ops": "https://…"}'
+    )
+    alert_webhook_timeout_s: float = Field(5.0, gt=0, description="one webhook POST, at most")
 
     @classmethod
     def settings_customise_sources(

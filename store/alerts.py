@@ -1,0 +1,315 @@
+"""Alerts, their transitions and silences: the named queries operators (CLI, dashboard) and the
+alert engine use. Every change of an alert is one row in ``alert_transitions`` (time, actor,
+comment, and the alert as it then stood), numbered per alert so it is delivered in order.
+
+Operator functions take a sync connection and commit their own transaction; the engine's take
+an async connection and run inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import class_row
+
+SEVERITIES = ("critical", "major", "minor", "info")  # most urgent first
+UNRESOLVED = ("open", "acknowledged")
+
+
+class AlertNotFound(LookupError):
+    """No alert has this id."""
+
+
+class AlertStateError(ValueError):
+    """The alert is not in a state that allows this (acknowledging a resolved alert)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    alert_id: int
+    rule: str
+    subject: str
+    subject_kind: str
+    severity: str
+    state: str  # open, acknowledged, resolved
+    summary: str
+    summary_vi: str
+    details: dict[str, Any]
+    district_code: int | None
+    opened_at: datetime
+    updated_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    ack_comment: str | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    resolve_reason: str | None
+    flapping: bool
+    suppressed: bool  # its latest news fell in a silence and was not delivered
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionRow:
+    transition_id: int
+    alert_id: int
+    seq: int
+    ts: datetime
+    event: str  # opened, updated, flapping, acknowledged, resolved, unsilenced
+    actor: str  # "engine" or the operator's name
+    comment: str | None
+    suppressed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceRow:
+    silence_id: int
+    rule: str | None
+    subject: str | None
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    comment: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFilter:
+    """What :func:`list_alerts` returns; every field narrows, None/empty means any."""
+
+    states: tuple[str, ...] = ()  # UNRESOLVED for the open set
+    severities: tuple[str, ...] = ()
+    rules: tuple[str, ...] = ()
+    subject: str | None = None
+    district_code: int | None = None
+    since: datetime | None = None  # opened at or after
+    limit: int = 200
+
+
+_ALERT_COLUMNS = ", ".join(AlertRow.__dataclass_fields__)
+
+
+def list_alerts(conn: psycopg.Connection, filters: AlertFilter | None = None) -> list[AlertRow]:
+    """Alerts matching ``filters``, unresolved first, then most urgent, then newest."""
+    f = filters or AlertFilter()
+    where: list[str] = ["TRUE"]
+    params: dict[str, Any] = {}
+    for column, values in (("state", f.states), ("severity", f.severities), ("rule", f.rules)):
+        if values:
+            where.append(f"{column} = ANY(%({column}s)s)")
+            params[f"{column}s"] = list(values)
+    if f.subject is not None:
+        where.append("subject = %(subject)s")
+        params["subject"] = f.subject
+    if f.district_code is not None:
+        where.append("district_code = %(district)s")
+        params["district"] = f.district_code
+    if f.since is not None:
+        where.append("opened_at >= %(since)s")
+        params["since"] = f.since
+    params["limit"] = f.limit
+    order = (
+        "(state = 'resolved'), array_position(%(order)s::text[], severity), opened_at DESC"
+    )
+    params["order"] = list(SEVERITIES)
+    with conn.cursor(row_factory=class_row(AlertRow)) as cur:
+        cur.execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE {' AND '.join(where)}"
+            f" ORDER BY {order} LIMIT %(limit)s",
+            params,
+        )
+        return cur.fetchall()
+
+
+def get_alert(conn: psycopg.Connection, alert_id: int) -> AlertRow:
+    with conn.cursor(row_factory=class_row(AlertRow)) as cur:
+        cur.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE alert_id = %s", (alert_id,))
+        row = cur.fetchone()
+    if row is None:
+        raise AlertNotFound(f"no alert {alert_id}")
+    return row
+
+
+def transitions(conn: psycopg.Connection, alert_id: int) -> list[TransitionRow]:
+    """An alert's history, oldest first."""
+    with conn.cursor(row_factory=class_row(TransitionRow)) as cur:
+        cur.execute(
+            "SELECT transition_id, alert_id, seq, ts, event, actor, comment, suppressed"
+            " FROM alert_transitions WHERE alert_id = %s ORDER BY seq",
+            (alert_id,),
+        )
+        return cur.fetchall()
+
+
+def open_counts(conn: psycopg.Connection) -> dict[str, int]:
+    """Unresolved alerts per severity (every severity present, zero when none)."""
+    rows = conn.execute(
+        "SELECT severity, count(*) FROM alerts WHERE state <> 'resolved' GROUP BY severity"
+    ).fetchall()
+    found = {severity: int(n) for severity, n in rows}
+    return {s: found.get(s, 0) for s in SEVERITIES}
+
+
+# One transition: bump the alert's sequence, change it, and snapshot it into the history row.
+# ``{set}`` and ``{guard}`` are fixed fragments chosen below, never user input.
+_TRANSITION = """
+WITH a AS (
+    UPDATE alerts SET last_seq = last_seq + 1, updated_at = %(ts)s{set}
+    WHERE alert_id = %(alert_id)s{guard}
+    RETURNING *
+)
+INSERT INTO alert_transitions (alert_id, seq, ts, event, actor, comment, payload)
+SELECT alert_id, last_seq, %(ts)s, %(event)s, %(actor)s, %(comment)s,
+       to_jsonb(a) - 'last_seq' || jsonb_build_object('event', %(event)s, 'seq', last_seq,
+           'ts', %(ts)s, 'actor', %(actor)s, 'comment', %(comment)s)
+FROM a RETURNING transition_id
+"""
+
+TRANSITIONS: dict[str, str] = {
+    "acknowledged": _TRANSITION.format(
+        set=", state = 'acknowledged', acknowledged_at = %(ts)s, acknowledged_by = %(actor)s,"
+        " ack_comment = %(comment)s",
+        guard=" AND state = 'open'",
+    ),
+    "resolved": _TRANSITION.format(
+        set=", state = 'resolved', resolved_at = %(ts)s, resolved_by = %(actor)s,"
+        " resolve_reason = %(comment)s, flapping = false",
+        guard=" AND state <> 'resolved'",
+    ),
+    "updated": _TRANSITION.format(
+        set=", summary = %(summary)s, summary_vi = %(summary_vi)s, details = %(details)s::jsonb,"
+        " flapping = %(flapping)s",
+        guard=" AND state <> 'resolved'",
+    ),
+    "flapping": _TRANSITION.format(set=", flapping = true", guard=" AND state <> 'resolved'"),
+    "unsilenced": _TRANSITION.format(
+        set=", suppressed = false", guard=" AND state <> 'resolved' AND suppressed"
+    ),
+}
+
+OPEN = """
+WITH a AS (
+    INSERT INTO alerts (rule, subject, subject_kind, severity, state, summary, summary_vi, details,
+                        district_code, opened_at, updated_at, flapping, last_seq)
+    VALUES (%(rule)s, %(subject)s, %(subject_kind)s, %(severity)s, 'open', %(summary)s,
+            %(summary_vi)s, %(details)s::jsonb, %(district_code)s, %(ts)s, %(ts)s, %(flapping)s, 1)
+    ON CONFLICT (rule, subject) WHERE state <> 'resolved' DO NOTHING
+    RETURNING *
+)
+INSERT INTO alert_transitions (alert_id, seq, ts, event, actor, comment, payload)
+SELECT alert_id, 1, %(ts)s, 'opened', 'engine', %(comment)s,
+       to_jsonb(a) - 'last_seq' || jsonb_build_object('event', 'opened', 'seq', 1, 'ts', %(ts)s,
+           'actor', 'engine', 'comment', %(comment)s)
+FROM a RETURNING alert_id
+"""
+
+
+def _operator_transition(
+    conn: psycopg.Connection,
+    event: str,
+    alert_id: int,
+    actor: str,
+    comment: str | None,
+    now: datetime | None,
+) -> AlertRow:
+    if not actor.strip():
+        raise ValueError("the operator's name (--by) is empty")
+    with conn.transaction():
+        before = get_alert(conn, alert_id)
+        params = {"alert_id": alert_id, "ts": now or datetime.now(UTC), "event": event,
+                  "actor": actor.strip(), "comment": comment}  # fmt: skip
+        if conn.execute(TRANSITIONS[event], params).fetchone() is None:
+            raise AlertStateError(f"alert {alert_id} is {before.state}; it cannot be {event}")
+        return get_alert(conn, alert_id)
+
+
+def acknowledge(
+    conn: psycopg.Connection,
+    alert_id: int,
+    by: str,
+    comment: str | None = None,
+    *,
+    now: datetime | None = None,
+) -> AlertRow:
+    """Mark an open alert as seen by ``by``; raises AlertNotFound or AlertStateError."""
+    return _operator_transition(conn, "acknowledged", alert_id, by, comment, now)
+
+
+def resolve(
+    conn: psycopg.Connection,
+    alert_id: int,
+    by: str,
+    reason: str,
+    *,
+    now: datetime | None = None,
+) -> AlertRow:
+    """Close an unresolved alert by hand. If its condition still holds, the engine waits for it
+    to clear before it may open again (no immediate re-open)."""
+    if not reason.strip():
+        raise ValueError("a manual resolution needs a reason")
+    return _operator_transition(conn, "resolved", alert_id, by, reason, now)
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceRequest:
+    rule: str | None
+    subject: str | None
+    ends_at: datetime
+    created_by: str
+    comment: str | None = None
+    starts_at: datetime | None = None  # default: now
+
+
+def silence(conn: psycopg.Connection, request: SilenceRequest) -> SilenceRow:
+    """Hide the news of alerts of ``rule`` on ``subject`` (either may be None, not both) until
+    ``ends_at``; the alerts are still stored. Raises ValueError on a bad request."""
+    starts = request.starts_at or datetime.now(UTC)
+    if request.rule is None and request.subject is None:
+        raise ValueError("a silence needs a rule, a subject or both")
+    if request.ends_at <= starts:
+        raise ValueError(f"a silence must end after it starts ({starts.isoformat()})")
+    if not request.created_by.strip():
+        raise ValueError("the operator's name (--by) is empty")
+    with conn.transaction(), conn.cursor(row_factory=class_row(SilenceRow)) as cur:
+        cur.execute(
+            "INSERT INTO alert_silences (rule, subject, starts_at, ends_at, created_by, comment)"
+            " VALUES (%s, %s, %s, %s, %s, %s) RETURNING silence_id, rule, subject, starts_at,"
+            " ends_at, created_by, comment, created_at",
+            (request.rule, request.subject, starts, request.ends_at,
+             request.created_by.strip(), request.comment),
+        )  # fmt: skip
+        row = cur.fetchone()
+    assert row is not None
+    return row
+
+
+def list_silences(
+    conn: psycopg.Connection, *, active_at: datetime | None = None, include_ended: bool = False
+) -> list[SilenceRow]:
+    """Silences in force at ``active_at`` (default now), or all of them with ``include_ended``."""
+    sql = (
+        "SELECT silence_id, rule, subject, starts_at, ends_at, created_by, comment, created_at"
+        " FROM alert_silences"
+    )
+    params: tuple[Any, ...] = ()
+    if not include_ended:
+        sql += " WHERE ends_at > %s"
+        params = (active_at or datetime.now(UTC),)
+    with conn.cursor(row_factory=class_row(SilenceRow)) as cur:
+        cur.execute(sql + " ORDER BY ends_at", params)
+        return cur.fetchall()
+
+
+def end_silence(conn: psycopg.Connection, silence_id: int, *, now: datetime | None = None) -> None:
+    """End a silence now; hidden news of still-open alerts is then delivered by the engine."""
+    now = now or datetime.now(UTC)
+    with conn.transaction():
+        cur = conn.execute(
+            "UPDATE alert_silences SET ends_at = greatest(starts_at + interval '1 microsecond',"
+            " least(ends_at, %s)) WHERE silence_id = %s",
+            (now, silence_id),
+        )
+        if cur.rowcount == 0:
+            raise LookupError(f"no silence {silence_id}")
