@@ -38,6 +38,10 @@ class SimClock:
         return max(1, math.ceil(self.real_interval_s(interval_s)))
 
 
-def wall_clock_ts() -> str:
-    """Now, as RFC 3339 UTC with milliseconds (``2026-11-24T08:00:00.123Z``)."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def wall_clock_ts(skew_s: float = 0.0) -> str:
+    """Now (plus a clock's ``skew_s``), as RFC 3339 UTC with milliseconds
+    (``2026-11-24T08:00:00.123Z``)."""
+    now = datetime.now(UTC)
+    if skew_s:
+        now += timedelta(seconds=skew_s)
+    return now.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,15 +1,21 @@
-"""One simulated device: a real MQTT client that behaves like the equipment in the field.
+"""MQTT links that carry simulated devices: one connection per device, or a gateway's for many.
 
-On every connection it publishes its birth record (``meta``, retained) and ``online`` status
-(retained), with an MQTT will that makes the broker publish ``offline`` (retained) if the link
-dies without a DISCONNECT. Then one reading every ``interval_s / speed`` real seconds, QoS 1.
-``seq`` counts readings from 0 over the device's whole life, across reconnects; a reading
-whose publish fails with the link is not resent (store-and-forward comes later), so ``seq``
-then has a gap, as it would from a real device.
+On every connection a device publishes its birth record (``meta``, retained) and ``online``
+status (retained); then whatever its model has queued, QoS 1, each message removed from the
+outbox only once the broker has acknowledged it (store-and-forward: nothing made while the
+link was down is lost, up to the outbox's bound). A lost link reconnects with exponential
+backoff and jitter.
+
+:class:`SimulatedDevice` is a device with a connection of its own: its MQTT will makes the
+broker publish ``offline`` (retained) if the link dies without a DISCONNECT, and a dark device
+(no power) drops its link so the will fires. :class:`Gateway` carries many devices on one
+connection (as a field gateway or a data logger would); the broker holds one will per
+connection, so a gateway cannot leave per-device wills: it publishes a device's ``offline``
+(reason ``unreachable``) itself when the device goes dark, and if the gateway itself dies the
+server finds its devices offline by their missed intervals.
 
 Under acceleration the birth record announces the *real* interval (``interval_s / speed``,
-rounded up, at least 1 s), so the server's liveness check (offline after N missed intervals,
-counted in real time) holds for simulated devices too.
+rounded up, at least 1 s), so the server's liveness check holds for simulated devices too.
 """
 
 from __future__ import annotations
@@ -20,55 +26,44 @@ import logging
 import random
 import secrets
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import aiomqtt
 
-from devices.codec import encode
 from devices.endpoint import MqttEndpoint
-from devices.kinds import READING_CHANNEL, Channel, DeviceState, Kind
-from devices.topics import DEFAULT_ROOT, Topics
-from simulators.clock import SimClock, wall_clock_ts
-from simulators.values import DeviceCondition, reading_source
+from devices.kinds import DeviceState
+from devices.topics import Topics
+from simulators.clock import SimClock
+from simulators.model import DeviceModel, DeviceSpec
+from simulators.outbox import DEFAULT_LIMIT, Outgoing
+from simulators.values import DeviceCondition
 
 log = logging.getLogger(__name__)
 
-DEFAULT_INTERVAL_S = 60.0
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 60.0
-DARK_POLL_S = 1.0  # how often a dark device (condition.online False) looks for power again
+DARK_POLL_S = 1.0  # how often a dark device looks for power again
 DROP_WAIT_S = 5.0
 OFFLINE_PUBLISH_TIMEOUT_S = 2.0
 
 # Why a connection ended: asked to stop (clean), killed (abrupt, for good), gone dark
 # (abrupt, comes back when condition.online is set again) or lost (reconnect with backoff).
 SessionEnd = Literal["stop", "kill", "dark", "lost"]
-
-
-class DeviceSpec(Protocol):
-    """What the simulator needs of a scenario device (``seeds.ScenarioDevice`` has it)."""
-
-    @property
-    def kind(self) -> Kind: ...
-
-    @property
-    def device_id(self) -> str: ...
-
-    @property
-    def meta(self) -> Mapping[str, Any]: ...
+Observer = Callable[[Outgoing], None]
 
 
 @dataclass(slots=True)
 class Counters:
-    """Shared by a fleet's devices; read by its progress line."""
+    """Shared by a fleet's links; read by its progress line."""
 
-    connected: int = 0  # devices connected now
+    connected: int = 0  # devices on a connected link now
     connects: int = 0  # successful connections, reconnections included
     connect_failures: int = 0
     connection_losses: int = 0
     published: int = 0  # readings the broker acknowledged
+    messages: int = 0  # messages the broker acknowledged (births, status, readings, arrays)
 
 
 class Backoff:
@@ -89,74 +84,60 @@ class Backoff:
         self.attempt = 0
 
 
-class SimulatedDevice:
+class Link:
+    """One MQTT connection and the devices it carries; see the module docstring."""
+
     def __init__(
         self,
-        spec: DeviceSpec,
+        models: Sequence[DeviceModel],
         endpoint: MqttEndpoint,
         *,
-        topics: Topics | None = None,
-        clock: SimClock | None = None,
-        condition: DeviceCondition | None = None,
+        client_id: str,
+        gateway: bool,
         counters: Counters | None = None,
         connect_gate: asyncio.Semaphore | None = None,
-        client_id: str | None = None,
         keepalive_s: int = 60,
+        observer: Observer | None = None,
     ) -> None:
-        self.kind = spec.kind
-        self.device_id = spec.device_id
-        self.meta: dict[str, Any] = dict(spec.meta)
+        if not models:
+            raise ValueError("a link carries at least one device")
+        self.models = list(models)
         self.endpoint = endpoint
-        self.clock = clock or SimClock()
-        self.values = reading_source(self.kind, self.device_id, self.meta, condition)
+        self.client_id = client_id
+        self.gateway = gateway
         self.counters = counters or Counters()
-        self.client_id = client_id or f"sim-{self.device_id}-{secrets.token_hex(4)}"
         self.keepalive_s = keepalive_s
-        self.interval_s = float(self.meta.get("interval_s", DEFAULT_INTERVAL_S))  # simulated
-        self.seq = 0  # the next reading's
-        topics = topics or Topics(DEFAULT_ROOT)
-        self._meta_topic = topics.device(self.kind, self.device_id, Channel.META)
-        self._status_topic = topics.device(self.kind, self.device_id, Channel.STATUS)
-        self._reading_topic = topics.device(self.kind, self.device_id, READING_CHANNEL[self.kind])
+        self.observer = observer
         self._gate: contextlib.AbstractAsyncContextManager[Any] = (
             connect_gate or contextlib.nullcontext()
         )
         self._rng = random.Random()
         self._backoff = Backoff(self._rng)
-        # Flags read whenever _wake is set: stop/kill asked, or this session's link lost.
+        # Flags read whenever _wake is set: stop/kill asked, this session's link lost, or a
+        # device's condition changed (dark, for a device with its own link).
         self._wake = asyncio.Event()
         self._stopping = False
         self._killing = False
         self._lost = False
+        self._draining = False  # stopping: feeders end once their outbox is empty
         self._client: aiomqtt.Client | None = None
         self._running = False
         self._finished = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-
-    @property
-    def condition(self) -> DeviceCondition:
-        return self.values.condition
-
-    @property
-    def real_interval_s(self) -> float:
-        return self.clock.real_interval_s(self.interval_s)
+        for model in self.models:
+            model.on_change = self._on_model_change
 
     @property
     def connected(self) -> bool:
         return self._client is not None
 
-    def birth_record(self) -> dict[str, Any]:
-        """The retained ``meta`` payload, announcing the real reporting interval."""
-        announced = self.clock.announced_interval_s(self.interval_s)
-        return {**self.meta, "device_id": self.device_id, "interval_s": announced}
-
     def start(self) -> asyncio.Task[None]:
         if self._task is None:
-            self._task = asyncio.create_task(self.run(), name=f"sim-{self.device_id}")
+            self._task = asyncio.create_task(self.run(), name=f"link-{self.client_id}")
         return self._task
 
     async def stop(self, timeout_s: float = 10.0) -> None:
-        """Publish retained ``offline``, disconnect cleanly and end :meth:`run`."""
+        """Send what is queued, publish retained ``offline``, disconnect and end :meth:`run`."""
         self._stopping = True
         await self._end(timeout_s)
 
@@ -164,6 +145,11 @@ class SimulatedDevice:
         """Drop the link without DISCONNECT, so the broker publishes the will; end :meth:`run`."""
         self._killing = True
         await self._end(timeout_s)
+
+    def poke(self) -> None:
+        """Look at the devices' conditions again now (a scenario or an engineer changed one)."""
+        for model in self.models:
+            model.changed()
 
     async def _end(self, timeout_s: float) -> None:
         self._wake.set()
@@ -173,51 +159,63 @@ class SimulatedDevice:
             async with asyncio.timeout(timeout_s):
                 await self._finished.wait()
         except TimeoutError:
-            log.warning("%s did not end within %.0f s; cancelling it", self.device_id, timeout_s)
+            log.warning("%s did not end within %.0f s; cancelling it", self.client_id, timeout_s)
             if self._task is not None:
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
 
+    def _on_model_change(self, model: DeviceModel) -> None:
+        # A device with its own link drops it when it goes dark, and comes back when lit.
+        if not self.gateway and (not model.condition.online or self._client is None):
+            self._wake.set()
+
+    def _dark(self) -> bool:
+        return not self.gateway and not self.models[0].condition.online
+
     async def run(self) -> None:
-        """Connect, report and reconnect until :meth:`stop` or :meth:`kill`."""
+        """Sample, connect, send and reconnect until :meth:`stop` or :meth:`kill`."""
         self._running = True
+        for model in self.models:
+            model.start_sampling()
         try:
             while not (self._stopping or self._killing):
                 self._wake.clear()  # the flags were just read; stop() and kill() set them first
-                if not self.condition.online:
-                    await self._sleep(DARK_POLL_S)
+                if self._dark():
+                    await self._sleep(DARK_POLL_S, until=lambda: not self._dark())
                     continue
                 end: SessionEnd = "lost"
                 try:
                     end = await self._session()
                 except (aiomqtt.MqttError, OSError) as err:
-                    log.debug("%s: connection failed or lost: %s", self.device_id, err)
+                    log.debug("%s: connection failed or lost: %s", self.client_id, err)
                 if end == "lost":
                     await self._sleep(self._backoff.next_s())
         finally:
+            for model in self.models:
+                model.stop_sampling()
             self._running = False
             self._finished.set()
 
-    async def _sleep(self, delay_s: float) -> bool:
-        """Sleep up to ``delay_s``; True when woken early (stop, kill or a lost link)."""
-        if self._wake.is_set():
-            return True
-        try:
-            async with asyncio.timeout(max(0.0, delay_s)):
-                await self._wake.wait()
-        except TimeoutError:
-            return False
+    async def _sleep(self, delay_s: float, until: Callable[[], bool] | None = None) -> bool:
+        """Sleep up to ``delay_s``; True when stop, kill or ``until()`` cut it short."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, delay_s)
+        while not (self._stopping or self._killing or (until is not None and until())):
+            self._wake.clear()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._wake.wait()
+            except TimeoutError:
+                return False
         return True
 
     def _make_client(self) -> aiomqtt.Client:
         e = self.endpoint
-        will = aiomqtt.Will(
-            self._status_topic,
-            encode({"device_id": self.device_id, "state": "offline", "reason": "will"}),
-            qos=1,
-            retain=True,
-        )
+        will = None
+        if not self.gateway:
+            last = self.models[0].will()
+            will = aiomqtt.Will(last.topic, last.payload, qos=1, retain=True)
         return aiomqtt.Client(
             e.host,
             e.port,
@@ -228,6 +226,7 @@ class SimulatedDevice:
             will=will,
             clean_session=None if e.protocol == 5 else True,
             keepalive=self.keepalive_s,
+            tls_params=e.tls_parameters(),
         )
 
     async def _session(self) -> SessionEnd:
@@ -241,31 +240,43 @@ class SimulatedDevice:
                     raise
             self._begin_session(client)
             end: SessionEnd = "lost"
+            feeders: list[asyncio.Task[None]] = []
             try:
-                await client.publish(self._meta_topic, encode(self.birth_record()), 1, True)
-                await self._publish_status(client, DeviceState.ONLINE)
+                if not self.gateway:
+                    model = self.models[0]
+                    await self._publish(client, model.birth())
+                    await self._publish(client, model.status(DeviceState.ONLINE))
                 self._backoff.reset()
-                end = await self._report(client)
+                feeders = [
+                    asyncio.create_task(self._feed(client, m), name=f"feed-{m.device_id}")
+                    for m in self.models
+                ]
+                end = await self._supervise(feeders)
                 if end == "stop":
-                    await self._publish_status(client, DeviceState.OFFLINE, reason="stopped")
+                    await self._drain(feeders)
+                    await self._sign_off(client)
+                    return end
+                await _cancel(feeders)
+                if end in ("kill", "dark"):
+                    await self._drop_link(client)
                 return end
             except asyncio.CancelledError:
+                await _cancel(feeders)
                 end = "stop"
                 await self._offline_on_cancel(client)
                 raise
             finally:
+                await _cancel(feeders)  # a feeder's failure ended the session: stop the rest
                 self._client = None
-                self.counters.connected -= 1
+                self.counters.connected -= len(self.models)
                 if end == "lost":
                     self.counters.connection_losses += 1
 
     def _begin_session(self, client: aiomqtt.Client) -> None:
         self._client = client
         self._lost = False
-        if not (self._stopping or self._killing):
-            self._wake.clear()
         self.counters.connects += 1
-        self.counters.connected += 1
+        self.counters.connected += len(self.models)
         # aiomqtt completes this future when the link ends; it is the only way it tells.
         client._disconnected.add_done_callback(lambda f: self._on_link_end(client, f))
 
@@ -276,52 +287,72 @@ class SimulatedDevice:
             self._lost = True
             self._wake.set()
 
-    async def _report(self, client: aiomqtt.Client) -> SessionEnd:
-        loop = asyncio.get_running_loop()
-        period = self.real_interval_s
-        next_at = loop.time() + self._rng.uniform(0, period)  # spread a fleet's readings
+    async def _supervise(self, feeders: list[asyncio.Task[None]]) -> SessionEnd:
+        """Wait until the session has to end, and say why."""
+        for feeder in feeders:
+            feeder.add_done_callback(self._feeder_done)
         while True:
-            if await self._sleep(next_at - loop.time()):
-                end = self._why_woken()
-                if end is None:
-                    continue
-                if end in ("kill", "dark"):
-                    await self._drop_link(client)
-                return end
-            if not self.condition.online:
-                await self._drop_link(client)
+            if self._killing:
+                return "kill"
+            if self._stopping:
+                return "stop"
+            if self._lost:
+                return "lost"
+            if self._dark():
                 return "dark"
-            await self._publish_reading(client)
-            next_at += period
-            behind = loop.time() - next_at
-            if behind > 0:  # a slow broker or loop: skip the missed ticks, never burst
-                next_at += period * (behind // period + 1)
+            for feeder in feeders:
+                if feeder.done() and not feeder.cancelled() and feeder.exception() is not None:
+                    raise feeder.exception()  # type: ignore[misc]
+            self._wake.clear()
+            await self._wake.wait()
 
-    def _why_woken(self) -> SessionEnd | None:
-        if self._killing:
-            return "kill"
-        if self._stopping:
-            return "stop"
-        if self._lost:
-            return "lost"
-        self._wake.clear()
-        return None
+    def _feeder_done(self, _: asyncio.Task[None]) -> None:
+        self._wake.set()
 
-    async def _publish_reading(self, client: aiomqtt.Client) -> None:
-        reading = {"device_id": self.device_id, "ts": wall_clock_ts(), "seq": self.seq}
-        reading.update(self.values.reading(self.clock.now()))
-        self.seq += 1
-        await client.publish(self._reading_topic, encode(reading), qos=1)
-        self.counters.published += 1
+    async def _feed(self, client: aiomqtt.Client, model: DeviceModel) -> None:
+        """Send one device's outbox in order; on a gateway, announce its state changes too."""
+        announced = None if self.gateway else DeviceState.ONLINE
+        while True:
+            if self.gateway:
+                state = DeviceState.ONLINE if model.condition.online else DeviceState.OFFLINE
+                if state is not announced:
+                    if state is DeviceState.ONLINE:
+                        await self._publish(client, model.birth())
+                    reason = None if state is DeviceState.ONLINE else "unreachable"
+                    await self._publish(client, model.status(state, reason))
+                    announced = state
+            taken = model.outbox.peek()
+            if taken is None:
+                if self._draining:
+                    return
+                model.ready.clear()
+                await model.ready.wait()
+                continue
+            item, count = taken
+            try:
+                await self._publish(client, item)
+            except BaseException:
+                model.outbox.release()
+                raise
+            model.outbox.commit(count)
+            self.counters.published += item.readings
 
-    async def _publish_status(
-        self, client: aiomqtt.Client, state: DeviceState, *, reason: str | None = None
-    ) -> None:
-        status: dict[str, Any] = {"device_id": self.device_id, "state": state.value}
-        status["ts"] = wall_clock_ts()
-        if reason is not None:
-            status["reason"] = reason
-        await client.publish(self._status_topic, encode(status), qos=1, retain=True)
+    async def _publish(self, client: aiomqtt.Client, item: Outgoing) -> None:
+        await client.publish(item.topic, item.payload, qos=1, retain=item.retain)
+        self.counters.messages += 1
+        if self.observer is not None:
+            self.observer(item)
+
+    async def _drain(self, feeders: list[asyncio.Task[None]]) -> None:
+        """A clean stop: the feeders send what is queued (nothing cut off mid-flight), then end."""
+        self._draining = True
+        for model in self.models:
+            model.ready.set()
+        await asyncio.gather(*feeders)
+
+    async def _sign_off(self, client: aiomqtt.Client) -> None:
+        for model in self.models:
+            await self._publish(client, model.status(DeviceState.OFFLINE, "stopped"))
 
     async def _offline_on_cancel(self, client: aiomqtt.Client) -> None:
         # Cancelled without stop(): still leave a truthful retained status behind.
@@ -329,7 +360,8 @@ class SimulatedDevice:
             return
         with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
             async with asyncio.timeout(OFFLINE_PUBLISH_TIMEOUT_S):
-                await self._publish_status(client, DeviceState.OFFLINE, reason="stopped")
+                for model in self.models:
+                    await self._publish(client, model.status(DeviceState.OFFLINE, "stopped"))
 
     async def _drop_link(self, client: aiomqtt.Client) -> None:
         """End the TCP connection without DISCONNECT, as a power cut would; wait for it to end.
@@ -342,3 +374,87 @@ class SimulatedDevice:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
         await asyncio.wait([client._disconnected], timeout=DROP_WAIT_S)
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class SimulatedDevice(Link):
+    """One device on a connection of its own, with its will."""
+
+    def __init__(
+        self,
+        spec: DeviceSpec,
+        endpoint: MqttEndpoint,
+        *,
+        topics: Topics | None = None,
+        clock: SimClock | None = None,
+        condition: DeviceCondition | None = None,
+        counters: Counters | None = None,
+        connect_gate: asyncio.Semaphore | None = None,
+        client_id: str | None = None,
+        keepalive_s: int = 60,
+        outbox_limit: int = DEFAULT_LIMIT,
+        interval_s: float | None = None,
+        observer: Observer | None = None,
+    ) -> None:
+        self.model = DeviceModel(
+            spec,
+            topics=topics,
+            clock=clock,
+            condition=condition,
+            outbox_limit=outbox_limit,
+            interval_s=interval_s,
+        )
+        super().__init__(
+            [self.model],
+            endpoint,
+            client_id=client_id or f"sim-{spec.device_id}-{secrets.token_hex(4)}",
+            gateway=False,
+            counters=counters,
+            connect_gate=connect_gate,
+            keepalive_s=keepalive_s,
+            observer=observer,
+        )
+        self.kind = self.model.kind
+        self.device_id = self.model.device_id
+
+    @property
+    def condition(self) -> DeviceCondition:
+        return self.model.condition
+
+    @property
+    def seq(self) -> int:
+        return self.model.seq
+
+    def birth_record(self) -> dict[str, Any]:
+        return self.model.birth_record()
+
+
+class Gateway(Link):
+    """Many devices on one connection (no per-device wills: see the module docstring)."""
+
+    def __init__(
+        self,
+        models: Sequence[DeviceModel],
+        endpoint: MqttEndpoint,
+        *,
+        gateway_id: str,
+        counters: Counters | None = None,
+        connect_gate: asyncio.Semaphore | None = None,
+        keepalive_s: int = 60,
+        observer: Observer | None = None,
+    ) -> None:
+        super().__init__(
+            models,
+            endpoint,
+            client_id=f"gw-{gateway_id}-{secrets.token_hex(4)}",
+            gateway=True,
+            counters=counters,
+            connect_gate=connect_gate,
+            keepalive_s=keepalive_s,
+            observer=observer,
+        )

@@ -1,8 +1,11 @@
 """Many simulated devices on one event loop: the province's fleet, or any iterable of devices.
 
-Connections open through a semaphore (``connect_concurrency``), so thousands of devices come up
-without a connection storm, and every reconnection after a broker restart goes through the
-same gate. A progress line (devices connected, readings per second) goes out every few seconds.
+Each device gets a connection of its own (its will marks it offline when it dies), or, with
+``gateway_size`` N > 0, devices share one connection per N of them (see ``simulators.device``:
+a gateway cannot leave per-device wills). Connections open through a semaphore
+(``connect_concurrency``), so thousands of devices come up without a connection storm, and
+every reconnection after a broker restart goes through the same gate. A progress line (devices
+connected, readings per second, readings waiting for the broker) goes out every few seconds.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from itertools import islice
 from devices.endpoint import MqttEndpoint
 from devices.topics import DEFAULT_ROOT, Topics
 from simulators.clock import SimClock
-from simulators.device import Counters, DeviceSpec, SimulatedDevice
+from simulators.device import Counters, Gateway, Link, Observer, SimulatedDevice
+from simulators.model import DeviceModel, DeviceSpec
+from simulators.outbox import DEFAULT_LIMIT
 from simulators.values import SOURCES
 
 log = logging.getLogger(__name__)
@@ -37,48 +42,105 @@ class Fleet:
         *,
         topics: Topics | None = None,
         speed: float = 1.0,
+        clock: SimClock | None = None,
         connect_concurrency: int = DEFAULT_CONNECT_CONCURRENCY,
+        gateway_size: int = 0,
+        outbox_limit: int = DEFAULT_LIMIT,
+        observer: Observer | None = None,
     ) -> None:
-        self.clock = SimClock(speed=speed)
+        if gateway_size < 0:
+            raise ValueError(
+                f"gateway size must be 0 (a connection per device) or more, not {gateway_size}"
+            )
+        self.clock = clock or SimClock(speed=speed)
         self.counters = Counters()
         self.skipped = 0  # kinds the fleet does not simulate (probes drive their own routes)
         gate = asyncio.Semaphore(connect_concurrency)
-        self.devices: dict[str, SimulatedDevice] = {}
+        self.devices: dict[str, SimulatedDevice] = {}  # devices with a link of their own
+        self.models: dict[str, DeviceModel] = {}  # every device, whatever carries it
+        self.links: list[Link] = []
+        self.link_of: dict[str, Link] = {}
+        pending: list[DeviceModel] = []
         for spec in specs:
             if spec.kind not in SOURCES:
                 self.skipped += 1
                 continue
-            self.devices[spec.device_id] = SimulatedDevice(
-                spec,
-                endpoint,
-                topics=topics,
-                clock=self.clock,
-                counters=self.counters,
-                connect_gate=gate,
+            if spec.device_id in self.models:
+                raise ValueError(f"device {spec.device_id} appears twice in the fleet")
+            if gateway_size == 0:
+                device = SimulatedDevice(
+                    spec,
+                    endpoint,
+                    topics=topics,
+                    clock=self.clock,
+                    counters=self.counters,
+                    connect_gate=gate,
+                    outbox_limit=outbox_limit,
+                    observer=observer,
+                )
+                self.devices[spec.device_id] = device
+                self._add(device)
+                continue
+            pending.append(
+                DeviceModel(spec, topics=topics, clock=self.clock, outbox_limit=outbox_limit)
+            )
+        for i in range(0, len(pending), max(gateway_size, 1)):
+            group = pending[i : i + gateway_size]
+            self._add(
+                Gateway(
+                    group,
+                    endpoint,
+                    gateway_id=f"{len(self.links) + 1:04d}",
+                    counters=self.counters,
+                    connect_gate=gate,
+                    observer=observer,
+                )
             )
 
+    def _add(self, link: Link) -> None:
+        self.links.append(link)
+        for model in link.models:
+            self.models[model.device_id] = model
+            self.link_of[model.device_id] = link
+
+    def __len__(self) -> int:
+        return len(self.models)
+
     def start(self) -> None:
-        for device in self.devices.values():
-            device.start()
+        for link in self.links:
+            link.start()
 
     async def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
-        """Every device publishes its retained ``offline`` and disconnects."""
-        await asyncio.gather(*(d.stop(timeout_s) for d in self.devices.values()))
+        """Every device sends what it holds, publishes retained ``offline`` and disconnects."""
+        await asyncio.gather(*(link.stop(timeout_s) for link in self.links))
+
+    def poke(self, device_id: str) -> None:
+        """A scenario changed this device's condition: let its link act on it now."""
+        self.link_of[device_id].poke()
+
+    def buffered(self) -> int:
+        """Messages made and not yet acknowledged by the broker, over the whole fleet."""
+        return sum(len(m.outbox) for m in self.models.values())
+
+    def dropped(self) -> int:
+        """Readings lost to full outboxes."""
+        return sum(m.outbox.dropped for m in self.models.values())
 
     def progress_line(self, msgs_per_s: float | None = None) -> str:
         c = self.counters
         rate = "stopped" if msgs_per_s is None else f"{msgs_per_s:.0f} msg/s"
         return (
-            f"fleet: {c.connected}/{len(self.devices)} connected, {rate}, "
-            f"{c.published} readings, {c.connection_losses} losses, "
-            f"{c.connect_failures} failed connects"
+            f"fleet: {c.connected}/{len(self.models)} connected, {rate}, "
+            f"{c.published} readings, {self.buffered()} buffered, {self.dropped()} dropped, "
+            f"{c.connection_losses} losses, {c.connect_failures} failed connects"
         )
 
 
 async def run_fleet(
     devices: Iterable[DeviceSpec],
     *,
-    mqtt_url: str,
+    mqtt_url: str | None = None,
+    endpoint: MqttEndpoint | None = None,
     topic_root: str = DEFAULT_ROOT,
     speed: float = 1.0,
     limit: int | None = None,
@@ -87,13 +149,17 @@ async def run_fleet(
     stop_event: asyncio.Event | None = None,
     connect_concurrency: int = DEFAULT_CONNECT_CONCURRENCY,
     progress_every_s: float = DEFAULT_PROGRESS_EVERY_S,
+    gateway_size: int = 0,
 ) -> Counters:
     """Run ``devices`` (the first ``limit`` of them) until ``stop_event`` is set or cancelled.
 
     Either way every device publishes retained ``offline`` and disconnects before this returns
     (or re-raises the cancellation). Returns the fleet's final counters.
     """
-    endpoint = MqttEndpoint.parse(mqtt_url, protocol=protocol)
+    if endpoint is None:
+        if mqtt_url is None:
+            raise ValueError("run_fleet needs an mqtt_url or an endpoint")
+        endpoint = MqttEndpoint.parse(mqtt_url, protocol=protocol)
     specs = devices if limit is None else islice(devices, limit)
     fleet = Fleet(
         specs,
@@ -101,11 +167,22 @@ async def run_fleet(
         topics=Topics(topic_root),
         speed=speed,
         connect_concurrency=connect_concurrency,
+        gateway_size=gateway_size,
     )
     report = on_progress or (lambda line: log.info("%s", line))
     if fleet.skipped:
         log.info("fleet: %d devices of kinds it does not simulate left out", fleet.skipped)
-    stop_event = stop_event or asyncio.Event()
+    await run_until(fleet, stop_event or asyncio.Event(), report, progress_every_s)
+    return fleet.counters
+
+
+async def run_until(
+    fleet: Fleet,
+    stop_event: asyncio.Event,
+    report: Callable[[str], None],
+    progress_every_s: float = DEFAULT_PROGRESS_EVERY_S,
+) -> None:
+    """Start ``fleet``, report its progress until ``stop_event``, then stop it cleanly."""
     fleet.start()
     try:
         await _report_until(fleet, stop_event, report, progress_every_s)
@@ -113,7 +190,6 @@ async def run_fleet(
         # Also on cancellation: a clean shutdown leaves a truthful retained status per device.
         await asyncio.shield(fleet.stop())
         report(fleet.progress_line())
-    return fleet.counters
 
 
 async def _report_until(
