@@ -162,8 +162,8 @@ WITH a AS (
 )
 INSERT INTO alert_transitions (alert_id, seq, ts, event, actor, comment, payload)
 SELECT alert_id, last_seq, %(ts)s, %(event)s, %(actor)s, %(comment)s,
-       to_jsonb(a) - 'last_seq' || jsonb_build_object('event', %(event)s, 'seq', last_seq,
-           'ts', %(ts)s, 'actor', %(actor)s, 'comment', %(comment)s)
+       to_jsonb(a) - 'last_seq' || jsonb_build_object('event', %(event)s::text, 'seq', last_seq,
+           'ts', %(ts)s::timestamptz, 'actor', %(actor)s::text, 'comment', %(comment)s::text)
 FROM a RETURNING transition_id
 """
 
@@ -200,8 +200,8 @@ WITH a AS (
 )
 INSERT INTO alert_transitions (alert_id, seq, ts, event, actor, comment, payload)
 SELECT alert_id, 1, %(ts)s, 'opened', 'engine', %(comment)s,
-       to_jsonb(a) - 'last_seq' || jsonb_build_object('event', 'opened', 'seq', 1, 'ts', %(ts)s,
-           'actor', 'engine', 'comment', %(comment)s)
+       to_jsonb(a) - 'last_seq' || jsonb_build_object('event', 'opened', 'seq', 1,
+           'ts', %(ts)s::timestamptz, 'actor', 'engine', 'comment', %(comment)s::text)
 FROM a RETURNING alert_id
 """
 

@@ -1,0 +1,233 @@
+"""Helpers for the alert tests: an injectable clock, a real webhook server, an MQTT subscriber
+of the alert topics, and an engine running against the test's database and broker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import aiomqtt
+import psycopg
+
+from devices.codec import encode
+from devices.endpoint import MqttEndpoint
+from devices.kinds import Channel, Kind
+from devices.topics import Topics
+from ioc.scenario import load_into
+from processing.alerts.config import AlertConfig
+from processing.alerts.engine import AlertEngine
+from seeds import load_scenario
+from tests.conftest import wait_until
+
+
+class FakeClock:
+    """The engine's time: moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass
+class WebhookServer:
+    """A real HTTP server in a thread; answers ``status`` after ``delay_s``; records each POST."""
+
+    status: int = 200
+    delay_s: float = 0.0
+    received: list[dict[str, Any]] = field(default_factory=list)  # successful deliveries
+    attempts: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def events(self) -> list[tuple[int, str]]:
+        return [(p["alert_id"], p["event"]) for p in self.received]
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[WebhookServer]:
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                hook.attempts.append((time.monotonic(), body))
+                status, delay = hook.status, hook.delay_s
+                if delay:
+                    time.sleep(delay)
+                if status < 300:
+                    hook.received.append(body)
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+@dataclass
+class AlertSubscriber:
+    """Every message on the alert topics (an empty payload is a cleared retained alert)."""
+
+    messages: list[tuple[str, dict[str, Any] | None, bool]] = field(default_factory=list)
+
+    def events(self) -> list[tuple[str, str]]:
+        return [(p["rule"], p["event"]) for _, p, _ in self.messages if p is not None]
+
+    @contextlib.asynccontextmanager
+    async def running(self, mqtt_url: str, protocol: int, topics: Topics) -> AsyncIterator[None]:
+        e = MqttEndpoint.parse(mqtt_url, protocol=protocol)
+        subscribed = asyncio.Event()
+
+        async def listen() -> None:
+            async with aiomqtt.Client(e.host, e.port, protocol=e.protocol_version) as client:
+                await client.subscribe(topics.all_alerts(), qos=1)
+                subscribed.set()
+                async for m in client.messages:
+                    if "/test_marker/" in m.topic.value:
+                        continue
+                    raw = bytes(m.payload) if isinstance(m.payload, bytes | bytearray) else b""
+                    self.messages.append(
+                        (m.topic.value, json.loads(raw) if raw else None, bool(m.retain))
+                    )
+
+        task = asyncio.create_task(listen())
+        await asyncio.wait_for(subscribed.wait(), 10)
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def retained_alerts(mqtt_url: str, protocol: int, topics: Topics) -> dict[str, Any]:
+    """What a subscriber joining now is given: the retained alerts, by topic.
+
+    A marker published after subscribing arrives after every retained message, so its arrival
+    says the retained set is complete (no waiting on a timer)."""
+    e = MqttEndpoint.parse(mqtt_url, protocol=protocol)
+    marker = topics.alert("info", "test_marker", "end")
+    found: dict[str, Any] = {}
+    async with aiomqtt.Client(e.host, e.port, protocol=e.protocol_version) as client:
+        await client.subscribe(topics.all_alerts(), qos=1)
+        await client.publish(marker, b"{}", qos=1)
+        async with asyncio.timeout(10):
+            async for m in client.messages:
+                if m.topic.value == marker:
+                    return found
+                raw = bytes(m.payload) if isinstance(m.payload, bytes | bytearray) else b""
+                if m.retain and raw:
+                    found[m.topic.value] = json.loads(raw)
+    return found
+
+
+def load_places(database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        load_into(conn)
+
+
+def scenario_devices(kind: Kind, district: int | None = None) -> list[Any]:
+    return [
+        d
+        for d in load_scenario().devices()
+        if d.kind == kind and (district is None or d.meta["district_code"] == district)
+    ]
+
+
+@dataclass
+class Field:
+    """Publishes what devices would (birth, status, readings) straight onto the broker."""
+
+    client: aiomqtt.Client
+    topics: Topics
+    seq: dict[str, int] = field(default_factory=dict)
+
+    async def birth(self, device: Any) -> None:
+        topic = self.topics.device(device.kind, device.device_id, Channel.META)
+        await self.client.publish(topic, encode({**device.meta, "device_id": device.device_id}),
+                                  qos=1)  # fmt: skip
+
+    async def status(self, device: Any, state: str, reason: str = "reported") -> None:
+        payload = {"device_id": device.device_id, "state": state, "reason": reason,
+                   "ts": datetime.now(UTC).isoformat()}  # fmt: skip
+        topic = self.topics.device(device.kind, device.device_id, Channel.STATUS)
+        await self.client.publish(topic, encode(payload), qos=1)
+
+    async def reading(self, device: Any, **metrics: Any) -> None:
+        seq = self.seq.get(device.device_id, 0)
+        self.seq[device.device_id] = seq + 1
+        payload = {"device_id": device.device_id, "ts": datetime.now(UTC).isoformat(),
+                   "seq": seq, **metrics}  # fmt: skip
+        topic = self.topics.device(device.kind, device.device_id, Channel.TELEMETRY)
+        await self.client.publish(topic, encode(payload), qos=1)
+
+
+@contextlib.asynccontextmanager
+async def field_client(mqtt_url: str, protocol: int, topics: Topics) -> AsyncIterator[Field]:
+    e = MqttEndpoint.parse(mqtt_url, protocol=protocol)
+    async with aiomqtt.Client(e.host, e.port, protocol=e.protocol_version) as client:
+        yield Field(client, topics)
+
+
+def engine_config(database_url: str, mqtt_url: str, protocol: int, topics: Topics,
+                  **overrides: Any) -> AlertConfig:  # fmt: skip
+    settings: dict[str, Any] = {
+        "database_url": database_url, "mqtt_url": mqtt_url, "mqtt_protocol": protocol,
+        "topic_root": topics.root, "tick_s": 0.05, "telemetry_every_s": 0.1,
+        "retry_first_s": 2.0, "client_id": f"alerts-{topics.root.split('/')[0]}",
+    }  # fmt: skip
+    return AlertConfig(**(settings | overrides))
+
+
+@contextlib.asynccontextmanager
+async def running_engine(config: AlertConfig, clock: FakeClock) -> AsyncIterator[AlertEngine]:
+    engine = AlertEngine(config, clock=clock)
+    task = asyncio.create_task(engine.run())
+    await asyncio.wait_for(engine.ready.wait(), 20)
+    try:
+        yield engine
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def ticks(engine: AlertEngine, n: int = 3) -> None:
+    """Let the engine run ``n`` more evaluations (what it would do, it has then done)."""
+    target = engine.stats.ticks + n
+
+    async def done() -> bool:
+        return engine.stats.ticks >= target
+
+    await wait_until(done, timeout_s=20)
+
+
+def rows(url: str, sql: str, *params: object) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql, params).fetchall()
