@@ -6,7 +6,6 @@ status_events / telemetry → engine → alerts, transitions → outbox → MQTT
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from devices.endpoint import MqttEndpoint

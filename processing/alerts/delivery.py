@@ -133,6 +133,7 @@ def channels_for(config: AlertConfig) -> list[Channel]:
 class ChannelStats:
     delivered: int = 0
     failed: int = 0
+    rounds: int = 0  # looks at the outbox
 
 
 class Dispatcher:
@@ -186,6 +187,7 @@ class Dispatcher:
         """Start due heads of the queue; True when something was started."""
         self._inflight = {a: t for a, t in self._inflight.items() if not t.done()}
         rows = await pending(conn, self.channel.name)
+        self.stats.rounds += 1
         now = self.clock()
         heads: dict[int, Delivery] = {}
         for row in rows:
