@@ -6,6 +6,7 @@ status_events / telemetry → engine → alerts, transitions → outbox → MQTT
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from devices.endpoint import MqttEndpoint
@@ -137,7 +138,7 @@ async def test_a_flapping_tower_gives_one_alert_and_one_flapping_notice(
             for i in range(12):  # offline/online every 3 s for 36 s
                 state = "offline" if i % 2 == 0 else "online"
                 await field.status(tower, state)
-                await wait_until(lambda s=state: raised_is(engine, key, s == "offline"))
+                await wait_until(partial(raised_is, engine, key, state == "offline"))
                 clock.advance(3)
             await ticks(engine)
 
@@ -185,7 +186,7 @@ async def test_a_district_power_cut_is_one_grouped_alert_not_one_per_tower(
         for i, t in enumerate(towers):  # all of them within 43 s
             await field.status(t, "offline", "will")
             if i % 4 == 3:
-                await wait_until(lambda t=t: raised_is(engine, ("bts_offline", t.device_id), True))
+                await wait_until(partial(raised_is, engine, ("bts_offline", t.device_id), True))
                 clock.advance(4)
         await wait_until(
             lambda: raised_is(engine, ("bts_offline", towers[-1].device_id), True)
