@@ -2,5 +2,6 @@
 
 from ingest.config import IngestConfig
 from ingest.service import Ingester, IngestStats
+from store.writer import WriteMode
 
-__all__ = ["IngestConfig", "IngestStats", "Ingester"]
+__all__ = ["IngestConfig", "IngestStats", "Ingester", "WriteMode"]

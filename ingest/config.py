@@ -4,17 +4,43 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from store.writer import WriteMode
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IngestConfig:
     database_url: str
     mqtt_url: str
     topic_root: str = "ioc/v1"
+    # Stable per instance: the broker keeps the unacknowledged messages of this id's session.
     client_id: str = "ioc-ingest-1"
     shared_subscription: bool = False
     batch_size: int = 1000
     batch_age_s: float = 0.2
+    # Unacknowledged messages the broker may have in flight to us (MQTT 5 receive-maximum);
+    # 0 = two batches, so one fills while the other commits. It bounds the ingester's memory.
+    receive_maximum: int = 0
     max_payload_bytes: int = 256 * 1024
     max_future_s: float = 300.0
-    session_expiry_s: int = 3600
+    session_expiry_s: int = 7 * 24 * 3600
+    keepalive_s: int = 30
     protocol: int = 5  # 4 = MQTT 3.1.1 (amqtt), persistent session via clean_session=False
+    write_mode: WriteMode = WriteMode.DIRECT
+    metrics_port: int | None = None  # HTTP /metrics and /health; None = none
+    metrics_address: str = "127.0.0.1"
+    stop_grace_s: float = 15.0  # on SIGTERM, how long to keep trying to commit what is held
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch size must be at least 1, not {self.batch_size}")
+        if self.batch_age_s <= 0:
+            raise ValueError(f"batch age must be above 0 s, not {self.batch_age_s}")
+        if self.protocol not in (4, 5):
+            raise ValueError(f"MQTT protocol {self.protocol} is not 5 or 4 (3.1.1)")
+        if not 0 <= self.receive_maximum <= 65535:
+            raise ValueError(f"receive maximum {self.receive_maximum} is not within 0…65535")
+
+    @property
+    def window(self) -> int:
+        """Messages in flight from the broker to us, at most."""
+        return self.receive_maximum or min(65535, 2 * self.batch_size)

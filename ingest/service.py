@@ -1,52 +1,64 @@
 """MQTT → database: decode, validate, batch, commit, and only then acknowledge.
 
-A message is acknowledged to the broker after the transaction holding it has committed
-(paho's manual acknowledgement under aiomqtt), so a crash at any point leaves unacknowledged
-messages with the broker's persistent session, and the idempotent writer makes their
-redelivery harmless: at least once on the wire, exactly once on disk.
+A message is acknowledged to the broker after the transaction holding it has committed, so a
+crash at any point leaves unacknowledged messages with the broker's persistent session, and the
+idempotent writer makes their redelivery harmless: at least once on the wire, exactly once on
+disk. While the database is slow or down nothing is acknowledged, the broker stops sending
+once the receive window is full, and the batch is retried with backoff until it commits.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
-import aiomqtt
 import psycopg
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
-from devices.codec import Codec, MetaRecord, Readings, StatusRecord
-from devices.endpoint import MqttEndpoint
+from devices.codec import Codec, MetaRecord, Readings, Rejection, RejectReason, StatusRecord
 from devices.topics import Topics
 from ingest.config import IngestConfig
+from ingest.observe import IngestMetrics, serve_http
+from ingest.receiver import Message, Receiver
 from store.db import StoreUnavailable, aconnect
 from store.queries import known_device_ids
-from store.writer import Batch, write_batch
+from store.writer import TRANSIENT_ERRORS, Batch, WriteResult, registered_among, write_batch
 
 log = logging.getLogger("ioc.ingest")
+T = TypeVar("T")
 RETRY_MAX_S = 30.0
+PROGRESS_EVERY_S = 30.0
+# Errors that say "this data", not "this database": the batch is split until the one message
+# the database refuses is found and stored as a reject, so it cannot stall the consumer.
+_REFUSED = (psycopg.DataError, psycopg.IntegrityError)
 
 
 @dataclass(slots=True)
 class IngestStats:
     received: int = 0
     stored: int = 0
+    acked: int = 0
     duplicates: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     batches: int = 0
     state_changes: int = 0
+    fallbacks: int = 0
+
+
+class DatabaseGaveUp(RuntimeError):
+    """Stopping, and the database did not come back within the grace period."""
 
 
 class Ingester:
     def __init__(self, config: IngestConfig) -> None:
         self.config = config
         self.stats = IngestStats()
+        self.metrics = IngestMetrics()
         self._known: set[str] = set()
         self.codec = Codec(
             Topics(config.topic_root),
@@ -54,143 +66,216 @@ class Ingester:
             max_future=timedelta(seconds=config.max_future_s),
             is_known=self._known.__contains__,
         )
-        self._queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue(maxsize=config.batch_size * 2)
-        self.subscribed = asyncio.Event()
+        topics = Topics(config.topic_root)
+        subscription = (
+            topics.shared_all_devices() if config.shared_subscription else topics.all_devices()
+        )
+        self.receiver = Receiver(config, subscription)
+        self.subscribed = self.receiver.subscribed
+        self.database = DatabaseLink(config.database_url, self.metrics)
+        self._stop = asyncio.Event()
+        self._give_up_at: float | None = None
+        m = self.metrics
+        m.inflight.set_function(lambda: self.receiver.held + self._in_hand)
+        m.lag.set_function(self.lag_s)
+        m.broker_up.set_function(lambda: float(self.receiver.connected))
+        m.database_up.set_function(lambda: float(self.database.up))
+        self._pending_since: float | None = None  # oldest message of the batch being committed
+        self._in_hand = 0  # messages of the batch being committed
 
-    def add_to_batch(self, batch: Batch, topic: str, payload: bytes, now: datetime) -> None:
-        decoded = self.codec.decode(topic, payload, now)
-        record = decoded.record
-        if isinstance(record, Readings):
-            batch.readings[record.source.kind].extend(record.items)
-        elif isinstance(record, MetaRecord):
-            self._known.add(record.source.device_id)
-            batch.metas.append(record)
-        elif isinstance(record, StatusRecord):
-            batch.statuses.append(record)
-        batch.rejections.extend((now, r) for r in decoded.rejections)
-        batch.messages += 1
+    # -- control -----------------------------------------------------------------------
 
-    async def _next_batch(self) -> list[aiomqtt.Message]:
-        loop = asyncio.get_running_loop()
-        messages = [await self._queue.get()]
-        deadline = loop.time() + self.config.batch_age_s
-        while len(messages) < self.config.batch_size:
-            while not self._queue.empty() and len(messages) < self.config.batch_size:
-                messages.append(self._queue.get_nowait())
-            remaining = deadline - loop.time()
-            if remaining <= 0 or len(messages) >= self.config.batch_size:
-                break
-            try:
-                messages.append(await asyncio.wait_for(self._queue.get(), remaining))
-            except TimeoutError:
-                break
-        return messages
+    def request_stop(self) -> None:
+        """SIGTERM: finish the batch in hand, commit and ack what is held, then return."""
+        if not self._stop.is_set():
+            log.info("stopping: draining what is held")
+            self._give_up_at = time.monotonic() + self.config.stop_grace_s
+            self.database.give_up_at = self._give_up_at
+            self._stop.set()
 
-    async def _commit(self, conn: psycopg.AsyncConnection, *, batch: Batch) -> None:
-        result = await write_batch(conn, batch)
-        self.stats.stored += result.stored
-        self.stats.duplicates += result.duplicates
-        self.stats.state_changes += result.state_changes
-        self.stats.batches += 1
-        for _, rejection in batch.rejections:
-            self.stats.rejected[rejection.reason.value] += 1
+    def lag_s(self) -> float:
+        """Age of the oldest message taken from the broker and not yet committed."""
+        pending = time.monotonic() - self._pending_since if self._pending_since else 0.0
+        return max(pending, self.receiver.oldest_age_s())
 
-    async def _writer(self, client: aiomqtt.Client, database: DatabaseLink) -> None:
-        paho = client._client
-        while True:
-            messages = await self._next_batch()
-            now = datetime.now(UTC)
-            batch = Batch()
-            for message in messages:
-                payload = (
-                    bytes(message.payload)
-                    if isinstance(message.payload, (bytes, bytearray))
-                    else b""
-                )
-                self.add_to_batch(batch, message.topic.value, payload, now)
-            self.stats.received += len(messages)
-            await database.run(functools.partial(self._commit, batch=batch))
-            for message in messages:
-                if message.qos > 0:
-                    paho.ack(message.mid, message.qos)
+    def health(self) -> dict[str, Any]:
+        lag = self.lag_s()
+        limit = max(5.0, 10 * self.config.batch_age_s)
+        return {
+            "client_id": self.config.client_id,
+            "keeping_up": self.receiver.connected and self.database.up and lag < limit,
+            "broker_connected": self.receiver.connected,
+            "database_up": self.database.up,
+            "lag_s": round(lag, 3),
+            "lag_limit_s": limit,
+            "held": self.receiver.held,
+            "window": self.config.window,
+            "received": self.stats.received,
+            "stored": self.stats.stored,
+            "acked": self.stats.acked,
+            "duplicates": self.stats.duplicates,
+            "rejected": dict(self.stats.rejected),
+            "batches": self.stats.batches,
+        }
 
-    async def _reader(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
-            await self._queue.put(message)
+    # -- the loop ----------------------------------------------------------------------
 
     async def run(self) -> None:
-        database = DatabaseLink(self.config.database_url)
-        conn = await database.connection()
-        self._known.update(await known_device_ids(conn))
-        endpoint = MqttEndpoint.parse(self.config.mqtt_url)
-        topics = Topics(self.config.topic_root)
-        subscription = (
-            topics.shared_all_devices() if self.config.shared_subscription else topics.all_devices()
-        )
-        backoff = 0.5
-        while True:
-            client = self._client(endpoint)
-            client._client.manual_ack_set(True)
+        server = None
+        if self.config.metrics_port is not None:
             try:
-                async with client:
-                    # Resubscribe on every connection: a lost subscription is a silent stall.
-                    await client.subscribe(subscription, qos=1)
-                    self.subscribed.set()
-                    backoff = 0.5
-                    log.info("subscribed to %s as %s", subscription, self.config.client_id)
-                    async with asyncio.TaskGroup() as tasks:
-                        tasks.create_task(self._reader(client))
-                        tasks.create_task(self._writer(client, database))
-            except* aiomqtt.MqttError as group:
-                self.subscribed.clear()
-                self._drop_unacked()
-                log.warning(
-                    "broker connection lost (%s); reconnecting in %.1fs",
-                    group.exceptions[0],
-                    backoff,
+                server = serve_http(
+                    self.config.metrics_address, self.config.metrics_port, self.metrics, self.health
                 )
-                await asyncio.sleep(backoff)
-                backoff = min(RETRY_MAX_S, backoff * 2)
-
-    def _client(self, endpoint: MqttEndpoint) -> aiomqtt.Client:
-        common = {
-            "username": endpoint.username,
-            "password": endpoint.password,
-            "identifier": self.config.client_id,
-        }
-        if self.config.protocol == 5:
-            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            props.SessionExpiryInterval = self.config.session_expiry_s
-            # The broker keeps at most this many unacknowledged messages in flight to us.
-            props.ReceiveMaximum = min(65535, self.config.batch_size * 2)
-            return aiomqtt.Client(
-                endpoint.host,
-                endpoint.port,
-                **common,  # type: ignore[arg-type]
-                protocol=aiomqtt.ProtocolVersion.V5,
-                clean_start=False,
-                properties=props,
+                log.info("metrics on http://%s:%d/metrics", *server.server_address[:2])
+            except OSError as err:
+                log.warning("metrics port %d not served: %s", self.config.metrics_port, err)
+        self.receiver.start()
+        progress = asyncio.create_task(self._progress())
+        try:
+            self._known.update(await self.database.run(known_device_ids))
+            while not self._stop.is_set():
+                messages = await self._next_batch()
+                if messages:
+                    await self._store(messages)
+            # The batch in hand is committed; take what is held, commit it, ack it.
+            self.receiver.close_intake()
+            while held := self.receiver.take_now(self.config.batch_size):
+                await self._store(held)
+            log.info("stopped: every message taken is committed and acknowledged")
+        except DatabaseGaveUp:
+            log.warning(
+                "stopped with the database unavailable: %d messages left unacknowledged "
+                "with the broker, which redelivers them",
+                self.receiver.held,
             )
-        return aiomqtt.Client(
-            endpoint.host,
-            endpoint.port,
-            **common,  # type: ignore[arg-type]
-            protocol=aiomqtt.ProtocolVersion.V311,
-            clean_session=False,
-        )
+        finally:
+            progress.cancel()
+            await self.receiver.stop()
+            await self.database.close()
+            if server is not None:
+                server.shutdown()
 
-    def _drop_unacked(self) -> None:
-        # Messages taken but not acknowledged on a dead connection are redelivered by the
-        # broker when the session resumes; keeping them here would store them twice.
-        while not self._queue.empty():
-            self._queue.get_nowait()
+    async def _next_batch(self) -> list[Message]:
+        take = asyncio.ensure_future(
+            self.receiver.take(self.config.batch_size, self.config.batch_age_s)
+        )
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            done, _ = await asyncio.wait({take, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not take.done():
+                take.cancel()
+        return take.result() if take in done else []
+
+    def _decode(self, messages: list[Message], now: datetime) -> Batch:
+        batch = Batch()
+        for message in messages:
+            decoded = self.codec.decode(message.topic, message.payload, now)
+            record = decoded.record
+            if isinstance(record, Readings):
+                batch.readings[record.source.kind].extend(record.items)
+            elif isinstance(record, MetaRecord):
+                self._known.add(record.source.device_id)
+                batch.metas.append(record)
+            elif isinstance(record, StatusRecord):
+                batch.statuses.append(record)
+            batch.rejections.extend((now, r) for r in decoded.rejections)
+            batch.messages += 1
+        return batch
+
+    async def _commit(
+        self, conn: psycopg.AsyncConnection, messages: list[Message]
+    ) -> tuple[Batch, WriteResult]:
+        now = datetime.now(UTC)
+        batch = self._decode(messages, now)
+        unknown = sorted(
+            {r.device_id for _, r in batch.rejections
+             if r.reason is RejectReason.UNKNOWN_DEVICE and r.device_id}
+        )
+        # Another ingester of the group may have registered them since we last looked.
+        if unknown and (found := await registered_among(conn, unknown)):
+            self._known.update(found)
+            batch = self._decode(messages, now)
+        return batch, await write_batch(conn, batch, mode=self.config.write_mode)
+
+    async def _store(self, messages: list[Message]) -> None:
+        self._pending_since, self._in_hand = messages[0].received, len(messages)
+        started = time.perf_counter()
+        try:
+            batch, result = await self.database.run(lambda conn: self._commit(conn, messages))
+        except _REFUSED as err:
+            await self._split(messages, err)
+            return
+        finally:
+            self._pending_since, self._in_hand = None, 0
+        self._account(messages, batch, result, time.perf_counter() - started)
+
+    async def _split(self, messages: list[Message], err: psycopg.Error) -> None:
+        if len(messages) > 1:
+            half = len(messages) // 2
+            await self._store(messages[:half])
+            await self._store(messages[half:])
+            return
+        (message,) = messages
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        log.warning("database refused the message on %s: %s", message.topic, first)
+        refused = Batch(messages=1)
+        refused.rejections.append(
+            (
+                datetime.now(UTC),
+                Rejection(RejectReason.SCHEMA, f"database refused it: {first}", message.topic,
+                          message.payload),
+            )
+        )
+        started = time.perf_counter()
+        result = await self.database.run(lambda conn: write_batch(conn, refused))
+        self._account(messages, refused, result, time.perf_counter() - started)
+
+    def _account(
+        self, messages: list[Message], batch: Batch, result: WriteResult, seconds: float
+    ) -> None:
+        acked = self.receiver.ack(messages)
+        s, m = self.stats, self.metrics
+        s.received += len(messages)
+        s.acked += len(messages)  # counted as settled even when a reconnect voided the PUBACK
+        s.stored += result.stored
+        s.duplicates += result.duplicates
+        s.state_changes += result.state_changes
+        s.fallbacks += result.fallbacks
+        s.batches += 1
+        m.received.inc(len(messages))
+        m.acked.inc(acked)
+        m.stored.inc(result.stored)
+        m.duplicates.inc(result.duplicates)
+        m.fallbacks.inc(result.fallbacks)
+        m.batch_messages.observe(len(messages))
+        m.commit_seconds.observe(seconds)
+        m.last_commit.set_to_current_time()
+        for _, rejection in batch.rejections:
+            s.rejected[rejection.reason.value] += 1
+            m.rejected.labels(rejection.reason.value).inc()
+
+    async def _progress(self) -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_EVERY_S)
+            h = self.health()
+            log.info(
+                "progress: %d received, %d stored, %d rejected, lag %.1fs",
+                h["received"], h["stored"], sum(h["rejected"].values()), h["lag_s"],
+                extra={k: v for k, v in h.items() if k != "rejected"},
+            )
 
 
 class DatabaseLink:
     """One async connection, reopened with backoff; the batch is retried, never dropped."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, metrics: IngestMetrics | None = None) -> None:
         self.url = url
+        self.metrics = metrics
+        self.up = False
+        self.give_up_at: float | None = None
         self._conn: psycopg.AsyncConnection | None = None
 
     async def connection(self) -> psycopg.AsyncConnection:
@@ -198,16 +283,32 @@ class DatabaseLink:
             self._conn = await aconnect(self.url)
         return self._conn
 
-    async def run(self, work: Callable[[psycopg.AsyncConnection], Awaitable[None]]) -> None:
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    async def run(self, work: Callable[[psycopg.AsyncConnection], Awaitable[T]]) -> T:
         backoff = 0.2
         while True:
             try:
-                await work(await self.connection())
-                return
-            except (psycopg.OperationalError, StoreUnavailable) as err:
-                log.warning("database unavailable (%s); retrying in %.1fs", err, backoff)
-                if self._conn is not None:
-                    await self._conn.close()
-                    self._conn = None
-                await asyncio.sleep(backoff)
-                backoff = min(RETRY_MAX_S, backoff * 2)
+                result = await work(await self.connection())
+                self.up = True
+                return result
+            except TRANSIENT_ERRORS as err:
+                log.info("batch met another writer (%s); retrying", type(err).__name__)
+                wait = 0.0
+            except (psycopg.OperationalError, psycopg.InterfaceError, StoreUnavailable) as err:
+                self.up = False
+                first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+                log.warning("database unavailable (%s); retrying in %.1fs", first, backoff)
+                await self.close()
+                wait, backoff = backoff, min(RETRY_MAX_S, backoff * 2)
+            if self.metrics is not None:
+                self.metrics.retries.inc()
+            if self.give_up_at is not None:
+                left = self.give_up_at - time.monotonic()
+                if left <= 0:
+                    raise DatabaseGaveUp
+                wait = min(wait, left)
+            await asyncio.sleep(wait)

@@ -140,12 +140,21 @@ def ingest_config(settings: Settings, client_id: str | None = None, shared: bool
 def ingest(
     client_id: Annotated[str | None, typer.Option(help="stable MQTT client id")] = None,
     shared: Annotated[bool, typer.Option(help="join the $share/ioc-ingest group")] = False,
+    instances: Annotated[int, typer.Option(help="N ingesters on the shared subscription")] = 1,
+    stats: Annotated[bool, typer.Option("--stats", help="ask running ones: keeping up?")] = False,
+    metrics_port: Annotated[
+        int, typer.Option(envvar="IOC_INGEST_METRICS_PORT", help="/metrics, /health; 0: none")
+    ] = 9464,
+    log_json: Annotated[bool, typer.Option("--log-json", help="one JSON object a line")] = False,
 ) -> None:
-    """Run an ingester: MQTT → database."""
-    from ingest.service import Ingester
+    """Run an ingester: MQTT → database (SIGTERM drains, commits and acks, then exits 0)."""
+    from ioc.cli_ingest import ingest_command
 
     _logging()
-    asyncio.run(Ingester(ingest_config(_settings(), client_id, shared)).run())
+    ingest_command(
+        lambda: ingest_config(_settings(), client_id, shared or instances > 1),
+        instances=instances, stats=stats, metrics_port=metrics_port, log_json=log_json,
+    )
 
 
 @app.command()

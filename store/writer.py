@@ -1,15 +1,21 @@
 """The ingest write path: one transaction per batch, binary COPY, idempotent on (device, ts, seq).
 
-Readings are copied into a per-connection staging table and moved with
-``INSERT … ON CONFLICT DO NOTHING``, so a batch redelivered after a crash stores nothing twice.
-The caller acknowledges the batch's MQTT messages only after :func:`write_batch` returns.
+Readings are copied straight into their table inside a savepoint (``WriteMode.DIRECT``): the
+common case, a batch seen for the first time, costs one COPY. When the batch holds a reading
+that is already stored (a redelivery after a crash) the unique index refuses the COPY, the
+savepoint rolls back and the batch goes the idempotent way: COPY into a staging table, then
+``INSERT … ON CONFLICT DO NOTHING``. ``WriteMode.STAGED`` always goes that way
+(``bench/ingest.py`` measures both). The caller acknowledges the batch's MQTT messages only
+after :func:`write_batch` returns.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import msgspec
@@ -18,9 +24,45 @@ import psycopg
 from devices.codec import MetaRecord, Rejection, StatusRecord
 from devices.kinds import Kind
 from store.registry import UPSERT_DEVICE, device_row
-from store.tables import READING_TABLES
+from store.tables import READING_TABLES, ReadingTable
 
-_STAGED: set[tuple[int, str]] = set()
+# Temporary tables live as long as their connection: remember which ones each has made.
+_STAGED: weakref.WeakKeyDictionary[psycopg.AsyncConnection, set[str]] = (
+    weakref.WeakKeyDictionary()
+)
+
+# Errors that a retry of the whole batch clears: the database is not down, two writers met.
+TRANSIENT_ERRORS: tuple[type[psycopg.Error], ...] = (
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.SerializationFailure,
+    psycopg.errors.LockNotAvailable,
+)
+
+# ``last_seen`` at one-second resolution: a batch does not rewrite the rows of devices heard
+# from a moment ago, and SKIP LOCKED means two ingesters never wait on (or deadlock over) them.
+_TOUCH_DEVICES = """
+UPDATE devices d SET last_seen = now()
+FROM (SELECT device_id FROM devices
+      WHERE device_id = ANY(%s) AND (last_seen IS NULL OR last_seen < now() - interval '1 second')
+      ORDER BY device_id FOR UPDATE SKIP LOCKED) AS due
+WHERE d.device_id = due.device_id
+"""
+
+_APPLY_STATUS = """
+WITH changed AS (
+    UPDATE devices SET state = %(state)s, state_since = %(ts)s, state_reason = %(reason)s,
+        last_seen = CASE WHEN %(state)s = 'online' THEN now() ELSE last_seen END
+    WHERE device_id = %(id)s AND state IS DISTINCT FROM %(state)s
+      AND (state_since IS NULL OR state_since <= %(ts)s)
+    RETURNING device_id)
+INSERT INTO status_events (ts, device_id, state, reason)
+SELECT %(ts)s, device_id, %(state)s, %(reason)s FROM changed
+"""
+
+
+class WriteMode(StrEnum):
+    DIRECT = "direct"  # COPY into the table; the staged way only when a duplicate is met
+    STAGED = "staged"  # always COPY into staging, then INSERT … ON CONFLICT DO NOTHING
 
 
 @dataclass(slots=True)
@@ -41,51 +83,54 @@ class WriteResult:
     duplicates: int
     rejected: int
     state_changes: int
+    fallbacks: int = 0  # tables whose direct COPY met a stored reading
 
 
 async def _ensure_staging(conn: psycopg.AsyncConnection, table: str) -> str:
     stage = f"stage_{table}"
-    key = (id(conn), table)
-    if key not in _STAGED:
+    made = _STAGED.setdefault(conn, set())
+    if table not in made:
         await conn.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table} INCLUDING DEFAULTS)"
             " ON COMMIT DELETE ROWS"
         )
-        _STAGED.add(key)
+        made.add(table)
     return stage
 
 
-async def _copy_readings(conn: psycopg.AsyncConnection, kind: Kind, items: list[Any]) -> int:
-    table = READING_TABLES[kind]
+async def _copy(
+    cur: psycopg.AsyncCursor[Any], into: str, table: ReadingTable, items: list[Any]
+) -> None:
+    columns = ", ".join(table.columns)
+    async with cur.copy(f"COPY {into} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(list(table.copy_types))
+        astuple = msgspec.structs.astuple
+        for item in items:
+            await copy.write_row(astuple(item))
+
+
+async def _copy_staged(conn: psycopg.AsyncConnection, table: ReadingTable, items: list[Any]) -> int:
     stage = await _ensure_staging(conn, table.name)
     cur = conn.cursor()
-    columns = ", ".join(table.columns)
-    async with cur.copy(f"COPY {stage} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(list(table.copy_types))
-        for item in items:
-            await copy.write_row(msgspec.structs.astuple(item))
+    await _copy(cur, stage, table, items)
+    # Each kind's staging table is filled once per batch; ON COMMIT DELETE ROWS empties it.
     await cur.execute(f"INSERT INTO {table.name} SELECT * FROM {stage} ON CONFLICT DO NOTHING")
-    return cur.rowcount
+    return max(cur.rowcount, 0)
 
 
-async def _apply_status(conn: psycopg.AsyncConnection, status: StatusRecord) -> bool:
-    cur = await conn.execute(
-        "WITH changed AS ("
-        " UPDATE devices SET state = %(state)s, state_since = %(ts)s, state_reason = %(reason)s,"
-        "   last_seen = CASE WHEN %(state)s = 'online' THEN now() ELSE last_seen END"
-        " WHERE device_id = %(id)s AND state IS DISTINCT FROM %(state)s"
-        "   AND (state_since IS NULL OR state_since <= %(ts)s)"
-        " RETURNING device_id)"
-        " INSERT INTO status_events (ts, device_id, state, reason)"
-        " SELECT %(ts)s, device_id, %(state)s, %(reason)s FROM changed",
-        {
-            "id": status.source.device_id,
-            "state": status.state.value,
-            "ts": status.ts,
-            "reason": status.reason,
-        },
-    )
-    return cur.rowcount > 0
+async def _copy_readings(
+    conn: psycopg.AsyncConnection, kind: Kind, items: list[Any], mode: WriteMode
+) -> tuple[int, bool]:
+    """Rows stored, and whether the direct way fell back to the staged one."""
+    table = READING_TABLES[kind]
+    if mode is WriteMode.DIRECT:
+        try:
+            async with conn.transaction():  # a savepoint inside the batch's transaction
+                await _copy(conn.cursor(), table.name, table, items)
+            return len(items), False
+        except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected):
+            pass
+    return await _copy_staged(conn, table, items), mode is WriteMode.DIRECT
 
 
 async def _copy_rejections(
@@ -100,24 +145,43 @@ async def _copy_rejections(
             await copy.write_row(row)
 
 
-async def write_batch(conn: psycopg.AsyncConnection, batch: Batch) -> WriteResult:
+async def write_batch(
+    conn: psycopg.AsyncConnection, batch: Batch, *, mode: WriteMode = WriteMode.DIRECT
+) -> WriteResult:
     """Store a batch in one transaction; returns what was stored and what was already there."""
-    stored = copied = changes = 0
+    stored = copied = changes = fallbacks = 0
     async with conn.transaction():
         for meta in batch.metas:
             await conn.execute(UPSERT_DEVICE, device_row(meta.source.kind, meta.document))
         for status in batch.statuses:
-            changes += await _apply_status(conn, status)
-        seen: list[str] = []
+            cur = await conn.execute(
+                _APPLY_STATUS,
+                {
+                    "id": status.source.device_id,
+                    "state": status.state.value,
+                    "ts": status.ts,
+                    "reason": status.reason,
+                },
+            )
+            changes += cur.rowcount > 0
+        seen: set[str] = set()
         for kind, items in batch.readings.items():
             if items:
                 copied += len(items)
-                stored += await _copy_readings(conn, kind, items)
-                seen.extend({item.device_id for item in items})
+                rows, fell_back = await _copy_readings(conn, kind, items, mode)
+                stored += rows
+                fallbacks += fell_back
+                seen.update(item.device_id for item in items)
         if seen:
-            await conn.execute(
-                "UPDATE devices SET last_seen = now() WHERE device_id = ANY(%s)", (seen,)
-            )
+            await conn.execute(_TOUCH_DEVICES, (sorted(seen),))
         if batch.rejections:
             await _copy_rejections(conn, batch.rejections)
-    return WriteResult(stored, copied - stored, len(batch.rejections), changes)
+    return WriteResult(stored, copied - stored, len(batch.rejections), changes, fallbacks)
+
+
+async def registered_among(conn: psycopg.AsyncConnection, device_ids: list[str]) -> set[str]:
+    """Which of these devices the registry knows (another ingester may have just added them)."""
+    cur = await conn.execute(
+        "SELECT device_id FROM devices WHERE device_id = ANY(%s)", (device_ids,)
+    )
+    return {row[0] for row in await cur.fetchall()}

@@ -1,0 +1,112 @@
+"""What an ingester tells its operators: Prometheus metrics, a health answer, structured logs.
+
+Each ingester has its own registry (several run in one test process), served with a
+``/health`` answer on one small HTTP port: ``/metrics`` for Prometheus, ``/health`` for
+``ioc ingest --stats`` and load balancers (200 while it keeps up, 503 when it does not).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+log = logging.getLogger("ioc.ingest")
+
+BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000)
+SECONDS_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class IngestMetrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.received = Counter("ioc_ingest_received", "MQTT messages taken", registry=r)
+        self.stored = Counter("ioc_ingest_stored_rows", "readings committed", registry=r)
+        self.acked = Counter("ioc_ingest_acked", "messages acknowledged after commit", registry=r)
+        self.rejected = Counter(
+            "ioc_ingest_rejected", "rejects stored, by reason", ["reason"], registry=r
+        )
+        self.duplicates = Counter(
+            "ioc_ingest_duplicates_skipped", "readings already stored (redelivery)", registry=r
+        )
+        self.fallbacks = Counter(
+            "ioc_ingest_staged_fallbacks", "direct COPYs that met a stored reading", registry=r
+        )
+        self.retries = Counter(
+            "ioc_ingest_database_retries", "batches retried after a database error", registry=r
+        )
+        self.batch_messages = Histogram(
+            "ioc_ingest_batch_messages", "messages per commit", buckets=BATCH_BUCKETS, registry=r
+        )
+        self.commit_seconds = Histogram(
+            "ioc_ingest_commit_seconds", "time to write and commit a batch",
+            buckets=SECONDS_BUCKETS, registry=r,
+        )
+        self.inflight = Gauge(
+            "ioc_ingest_inflight", "messages received and not yet acknowledged", registry=r
+        )
+        self.lag = Gauge(
+            "ioc_ingest_lag_seconds", "age of the oldest message not yet committed", registry=r
+        )
+        self.broker_up = Gauge("ioc_ingest_broker_connected", "1 while connected", registry=r)
+        self.database_up = Gauge("ioc_ingest_database_up", "1 while writes succeed", registry=r)
+        self.last_commit = Gauge(
+            "ioc_ingest_last_commit_timestamp_seconds", "when a batch last committed", registry=r
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def serve_http(
+    address: str, port: int, metrics: IngestMetrics, health: Callable[[], dict[str, Any]]
+) -> ThreadingHTTPServer:
+    """Start ``/metrics`` and ``/health`` on a daemon thread; ``server.shutdown()`` stops it."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.startswith("/metrics"):
+                body, status, kind = metrics.exposition(), 200, CONTENT_TYPE_LATEST
+            elif self.path.startswith("/health"):
+                answer = health()
+                body = json.dumps(answer).encode()
+                status, kind = (200 if answer["keeping_up"] else 503), "application/json"
+            else:
+                body, status, kind = b"/metrics or /health\n", 404, "text/plain"
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # a scrape every few seconds is not news
+
+    server = ThreadingHTTPServer((address, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="ingest-http", daemon=True).start()
+    return server
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with the ``extra`` fields a record carries."""
+
+    _PLAIN = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        out.update({k: v for k, v in vars(record).items() if k not in self._PLAIN})
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)

@@ -1,0 +1,284 @@
+"""The receive side: one MQTT connection on a persistent session, kept up with backoff.
+
+Messages are parsed a whole read at a time (``ingest/wire.py``) into a buffer the writer takes
+batches from. The broker sends at most ``window`` unacknowledged QoS 1 messages (MQTT 5
+receive-maximum; the broker's in-flight limit on 3.1.1), so the buffer, and the ingester's
+memory, stays bounded while the database is slow or down: we simply stop acknowledging.
+
+Every connection is a new *generation*. Messages of an older one are never acknowledged: the
+broker redelivers them on the resumed session, and the writer's idempotence makes storing
+them twice harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from devices.endpoint import MqttEndpoint
+from ingest import wire
+from ingest.config import IngestConfig
+
+log = logging.getLogger("ioc.ingest")
+HANDSHAKE_TIMEOUT_S = 10.0
+RECONNECT_MAX_S = 30.0
+# QoS 0 messages are not flow-controlled by the broker; past this many held they are dropped
+# (at most once is what their sender asked for) so memory stays bounded.
+_QOS0_CAP_FACTOR = 4
+_REFUSED = {
+    0x80: "unspecified error", 0x85: "client id not valid", 0x86: "bad user name or password",
+    0x87: "not authorized", 0x88: "server unavailable", 0x8A: "banned",
+    0x8F: "topic filter invalid", 0x97: "quota exceeded",
+    0x9E: "shared subscriptions not supported",
+    1: "protocol version", 2: "client id rejected", 3: "server unavailable",
+    4: "bad user name or password", 5: "not authorized",
+}
+
+
+class Refused(ConnectionError):
+    """The broker answered, and said no."""
+
+
+@dataclass(slots=True)
+class Message:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    generation: int
+    received: float  # time.monotonic() when it was read
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, receiver: Receiver) -> None:
+        self.receiver = receiver
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.controls: asyncio.Queue[wire.Control] = asyncio.Queue()
+        self.last_read = time.monotonic()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.last_read = time.monotonic()
+        self.buf += data
+        try:
+            packets, used = wire.parse(self.buf, self.receiver.config.protocol)
+        except (wire.ProtocolError, IndexError) as err:
+            log.error("unreadable packet from the broker (%s); reconnecting", err)
+            self.close()
+            return
+        del self.buf[:used]
+        for packet in packets:
+            if isinstance(packet, wire.Publish):
+                self.receiver.hold(packet)
+            else:
+                self.controls.put_nowait(packet)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    async def expect(self, kind: int) -> wire.Control:
+        while True:
+            packet = await self.controls.get()
+            if packet.kind == kind:
+                return packet
+            if packet.kind == wire.DISCONNECT:
+                code = packet.body[0] if packet.body else 0
+                raise Refused(f"broker disconnected us: {_REFUSED.get(code, hex(code))}")
+
+
+class Receiver:
+    def __init__(self, config: IngestConfig, subscription: str) -> None:
+        self.config = config
+        self.subscription = subscription
+        self.endpoint = MqttEndpoint.parse(config.mqtt_url, protocol=config.protocol)
+        self.generation = 0
+        self.connected = False
+        self.qos0_dropped = 0
+        self.ready = asyncio.Event()  # the buffer went non-empty or reached a batch
+        self.subscribed = asyncio.Event()
+        self._buffer: deque[Message] = deque()
+        self._intake_open = True
+        self._stopping = False
+        self._conn: _Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # -- connection --------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="mqtt-receiver")
+
+    async def _run(self) -> None:
+        backoff = 0.5
+        while not self._stopping:
+            try:
+                await self._session()
+                backoff = 0.5
+            except (OSError, TimeoutError, Refused, wire.ProtocolError) as err:
+                level = logging.ERROR if isinstance(err, Refused) else logging.WARNING
+                log.log(level, "broker %s:%d: %s; retrying in %.1fs", self.endpoint.host,
+                        self.endpoint.port, err or type(err).__name__, backoff)
+            finally:
+                self._lost()
+            if self._stopping:
+                return
+            await asyncio.sleep(backoff)
+            backoff = min(RECONNECT_MAX_S, backoff * 2)
+
+    async def _session(self) -> None:
+        loop = asyncio.get_running_loop()
+        endpoint = self.endpoint
+        tls = ssl.create_default_context(cafile=endpoint.ca_file) if endpoint.tls else None
+        _, conn = await asyncio.wait_for(
+            loop.create_connection(
+                lambda: _Connection(self), endpoint.host, endpoint.port, ssl=tls
+            ),
+            HANDSHAKE_TIMEOUT_S,
+        )
+        self._conn = conn
+        config = self.config
+        conn.write(wire.connect_packet(
+            config.client_id, protocol=config.protocol, keepalive_s=config.keepalive_s,
+            username=self.endpoint.username, password=self.endpoint.password,
+            session_expiry_s=config.session_expiry_s, receive_maximum=config.window,
+        ))
+        ack = await asyncio.wait_for(conn.expect(wire.CONNACK), HANDSHAKE_TIMEOUT_S)
+        session_present, code = wire.connack(ack.body, config.protocol)
+        if code:
+            raise Refused(f"connection refused: {_REFUSED.get(code, hex(code))}")
+        self.generation += 1
+        self._buffer.clear()  # held from a dead connection: the broker redelivers them
+        self.connected = True
+        # Subscribe on every connection, resumed session or not: a lost subscription is a
+        # silent stall in other consumers.
+        conn.write(wire.subscribe_packet(1, self.subscription, protocol=config.protocol))
+        suback = await asyncio.wait_for(conn.expect(wire.SUBACK), HANDSHAKE_TIMEOUT_S)
+        codes = wire.suback_codes(suback.body, config.protocol)
+        if not codes or codes[0] >= 0x80:
+            code = codes[0] if codes else 0x80
+            raise Refused(f"subscription to {self.subscription} refused: "
+                          f"{_REFUSED.get(code, hex(code))}")
+        log.info("subscribed to %s as %s (session %s)", self.subscription, config.client_id,
+                 "resumed" if session_present else "new")
+        self.subscribed.set()
+        await self._keepalive(conn)
+
+    async def _keepalive(self, conn: _Connection) -> None:
+        """Ping every half keepalive; a broker silent for 1.5 keepalives is gone."""
+        period = max(0.5, self.config.keepalive_s / 2)
+        while not conn.closed.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(conn.closed), period)
+            except TimeoutError:
+                if time.monotonic() - conn.last_read > 1.5 * self.config.keepalive_s:
+                    conn.close()
+                    raise TimeoutError("broker silent past keepalive") from None
+                conn.write(wire.PINGREQ_PACKET)
+            while not conn.controls.empty():
+                packet = conn.controls.get_nowait()
+                if packet.kind == wire.DISCONNECT:
+                    code = packet.body[0] if packet.body else 0
+                    conn.close()
+                    raise Refused(f"broker disconnected us: {_REFUSED.get(code, hex(code))}")
+        if not self._stopping:
+            raise ConnectionError("connection lost")
+
+    def _lost(self) -> None:
+        was = self.connected
+        self.connected = False
+        self.subscribed.clear()
+        self._buffer.clear()  # not acknowledged on this connection: the broker redelivers them
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if was and not self._stopping:
+            log.warning("broker connection lost; reconnecting")
+
+    # -- the buffer --------------------------------------------------------------------
+
+    def hold(self, packet: wire.Publish) -> None:
+        if not self._intake_open:
+            return  # stopping: left unacknowledged, so the broker keeps it for the next run
+        held = len(self._buffer)
+        if packet.qos == 0 and held >= _QOS0_CAP_FACTOR * self.config.window:
+            self.qos0_dropped += 1
+            return
+        self._buffer.append(Message(packet.topic, packet.payload, packet.mid, packet.qos,
+                                    self.generation, time.monotonic()))
+        if held == 0 or held + 1 == self.config.batch_size:
+            self.ready.set()
+
+    @property
+    def held(self) -> int:
+        return len(self._buffer)
+
+    def oldest_age_s(self) -> float:
+        try:
+            return time.monotonic() - self._buffer[0].received
+        except IndexError:
+            return 0.0
+
+    async def take(self, size: int, age_s: float) -> list[Message]:
+        """Up to ``size`` messages, once ``size`` are held or the oldest is ``age_s`` old."""
+        while not self._buffer:
+            self.ready.clear()
+            await self.ready.wait()
+        while len(self._buffer) < size:
+            self.ready.clear()
+            remaining = age_s - self.oldest_age_s()
+            if remaining <= 0 or not self._buffer:
+                break
+            try:
+                await asyncio.wait_for(self.ready.wait(), remaining)
+            except TimeoutError:
+                break
+        return self.take_now(size)
+
+    def take_now(self, size: int) -> list[Message]:
+        n = min(size, len(self._buffer))
+        return [self._buffer.popleft() for _ in range(n)]
+
+    def ack(self, messages: list[Message]) -> int:
+        """Acknowledge committed messages of the current connection; returns how many."""
+        generation = self.generation
+        mids = [m.mid for m in messages if m.qos == 1 and m.generation == generation]
+        if not mids or self._conn is None or not self.connected:
+            return 0
+        self._conn.write(wire.pubacks(mids))
+        return len(mids)
+
+    def close_intake(self) -> None:
+        """Take no more messages; what arrives from now on stays with the broker."""
+        self._intake_open = False
+
+    async def stop(self) -> None:
+        self._intake_open = False
+        self._stopping = True
+        conn = self._conn
+        if conn is not None:
+            conn.write(wire.DISCONNECT_PACKET)  # after the PUBACKs already written
+            conn.close()  # an asyncio transport flushes what it holds, then closes
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(conn.closed), HANDSHAKE_TIMEOUT_S)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
