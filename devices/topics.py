@@ -42,6 +42,19 @@ class Topics:
             raise ValueError(f"device id {device_id!r} does not match {DEVICE_ID_PATTERN.pattern}")
         return f"{self.root}/{kind.value}/{device_id}/{channel.value}"
 
+    def device_tree(self, kind: Kind, device_id: str) -> str:
+        """Filter of every topic one device may publish to (a broker ACL entry)."""
+        return f"{self.device(kind, device_id, Channel.META).rsplit('/', 1)[0]}/#"
+
+    def commands(self, kind: Kind, device_id: str) -> str:
+        """Filter of the commands a device may receive. One level deeper than the device grammar
+        (``{root}/{kind}/{id}/commands/...``), so the ingester's subscription never matches it."""
+        return f"{self.device_tree(kind, device_id)[:-2]}/commands/#"
+
+    def everything(self) -> str:
+        """Filter of every topic under the root (service accounts' ACL entries)."""
+        return f"{self.root}/#"
+
     def all_devices(self) -> str:
         """Filter that matches every device topic (the ingester's subscription)."""
         return f"{self.root}/+/+/+"

@@ -242,6 +242,12 @@ from ioc.cli_alerts import alerts_app  # noqa: E402
 
 app.add_typer(alerts_app, name="alerts")
 
+from ioc.cli_certs import certs_app  # noqa: E402
+from ioc.cli_devices import devices_app  # noqa: E402
+
+app.add_typer(devices_app, name="devices")
+app.add_typer(certs_app, name="certs")
+
 
 def main() -> None:
     app()

@@ -1,0 +1,42 @@
+"""``ioc certs``: certificates for the broker's TLS listener."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ioc.cli import clear_errors
+
+certs_app: typer.Typer = typer.Typer(help="TLS certificates.", no_args_is_help=True)
+DEFAULT_FOLDER = Path("deploy/mosquitto/certs")
+
+
+@certs_app.command("dev")
+@clear_errors
+def certs_dev(
+    out: Annotated[Path, typer.Option(help="folder for ca.crt, server.crt, server.key")] = (
+        DEFAULT_FOLDER
+    ),
+    host: Annotated[
+        list[str] | None, typer.Option("--host", help="broker name or address (repeatable)")
+    ] = None,
+    days: Annotated[int, typer.Option(help="validity")] = 30,
+    force: Annotated[bool, typer.Option(help="replace an existing CA")] = False,
+    owner: Annotated[
+        str | None, typer.Option(help="the broker's user, to read server.key (compose: 1883)")
+    ] = None,
+) -> None:
+    """A throwaway CA and broker certificate, for tests and trials only."""
+    from ioc.certs import DEFAULT_HOSTS, CertFiles, make_dev_ca
+
+    if CertFiles(out).ca_key.exists() and not force:
+        raise ValueError(f"--out: {out} already holds a CA (ca.key); --force replaces it")
+    files = make_dev_ca(out, tuple(host) if host else DEFAULT_HOSTS, days=days)
+    if owner is not None:
+        from ioc.provision import give_to
+
+        give_to(files.server_key, owner)
+    typer.echo(f"CA {files.ca_cert} and broker certificate {files.server_cert} ({days} days)")
+    typer.echo(f"clients trust it with: mqtts://HOST:8883?ca_file={files.ca_cert.resolve()}")

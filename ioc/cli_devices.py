@@ -1,0 +1,107 @@
+"""``ioc devices``: device identity on the broker."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from devices.kinds import Kind
+from ioc.cli import _settings, clear_errors
+
+devices_app: typer.Typer = typer.Typer(help="Devices and their broker accounts.",
+                                       no_args_is_help=True)  # fmt: skip
+DEFAULT_FOLDER = Path("deploy/mosquitto")
+
+
+def read_inventory(path: Path) -> list[tuple[Kind, str]]:
+    """A CSV with the columns ``kind`` and ``device_id`` (other columns are ignored)."""
+    if not path.is_file():
+        raise ValueError(f"--devices: {path} does not exist")
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        if not {"kind", "device_id"} <= set(reader.fieldnames or ()):
+            raise ValueError(f"--devices: {path} needs the columns kind and device_id")
+        found = []
+        for line, row in enumerate(reader, start=2):
+            try:
+                found.append((Kind(row["kind"].strip()), row["device_id"].strip()))
+            except ValueError:
+                detail = f"{path}:{line}: unknown kind {row['kind']!r}"
+                raise ValueError(f"--devices: {detail}") from None
+    return found
+
+
+def scenario_inventory() -> list[tuple[Kind, str]]:
+    from seeds import load_scenario
+
+    return [(d.kind, d.device_id) for d in load_scenario().devices()]
+
+
+@devices_app.command("provision")
+@clear_errors
+def devices_provision(
+    out: Annotated[Path, typer.Option(help="folder for passwd, acl, mosquitto.conf")] = (
+        DEFAULT_FOLDER
+    ),
+    devices: Annotated[
+        Path | None, typer.Option(help="CSV of kind,device_id; default: the scenario's devices")
+    ] = None,
+    mount: Annotated[
+        str | None, typer.Option(help="where the broker sees --out (compose: /mosquitto/config)")
+    ] = None,
+    data_dir: Annotated[
+        str | None, typer.Option(help="broker persistence folder; default: beside --mount/--out")
+    ] = None,
+    tls_port: Annotated[int, typer.Option(help="the TLS listener's port")] = 8883,
+    bind: Annotated[str | None, typer.Option(help="listen address; default: all")] = None,
+    simulator: Annotated[
+        bool, typer.Option(help="also an account that may publish for every device (staging)")
+    ] = False,
+    rotate: Annotated[
+        list[str] | None, typer.Option(help="give this account a new password (repeatable)")
+    ] = None,
+    owner: Annotated[
+        str | None, typer.Option(help="the broker's user, to read passwd (compose: 1883)")
+    ] = None,
+) -> None:
+    """Per-device broker accounts and ACL, service accounts, and the TLS broker config."""
+    from devices.topics import TopicError, Topics
+    from ioc.provision import BrokerLayout, provision
+
+    if not 1 <= tls_port <= 65535:
+        raise ValueError(f"--tls-port {tls_port} is not a port number")
+    inventory = read_inventory(devices) if devices else scenario_inventory()
+    topics = Topics(_settings().topic_root)
+    for kind, device_id in inventory:
+        try:
+            topics.device_tree(kind, device_id)
+        except (ValueError, TopicError) as err:
+            raise ValueError(f"--devices: {err}") from None
+    folder = mount or str(out.resolve())
+    layout = BrokerLayout(
+        folder=folder,
+        data_dir=data_dir or (f"{Path(folder).parent}/data" if mount else f"{folder}/data"),
+        tls_port=tls_port,
+        bind_address=bind,
+    )
+    done = provision(out, inventory, layout, topics=topics, simulator=simulator,
+                     rotate=rotate or (), owner=owner)  # fmt: skip
+    typer.echo(f"{done.devices} devices and {done.services} services: {len(done.created)} new "
+               f"passwords, {len(done.removed)} accounts removed")  # fmt: skip
+    if any(name in done.created for name in _service_names()):
+        typer.echo(f"service passwords: {done.services_env} (copy them into .env)")
+    if done.devices and len(done.created) > 0:
+        typer.echo(f"device passwords: {done.credentials} (0600; hand each to its device)")
+    typer.echo(f"broker config: {done.config}")
+    if not (out / "certs" / "server.crt").exists():
+        typer.echo(f"no certificate in {out / 'certs'}: put ca.crt, server.crt, server.key "
+                   f"there, or run `ioc certs dev --out {out / 'certs'}` for a trial", err=True)
+
+
+def _service_names() -> tuple[str, ...]:
+    from ioc.provision import Service
+
+    return tuple(Service.ENV)

@@ -1,0 +1,1 @@
+"""The fault suite: real processes, real faults, figures printed for every run."""

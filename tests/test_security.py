@@ -1,0 +1,288 @@
+"""Device identity on a real Mosquitto started from the config ``ioc devices provision`` writes:
+a device publishes only under its own id, wrong or missing passwords and plain TCP are refused,
+oversize payloads never get through."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import paho.mqtt.client as mqtt
+import pytest
+
+from devices.endpoint import MqttEndpoint
+from devices.kinds import Channel, Kind
+from devices.topics import Topics
+from ioc.certs import make_dev_ca
+from ioc.provision import (
+    BrokerLayout,
+    device_account,
+    hash_matches,
+    mosquitto_hash,
+    provision,
+    read_passwd,
+)
+from tests.faults.secure import SecureBroker, start_secure_broker
+
+TOPICS = Topics()
+DEVICES = [(Kind.BTS, "BTS-A"), (Kind.BTS, "BTS-B"), (Kind.CAMERA, "CAM-1")]
+WAIT_S = 15.0
+
+
+@pytest.fixture(scope="module")
+def secure() -> Iterator[SecureBroker]:
+    # Not under pytest's 0700 tmp: the broker's own user must reach the files.
+    with tempfile.TemporaryDirectory(prefix="ioc-secure-") as tmp:
+        broker = start_secure_broker(Path(tmp), DEVICES, TOPICS)
+        yield broker
+        broker.stop()
+
+
+class Client:
+    """A paho MQTT 5 client over TLS that records what happens to it."""
+
+    def __init__(self, broker: SecureBroker, username: str | None, password: str | None,
+                 *, ca_file: Path | None = None) -> None:  # fmt: skip
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.reconnect_delay_set(30, 60)  # no quick retries hiding a refusal
+        if username is not None:
+            self.client.username_pw_set(username, password)
+        self.client.tls_set(ca_certs=str(ca_file or broker.certs.ca_cert))
+        self.connack: Any = None
+        self.connected = threading.Event()
+        self.disconnected = threading.Event()
+        self.subscribed = threading.Event()
+        self.received: list[tuple[str, bytes]] = []
+        self.arrived = threading.Condition()
+        self.pubacks: dict[int, Any] = {}
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = lambda *_a: self.disconnected.set()
+        self.client.on_subscribe = lambda *_a: self.subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.on_publish = self._on_publish
+        self.client.connect_async("127.0.0.1", broker.port)
+        self.client.loop_start()
+
+    def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self.connack = reason
+        self.connected.set()
+
+    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        with self.arrived:
+            self.received.append((msg.topic, bytes(msg.payload)))
+            self.arrived.notify_all()
+
+    def _on_publish(self, _c: Any, _u: Any, mid: int, reason: Any, _p: Any) -> None:
+        with self.arrived:
+            self.pubacks[mid] = reason
+            self.arrived.notify_all()
+
+    def wait_connack(self) -> Any:
+        assert self.connected.wait(WAIT_S), "no CONNACK"
+        return self.connack
+
+    def subscribe(self, topic_filter: str) -> None:
+        self.wait_connack()
+        self.subscribed.clear()
+        self.client.subscribe(topic_filter, qos=1)
+        assert self.subscribed.wait(WAIT_S), f"no SUBACK for {topic_filter}"
+
+    def publish(self, topic: str, payload: bytes) -> int:
+        return int(self.client.publish(topic, payload, qos=1).mid)
+
+    def wait_puback(self, mid: int) -> Any:
+        with self.arrived:
+            assert self.arrived.wait_for(lambda: mid in self.pubacks, WAIT_S), "no PUBACK"
+            return self.pubacks[mid]
+
+    def wait_for(self, payload: bytes) -> list[tuple[str, bytes]]:
+        """Everything received up to and including ``payload`` (a fence)."""
+        with self.arrived:
+            ok = self.arrived.wait_for(lambda: any(p == payload for _, p in self.received), WAIT_S)
+            assert ok, f"{payload!r} never arrived; got {self.received}"
+            return list(self.received)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def clients(secure: SecureBroker) -> Iterator[list[Client]]:
+    made: list[Client] = []
+    yield made
+    for c in made:
+        c.close()
+
+
+def connect(secure: SecureBroker, made: list[Client], username: str | None,
+            password: str | None = None, **kw: Any) -> Client:  # fmt: skip
+    if username is not None and password is None:
+        password = secure.password(username)
+    client = Client(secure, username, password, **kw)
+    made.append(client)
+    return client
+
+
+def telemetry(kind: Kind, device_id: str) -> str:
+    return TOPICS.device(kind, device_id, Channel.TELEMETRY)
+
+
+def test_the_password_file_is_mosquittos_own_format() -> None:
+    encoded = mosquitto_hash("s3cret")
+    assert encoded.startswith("$7$101$") and hash_matches(encoded, "s3cret")
+    assert not hash_matches(encoded, "s3cret!")
+
+
+def test_a_hash_made_by_mosquitto_passwd_verifies(tmp_path: Path) -> None:
+    path = tmp_path / "passwd"
+    path.touch()
+    subprocess.run(["mosquitto_passwd", "-b", str(path), "dev1", "pa55"], check=True)
+    assert hash_matches(read_passwd(path)["dev1"], "pa55")
+
+
+@pytest.mark.parametrize(
+    ("kind", "device_id"),
+    [(Kind.BTS, "BTS-B"), (Kind.CAMERA, "BTS-A"), (Kind.CAMERA, "CAM-1")],
+    ids=["another-id", "another-kind", "another-device-and-kind"],
+)
+def test_a_device_cannot_publish_under_another_identity(
+    secure: SecureBroker, clients: list[Client], kind: Kind, device_id: str
+) -> None:
+    ingest = connect(secure, clients, "ioc-ingest")
+    ingest.subscribe(TOPICS.shared_all_devices())
+    spoofer = connect(secure, clients, "BTS-A")
+    assert not spoofer.wait_connack().is_failure
+    spoof = spoofer.publish(telemetry(kind, device_id), b"spoofed")
+    assert spoofer.wait_puback(spoof).getName() == "Not authorized"
+    # Mosquitto also closes the connection (allowed by MQTT-3.3.5-2).
+    assert spoofer.disconnected.wait(WAIT_S)
+    # The refusal came before the PUBACK, so a message published now is a fence: once it is
+    # in, the spoofed one would have been too.
+    honest = connect(secure, clients, "BTS-A")
+    honest.wait_connack()
+    honest.publish(telemetry(Kind.BTS, "BTS-A"), b"own")
+    assert ingest.wait_for(b"own") == [(telemetry(Kind.BTS, "BTS-A"), b"own")]
+
+
+def test_a_device_reads_only_its_own_commands(
+    secure: SecureBroker, clients: list[Client]
+) -> None:
+    device = connect(secure, clients, "BTS-A")
+    device.subscribe(TOPICS.everything())  # granted, but filtered on delivery by the ACL
+    fleet = connect(secure, clients, "ioc-simulator")
+    fleet.wait_connack()
+    command = TOPICS.commands(Kind.BTS, "BTS-A").replace("#", "reboot")
+    fleet.publish(telemetry(Kind.BTS, "BTS-B"), b"not-for-A")
+    fleet.publish(TOPICS.commands(Kind.BTS, "BTS-B").replace("#", "reboot"), b"B-command")
+    fleet.publish(command, b"A-command")
+    assert device.wait_for(b"A-command") == [(command, b"A-command")]
+
+
+def test_wrong_password_and_anonymous_are_refused(
+    secure: SecureBroker, clients: list[Client]
+) -> None:
+    wrong = connect(secure, clients, "BTS-A", "not-the-password")
+    assert wrong.wait_connack().is_failure
+    other = connect(secure, clients, "BTS-A", secure.password("BTS-B"))
+    assert other.wait_connack().is_failure
+    anonymous = connect(secure, clients, None)
+    assert anonymous.wait_connack().is_failure
+    assert connect(secure, clients, "BTS-B").wait_connack().is_failure is False
+
+
+def _mqtt_connect_packet() -> bytes:
+    """A minimal MQTT 3.1.1 CONNECT, client id "plain", no credentials."""
+    body = b"\x00\x04MQTT\x04\x02\x00\x3c" + b"\x00\x05plain"
+    return bytes([0x10, len(body)]) + body
+
+
+def test_plain_tcp_is_refused_on_the_tls_listener(secure: SecureBroker) -> None:
+    with socket.create_connection(("127.0.0.1", secure.port), timeout=WAIT_S) as sock:
+        sock.sendall(_mqtt_connect_packet())
+        answer = b""
+        try:
+            while chunk := sock.recv(1024):
+                answer += chunk
+        except ConnectionResetError:
+            pass  # refused outright
+    assert not answer.startswith(b"\x20"), "the broker answered CONNACK over plain TCP"
+    # And there is no plain listener to fall back to.
+    config = secure.provisioned.config.read_text()
+    assert [line for line in config.splitlines() if line.startswith("listener")] == [
+        f"listener {secure.port} 127.0.0.1"
+    ]
+
+
+def test_a_broker_certificate_from_another_ca_is_refused(
+    secure: SecureBroker, tmp_path: Path
+) -> None:
+    stranger = make_dev_ca(tmp_path / "other", ("127.0.0.1",))
+    context = ssl.create_default_context(cafile=str(stranger.ca_cert))
+    with (
+        socket.create_connection(("127.0.0.1", secure.port), timeout=WAIT_S) as raw,
+        pytest.raises(ssl.SSLCertVerificationError),
+    ):
+        context.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def test_an_oversize_payload_is_cut_by_the_broker(
+    secure: SecureBroker, clients: list[Client]
+) -> None:
+    ingest = connect(secure, clients, "ioc-ingest")
+    ingest.subscribe(TOPICS.all_devices())
+    big = connect(secure, clients, "BTS-A")
+    big.wait_connack()
+    big.publish(telemetry(Kind.BTS, "BTS-A"), b"x" * (2 * 1024 * 1024))  # limit: 1 MiB
+    assert big.disconnected.wait(WAIT_S), "the broker kept a client that sent 2 MiB"
+    # The broker dropped it before disconnecting; anything published now comes after.
+    fence = connect(secure, clients, "BTS-B")
+    fence.wait_connack()
+    fence.publish(telemetry(Kind.BTS, "BTS-B"), b"fence")
+    got = ingest.wait_for(b"fence")
+    assert all(len(payload) < 1024 * 1024 for _, payload in got)
+
+
+def test_reprovisioning_keeps_passwords_and_revokes_removed_devices(tmp_path: Path) -> None:
+    layout = BrokerLayout(folder=str(tmp_path), data_dir=str(tmp_path / "data"))
+    first = provision(tmp_path, DEVICES, layout, environ={})
+    before = read_passwd(first.passwd)
+    assert set(before) == {"ioc-ingest", "ioc-processing", "BTS-A", "BTS-B", "CAM-1"}
+    assert oct(first.passwd.stat().st_mode & 0o777) == "0o600"
+    again = provision(tmp_path, DEVICES[:2], layout, environ={}, rotate=["BTS-B"])
+    after = read_passwd(again.passwd)
+    assert again.removed == ["CAM-1"] and "CAM-1" not in after
+    assert after["BTS-A"] == before["BTS-A"] and after["BTS-B"] != before["BTS-B"]
+    assert again.created == ["BTS-B"]
+    assert "user CAM-1" not in again.acl.read_text()
+
+
+def test_a_service_password_from_the_environment_is_used(tmp_path: Path) -> None:
+    layout = BrokerLayout(folder=str(tmp_path), data_dir=str(tmp_path / "data"))
+    done = provision(tmp_path, [], layout, environ={"IOC_MQTT_INGEST_PASSWORD": "from-env"})
+    assert hash_matches(read_passwd(done.passwd)["ioc-ingest"], "from-env")
+    assert "IOC_MQTT_INGEST_PASSWORD" not in done.services_env.read_text()
+    assert "IOC_MQTT_PROCESSING_PASSWORD" in done.services_env.read_text()
+
+
+def test_the_acl_names_each_devices_own_subtree() -> None:
+    acl = device_account(TOPICS, Kind.CAMERA, "CAM-1").acl()
+    assert acl == ("user CAM-1\ntopic write ioc/v1/camera/CAM-1/#\n"
+                   "topic read ioc/v1/camera/CAM-1/commands/#\n")  # fmt: skip
+
+
+async def test_one_url_carries_account_tls_and_ca_for_aiomqtt(secure: SecureBroker) -> None:
+    endpoint = MqttEndpoint.parse(secure.url("BTS-A"))
+    assert endpoint.tls and endpoint.ca_file == str(secure.certs.ca_cert)
+    async with aiomqtt.Client(
+        endpoint.host, endpoint.port, username=endpoint.username, password=endpoint.password,
+        tls_params=endpoint.tls_parameters(), protocol=endpoint.protocol_version,
+    ) as client:
+        await client.publish(telemetry(Kind.BTS, "BTS-A"), b"{}", qos=1)
