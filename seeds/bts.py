@@ -8,10 +8,12 @@ sites' positions and their radio parameters are ours and plausible, not operator
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 
 from devices.kinds import Operator, Technology
+from seeds import geo
 from seeds.geo import FloatArray
 from seeds.model import BtsSector, BtsSite
 from seeds.sites import Ground, IntArray, short_name, to_latlon
@@ -68,6 +70,11 @@ LAYER_2G = {
     Operator.VIETNAMOBILE: 0.2,
 }
 BEAMWIDTH_DEG = 65.0  # typical 3-sector panel antenna
+# Sites within this distance of a seed dead-spot village turn their sectors so that the
+# villages fall in the gaps between them: operators aim sectors at the people they serve, and
+# the coverage model (devices.radio, processing.coverage) is calibrated so that, with this,
+# the seed villages stay without mobile broadband while every other village has it.
+FACE_AWAY_KM = 24.0
 
 
 def operator_counts() -> dict[Operator, int]:
@@ -170,6 +177,31 @@ def _sectors(op: Operator, area: IntArray, rng: np.random.Generator) -> list[tup
     return out
 
 
+def _face_away_from_seeds(
+    sectors: list[tuple[BtsSector, ...]], xy: FloatArray, ground: Ground
+) -> list[tuple[BtsSector, ...]]:
+    """Turn each site near a seed village (FACE_AWAY_KM) so that every such village is as far
+    as possible, in bearing, from the nearest sector's azimuth."""
+    if len(ground.seed_latlon) == 0:
+        return sectors
+    sx, sy = geo.to_km(ground.seed_latlon[:, 0], ground.seed_latlon[:, 1])
+    near = ground.seed_distance_km(xy) < FACE_AWAY_KM
+    out = list(sectors)
+    for i in np.flatnonzero(near):
+        dx, dy = sx - xy[i, 0], sy - xy[i, 1]
+        bearings = np.degrees(np.arctan2(dx, dy))[np.hypot(dx, dy) < FACE_AWAY_KM]
+        count = len({s.azimuth_deg for s in sectors[i]})
+        step = 360.0 / count
+        turns = np.arange(0.0, step, 0.5)
+        azimuths = turns[:, None] + step * np.arange(count)[None, :]  # (turn, sector)
+        off = np.abs((bearings[None, None, :] - azimuths[:, :, None] + 180.0) % 360.0 - 180.0)
+        turn = float(turns[np.argmax(off.min(axis=(1, 2)))])
+        old = sorted({s.azimuth_deg for s in sectors[i]})
+        new = {a: round((turn + step * k) % 360.0, 1) for k, a in enumerate(old)}
+        out[i] = tuple(replace(s, azimuth_deg=new[s.azimuth_deg]) for s in sectors[i])
+    return out
+
+
 def _make_sites(
     op: Operator, xy: FloatArray, ground: Ground, rng: np.random.Generator
 ) -> list[BtsSite]:
@@ -180,7 +212,7 @@ def _make_sites(
     area = _area_class(ground)[[by_code[int(c)] for c in commune]]
     low, high = np.choose(area, [25, 30, 35]), np.choose(area, [32, 40, 45])
     height = np.round(rng.uniform(low, high) * 2) / 2
-    sectors = _sectors(op, area, rng)
+    sectors = _face_away_from_seeds(_sectors(op, area, rng), xy, ground)
     seen: Counter[int] = Counter()
     sites = []
     for n, ((lat, lon), d, c) in enumerate(zip(to_latlon(xy), district, commune, strict=True)):

@@ -1,0 +1,101 @@
+"""The engine built from what the database holds: registered towers, places, the outline."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgspec
+
+from processing.coverage.config import CoverageConfig
+from processing.coverage.engine import CoverageEngine, SiteState
+from processing.coverage.grid import Grid
+from processing.coverage.landuse import PlacePoint, land_use
+from processing.coverage.places import Place
+from processing.coverage.sites import Rejection, SiteInput, site_from_meta
+from processing.coverage.state import Coverage
+
+log = logging.getLogger("ioc.coverage")
+
+
+def _json(value: Any) -> Any:
+    return msgspec.json.decode(value) if isinstance(value, str | bytes) else value
+
+
+def places_from_rows(doc: Mapping[str, list[dict[str, Any]]]) -> list[Place]:
+    out = [
+        Place(
+            "village",
+            v["village_id"],
+            v["name"],
+            v["district_code"],
+            v["commune_code"],
+            v["lat"],
+            v["lon"],
+            v["population"],
+        )
+        for v in doc["villages"]
+    ]
+    out += [
+        Place(
+            "commune",
+            str(c["code"]),
+            c["name"],
+            c["district_code"],
+            c["code"],
+            c["lat"],
+            c["lon"],
+            0,
+        )
+        for c in doc["communes"]
+    ]
+    return out
+
+
+def sites_from_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[list[SiteInput], list[Rejection]]:
+    sites, refused = [], []
+    for r in rows:
+        meta = {**_json(r["meta"]), "device_id": r["device_id"]}
+        meta.setdefault("operator", r.get("operator"))
+        try:
+            sites.append(site_from_meta(meta))
+        except (ValueError, KeyError, TypeError) as err:
+            refused.append(Rejection(r["device_id"], None, f"unreadable birth record: {err}"))
+    return sites, refused
+
+
+def state_of(db_state: str, sectors_up: list[bool] | None) -> SiteState:
+    # Only a known 'offline' takes a tower out: 'unknown' (never heard since the registry was
+    # loaded) keeps the planned coverage rather than flooding events at start-up.
+    return SiteState(
+        online=db_state != "offline",
+        sectors_up=tuple(sectors_up) if sectors_up is not None else None,
+    )
+
+
+def build_coverage(
+    doc: Mapping[str, list[dict[str, Any]]],
+    bts_rows: list[dict[str, Any]],
+    config: CoverageConfig,
+    states: Mapping[str, SiteState],
+) -> Coverage:
+    """Register, take the states, full recompute, evaluate: ready for incremental updates."""
+    if not doc["outline"]:
+        raise ValueError("no province outline in the database: run `ioc scenario load` first")
+    outline = [tuple(p) for p in _json(doc["outline"][0]["points"])]
+    grid = Grid.around(outline, config.resolution_m)
+    points = [PlacePoint(v["lat"], v["lon"], v["population"], False) for v in doc["villages"]]
+    points += [
+        PlacePoint(c["lat"], c["lon"], 0, c["division_type"] != "xã") for c in doc["communes"]
+    ]
+    hills = [[tuple(p) for p in _json(d["polygon"])] for d in doc["districts"] if d["mountainous"]]
+    lu = land_use(grid, points, mountain_polygons=hills)
+    sites, refused = sites_from_rows(bts_rows)
+    engine = CoverageEngine(grid, lu, sites, config)
+    engine.rejections[:0] = refused
+    engine.apply(states)  # before anything is computed: only sets the active sectors
+    engine.recompute_full()
+    coverage = Coverage(engine, places_from_rows(doc))
+    coverage.refresh_covering()
+    return coverage

@@ -1,0 +1,40 @@
+"""The coverage engine's settings, with the defaults the seed facts are calibrated against."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from devices.kinds import Technology
+
+
+def _thresholds() -> dict[Technology, float]:
+    # Outdoor coverage edges, ours and configurable: RSRP −110 dBm (4G), RSCP −100 dBm (3G),
+    # RxLev −100 dBm (2G).
+    return {Technology.G4: -110.0, Technology.G3: -100.0, Technology.G2: -100.0}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CoverageConfig:
+    resolution_m: float = 100.0
+    thresholds_dbm: dict[Technology, float] = field(default_factory=_thresholds)
+    # The seed documents count villages without mobile *broadband*: 2G is in the raster but
+    # does not save a village from being a dead spot.
+    broadband: frozenset[Technology] = frozenset({Technology.G4, Technology.G3})
+    # The raster keeps levels down to this far below each technology's threshold; weaker is
+    # "no signal", which is what bounds each sector's window.
+    floor_margin_db: float = 5.0
+    max_range_km: float = 20.0  # Hata's range; no prediction beyond
+    tile_cells: int = 32  # spatial index tiles, in cells
+    measured_window_s: float = 7 * 86_400.0  # probe samples younger than this count
+    measured_min_samples: int = 5  # per raster cell, operator and technology
+
+    def __post_init__(self) -> None:
+        if not 10.0 <= self.resolution_m <= 1000.0:
+            raise ValueError(f"resolution_m: {self.resolution_m} m is not within 10–1000 m")
+        if self.measured_min_samples < 1:
+            raise ValueError("measured_min_samples: must be at least 1")
+        if self.max_range_km <= 0 or self.tile_cells < 1:
+            raise ValueError("max_range_km and tile_cells must be positive")
+
+    def floor_dbm(self, tech: Technology) -> float:
+        return self.thresholds_dbm[tech] - self.floor_margin_db

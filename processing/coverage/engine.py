@@ -1,0 +1,323 @@
+"""The coverage raster: best level per (operator, technology) from the sectors online now.
+
+Full recompute: every active emitter over its window, in emitter order, keeping the best
+level and which emitter gave it. Incremental: an emitter that loses sectors is recomputed only
+where it was the best (from the emitters the spatial index says reach those cells); one that
+gains sectors is maxed in over its window. Ties go to the lowest emitter id on every path, so
+the two agree exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from devices.kinds import Operator, Technology
+from devices.radio import LandUse, land_use_correction_db
+from processing.coverage.config import CoverageConfig
+from processing.coverage.grid import Grid
+from processing.coverage.kernel import F32, Emitter, Templates, levels, make_emitter
+from processing.coverage.sites import (
+    Rejection,
+    SectorInput,
+    SiteInput,
+    sector_problem,
+    site_problem,
+)
+
+log = logging.getLogger("ioc.coverage")
+Layer = tuple[Operator, Technology]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class SiteState:
+    online: bool = True
+    sectors_up: tuple[bool, ...] | None = None  # one flag per sector number 1, 2, …; None: all
+
+
+class CoverageEngine:
+    def __init__(
+        self,
+        grid: Grid,
+        land_use: npt.NDArray[np.int8],
+        sites: Sequence[SiteInput],
+        config: CoverageConfig | None = None,
+    ) -> None:
+        self.grid = grid
+        self.config = config or CoverageConfig()
+        self.land_use = land_use
+        self.rejections: list[Rejection] = []
+        self.sites: list[SiteInput] = []
+        self._register(sites)
+        self.value = np.empty((len(self.layers), *grid.shape), np.float32)
+        self.best = np.empty((len(self.layers), *grid.shape), np.int32)
+        self.floors = np.array([self.config.floor_dbm(t) for _, t in self.layers], np.float32)
+        self.value[:] = self.floors[:, None, None]
+        self.best[:] = -1
+
+    # -- registration -------------------------------------------------------------------
+    def _register(self, sites: Sequence[SiteInput]) -> None:
+        cfg, grid = self.config, self.grid
+        half = int(np.ceil(cfg.max_range_km * 1000.0 / grid.res))
+        self.templates = Templates.build(half, grid.res)
+        lat = np.array([s.lat for s in sites], np.float64)
+        lon = np.array([s.lon for s in sites], np.float64)
+        ok_pos = np.isfinite(lat) & np.isfinite(lon)
+        rows, cols, inside = grid.cell_of(np.where(ok_pos, lat, 0.0), np.where(ok_pos, lon, 0.0))
+        inside &= ok_pos
+        seen: set[str] = set()
+        accepted: list[tuple[SiteInput, int, int, list[SectorInput]]] = []
+        for site, r, c, ins in zip(sites, rows, cols, inside, strict=True):
+            problem = site_problem(site, bool(ins))
+            if problem is None and site.device_id in seen:
+                problem = "registered twice"
+            if problem:
+                self.rejections.append(Rejection(site.device_id, None, problem))
+                continue
+            seen.add(site.device_id)
+            good: list[SectorInput] = []
+            for s in site.sectors:
+                why = sector_problem(s)
+                if why:
+                    self.rejections.append(Rejection(site.device_id, s.sector, why))
+                else:
+                    good.append(s)
+            if good:
+                accepted.append((site, int(r), int(c), good))
+        for rej in self.rejections:
+            where = rej.device_id + (f" sector {rej.sector}" if rej.sector is not None else "")
+            log.warning("coverage: %s refused: %s", where, rej.reason)
+
+        # Every (operator, technology) has a layer, sites or not: probes may measure any.
+        self.layers: list[Layer] = [(op, tech) for op in Operator for tech in Technology]
+        layer_of = {k: i for i, k in enumerate(self.layers)}
+        lu_block = self._land_use_blocks()
+        self.emitters: list[Emitter] = []
+        self.site_emitters: list[list[int]] = []
+        self.site_index: dict[str, int] = {}
+        for site, r, c, good in accepted:
+            i = len(self.sites)
+            self.sites.append(site)
+            self.site_index[site.device_id] = i
+            groups: dict[tuple[Technology, float], list[tuple[int, float, float, float, float]]] = (
+                defaultdict(list)
+            )
+            for s in good:
+                groups[(s.technology, s.band_mhz)].append(
+                    (s.sector, s.azimuth_deg, s.tilt_deg, s.tx_power_dbm, s.beamwidth_deg)
+                )
+            best_lu = LandUse(int(lu_block(r, c, half)))
+            mine = []
+            for (tech, band), secs in sorted(groups.items()):
+                e = make_emitter(
+                    eid=len(self.emitters),
+                    site=i,
+                    device_id=site.device_id,
+                    operator=site.operator,
+                    technology=tech,
+                    layer=layer_of[(site.operator, tech)],
+                    band_mhz=band,
+                    height_m=site.antenna_height_m,
+                    row=r,
+                    col=c,
+                    sectors=secs,
+                    floor_dbm=cfg.floor_dbm(tech),
+                    max_range_m=cfg.max_range_km * 1000.0,
+                    best_land_use=best_lu,
+                    res=grid.res,
+                )
+                mine.append(e.eid)
+                self.emitters.append(e)
+            self.site_emitters.append(mine)
+        self.active = [np.ones(len(e.azimuth), bool) for e in self.emitters]
+        self.states: dict[str, SiteState] = {s.device_id: SiteState() for s in self.sites}
+        bands = sorted({e.band_mhz for e in self.emitters})
+        self.corr: dict[float, F32] = {
+            b: land_use_correction_db(b, np.arange(3))[self.land_use].astype(np.float32)
+            for b in bands
+        }
+        self._build_index()
+
+    def _land_use_blocks(self) -> Callable[[int, int, int], int]:
+        """Most open land use within a box, from per-block maxima (cheap for 1,723 sites)."""
+        b = self.config.tile_cells
+        lu = self.land_use
+        nr, nc = -(-lu.shape[0] // b), -(-lu.shape[1] // b)
+        padded = np.full((nr * b, nc * b), LandUse.URBAN, np.int8)
+        padded[: lu.shape[0], : lu.shape[1]] = lu
+        blocks = padded.reshape(nr, b, nc, b).max(axis=(1, 3))
+
+        def most_open(r: int, c: int, half: int) -> int:
+            return int(
+                blocks[
+                    max(r - half, 0) // b : (r + half) // b + 1,
+                    max(c - half, 0) // b : (c + half) // b + 1,
+                ].max()
+            )
+
+        return most_open
+
+    def _build_index(self) -> None:
+        """Spatial index: for each (layer, tile), the emitters whose window reaches the tile."""
+        t = self.config.tile_cells
+        self.tile_cols = -(-self.grid.cols // t)
+        pairs = []
+        for e in self.emitters:
+            r0, r1, c0, c1 = e.box(*self.grid.shape)
+            tr, tc = np.mgrid[r0 // t : (r1 - 1) // t + 1, c0 // t : (c1 - 1) // t + 1]
+            tiles = (tr * self.tile_cols + tc).ravel()
+            pairs.append(
+                np.column_stack([np.full(tiles.size, e.layer), tiles, np.full(tiles.size, e.eid)])
+            )
+        allp = np.vstack(pairs) if pairs else np.empty((0, 3), np.int64)
+        allp = allp[np.lexsort((allp[:, 2], allp[:, 1], allp[:, 0]))]
+        keys = allp[:, 0] * (1 << 32) + allp[:, 1]
+        cut = np.flatnonzero(np.diff(keys)) + 1
+        self.index: dict[tuple[int, int], IntArray] = {
+            (int(g[0, 0]), int(g[0, 1])): g[:, 2].copy() for g in np.split(allp, cut) if len(g)
+        }
+
+    # -- geometry of one emitter --------------------------------------------------------
+    def _window(self, e: Emitter, box: tuple[int, int, int, int]) -> F32:
+        r0, r1, c0, c1 = box
+        h = self.templates.half
+        ts = np.s_[r0 - e.row + h : r1 - e.row + h, c0 - e.col + h : c1 - e.col + h]
+        t = self.templates
+        elev = t.elevation(e.height_m)[t.k[ts]]
+        return levels(
+            e,
+            self.active[e.eid],
+            t.log_d[ts],
+            t.bearing[ts],
+            elev,
+            self.corr[e.band_mhz][r0:r1, c0:c1],
+        )
+
+    def at(self, e: Emitter, rows: IntArray, cols: IntArray) -> F32:
+        h = self.templates.half
+        di, dj = rows - e.row + h, cols - e.col + h
+        t = self.templates
+        elev = t.elevation(e.height_m)[t.k[di, dj]]
+        return levels(
+            e,
+            self.active[e.eid],
+            t.log_d[di, dj],
+            t.bearing[di, dj],
+            elev,
+            self.corr[e.band_mhz][rows, cols],
+        )
+
+    def in_box(self, e: Emitter, rows: IntArray, cols: IntArray) -> npt.NDArray[np.bool_]:
+        return (np.abs(rows - e.row) <= e.radius) & (np.abs(cols - e.col) <= e.radius)
+
+    # -- recompute ----------------------------------------------------------------------
+    def recompute_full(self) -> None:
+        self.value[:] = self.floors[:, None, None]
+        self.best[:] = -1
+        for e in self.emitters:
+            if self.active[e.eid].any():
+                self._max_in(e, tie_break=False)
+
+    def _max_in(self, e: Emitter, *, tie_break: bool) -> None:
+        box = e.box(*self.grid.shape)
+        v = self._window(e, box)
+        r0, r1, c0, c1 = box
+        cur = self.value[e.layer, r0:r1, c0:c1]
+        ids = self.best[e.layer, r0:r1, c0:c1]
+        upd = v > cur
+        if tie_break:  # an earlier emitter would have won this tie in a full recompute
+            upd |= (v == cur) & (ids > e.eid)
+        np.copyto(cur, v, where=upd)
+        np.copyto(ids, np.int32(e.eid), where=upd)
+
+    def apply(self, states: Mapping[str, SiteState]) -> set[str]:
+        """Take new site states; recompute what they change. Returns the sites that changed."""
+        lost: list[int] = []
+        gained: list[int] = []
+        changed: set[str] = set()
+        for device_id, state in states.items():
+            i = self.site_index.get(device_id)
+            if i is None or self.states[device_id] == state:
+                continue
+            self.states[device_id] = state
+            for eid in self.site_emitters[i]:
+                e = self.emitters[eid]
+                new = np.array(
+                    [state.online and _up(state.sectors_up, n) for n in e.sector_numbers], bool
+                )
+                old = self.active[eid]
+                if (old & ~new).any():
+                    lost.append(eid)
+                if (new & ~old).any():
+                    gained.append(eid)
+                if (old != new).any():
+                    changed.add(device_id)
+                self.active[eid] = new
+        by_layer: dict[int, list[int]] = defaultdict(list)
+        for eid in lost:
+            by_layer[self.emitters[eid].layer].append(eid)
+        for layer, eids in by_layer.items():
+            self._repair(layer, eids)
+        for eid in sorted(gained):
+            self._max_in(self.emitters[eid], tie_break=True)
+        return changed
+
+    def _repair(self, layer: int, eids: Iterable[int]) -> None:
+        """Recompute the cells where these emitters were the best, from every active one."""
+        parts_r, parts_c = [], []
+        for eid in eids:
+            r0, r1, c0, c1 = self.emitters[eid].box(*self.grid.shape)
+            rr, cc = np.nonzero(self.best[layer, r0:r1, c0:c1] == eid)
+            parts_r.append(rr + r0)
+            parts_c.append(cc + c0)
+        rows, cols = np.concatenate(parts_r), np.concatenate(parts_c)
+        if rows.size == 0:
+            return
+        self.value[layer, rows, cols] = self.floors[layer]
+        self.best[layer, rows, cols] = -1
+        t = self.config.tile_cells
+        tiles = np.unique((rows // t) * self.tile_cols + cols // t)
+        found = [self.index.get((layer, int(tile))) for tile in tiles]
+        candidates = np.unique(
+            np.concatenate([f for f in found if f is not None] or [np.empty(0, np.int64)])
+        )
+        for eid in candidates:  # ascending: the lowest id keeps a tie, as in a full recompute
+            e = self.emitters[int(eid)]
+            if not self.active[e.eid].any():
+                continue
+            inside = self.in_box(e, rows, cols)
+            if not inside.any():
+                continue
+            rr, cc = rows[inside], cols[inside]
+            v = self.at(e, rr, cc)
+            upd = v > self.value[layer, rr, cc]
+            self.value[layer, rr[upd], cc[upd]] = v[upd]
+            self.best[layer, rr[upd], cc[upd]] = e.eid
+
+    # -- reading -------------------------------------------------------------------------
+    def levels_at(self, rows: IntArray, cols: IntArray) -> F32:
+        """(layers, points) predicted levels at these cells."""
+        return self.value[:, rows, cols]
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the rasters hold (levels, best emitter, land use, land-use corrections)."""
+        return (
+            self.value.nbytes
+            + self.best.nbytes
+            + self.land_use.nbytes
+            + sum(c.nbytes for c in self.corr.values())
+            + self.templates.k.nbytes * 3
+        )
+
+
+def _up(flags: tuple[bool, ...] | None, sector: int) -> bool:
+    if flags is None or not 1 <= sector <= len(flags):
+        return True  # a flag the telemetry does not carry is not a failure
+    return flags[sector - 1]

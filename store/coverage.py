@@ -1,0 +1,213 @@
+"""Named queries of the coverage engine: its inputs (towers, places, probe samples) and its
+outputs (place coverage and history, change events, N-1 criticality, refusals)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg.rows import dict_row
+
+Row = dict[str, Any]
+
+# -- inputs ----------------------------------------------------------------------------------
+
+
+async def bts_registry(conn: psycopg.AsyncConnection) -> list[Row]:
+    """Every registered base station: its birth record and liveness."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        "SELECT device_id, operator, meta, state, meta_updated FROM devices"
+        " WHERE kind = 'bts' ORDER BY device_id"
+    )
+    return await cur.fetchall()
+
+
+async def bts_states(conn: psycopg.AsyncConnection) -> dict[str, tuple[str, datetime | None]]:
+    """device id → (state, meta_updated): cheap enough to poll every second."""
+    cur = await conn.execute(
+        "SELECT device_id, state, meta_updated FROM devices WHERE kind = 'bts'"
+    )
+    return {r[0]: (r[1], r[2]) for r in await cur.fetchall()}
+
+
+async def latest_sectors_up(
+    conn: psycopg.AsyncConnection, since: datetime
+) -> dict[str, list[bool]]:
+    """Each tower's latest per-sector flags among readings stamped after ``since``."""
+    cur = await conn.execute(
+        "SELECT DISTINCT ON (device_id) device_id, sectors_up FROM telemetry_bts"
+        " WHERE ts > %s AND sectors_up IS NOT NULL ORDER BY device_id, ts DESC, seq DESC",
+        (since,),
+    )
+    return {r[0]: list(r[1]) for r in await cur.fetchall()}
+
+
+async def probe_samples(conn: psycopg.AsyncConnection, since: datetime) -> list[Row]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        "SELECT device_id, ts, lat, lon, operator, technology, rsrp_dbm,"
+        " coalesce(no_service, false) AS no_service FROM measurements_probe WHERE ts >= %s",
+        (since,),
+    )
+    return await cur.fetchall()
+
+
+async def places(conn: psycopg.AsyncConnection) -> dict[str, list[Row]]:
+    """Districts, communes, villages and the province outline, as loaded by the scenario."""
+    out: dict[str, list[Row]] = {}
+    cur = conn.cursor(row_factory=dict_row)
+    for key, sql in (
+        ("districts", "SELECT code, name, mountainous, polygon FROM districts ORDER BY code"),
+        (
+            "communes",
+            "SELECT code, name, district_code, division_type, lat, lon FROM communes ORDER BY code",
+        ),
+        (
+            "villages",
+            "SELECT village_id, name, commune_code, district_code, lat, lon, population"
+            " FROM villages ORDER BY village_id",
+        ),
+        ("outline", "SELECT points FROM map_features WHERE kind = 'outline' ORDER BY name"),
+    ):
+        await cur.execute(sql)
+        out[key] = await cur.fetchall()
+    return out
+
+
+async def place_states(conn: psycopg.AsyncConnection) -> dict[tuple[str, str], list[str]]:
+    """The stored verdicts: (kind, id) → operators covering, to diff against after a restart."""
+    cur = await conn.execute("SELECT place_kind, place_id, operators FROM coverage_places")
+    return {(r[0], r[1]): list(r[2]) for r in await cur.fetchall()}
+
+
+# -- outputs ---------------------------------------------------------------------------------
+
+UPSERT_PLACE = """
+INSERT INTO coverage_places AS p (place_kind, place_id, name, district_code, commune_code,
+    population, operators, measured, dead_spot, levels, since, updated_at)
+VALUES (%(place_kind)s, %(place_id)s, %(name)s, %(district_code)s, %(commune_code)s,
+    %(population)s, %(operators)s, %(measured)s, %(dead_spot)s, %(levels)s::jsonb, %(ts)s, %(ts)s)
+ON CONFLICT (place_kind, place_id) DO UPDATE SET
+    name = EXCLUDED.name, district_code = EXCLUDED.district_code,
+    commune_code = EXCLUDED.commune_code, population = EXCLUDED.population,
+    since = CASE WHEN p.operators IS DISTINCT FROM EXCLUDED.operators THEN EXCLUDED.since
+                 ELSE p.since END,
+    operators = EXCLUDED.operators, measured = EXCLUDED.measured,
+    dead_spot = EXCLUDED.dead_spot, levels = EXCLUDED.levels, updated_at = EXCLUDED.updated_at
+"""
+
+INSERT_HISTORY = """
+INSERT INTO coverage_history (ts, place_kind, place_id, operators, measured, dead_spot)
+VALUES (%(ts)s, %(place_kind)s, %(place_id)s, %(operators)s, %(measured)s, %(dead_spot)s)
+"""
+
+INSERT_EVENT = """
+INSERT INTO coverage_events (ts, village_id, kind, operators_lost, operators_now, towers,
+    population)
+VALUES (%(ts)s, %(village_id)s, %(kind)s, %(operators_lost)s, %(operators_now)s, %(towers)s,
+    %(population)s)
+"""
+
+
+def _jsonb(rows: Iterable[Row]) -> list[Row]:
+    return [{**r, "levels": msgspec.json.encode(r["levels"]).decode()} for r in rows]
+
+
+async def write_coverage(
+    conn: psycopg.AsyncConnection,
+    *,
+    places: Iterable[Row],
+    history: Iterable[Row],
+    events: Iterable[Row],
+) -> None:
+    """Changed places, their history rows and the village events, in one transaction, so a
+    consumer never sees an event whose state is not stored (or the reverse)."""
+    async with conn.transaction():
+        cur = conn.cursor()
+        rows = _jsonb(places)
+        if rows:
+            await cur.executemany(UPSERT_PLACE, rows)
+        hist = list(history)
+        if hist:
+            await cur.executemany(INSERT_HISTORY, hist)
+        ev = list(events)
+        if ev:
+            await cur.executemany(INSERT_EVENT, ev)
+
+
+async def write_critical(conn: psycopg.AsyncConnection, rows: Iterable[Row], ts: datetime) -> None:
+    async with conn.transaction():
+        cur = conn.cursor()
+        await cur.execute("DELETE FROM critical_towers")
+        await cur.executemany(
+            "INSERT INTO critical_towers (device_id, operator, population_all, villages_all,"
+            " population_operator, villages_operator, computed_at) VALUES (%(device_id)s,"
+            " %(operator)s, %(population_all)s, %(villages_all)s, %(population_operator)s,"
+            " %(villages_operator)s, %(ts)s)",
+            [{**r, "ts": ts} for r in rows],
+        )
+
+
+async def write_rejections(
+    conn: psycopg.AsyncConnection, source: str, rows: Iterable[Mapping[str, Any]], ts: datetime
+) -> None:
+    """Replace the picture of what ``source`` ('sector' or 'probe') had refused."""
+    async with conn.transaction():
+        cur = conn.cursor()
+        await cur.execute("DELETE FROM coverage_rejections WHERE source = %s", (source,))
+        await cur.executemany(
+            "INSERT INTO coverage_rejections (source, device_id, sector, reason, count, seen_at)"
+            " VALUES (%(source)s, %(device_id)s, %(sector)s, %(reason)s, %(count)s, %(ts)s)",
+            [{**r, "source": source, "ts": ts} for r in rows],
+        )
+
+
+# -- reads for reports and the dashboard -----------------------------------------------------
+
+
+def coverage_rows(conn: psycopg.Connection, kind: str = "village") -> list[Row]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT p.place_kind, p.place_id, p.name, p.district_code, d.name AS district,"
+            " p.commune_code, p.population, p.operators, p.measured, p.dead_spot, p.levels,"
+            " p.since, p.updated_at FROM coverage_places p"
+            " LEFT JOIN districts d ON d.code = p.district_code"
+            " WHERE p.place_kind = %s ORDER BY p.district_code, p.place_id",
+            (kind,),
+        )
+        return cur.fetchall()
+
+
+def critical_top(conn: psycopg.Connection, limit: int) -> list[Row]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT c.device_id, c.operator, d.district_code, c.population_all, c.villages_all,"
+            " c.population_operator, c.villages_operator, c.computed_at FROM critical_towers c"
+            " LEFT JOIN devices d ON d.device_id = c.device_id"
+            " ORDER BY c.population_all DESC, c.population_operator DESC, c.device_id LIMIT %s",
+            (limit,),
+        )
+        return cur.fetchall()
+
+
+def events_since(conn: psycopg.Connection, after_id: int = 0) -> list[Row]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT id, ts, village_id, kind, operators_lost, operators_now, towers, population"
+            " FROM coverage_events WHERE id > %s ORDER BY id",
+            (after_id,),
+        )
+        return cur.fetchall()
+
+
+def rejections(conn: psycopg.Connection) -> list[Row]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT source, device_id, sector, reason, count FROM coverage_rejections"
+            " ORDER BY source, device_id, sector, reason"
+        )
+        return cur.fetchall()
