@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +24,9 @@ def _config_file() -> Path:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IOC_", extra="forbid")
 
+    mode: Literal["development", "production"] = Field(
+        "development", description="production: refuse to start on unset or example secrets"
+    )
     database_url: str | None = Field(
         None, description="PostgreSQL/TimescaleDB URL; unset: `ioc up` starts an embedded one"
     )
@@ -50,6 +55,16 @@ class Settings(BaseSettings):
         default_factory=dict, description='alert webhooks, name → URL: {"ops": "https://…"}'
     )
     alert_webhook_timeout_s: float = Field(5.0, gt=0, description="one webhook POST, at most")
+
+    @model_validator(mode="after")
+    def _secrets_in_production(self) -> Settings:
+        from ioc.production import production_problem
+
+        if self.mode == "production":
+            problem = production_problem(self.database_url, self.mqtt_url)
+            if problem:
+                raise PydanticCustomError("insecure", problem)
+        return self
 
     @classmethod
     def settings_customise_sources(
