@@ -83,6 +83,7 @@ class AlertEngine:
         self._arrived_after: datetime | None = None
         self._last_reading: dict[str, datetime] = {}
         self._coverage: bool | None = None
+        self._missing: dict[str, set[str]] = {}  # village → operators lost and not back
         self._kinds = sorted({Kind(r.subject) for r in self.rules.of(Source.TELEMETRY)})
 
     # ---- running -------------------------------------------------------------------------
@@ -167,6 +168,7 @@ class AlertEngine:
                 t.observe(False, {"state": "online"}, now)
         for change in offline.values():
             self._on_status(change, min(change.ts, now))
+        await self._replay_missing(conn)
         self._reconciled_at = time.monotonic()
         self.ready.set()
 
@@ -249,6 +251,7 @@ class AlertEngine:
                 "kind": event.kind,
                 "operators_lost": list(event.operators_lost),
                 "operators_now": list(event.operators_now),
+                "operators_missing": sorted(self._fold_missing(event)),
                 "towers": list(event.towers),
                 "event_ts": event.ts,
             }
@@ -260,6 +263,32 @@ class AlertEngine:
                 self._observe(rule, event.village_id, rule.raised(merged), merged, now)
         if events:
             await q.set_cursor(conn, q.COVERAGE_CURSOR, events[-1].id)
+
+    def _fold_missing(self, event: q.CoverageEvent) -> set[str]:
+        missing = self._missing.get(event.village_id, set())
+        missing = (missing | set(event.operators_lost)) - set(event.operators_now)
+        if missing:
+            self._missing[event.village_id] = missing
+        else:
+            self._missing.pop(event.village_id, None)
+        return missing
+
+    async def _replay_missing(self, conn: psycopg.AsyncConnection) -> None:
+        """Who is missing where, from the events already consumed (they are not re-alerted)."""
+        self._missing.clear()
+        if not await q.has_coverage_events(conn):
+            return
+        upto = await q.get_cursor(conn, q.COVERAGE_CURSOR) or 0
+        position = 0
+        while position < upto:
+            events = await q.coverage_events_after(conn, position, COVERAGE_BATCH)
+            for event in events:
+                if event.id > upto:
+                    return
+                self._fold_missing(event)
+            if not events:
+                return
+            position = events[-1].id
 
     async def _read_telemetry(self, conn: psycopg.AsyncConnection, now: datetime) -> None:
         db_now = await q.db_now(conn)

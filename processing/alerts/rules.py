@@ -39,7 +39,10 @@ SUBJECTS: dict[Source, set[str]] = {
     Source.COVERAGE: {"village"},
     Source.GROUP: {"district"},
 }
-COVERAGE_FACTS = frozenset({"kind", "operators_lost", "operators_now", "towers", "population"})
+# operators_missing: every operator lost since the village's first known state and not back.
+COVERAGE_FACTS = frozenset(
+    {"kind", "operators_lost", "operators_now", "operators_missing", "towers", "population"}
+)
 GROUP_FACTS = frozenset({"recent", "recent_share", "offline", "offline_share", "total"})
 
 

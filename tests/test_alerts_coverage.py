@@ -1,0 +1,164 @@
+"""Coverage alerts end to end: a tower's will → the coverage service's village events → one
+coverage-lost alert per stranded village on MQTT and at a webhook, resolved once when the tower
+returns; then a district power cut: one grouped alert plus the village alerts, none per tower.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from functools import partial
+from typing import Any
+
+import pytest
+
+from devices.endpoint import MqttEndpoint
+from devices.kinds import Kind
+from devices.topics import Topics
+from ingest import Ingester
+from simulators.clock import SimClock
+from simulators.device import SimulatedDevice
+from tests.alerting import (
+    AlertSubscriber,
+    FakeClock,
+    WebhookServer,
+    engine_config,
+    field_client,
+    load_places,
+    rows,
+    running_engine,
+    scenario_devices,
+    ticks,
+)
+from tests.conftest import wait_until
+
+service = pytest.importorskip("processing.coverage.service", reason="no coverage service yet")
+
+
+def _alerts(url: str, rule: str) -> list[tuple[Any, ...]]:
+    return rows(url, "SELECT alert_id, subject, severity, state, summary, details FROM alerts"
+                " WHERE rule = %s ORDER BY subject", rule)  # fmt: skip
+
+
+def _lost_villages(url: str, after: int = 0) -> set[str]:
+    return {r[0] for r in rows(url, "SELECT village_id FROM coverage_events WHERE kind = 'lost'"
+                                    " AND id > %s", after)}  # fmt: skip
+
+
+async def _state_is(url: str, device_id: str, state: str) -> bool:
+    return rows(url, "SELECT state FROM devices WHERE device_id = %s", device_id) == [(state,)]
+
+
+async def test_coverage_loss_from_a_will_and_from_a_district_power_cut(
+    ingester: Ingester, database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
+) -> None:
+    load_places(database_url)
+    clock = FakeClock()
+    coverage = service.CoverageService(
+        service.CoverageServiceConfig(database_url=database_url, poll_s=0.2), clock=clock
+    )
+    coverage_task = asyncio.create_task(coverage.run())
+    hook, subscriber = WebhookServer(), AlertSubscriber()
+    try:
+        await asyncio.wait_for(coverage.ready.wait(), 240)
+        # The one tower whose loss alone leaves a village without any signal (N-1 table).
+        stranding = rows(database_url, "SELECT device_id FROM critical_towers"
+                         " WHERE villages_all = 1 ORDER BY population_all DESC LIMIT 1")
+        assert stranding, "the scenario has a tower whose loss strands a village"
+        victim = next(d for d in scenario_devices(Kind.BTS) if d.device_id == stranding[0][0])
+        endpoint = MqttEndpoint.parse(mqtt_url, protocol=mqtt_protocol)
+        with hook.running():
+            config = engine_config(database_url, mqtt_url, mqtt_protocol, topics,
+                                   webhooks={"ops": hook.url})  # fmt: skip
+            async with (
+                subscriber.running(mqtt_url, mqtt_protocol, topics),
+                running_engine(config, clock) as engine,
+            ):
+                # speed 1: its birth record matches the registry, so no full recompute.
+                tower = SimulatedDevice(victim, endpoint, topics=topics, clock=SimClock(speed=1))
+                tower.start()
+                await wait_until(partial(_state_is, database_url, victim.device_id, "online"))
+                await tower.kill()
+
+                async def lost_told() -> bool:
+                    return ("coverage_lost", "opened") in subscriber.events() and any(
+                        p["rule"] == "coverage_lost" for p in hook.received
+                    )
+
+                await wait_until(lost_told, timeout_s=60)
+                await ticks(engine, 5)
+                [village] = _lost_villages(database_url)
+                [(alert_id, subject, severity, state, summary, details)] = _alerts(
+                    database_url, "coverage_lost"
+                )
+                name, population = rows(
+                    database_url, "SELECT name, population FROM villages WHERE village_id = %s",
+                    village,
+                )[0]  # fmt: skip
+                assert (subject, state) == (village, "open")
+                assert severity == ("critical" if population > 1000 else "major")
+                assert name in summary and str(population) in summary
+                assert victim.meta["operator"] in details["operators_lost"]
+                assert victim.device_id in details["towers"]
+
+                back = SimulatedDevice(victim, endpoint, topics=topics, clock=SimClock(speed=1))
+                back.start()
+                await wait_until(partial(_state_is, database_url, victim.device_id, "online"))
+
+                async def restored() -> bool:
+                    t = engine.trackers.get(("coverage_lost", village))
+                    return t is not None and not t.raised
+
+                await wait_until(restored, timeout_s=60)
+                clock.advance(31)  # keep_firing_s; less than bts_offline's 60 s
+                await ticks(engine, 10)
+                lost_events = [(p["alert_id"], p["event"]) for p in hook.received
+                               if p["rule"] == "coverage_lost"]  # fmt: skip
+                assert lost_events == [(alert_id, "opened"), (alert_id, "resolved")]
+                assert [e for e in subscriber.events() if e[0] == "coverage_lost"] == [
+                    ("coverage_lost", "opened"), ("coverage_lost", "resolved"),
+                ]  # fmt: skip
+                assert _alerts(database_url, "bts_offline") == []
+
+                await _power_cut(engine, clock, database_url, mqtt_url, mqtt_protocol, topics)
+            await back.stop()
+    finally:
+        coverage_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await coverage_task
+
+
+async def _power_cut(engine: Any, clock: FakeClock, url: str, mqtt_url: str, protocol: int,
+                     topics: Topics) -> None:  # fmt: skip
+    """All of Vân Canh's towers go off within a minute."""
+    towers = scenario_devices(Kind.BTS, district=551)
+    before = rows(url, "SELECT coalesce(max(id), 0) FROM coverage_events")[0][0]
+    async with field_client(mqtt_url, protocol, topics) as field:
+        for t in towers:
+            await field.birth(t)  # the registry's own record: no rebuild
+            await field.status(t, "online")
+        for t in towers:
+            await wait_until(partial(_state_is, url, t.device_id, "online"))
+        for i, t in enumerate(towers):
+            await field.status(t, "offline", "will")
+            if i % 10 == 9:
+                clock.advance(10)
+        for t in towers:
+            await wait_until(partial(_state_is, url, t.device_id, "offline"))
+    lost = set()
+
+    async def villages_alerted() -> bool:
+        nonlocal lost
+        lost = _lost_villages(url, before)
+        alerted = {a[1] for a in _alerts(url, "coverage_lost") if a[3] == "open"}
+        return bool(lost) and alerted == lost
+
+    await wait_until(villages_alerted, timeout_s=60)
+    clock.advance(61)  # past bts_offline's for_s: still held by the group
+    await ticks(engine, 10)
+    groups = _alerts(url, "district_power_cut")
+    assert [(g[1], g[2], g[3]) for g in groups] == [("551", "critical", "open")]
+    assert groups[0][5]["offline"] == len(towers) == len(groups[0][5]["members"])
+    assert _alerts(url, "bts_offline") == []  # not one per tower
+    open_lost = [a for a in _alerts(url, "coverage_lost") if a[3] == "open"]
+    assert len(open_lost) == len(lost)  # one per village, and every village
