@@ -1,39 +1,38 @@
-"""The IOC view (Streamlit). Run with `ioc dashboard` or `ioc up`."""
+"""The IOC view (Streamlit, multipage). Run with `ioc dashboard` or `ioc up`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
-from dashboard.data import connection, refresh_seconds
-from dashboard.livemap import deck, device_frame
-from store import queries
+from dashboard import auth
+from dashboard.i18n import t
+from store.users import Role
+
+HERE = Path(__file__).parent
 
 st.set_page_config(page_title="IOC Bình Định", page_icon="📡", layout="wide")
-st.title("Trung tâm Điều hành thông minh · Bình Định")
 
+user = auth.current_user()
+if user is None:
+    auth.login_page()
+    st.stop()
 
-@st.fragment(run_every=refresh_seconds())
-def live_map() -> None:
-    conn = connection()
-    counts = queries.state_counts(conn)
-    columns = st.columns(3)
-    for column, kind in zip(columns, ("bts", "camera", "broadband"), strict=True):
-        online = sum(c.devices for c in counts if c.kind == kind and c.state == "online")
-        total = sum(c.devices for c in counts if c.kind == kind)
-        column.metric(
-            f"{kind.upper()} online",
-            f"{online:,} / {total:,}",
-            delta=f"{total - online:,} not online",
-            delta_color="inverse",
-        )
-    frame = device_frame(queries.device_map(conn))
-    st.pydeck_chart(
-        deck(frame, queries.districts(conn), queries.map_features(conn)), height=720, key="live-map"
-    )
-    st.caption(
-        "● online  ● offline  ● unknown — positions of villages, roads and districts are "
-        "synthetic (see seeds/data/README.md)"
-    )
+with st.sidebar:
+    auth.language_picker()
+    st.caption(t("app.signed_in", name=user.display_name, role=t("role." + user.role.value)))
+    if st.button(t("app.logout"), key="logout"):
+        auth.logout()
+        st.rerun()
 
-
-live_map()
+pages = [
+    st.Page(HERE / "pages/map.py", title=t("page.map"), url_path="map", default=True),
+    st.Page(HERE / "pages/alerts.py", title=t("page.alerts"), url_path="alerts"),
+    st.Page(HERE / "pages/device.py", title=t("page.device"), url_path="device"),
+    st.Page(HERE / "pages/coverage.py", title=t("page.coverage"), url_path="coverage"),
+    st.Page(HERE / "pages/ingest.py", title=t("page.ingest"), url_path="ingest"),
+]
+if user.role.allows(Role.ADMIN):
+    pages.append(st.Page(HERE / "pages/users.py", title=t("page.users"), url_path="users"))
+st.navigation(pages).run()

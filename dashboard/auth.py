@@ -1,0 +1,66 @@
+"""Login for the dashboard. The browser holds only a session token; who it belongs to and what
+they may do is looked up in the database on every run (store/users.py)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard.data import db, session_ttl
+from dashboard.i18n import LANGS, t
+from store import users
+from store.users import User
+
+TOKEN_KEY = "session_token"
+
+
+def token() -> str | None:
+    value = st.session_state.get(TOKEN_KEY)
+    return value if isinstance(value, str) else None
+
+
+def current_user() -> User | None:
+    """The logged-in user, or None (a session that has expired is forgotten here)."""
+    if token() is None:
+        return None
+    with db() as conn:
+        user = users.session_user(conn, token())
+    if user is None:
+        del st.session_state[TOKEN_KEY]
+        st.session_state["login_notice"] = "login.expired"
+    return user
+
+
+def language_picker() -> None:
+    st.radio(
+        t("app.language"), list(LANGS), format_func=LANGS.__getitem__, key="lang", horizontal=True
+    )
+
+
+def login_page() -> None:
+    st.title(t("app.title"))
+    language_picker()
+    notice = st.session_state.pop("login_notice", None)
+    if notice:
+        st.warning(t(notice))
+    with st.form("login"):
+        st.subheader(t("login.title"))
+        username = st.text_input(t("login.username"), key="login_username")
+        password = st.text_input(t("login.password"), type="password", key="login_password")
+        submitted = st.form_submit_button(t("login.submit"), type="primary")
+    if submitted:
+        with db() as conn:
+            session = users.login(conn, username, password, ttl=session_ttl())
+            anyone = bool(session) or bool(users.list_users(conn))
+        if session is None:
+            st.error(t("login.failed") if anyone else t("login.no_users"))
+            return
+        st.session_state[TOKEN_KEY] = session.token
+        st.rerun()
+
+
+def logout() -> None:
+    current = token()
+    if current:
+        with db() as conn:
+            users.logout(conn, current)
+    st.session_state.pop(TOKEN_KEY, None)

@@ -1,0 +1,265 @@
+"""Every label of the dashboard, in Vietnamese (the default) and English, and locale formatting.
+
+Metric names come from their declarations in devices/metrics.py (``MetricSpec.label``), not
+from here. Numbers and dates go through babel so each language gets its own separators and
+date order; times are shown in the province's zone (ICT, UTC+7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+import streamlit as st
+from babel.dates import format_datetime, get_timezone
+from babel.numbers import format_decimal, format_percent
+
+LANGS: dict[str, str] = {"vi": "Tiếng Việt", "en": "English"}
+DEFAULT_LANG = "vi"
+_LOCALE = {"vi": "vi_VN", "en": "en_GB"}
+ZONE_NAME = "Asia/Ho_Chi_Minh"  # charts show local wall time, as operators read clocks
+ZONE = get_timezone(ZONE_NAME)
+
+# key: (Vietnamese, English). ``{name}`` fields are filled by :func:`t`.
+CATALOGUE: dict[str, tuple[str, str]] = {
+    # shell
+    "app.title": (
+        "Trung tâm Điều hành thông minh · Bình Định",
+        "Intelligent Operations Centre · Bình Định",
+    ),
+    "app.language": ("Ngôn ngữ", "Language"),
+    "app.logout": ("Đăng xuất", "Log out"),
+    "app.signed_in": ("{name} · vai trò: {role}", "{name} · role: {role}"),
+    "app.no_database": (
+        "Chưa đặt {env}: hãy chạy bảng điều khiển bằng `ioc up` hoặc `ioc dashboard`.",
+        "{env} is not set: start the dashboard with `ioc up` or `ioc dashboard`.",
+    ),
+    "page.map": ("Bản đồ trực tiếp", "Live map"),
+    "page.alerts": ("Cảnh báo", "Alerts"),
+    "page.device": ("Thiết bị", "Device"),
+    "page.coverage": ("Báo cáo vùng phủ", "Coverage report"),
+    "page.ingest": ("Thu nhận dữ liệu", "Ingest & rejects"),
+    "page.users": ("Người dùng", "Users"),
+    # login
+    "login.title": ("Đăng nhập", "Log in"),
+    "login.username": ("Tên đăng nhập", "Username"),
+    "login.password": ("Mật khẩu", "Password"),
+    "login.submit": ("Đăng nhập", "Log in"),
+    "login.failed": ("Sai tên đăng nhập hoặc mật khẩu.", "Wrong username or password."),
+    "login.expired": (
+        "Phiên làm việc đã hết hạn, hãy đăng nhập lại.",
+        "Your session has expired; please log in again.",
+    ),
+    "login.no_users": (
+        "Chưa có người dùng nào: tạo một tài khoản bằng `ioc users add TÊN --role admin`.",
+        "No users yet: create one with `ioc users add NAME --role admin`.",
+    ),
+    "role.viewer": ("xem", "viewer"),
+    "role.operator": ("điều hành", "operator"),
+    "role.admin": ("quản trị", "admin"),
+    # kinds and states
+    "kind.bts": ("Trạm BTS", "BTS"),
+    "kind.camera": ("Camera", "Cameras"),
+    "kind.broadband": ("Nút băng rộng (OLT)", "Broadband nodes (OLT)"),
+    "state.online": ("hoạt động", "online"),
+    "state.on_battery": ("chạy ắc quy", "on battery"),
+    "state.degraded": ("suy giảm", "degraded"),
+    "state.offline": ("mất kết nối", "offline"),
+    "state.unknown": ("chưa rõ", "unknown"),
+    "severity.critical": ("nghiêm trọng", "critical"),
+    "severity.major": ("lớn", "major"),
+    "severity.minor": ("nhỏ", "minor"),
+    "severity.info": ("thông tin", "info"),
+    "alert_state.open": ("đang mở", "open"),
+    "alert_state.acknowledged": ("đã xác nhận", "acknowledged"),
+    "alert_state.resolved": ("đã xử lý", "resolved"),
+    # headline strip
+    "head.online_of": ("{kind} hoạt động (trên {total})", "{kind} online (of {total})"),
+    "head.not_online": ("{n} không hoạt động", "{n} not online"),
+    "head.alerts": ("Cảnh báo đang mở", "Open alerts"),
+    "head.alerts_detail": (
+        "{critical} nghiêm trọng · {major} lớn · {minor} nhỏ",
+        "{critical} critical · {major} major · {minor} minor",
+    ),
+    "head.dead_spots": ("Thôn lõm sóng", "Villages without signal"),
+    "head.dead_spots_detail": ("{population} người bị ảnh hưởng", "{population} people affected"),
+    "head.centres": ("Phủ sóng trung tâm xã", "Commune centres covered"),
+    "head.population": ("Phủ sóng dân số", "Population covered"),
+    "head.ingest": ("Thu nhận (tin/giây)", "Ingest (msg/s)"),
+    "head.ingest_detail": (
+        "trễ {lag} s · {rejects} bị loại/giờ",
+        "lag {lag} s · {rejects} rejects/h",
+    ),
+    "head.no_coverage": ("chưa có tính toán vùng phủ", "no coverage computed yet"),
+    # map
+    "map.colour_by": ("Tô màu trạm theo", "Colour towers by"),
+    "map.by_state": ("trạng thái", "state"),
+    "map.by_operator": ("nhà mạng", "operator"),
+    "map.layers": ("Lớp bản đồ", "Layers"),
+    "map.coverage_layer": ("Vùng phủ sóng", "Coverage"),
+    "map.any_operator": ("bất kỳ nhà mạng", "any operator"),
+    "map.none": ("tắt", "off"),
+    "map.legend_villages": (
+        "● thôn lõm sóng (kích thước theo dân số)",
+        "● village without signal (sized by population)",
+    ),
+    "map.synthetic": (
+        "Vị trí thôn, đường và ranh giới huyện là dữ liệu tổng hợp (xem seeds/data/README.md).",
+        "Village, road and district positions are synthetic (see seeds/data/README.md).",
+    ),
+    "map.updated": ("Cập nhật {when}", "Updated {when}"),
+    "map.focus": ("Đang xem: {subject}", "Focused on: {subject}"),
+    "tip.state": ("trạng thái", "state"),
+    "tip.last_seen": ("lần cuối", "last seen"),
+    "tip.population": ("dân số", "population"),
+    # alerts page
+    "alerts.state": ("Tình trạng", "State"),
+    "alerts.severity": ("Mức độ", "Severity"),
+    "alerts.district": ("Huyện", "District"),
+    "alerts.kind": ("Loại đối tượng", "Subject kind"),
+    "alerts.all": ("tất cả", "all"),
+    "subject.village": ("Thôn", "Village"),
+    "subject.district": ("Huyện", "District"),
+    "alerts.none": ("Không có cảnh báo nào khớp bộ lọc.", "No alerts match the filters."),
+    "alerts.opened": ("Mở lúc", "Opened"),
+    "alerts.subject": ("Đối tượng", "Subject"),
+    "alerts.summary": ("Nội dung", "Summary"),
+    "alerts.pick": ("Chọn cảnh báo", "Select an alert"),
+    "alerts.history": ("Lịch sử", "History"),
+    "alerts.ack": ("Xác nhận", "Acknowledge"),
+    "alerts.ack_comment": ("Ghi chú", "Comment"),
+    "alerts.acked": ("Đã xác nhận cảnh báo #{id}.", "Alert #{id} acknowledged."),
+    "alerts.silence": ("Tạm ẩn thông báo", "Silence"),
+    "alerts.silence_hours": ("Số giờ", "Hours"),
+    "alerts.silenced": (
+        "Đã tạm ẩn thông báo của {subject} đến {until}.",
+        "Notifications for {subject} silenced until {until}.",
+    ),
+    "alerts.refused": ("Từ chối: {reason}", "Refused: {reason}"),
+    "alerts.viewer_note": (
+        "Vai trò xem không được xác nhận hay tạm ẩn cảnh báo.",
+        "The viewer role cannot acknowledge or silence alerts.",
+    ),
+    "alerts.details": ("Chi tiết", "Details"),
+    "alerts.event": ("Sự kiện", "Event"),
+    "alerts.actor": ("Người thực hiện", "By"),
+    "event.opened": ("mở", "opened"),
+    "event.updated": ("cập nhật", "updated"),
+    "event.flapping": ("chập chờn", "flapping"),
+    "event.acknowledged": ("xác nhận", "acknowledged"),
+    "event.resolved": ("đã xử lý", "resolved"),
+    "event.unsilenced": ("hết tạm ẩn", "unsilenced"),
+    "alerts.on_map": ("Xem trên bản đồ", "Show on map"),
+    "alerts.to_device": ("Trang thiết bị", "Device page"),
+    "alerts.unavailable": (
+        "Chưa có bộ cảnh báo (store/alerts.py).",
+        "The alert engine is not installed (store/alerts.py).",
+    ),
+    # device page
+    "device.search": ("Tìm theo mã hoặc tên", "Search by id or name"),
+    "device.none": ("Không tìm thấy thiết bị.", "No device found."),
+    "device.pick": ("Thiết bị", "Device"),
+    "device.meta": ("Thông tin", "Details"),
+    "device.operator": ("Nhà mạng", "Operator"),
+    "device.position": ("Vị trí", "Position"),
+    "device.district": ("Huyện", "District"),
+    "device.sectors": ("Sector", "Sectors"),
+    "device.state": ("Trạng thái", "State"),
+    "device.since": ("từ {when}", "since {when}"),
+    "device.last_seen": ("Lần cuối nhận tin", "Last seen"),
+    "device.range": ("Khoảng thời gian", "Range"),
+    "device.range_6h": ("6 giờ", "6 hours"),
+    "device.range_24h": ("24 giờ", "24 hours"),
+    "device.range_7d": ("7 ngày", "7 days"),
+    "device.range_30d": ("30 ngày", "30 days"),
+    "device.no_readings": ("Không có số liệu trong khoảng này.", "No readings in this range."),
+    "device.status_history": ("Lịch sử trạng thái", "Status history"),
+    "device.alerts": ("Cảnh báo của thiết bị", "Alerts of this device"),
+    "device.villages": ("Thôn phụ thuộc trạm này", "Villages that depend on this tower"),
+    "device.critical": (
+        "Trạm then chốt (N-1): mất trạm này thì {n} thôn mất sóng.",
+        "N-1 critical: losing this tower leaves {n} villages without signal.",
+    ),
+    "device.not_critical": (
+        "Không then chốt (N-1): không thôn nào chỉ phụ thuộc trạm này.",
+        "Not N-1 critical: no village depends on this tower alone.",
+    ),
+    "device.time": ("Thời điểm", "Time"),
+    "device.reason": ("Lý do", "Reason"),
+    # coverage report
+    "cov.district": ("Huyện", "District"),
+    "cov.commune": ("Xã/phường", "Commune"),
+    "cov.villages": ("Số thôn", "Villages"),
+    "cov.dead_spots": ("Thôn lõm sóng", "Dead spots"),
+    "cov.population": ("Dân số", "Population"),
+    "cov.without": ("Dân số không có sóng", "Population without signal"),
+    "cov.without_op": ("Không có sóng {operator}", "Without {operator}"),
+    "cov.centre": ("Trung tâm xã có sóng", "Commune centre covered"),
+    "cov.by_district": ("Theo huyện", "By district"),
+    "cov.by_commune": ("Theo xã", "By commune"),
+    "cov.critical": ("Trạm then chốt N-1", "N-1 critical towers"),
+    "cov.export_csv": ("Tải CSV", "Download CSV"),
+    "cov.export_xlsx": ("Tải XLSX", "Download XLSX"),
+    "cov.unavailable": (
+        "Chưa có tính toán vùng phủ (store/coverage.py).",
+        "No coverage engine yet (store/coverage.py).",
+    ),
+    # ingest page
+    "ingest.throughput": ("Lưu lượng (tin/phút)", "Throughput (messages/minute)"),
+    "ingest.latency": ("Độ trễ (giây, trung bình/phút)", "Latency (seconds, mean per minute)"),
+    "ingest.rejects": ("Tin bị loại theo lý do (24 giờ)", "Rejects by reason (24 hours)"),
+    "ingest.samples": ("Mẫu tin bị loại", "Sample rejected payloads"),
+    "ingest.reason": ("Lý do", "Reason"),
+    "ingest.count": ("Số lượng", "Count"),
+    "ingest.no_rejects": ("Không có tin bị loại.", "No rejects."),
+    "ingest.window": ("30 phút gần nhất", "last 30 minutes"),
+    # users page
+    "users.admin_only": ("Chỉ quản trị viên.", "Administrators only."),
+    "users.add": ("Thêm người dùng", "Add a user"),
+    "users.name": ("Tên hiển thị", "Display name"),
+    "users.role": ("Vai trò", "Role"),
+    "users.saved": ("Đã lưu người dùng {name}.", "User {name} saved."),
+}
+
+
+def lang() -> str:
+    value = st.session_state.get("lang", DEFAULT_LANG)
+    return value if value in LANGS else DEFAULT_LANG
+
+
+def t(key: str, **fields: object) -> str:
+    """The label ``key`` in the chosen language (KeyError on a key missing from the catalogue)."""
+    vi, en = CATALOGUE[key]
+    text = vi if lang() == "vi" else en
+    return text.format(**fields) if fields else text
+
+
+def locale() -> str:
+    return _LOCALE[lang()]
+
+
+def num(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "—"
+    pattern = "#,##0" + ("." + "0" * digits if digits else "")
+    return str(format_decimal(value, format=pattern, locale=locale()))
+
+
+def pct(fraction: float | None, digits: int = 1) -> str:
+    if fraction is None:
+        return "—"
+    pattern = "#,##0" + ("." + "0" * digits if digits else "") + "%"
+    return str(format_percent(fraction, format=pattern, locale=locale()))
+
+
+def when(moment: datetime | None, form: str = "short") -> str:
+    if moment is None:
+        return "—"
+    return str(format_datetime(moment, form, tzinfo=ZONE, locale=locale()))
+
+
+def labeller(prefix: str, values: Iterable[str]) -> Callable[[str], str]:
+    """A widget's ``format_func``: the labels are computed now, in this session's language
+    (Streamlit may call format_func outside the script run, where the language is unknown)."""
+    table = {v: t(prefix + v) for v in values}
+    return table.__getitem__

@@ -1,0 +1,187 @@
+"""Alerts: open / acknowledged / resolved, filters, history; acknowledge and silence (operator)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import auth
+from dashboard.actions import acknowledge_alert, silence_subject
+from dashboard.data import db
+from dashboard.i18n import labeller, lang, t, when
+from store import alerts
+from store import dashboard as q
+from store.users import PermissionDenied, Role
+
+SUBJECT_KINDS = ("bts", "camera", "broadband", "village", "district")
+DEVICE_KINDS = ("bts", "camera", "broadband")
+
+user = auth.current_user()
+flash = st.session_state.pop("alerts_flash", None)
+if flash:
+    st.success(flash)
+with db() as conn:
+    districts = q.district_names(conn)
+
+district_labels: dict[int | None, str] = {None: t("alerts.all")}
+district_labels.update(districts.items())
+filters = st.columns(4)
+states = filters[0].multiselect(
+    t("alerts.state"),
+    ["open", "acknowledged", "resolved"],
+    default=["open", "acknowledged"],
+    format_func=labeller("alert_state.", ["open", "acknowledged", "resolved"]),
+    key="alerts_states",
+)
+severities = filters[1].multiselect(
+    t("alerts.severity"),
+    list(alerts.SEVERITIES),
+    format_func=labeller("severity.", alerts.SEVERITIES),
+    placeholder=t("alerts.all"),
+    key="alerts_severities",
+)
+district = filters[2].selectbox(
+    t("alerts.district"),
+    [None, *sorted(districts)],
+    format_func=district_labels.__getitem__,
+    key="alerts_district",
+)
+subject_kinds = filters[3].multiselect(
+    t("alerts.kind"),
+    list(SUBJECT_KINDS),
+    format_func={
+        k: t(("kind." if k in DEVICE_KINDS else "subject.") + k) for k in SUBJECT_KINDS
+    }.__getitem__,
+    placeholder=t("alerts.all"),
+    key="alerts_kinds",
+)
+
+with db() as conn:
+    rows = alerts.list_alerts(
+        conn,
+        alerts.AlertFilter(
+            states=tuple(states), severities=tuple(severities), district_code=district, limit=500
+        ),
+    )
+# The store filters by rule, not by subject kind; the page narrows the (bounded) list itself.
+rows = [a for a in rows if not subject_kinds or a.subject_kind in subject_kinds]
+
+
+def summary(alert: alerts.AlertRow) -> str:
+    return alert.summary_vi if lang() == "vi" else alert.summary
+
+
+if not rows:
+    st.info(t("alerts.none"))
+    st.stop()
+
+table = pd.DataFrame(
+    {
+        "#": [a.alert_id for a in rows],
+        t("alerts.severity"): [t("severity." + a.severity) for a in rows],
+        t("alerts.state"): [t("alert_state." + a.state) for a in rows],
+        t("alerts.opened"): [when(a.opened_at, "medium") for a in rows],
+        t("alerts.district"): [districts.get(a.district_code or -1, "") for a in rows],
+        t("alerts.subject"): [a.subject for a in rows],
+        t("alerts.summary"): [summary(a) for a in rows],
+    }
+)
+st.dataframe(table, hide_index=True, width="stretch", height=min(420, 38 + 35 * len(rows)))
+
+ids = [a.alert_id for a in rows]
+wanted = st.query_params.get("alert")
+if wanted and wanted.isdigit() and int(wanted) in ids and "alerts_pick" not in st.session_state:
+    st.session_state["alerts_pick"] = int(wanted)
+by_id = {a.alert_id: a for a in rows}
+picked = st.selectbox(
+    t("alerts.pick"),
+    ids,
+    format_func={
+        a.alert_id: f"#{a.alert_id} · {t('severity.' + a.severity)} · {a.subject}"
+        f" · {summary(a)[:90]}"
+        for a in rows
+    }.__getitem__,
+    key="alerts_pick",
+)
+alert = by_id[picked]
+
+st.subheader(f"#{alert.alert_id} · {summary(alert)}")
+info = st.columns(4)
+info[0].metric(t("alerts.severity"), t("severity." + alert.severity))
+info[1].metric(t("alerts.state"), t("alert_state." + alert.state))
+info[2].metric(t("alerts.opened"), when(alert.opened_at, "short"))
+info[3].metric(t("alerts.subject"), alert.subject)
+links = st.columns(4)
+links[0].page_link("pages/map.py", label=t("alerts.on_map"), query_params={"focus": alert.subject})
+if alert.subject_kind in DEVICE_KINDS:
+    links[1].page_link(
+        "pages/device.py",
+        label=t("alerts.to_device"),
+        query_params={"id": alert.subject},
+    )
+if alert.details:
+    with st.expander(t("alerts.details")):
+        st.json(alert.details)
+
+with db() as conn:
+    history = alerts.transitions(conn, alert.alert_id)
+st.caption(t("alerts.history"))
+st.dataframe(
+    pd.DataFrame(
+        {
+            t("device.time"): [when(h.ts, "medium") for h in history],
+            t("alerts.event"): [t("event." + h.event) for h in history],
+            t("alerts.actor"): [h.actor for h in history],
+            t("alerts.ack_comment"): [h.comment or "" for h in history],
+        }
+    ),
+    hide_index=True,
+    width="stretch",
+)
+
+# The forms are shown to everyone; for a viewer they are disabled, and if a crafted request
+# submits them anyway, actions.* refuses it against the role stored in the database.
+may_act = user is not None and user.role.allows(Role.OPERATOR)
+if not may_act:
+    st.info(t("alerts.viewer_note"))
+act = st.columns(2)
+with act[0].form("ack"):
+    comment = st.text_input(t("alerts.ack_comment"), key="ack_comment", disabled=not may_act)
+    ack = st.form_submit_button(
+        t("alerts.ack"), type="primary", disabled=not may_act or alert.state != "open"
+    )
+with act[1].form("silence"):
+    hours = st.number_input(
+        t("alerts.silence_hours"), 1, 72, 4, key="silence_hours", disabled=not may_act
+    )
+    silence_note = st.text_input(
+        t("alerts.ack_comment"), key="silence_comment", disabled=not may_act
+    )
+    silence = st.form_submit_button(t("alerts.silence"), disabled=not may_act)
+
+if ack:
+    try:
+        with db() as conn:
+            done = acknowledge_alert(conn, auth.token(), alert.alert_id, comment)
+        st.session_state["alerts_flash"] = t("alerts.acked", id=done.alert_id)
+        st.rerun()
+    except PermissionDenied as err:
+        st.error(t("alerts.refused", reason=str(err)))
+    except (alerts.AlertStateError, alerts.AlertNotFound, ValueError) as err:
+        st.error(str(err))
+if silence:
+    try:
+        with db() as conn:
+            row = silence_subject(
+                conn, auth.token(), alert, float(hours), silence_note, now=datetime.now(UTC)
+            )
+        st.session_state["alerts_flash"] = t(
+            "alerts.silenced", subject=alert.subject, until=when(row.ends_at)
+        )
+        st.rerun()
+    except PermissionDenied as err:
+        st.error(t("alerts.refused", reason=str(err)))
+    except ValueError as err:
+        st.error(str(err))

@@ -1,0 +1,133 @@
+"""One device: meta, state, rolled-up time series, status history, its alerts; for a tower,
+the villages that depend on it and its N-1 criticality."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.coverage_view import tower_dependents
+from dashboard.data import db
+from dashboard.i18n import ZONE_NAME, labeller, lang, num, t, when
+from devices.kinds import Kind
+from devices.metrics import metric
+from store import alerts, queries
+from store import dashboard as q
+
+RANGES = {
+    "6h": timedelta(hours=6),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
+
+if "device_q" not in st.session_state and st.query_params.get("id"):
+    st.session_state["device_q"] = st.query_params["id"]
+text = st.text_input(t("device.search"), key="device_q", placeholder="BTS-VTL-0001")
+if not text.strip():
+    st.stop()
+with db() as conn:
+    found = q.search_devices(conn, text)
+if not found:
+    st.info(t("device.none"))
+    st.stop()
+device_id = st.selectbox(
+    t("device.pick"),
+    [d.device_id for d in found],
+    format_func={d.device_id: f"{d.device_id} · {d.name or ''}" for d in found}.__getitem__,
+    key="device_pick",
+)
+now = datetime.now(UTC)
+with db() as conn:
+    device = q.device_detail(conn, device_id)
+    history = queries.status_events(conn, device_id, limit=50)
+    its_alerts = alerts.list_alerts(conn, alerts.AlertFilter(subject=device_id, limit=50))
+if device is None:
+    st.info(t("device.none"))
+    st.stop()
+
+st.subheader(f"{device.name or device.device_id} · {device.device_id}")
+head = st.columns(4)
+head[0].metric(
+    t("device.state"),
+    t("state." + device.state),
+    delta=t("device.since", when=when(device.state_since)),
+    delta_color="off",
+)
+head[1].metric(t("device.last_seen"), when(device.last_seen, "medium"))
+head[2].metric(t("device.operator"), device.operator or "—")
+head[3].metric(
+    t("device.district"), device.district_name or "—", delta=device.commune_name, delta_color="off"
+)
+
+with st.expander(t("device.meta"), expanded=False):
+    position = f"{device.lat:.5f}, {device.lon:.5f}" if device.lat and device.lon else "—"
+    st.write(f"**{t('device.position')}:** {position}")
+    sectors = device.meta.get("sectors") or []
+    if sectors:
+        st.write(f"**{t('device.sectors')}:**")
+        st.dataframe(pd.DataFrame(sectors), hide_index=True)
+    st.json({k: v for k, v in device.meta.items() if k != "sectors"}, expanded=False)
+
+span = st.radio(
+    t("device.range"),
+    list(RANGES),
+    index=1,
+    horizontal=True,
+    format_func=labeller("device.range_", RANGES),
+    key="device_range",
+)
+kind = Kind(device.kind)
+with db() as conn:
+    series = q.rollup_series(conn, kind, device_id, now - RANGES[span], now)
+if not series:
+    st.info(t("device.no_readings"))
+else:
+    frame = pd.DataFrame(series).set_index("bucket")
+    frame.index = pd.to_datetime(frame.index, utc=True).tz_convert(ZONE_NAME).tz_localize(None)
+    columns = [c for c in frame.columns if c != "readings"]
+    grid = st.columns(2)
+    for i, name in enumerate(columns):
+        spec = metric(kind, name)
+        with grid[i % 2]:
+            st.caption(f"{spec.label[lang()]} ({spec.unit})" if spec.unit else spec.label[lang()])
+            st.line_chart(frame[[name]].astype(float), height=180)
+
+if kind is Kind.BTS:
+    with db() as conn:
+        dependents = tower_dependents(conn, device_id)
+    if dependents is not None:
+        st.subheader(t("device.villages"))
+        only_here = [v for v in dependents if v.get("sole")]
+        if only_here:
+            st.error(t("device.critical", n=num(len(only_here))))
+        else:
+            st.success(t("device.not_critical"))
+        st.dataframe(pd.DataFrame(dependents), hide_index=True, width="stretch")
+
+left, right = st.columns(2)
+with left:
+    st.subheader(t("device.status_history"))
+    st.dataframe(
+        pd.DataFrame(
+            {
+                t("device.time"): [when(h["ts"], "medium") for h in history],
+                t("device.state"): [t("state." + h["state"]) for h in history],
+                t("device.reason"): [h["reason"] for h in history],
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+with right:
+    st.subheader(t("device.alerts"))
+    for a in its_alerts:
+        text = a.summary_vi if lang() == "vi" else a.summary
+        st.page_link(
+            "pages/alerts.py",
+            query_params={"alert": str(a.alert_id)},
+            label=f"#{a.alert_id} · {t('severity.' + a.severity)} ·"
+            f" {t('alert_state.' + a.state)} · {text[:80]}",
+        )

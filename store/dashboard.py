@@ -1,0 +1,263 @@
+"""Named read queries for the dashboard: the map's device layer, ingest health, device pages.
+
+Every query is bounded by an index or a time window (chunk exclusion on TimescaleDB, the BRIN
+on ``received_at`` on plain PostgreSQL), so a page stays fast at 30 days of fleet telemetry.
+Read-only: alerts and coverage have their own modules (store/alerts.py, store/coverage.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import class_row, dict_row
+
+from devices.kinds import Kind
+from store.tables import READING_TABLES
+
+# The latest reading of a device is looked for this far back; older means it is silent, and
+# liveness has (or soon will have) marked it offline. A constant bound lets TimescaleDB skip
+# every older chunk when planning.
+LATEST_WINDOW = timedelta(hours=1)
+
+DISPLAY_STATES = ("online", "on_battery", "degraded", "offline", "unknown")
+
+
+@dataclass(frozen=True, slots=True)
+class MapDevice:
+    device_id: str
+    kind: str
+    name: str | None
+    operator: str | None
+    lat: float
+    lon: float
+    district_code: int | None
+    state: str  # one of DISPLAY_STATES: liveness refined by the latest reading
+    last_seen: datetime | None
+    latest: dict[str, Any] | None  # key metrics of the latest reading (metric name → value)
+
+
+# Per kind: the latest reading's key metrics, and when a live device counts as degraded.
+_LATEST: dict[Kind, tuple[str, str]] = {
+    Kind.BTS: (
+        "power_source, battery_pct, active_users, backhaul_up, sectors_up",
+        "CASE WHEN r.power_source = 'battery' THEN 'on_battery'"
+        " WHEN NOT r.backhaul_up OR false = ANY(r.sectors_up) THEN 'degraded' ELSE 'online' END",
+    ),
+    Kind.CAMERA: (
+        "online, fps, recording, tamper",
+        "CASE WHEN NOT r.online OR NOT r.recording OR r.tamper THEN 'degraded' ELSE 'online' END",
+    ),
+    Kind.BROADBAND: (
+        "uplink_up, onts_online, onts_total, latency_ms",
+        "CASE WHEN NOT r.uplink_up THEN 'degraded' ELSE 'online' END",
+    ),
+}
+
+
+def map_devices(conn: psycopg.Connection, now: datetime) -> list[MapDevice]:
+    """Towers, cameras and broadband nodes with a position, in the state the map shows."""
+    rows: list[MapDevice] = []
+    for kind, (columns, degraded) in _LATEST.items():
+        query = sql.SQL(
+            "SELECT d.device_id, d.kind, d.name, d.operator, d.lat, d.lon, d.district_code,"
+            " CASE WHEN d.state <> 'online' THEN d.state WHEN r.device_id IS NULL THEN 'online'"
+            " ELSE {degraded} END AS state, d.last_seen,"
+            " to_jsonb(r) - 'device_id' AS latest"
+            " FROM devices d LEFT JOIN LATERAL ("
+            "   SELECT device_id, {columns} FROM {table} t"
+            "   WHERE t.device_id = d.device_id AND t.ts > %(since)s"
+            "   ORDER BY t.ts DESC LIMIT 1) r ON true"
+            " WHERE d.kind = %(kind)s AND d.lat IS NOT NULL AND d.lon IS NOT NULL"
+            " ORDER BY d.device_id"
+        ).format(
+            degraded=sql.SQL(degraded),
+            columns=sql.SQL(columns),
+            table=sql.Identifier(READING_TABLES[kind].name),
+        )
+        with conn.cursor(row_factory=class_row(MapDevice)) as cur:
+            cur.execute(query, {"since": now - LATEST_WINDOW, "kind": kind.value})
+            rows += cur.fetchall()
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class IngestHealth:
+    messages_per_s: float  # readings stored per second over the window
+    lag_s: float | None  # mean of received_at - ts over the window
+    rejects_last_hour: int
+
+
+def _recent_readings(columns: str) -> sql.Composable:
+    """Readings received since %(since)s, from every reading table; ``ts`` is bounded too so
+    TimescaleDB excludes old chunks (a reading older than %(ts_since)s on arrival is missed)."""
+    parts = [
+        sql.SQL(
+            "SELECT {columns} FROM {table} WHERE received_at >= %(since)s AND ts >= %(ts_since)s"
+        ).format(columns=sql.SQL(columns), table=sql.Identifier(table.name))
+        for table in READING_TABLES.values()
+    ]
+    return sql.SQL(" UNION ALL ").join(parts)
+
+
+def ingest_health(
+    conn: psycopg.Connection, now: datetime, window: timedelta = timedelta(minutes=1)
+) -> IngestHealth:
+    since = now - window
+    query = sql.SQL(
+        "SELECT count(*), avg(extract(epoch FROM received_at - ts)) FROM ({recent}) r"
+    ).format(recent=_recent_readings("received_at, ts"))
+    row = conn.execute(query, {"since": since, "ts_since": since - LATEST_WINDOW}).fetchone()
+    count, lag = (int(row[0]), row[1]) if row else (0, None)
+    rejects = conn.execute(
+        "SELECT count(*) FROM rejects WHERE received_at >= %s", (now - timedelta(hours=1),)
+    ).fetchone()
+    return IngestHealth(
+        messages_per_s=count / window.total_seconds(),
+        lag_s=float(lag) if lag is not None else None,
+        rejects_last_hour=int(rejects[0]) if rejects else 0,
+    )
+
+
+def ingest_series(
+    conn: psycopg.Connection, now: datetime, window: timedelta = timedelta(minutes=30)
+) -> list[dict[str, Any]]:
+    """Per minute of arrival: messages stored and their mean latency (received_at - ts)."""
+    since = now - window
+    query = sql.SQL(
+        "SELECT date_bin(INTERVAL '1 minute', received_at, TIMESTAMPTZ '2000-01-01') AS minute,"
+        " count(*)::int AS messages, avg(extract(epoch FROM received_at - ts))::float8 AS lag_s"
+        " FROM ({recent}) r GROUP BY minute ORDER BY minute"
+    ).format(recent=_recent_readings("received_at, ts"))
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query, {"since": since, "ts_since": since - LATEST_WINDOW})
+        return cur.fetchall()
+
+
+def reject_samples(
+    conn: psycopg.Connection, since: datetime, reason: str | None = None, limit: int = 20
+) -> list[dict[str, Any]]:
+    """The newest rejects (optionally of one reason) with their raw bytes."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT received_at, reason, topic, device_id, detail, payload FROM rejects"
+            " WHERE received_at >= %(since)s AND (%(reason)s::text IS NULL OR reason = %(reason)s)"
+            " ORDER BY received_at DESC LIMIT %(limit)s",
+            {"since": since, "reason": reason, "limit": limit},
+        )
+        return cur.fetchall()
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSummary:
+    device_id: str
+    kind: str
+    name: str | None
+    operator: str | None
+    district_code: int | None
+    state: str
+
+
+def search_devices(conn: psycopg.Connection, text: str, limit: int = 25) -> list[DeviceSummary]:
+    """Devices whose id or name contains ``text`` (any case); exact id first."""
+    pattern = "%" + text.strip().replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%"
+    with conn.cursor(row_factory=class_row(DeviceSummary)) as cur:
+        cur.execute(
+            "SELECT device_id, kind, name, operator, district_code, state FROM devices"
+            " WHERE kind <> 'probe' AND (device_id ILIKE %(p)s OR name ILIKE %(p)s)"
+            " ORDER BY (lower(device_id) = lower(%(t)s)) DESC, device_id LIMIT %(limit)s",
+            {"p": pattern, "t": text.strip(), "limit": limit},
+        )
+        return cur.fetchall()
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceDetail:
+    device_id: str
+    kind: str
+    name: str | None
+    operator: str | None
+    lat: float | None
+    lon: float | None
+    district_code: int | None
+    district_name: str | None
+    commune_code: int | None
+    commune_name: str | None
+    interval_s: int
+    meta: dict[str, Any]
+    state: str
+    state_since: datetime | None
+    state_reason: str | None
+    last_seen: datetime | None
+
+
+def device_detail(conn: psycopg.Connection, device_id: str) -> DeviceDetail | None:
+    with conn.cursor(row_factory=class_row(DeviceDetail)) as cur:
+        cur.execute(
+            "SELECT d.device_id, d.kind, d.name, d.operator, d.lat, d.lon, d.district_code,"
+            " ds.name AS district_name, d.commune_code, c.name AS commune_name, d.interval_s,"
+            " d.meta, d.state, d.state_since, d.state_reason, d.last_seen FROM devices d"
+            " LEFT JOIN districts ds ON ds.code = d.district_code"
+            " LEFT JOIN communes c ON c.code = d.commune_code WHERE d.device_id = %s",
+            (device_id,),
+        )
+        return cur.fetchone()
+
+
+def rollup_series(
+    conn: psycopg.Connection, kind: Kind, device_id: str, since: datetime, until: datetime
+) -> list[dict[str, Any]]:
+    """One device's rolled-up metrics from ``since``: per minute up to 6 hours, else per hour
+    (continuous aggregates on TimescaleDB, views on plain PostgreSQL)."""
+    table = READING_TABLES[kind]
+    interval = "1m" if until - since <= timedelta(hours=6) else "1h"
+    columns = [sql.Identifier(m.name) for m in table.rolled_up]
+    query = sql.SQL(
+        "SELECT bucket, readings, {columns} FROM {view}"
+        " WHERE device_id = %s AND bucket >= %s AND bucket < %s ORDER BY bucket"
+    ).format(columns=sql.SQL(", ").join(columns), view=sql.Identifier(table.rollup(interval)))
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query, (device_id, since, until))
+        return cur.fetchall()
+
+
+def district_names(conn: psycopg.Connection) -> dict[int, str]:
+    return {int(c): str(n) for c, n in conn.execute("SELECT code, name FROM districts")}
+
+
+def villages(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    """Villages with their commune and district names, for the map and the reports."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT v.village_id, v.name, v.commune_code, c.name AS commune_name,"
+            " v.district_code, d.name AS district_name, v.lat, v.lon, v.population"
+            " FROM villages v JOIN communes c ON c.code = v.commune_code"
+            " JOIN districts d ON d.code = v.district_code ORDER BY v.village_id"
+        )
+        return cur.fetchall()
+
+
+def copy_backfill(conn: psycopg.Connection, kind: Kind, rows: Iterable[Sequence[Any]]) -> int:
+    """Bulk-load generated history (benchmarks, tests): each row is the table's columns in
+    order, then its own ``received_at`` — unlike the ingest writer, which stamps arrival now.
+    Rows must be new: there is no de-duplication here. Returns the rows written."""
+    table = READING_TABLES[kind]
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in (*table.columns, "received_at"))
+    written = 0
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+                sql.Identifier(table.name), columns
+            )
+        ) as copy,
+    ):
+        copy.set_types([*table.copy_types, "timestamptz"])
+        for row in rows:
+            copy.write_row(row)
+            written += 1
+    return written

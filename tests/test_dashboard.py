@@ -1,0 +1,244 @@
+"""The dashboard's pages with Streamlit's AppTest, against a real PostgreSQL loaded with the
+Bình Định scenario, a day of telemetry for part of the fleet, alerts, rejects and users."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from bench.fleet_history import fleet, generate_history, load_scenario_db, set_states
+from dashboard.actions import acknowledge_alert
+from devices.kinds import DeviceState, Kind
+from store import alerts, users
+from store.alert_engine import NewAlert, open_alert
+from store.db import aconnect, connect
+from store.users import PermissionDenied, Role
+from tests.conftest import _fresh_database
+
+APP = str(Path(__file__).parent.parent / "dashboard" / "app.py")
+OFFLINE_BTS = 40
+PASSWORDS = {"viewer": "viewer-pass-1", "operator": "operator-pass-1", "admin": "admin-pass-12"}
+
+
+async def _open_alerts(url: str, now: datetime) -> list[int]:
+    conn = await aconnect(url)
+    ids = []
+    try:
+        for rule, subject, kind, severity in (
+            ("bts_offline", "BTS-VTL-0001", "bts", "major"),
+            ("district_power_cut", "540", "district", "critical"),
+        ):
+            alert = NewAlert(rule, subject, kind, severity, f"{subject} is down (en)",
+                             f"{subject} mất kết nối (vi)", {"towers": 1}, 540)  # fmt: skip
+            alert_id = await open_alert(conn, alert, now)
+            assert alert_id is not None
+            ids.append(alert_id)
+    finally:
+        await conn.close()
+    return ids
+
+
+@pytest.fixture(scope="module")
+def scenario_url(pg_server_url: str) -> Iterator[str]:
+    """One scenario database for the module: loading it takes a few seconds."""
+    for url in _fresh_database(pg_server_url):
+        now = datetime.now(UTC)
+        load_scenario_db(url)
+        ids = fleet()
+        states = {i: DeviceState.ONLINE for kind_ids in ids.values() for i in kind_ids}
+        states.update({i: DeviceState.OFFLINE for i in ids[Kind.BTS][:OFFLINE_BTS]})
+        set_states(url, now - timedelta(minutes=5), states, rejects=12)
+        generate_history(url, now, days=1, interval_s=600, limit=20)
+        with connect(url, autocommit=True) as conn:
+            for role, password in PASSWORDS.items():
+                users.add_user(conn, role, password, role, display_name=f"Test {role}")
+        yield url
+
+
+@pytest.fixture
+def alert_ids(scenario_url: str) -> list[int]:
+    """Two fresh open alerts (earlier tests may have acknowledged the previous ones)."""
+    with connect(scenario_url, autocommit=True) as conn:
+        for alert in alerts.list_alerts(conn, alerts.AlertFilter(states=alerts.UNRESOLVED)):
+            alerts.resolve(conn, alert.alert_id, "test", "fresh start")
+    return asyncio.run(_open_alerts(scenario_url, datetime.now(UTC)))
+
+
+def token(url: str, role: str) -> str:
+    with connect(url, autocommit=True) as conn:
+        session = users.login(conn, role, PASSWORDS[role])
+    assert session is not None
+    return session.token
+
+
+def app(url: str, monkeypatch: pytest.MonkeyPatch, role: str | None, lang: str = "vi") -> AppTest:
+    monkeypatch.setenv("IOC_DATABASE_URL", url)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["lang"] = lang
+    if role:
+        at.session_state["session_token"] = token(url, role)
+    return at
+
+
+def pick(at: AppTest, alert_id: int) -> None:
+    """Select an alert by its id (format_func runs in the app's session, not here)."""
+    box = at.selectbox(key="alerts_pick")
+    index = next(i for i, o in enumerate(box.options) if o.startswith(f"#{alert_id} "))
+    box.select_index(index).run()
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.label + " " + str(m.value) for m in at.metric]
+    for kind in ("markdown", "caption", "info", "error", "success", "warning", "subheader"):
+        parts += [str(e.value) for e in getattr(at, kind)]
+    return "\n".join(parts)
+
+
+def test_login_form_then_map_with_headline(scenario_url, monkeypatch):
+    at = app(scenario_url, monkeypatch, None).run()
+    assert not at.exception
+    assert not at.metric, "nothing but the login form before logging in"
+    at.text_input(key="login_username").input("operator")
+    at.text_input(key="login_password").input("wrong password")
+    at.button[0].click().run()
+    assert "Sai tên đăng nhập hoặc mật khẩu." in [e.value for e in at.error]
+    at.text_input(key="login_password").input(PASSWORDS["operator"])
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    bts = next(m for m in at.metric if m.label.startswith("Trạm BTS"))
+    # Vietnamese grouping uses a dot: 1.723 towers, 40 of them offline.
+    assert bts.label == "Trạm BTS hoạt động (trên 1.723)"
+    assert bts.value == "1.683"
+    alerts_metric = next(m for m in at.metric if m.label == "Cảnh báo đang mở")
+    assert int(alerts_metric.value) >= 0
+
+
+def test_english_labels_and_number_format(scenario_url, monkeypatch):
+    at = app(scenario_url, monkeypatch, "viewer", lang="en").run()
+    assert not at.exception, at.exception
+    bts = next(m for m in at.metric if m.label.startswith("BTS"))
+    assert bts.label == "BTS online (of 1,723)"
+    assert bts.value == "1,683"
+    assert "Village, road and district positions are synthetic" in texts(at)
+
+
+def test_expired_session_goes_back_to_login(scenario_url, monkeypatch):
+    with connect(scenario_url, autocommit=True) as conn:
+        old = users.login(
+            conn, "operator", PASSWORDS["operator"], ttl=timedelta(hours=1),
+            now=datetime.now(UTC) - timedelta(hours=2),
+        )  # fmt: skip
+    assert old is not None
+    at = app(scenario_url, monkeypatch, None)
+    at.session_state["session_token"] = old.token
+    at.run()
+    assert not at.metric
+    assert "Phiên làm việc đã hết hạn, hãy đăng nhập lại." in [w.value for w in at.warning]
+
+
+def test_operator_acknowledges_with_comment(scenario_url, alert_ids, monkeypatch):
+    at = app(scenario_url, monkeypatch, "operator", lang="en")
+    at.switch_page("pages/alerts.py").run()
+    assert not at.exception, at.exception
+    pick(at, alert_ids[0])
+    at.text_input(key="ack_comment").input("field team sent")
+    at.button(key="FormSubmitter:ack-Acknowledge").click().run()
+    assert not at.exception, at.exception
+    assert f"Alert #{alert_ids[0]} acknowledged." in [s.value for s in at.success]
+    with connect(scenario_url) as conn:
+        alert = alerts.get_alert(conn, alert_ids[0])
+    assert (alert.state, alert.acknowledged_by, alert.ack_comment) == (
+        "acknowledged", "operator", "field team sent"
+    )  # fmt: skip
+
+
+def test_viewer_is_refused_even_when_the_form_is_submitted(scenario_url, alert_ids, monkeypatch):
+    at = app(scenario_url, monkeypatch, "viewer", lang="en")
+    at.switch_page("pages/alerts.py").run()
+    button = at.button(key="FormSubmitter:ack-Acknowledge")
+    assert button.disabled, "the viewer sees a disabled button"
+    assert "The viewer role cannot acknowledge or silence alerts." in [i.value for i in at.info]
+    # A crafted request: the submit arrives although the browser showed it disabled.
+    pick(at, alert_ids[0])
+    forged = at.button(key="FormSubmitter:ack-Acknowledge")
+    assert forged.disabled
+    forged.proto.disabled = False  # the client ignores the disabled state, as a forger would
+    forged.click().run()
+    # Streamlit discards input to a widget the server rendered disabled; and were it to pass,
+    # acknowledge_alert checks the role itself (the next test).
+    assert not at.success and not at.exception
+    with connect(scenario_url) as conn:
+        assert alerts.get_alert(conn, alert_ids[0]).state == "open"
+
+
+def test_acknowledge_checks_the_role_in_the_database(scenario_url, alert_ids):
+    viewer, operator = token(scenario_url, "viewer"), token(scenario_url, "operator")
+    with connect(scenario_url, autocommit=True) as conn:
+        with pytest.raises(PermissionDenied):
+            acknowledge_alert(conn, viewer, alert_ids[1], "not mine to ack")
+        with pytest.raises(PermissionDenied):
+            acknowledge_alert(conn, "forged-token", alert_ids[1], None)
+        assert alerts.get_alert(conn, alert_ids[1]).state == "open"
+        # Demoting the operator takes effect on their next action, not at their next login.
+        users.add_user(conn, "operator", PASSWORDS["operator"], "viewer", replace=True)
+        with pytest.raises(PermissionDenied):
+            acknowledge_alert(conn, operator, alert_ids[1], None)
+        users.add_user(conn, "operator", PASSWORDS["operator"], "operator", replace=True)
+        operator = token(scenario_url, "operator")
+        done = acknowledge_alert(conn, operator, alert_ids[1], "ok")
+    assert done.state == "acknowledged"
+
+
+def test_device_page_shows_rollups_history_and_alerts(scenario_url, alert_ids, monkeypatch):
+    device_id = fleet()[Kind.BTS][0]
+    at = app(scenario_url, monkeypatch, "viewer", lang="en")
+    at.switch_page("pages/device.py")
+    at.query_params["id"] = device_id
+    at.run()
+    assert not at.exception, at.exception
+    assert at.subheader[0].value.endswith(device_id)
+    state = next(m for m in at.metric if m.label == "State")
+    assert state.value == "offline"
+    captions = texts(at)
+    # One chart per rolled-up metric, labelled from its declaration in devices/metrics.py.
+    assert "Battery charge (%)" in captions and "Cabinet temperature (°C)" in captions
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 5  # battery, temperature, users, PRB, backhaul
+    history = at.dataframe[-1].value
+    assert list(history["State"]) == ["offline"]
+    assert any(link.label.startswith(f"#{alert_ids[0]}") for link in at.get("page_link"))
+
+
+def test_ingest_page_lists_rejects_with_payloads(scenario_url, monkeypatch):
+    at = app(scenario_url, monkeypatch, "viewer", lang="en")
+    at.switch_page("pages/ingest.py").run()
+    assert not at.exception, at.exception
+    counts = at.dataframe[0].value
+    assert counts["Count"].sum() == 12
+    assert set(counts["Reason"]) >= {"malformed_json", "schema", "out_of_range"}
+    samples = at.dataframe[1].value
+    assert len(samples) >= 1 and samples["payload"].str.len().min() > 0
+
+
+def test_users_page_is_for_admins(scenario_url, monkeypatch):
+    viewer = app(scenario_url, monkeypatch, "viewer", lang="en")
+    viewer.switch_page("pages/users.py")
+    viewer.run()
+    assert not viewer.text_input, "a viewer does not get the users page"
+    assert "Administrators only." in [e.value for e in viewer.error]
+    admin = app(scenario_url, monkeypatch, "admin", lang="en")
+    admin.switch_page("pages/users.py").run()
+    assert not admin.exception, admin.exception
+    admin.text_input[0].input("nightshift")
+    admin.text_input[1].input("Night Shift")
+    admin.selectbox[0].select("operator")
+    admin.text_input[2].input("night-pass-1")
+    admin.button[-1].click().run()
+    assert "User nightshift saved." in [s.value for s in admin.success]
+    with connect(scenario_url) as conn:
+        assert {u.username: u.role for u in users.list_users(conn)}["nightshift"] is Role.OPERATOR
