@@ -1,15 +1,16 @@
 """Alert latency: a tower's will → its alert on the MQTT alert topic, beside the broker's own
 delivery of that will, with the simulated fleet publishing telemetry around it.
 
-    python -m bench.alerts [--quick] [--trials 100] [--speed 60] [--database-url URL]
+    python -m bench.alerts [--quick] [--trials 100] [--speed 60] [--rule coverage_lost]
 
 Starts its own broker (project config), a scratch database with the scenario, an ingester,
 the alert engine (``ioc alerts run``) and the fleet (``ioc``'s simulator, less the victims),
 each in its own session. Each trial: a victim tower comes online, then its link is dropped
 without DISCONNECT; the broker publishes its will. Measured from the drop: (a) a subscriber of
-the tower's status topic sees the will, (b) the alert row's opening time, (c) a subscriber of
-the alert topics sees the alert. The rule measured is ``bts_offline`` with for_s = 0 (its
-default 60 s wait for grouping is policy, not latency). The last line is one JSON object.
+the tower's status topic sees the will, (b) a subscriber of the alert topics sees the alert. Measured by default: ``coverage_lost`` (the coverage service
+runs too; the victim is the tower whose loss alone strands a village, dropped and restored
+each trial); ``--quick`` measures ``bts_offline`` (for_s = 0: its 60 s wait for grouping is
+policy, not latency) on 15 towers. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import asyncio
 import contextlib
 import json
 import os
-import statistics
+import socket
 import subprocess
 import sys
 import tempfile
@@ -33,18 +34,27 @@ from typing import Any
 import aiomqtt
 import psycopg
 
+from devices.codec import encode
 from devices.endpoint import MqttEndpoint
 from devices.kinds import Channel, Kind
 from devices.topics import Topics
 from ioc.brokers import start_broker
 from ioc.scenario import load_into
 from seeds import load_scenario
-from simulators.clock import SimClock
-from simulators.device import SimulatedDevice
 from store.migrate import upgrade
 
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
-RULES = '[[rules]]\nname = "bts_offline"\nfor_s = 0\nkeep_firing_s = 0\n'
+# The measured rules open at once and resolve at once; no flapping policy between trials.
+RULES = """[defaults]
+flap_changes = 1000000
+[[rules]]
+name = "bts_offline"
+for_s = 0
+keep_firing_s = 0
+[[rules]]
+name = "coverage_lost"
+keep_firing_s = 0
+"""
 TRIAL_TIMEOUT_S = 15.0
 
 
@@ -85,13 +95,16 @@ async def fleet_child(mqtt_url: str, root: str, speed: float, exclude: set[str],
 
 
 class Watcher:
-    """One MQTT client that timestamps wills and alerts as they arrive."""
+    """One MQTT client that timestamps wills and alert openings as they arrive."""
 
-    def __init__(self) -> None:
-        self.wills: dict[str, float] = {}
-        self.alerts: dict[str, list[float]] = {}
+    def __init__(self, rule: str) -> None:
+        self.rule = rule
+        self.wills: dict[str, list[float]] = {}
+        self.opened: list[tuple[str, float]] = []  # (subject, when) of the measured rule
+        self.resolved: list[str] = []
+        self.arrived = asyncio.Event()
 
-    async def run(self, client: aiomqtt.Client, topics: Topics, status_of: dict[str, str]) -> None:
+    async def run(self, client: aiomqtt.Client, status_of: dict[str, str]) -> None:
         async for m in client.messages:
             now = time.monotonic()
             raw = bytes(m.payload) if isinstance(m.payload, bytes | bytearray) else b""
@@ -101,15 +114,59 @@ class Watcher:
             device = status_of.get(m.topic.value)
             if device is not None:
                 if doc.get("state") == "offline":
-                    self.wills.setdefault(device, now)
-            elif doc.get("event") == "opened":
-                self.alerts.setdefault(doc["subject"], []).append(now)
+                    self.wills.setdefault(device, []).append(now)
+            elif doc.get("rule") == self.rule:
+                if doc.get("event") == "opened":
+                    self.opened.append((doc["subject"], now))
+                elif doc.get("event") == "resolved":
+                    self.resolved.append(doc["subject"])
+            self.arrived.set()
+
+    async def until(self, predicate: Any, timeout_s: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                while not predicate():
+                    self.arrived.clear()
+                    await self.arrived.wait()
+                return True
+        return False
+
+
+class Victim:
+    """A tower of our own: online with a will, then its TCP link cut without DISCONNECT."""
+
+    def __init__(self, device: Any, endpoint: MqttEndpoint, topics: Topics) -> None:
+        self.device, self.endpoint, self.topics = device, endpoint, topics
+        self.status_topic = topics.device(Kind.BTS, device.device_id, Channel.STATUS)
+        self.client: aiomqtt.Client | None = None
+        self.n = 0
+
+    async def online(self) -> None:
+        d, e = self.device, self.endpoint
+        self.n += 1
+        will = aiomqtt.Will(self.status_topic, encode(
+            {"device_id": d.device_id, "state": "offline", "reason": "will"}), qos=1, retain=True)
+        self.client = aiomqtt.Client(e.host, e.port, identifier=f"bench-{d.device_id}-{self.n}",
+                                     will=will)  # fmt: skip
+        await self.client.__aenter__()
+        meta = self.topics.device(Kind.BTS, d.device_id, Channel.META)
+        await self.client.publish(meta, encode({**d.meta, "device_id": d.device_id}), 1, True)
+        status = {"device_id": d.device_id, "state": "online", "ts": datetime.now(UTC).isoformat()}
+        await self.client.publish(self.status_topic, encode(status), 1, True)
+
+    async def cut(self) -> None:
+        assert self.client is not None
+        client, self.client = self.client, None
+        sock = client._client.socket()
+        if isinstance(sock, socket.socket):
+            sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(Exception):
+            await client.__aexit__(None, None, None)
 
 
 async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     scenario = load_scenario()
     towers = [d for d in scenario.devices() if d.kind is Kind.BTS]
-    victims = towers[:: max(1, len(towers) // args.trials)][: args.trials]
     broker = start_broker(work / "broker")
     root = f"bench{uuid.uuid4().hex[:6]}/ioc/v1"
     topics = Topics(root)
@@ -118,6 +175,10 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             with psycopg.connect(url) as conn:
                 upgrade(conn)
                 load_into(conn)
+            if args.rule == "coverage_lost":
+                victims = [await stranding_tower(url, towers, work)]
+            else:
+                victims = towers[:: max(1, len(towers) // args.trials)][: args.trials]
             (work / "rules.toml").write_text(RULES)
             clean = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
             env = {**clean, "IOC_DATABASE_URL": url, "IOC_MQTT_URL": broker.url,
@@ -133,6 +194,9 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                       + (["--fleet-limit", str(args.fleet_limit)] if args.fleet_limit else []),
                       env, work / "fleet.log"),
             ]  # fmt: skip
+            if args.rule == "coverage_lost":
+                child = ["-m", "bench.alerts", "--coverage-child", "--database-url", url]
+                procs.append(spawn(child, env, work / "coverage.log"))
             try:
                 return await trials(args, url, broker.url, topics, victims, procs, work)
             finally:
@@ -145,6 +209,27 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                         p.kill()
     finally:
         broker.stop()
+
+
+async def stranding_tower(url: str, towers: list[Any], work: Path) -> Any:
+    """The tower whose loss alone strands a village, from a coverage build (N-1 table)."""
+    from processing.coverage.service import CoverageService, CoverageServiceConfig
+
+    service = CoverageService(CoverageServiceConfig(database_url=url))
+    task = asyncio.create_task(service.run())
+    try:
+        await asyncio.wait_for(service.ready.wait(), 600)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cur = await conn.execute("SELECT device_id FROM critical_towers WHERE villages_all > 0"
+                                 " ORDER BY villages_all, population_all DESC LIMIT 1")  # fmt: skip
+        row = await cur.fetchone()
+    if row is None:
+        raise SystemExit("no tower strands a village alone: nothing to measure coverage_lost on")
+    return next(t for t in towers if t.device_id == row[0])
 
 
 async def _poll(url: str, sql: str, params: tuple[Any, ...], want: Any, timeout_s: float) -> bool:
@@ -165,78 +250,81 @@ async def trials(args: argparse.Namespace, url: str, mqtt_url: str, topics: Topi
                                          if d.kind is not Kind.PROBE) - len(victims)  # fmt: skip
     print(f"waiting for the fleet ({fleet_size} devices) to come online …", file=sys.stderr)
     await _poll(url, "SELECT count(*) >= %s FROM devices WHERE state = 'online'",
-                (int(fleet_size * 0.95),), [(True,)], 180)  # fmt: skip
-    status_of = {topics.device(Kind.BTS, v.device_id, Channel.STATUS): v.device_id
-                 for v in victims}  # fmt: skip
-    watcher = Watcher()
+                (int(fleet_size * 0.95),), [(True,)], 240)  # fmt: skip
+    if args.rule == "coverage_lost":
+        await _poll(url, "SELECT count(*) > 0 FROM coverage_places", (), [(True,)], 600)
+    pool = [Victim(v, endpoint, topics) for v in victims]
+    status_of = {v.status_topic: v.device.device_id for v in pool}
+    watcher = Watcher(args.rule)
     will_s: list[float] = []
     alert_s: list[float] = []
-    row_s: list[float] = []
-    missed = 0
+    missed = duplicates = 0
     async with aiomqtt.Client(endpoint.host, endpoint.port, identifier="bench-watch") as client:
         for topic in status_of:
             await client.subscribe(topic, qos=1)
         await client.subscribe(topics.all_alerts(), qos=1)
-        watching = asyncio.create_task(watcher.run(client, topics, status_of))
-        for i, victim in enumerate(victims):
+        watching = asyncio.create_task(watcher.run(client, status_of))
+        for i in range(args.trials):
             for p in procs:
                 if p.poll() is not None:
                     raise SystemExit(f"a service died (code {p.returncode}); logs in {work}")
-            device = SimulatedDevice(victim, endpoint, topics=topics, clock=SimClock(args.speed))
-            device.start()
+            victim = pool[i % len(pool)]
+            device_id = victim.device.device_id
+            opened_before, resolved_before = len(watcher.opened), len(watcher.resolved)
+            await victim.online()
             online = await _poll(url, "SELECT state FROM devices WHERE device_id = %s",
-                                 (victim.device_id,), [("online",)], TRIAL_TIMEOUT_S)  # fmt: skip
+                                 (device_id,), [("online",)], TRIAL_TIMEOUT_S)  # fmt: skip
+            if i and args.rule == "coverage_lost":  # the previous trial's alert has resolved
+                online = online and await watcher.until(
+                    lambda n=resolved_before: len(watcher.resolved) > n, TRIAL_TIMEOUT_S)
             if not online:
                 missed += 1
-                await device.stop()
+                await victim.cut()
                 continue
-            t0, wall0 = time.monotonic(), datetime.now(UTC)
-            await device.kill()
-            deadline = t0 + TRIAL_TIMEOUT_S
-            while victim.device_id not in watcher.alerts and time.monotonic() < deadline:
-                await asyncio.sleep(0.005)
-            got = watcher.alerts.get(victim.device_id)
-            if victim.device_id in watcher.wills:
-                will_s.append(watcher.wills[victim.device_id] - t0)
+            opened_before = len(watcher.opened)
+            wills_before = len(watcher.wills.get(device_id, []))
+            t0 = time.monotonic()
+            await victim.cut()
+            got = await watcher.until(lambda n=opened_before: len(watcher.opened) > n,
+                                      TRIAL_TIMEOUT_S)  # fmt: skip
+            wills = watcher.wills.get(device_id, [])
+            if len(wills) > wills_before:
+                will_s.append(wills[wills_before] - t0)
             if not got:
                 missed += 1
                 continue
-            alert_s.append(got[0] - t0)
-            async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-                cur = await conn.execute("SELECT min(opened_at) FROM alerts WHERE subject = %s",
-                                         (victim.device_id,))  # fmt: skip
-                row = await cur.fetchone()
-            if row and row[0]:
-                row_s.append((row[0] - wall0).total_seconds())
+            alert_s.append(watcher.opened[opened_before][1] - t0)
             if (i + 1) % 10 == 0:
-                print(f"{i + 1}/{len(victims)} trials, alert p50 {pct(alert_s, 0.5)} s",
+                print(f"{i + 1}/{args.trials} trials, alert p50 {pct(alert_s, 0.5)} s",
                       file=sys.stderr)  # fmt: skip
-        await asyncio.sleep(1.0)  # late duplicates, if any, arrive in this second
+        await asyncio.sleep(1.0)  # a late duplicate, if any, arrives within this second
         watching.cancel()
         with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
             await watching
-    duplicates = sum(len(v) - 1 for v in watcher.alerts.values())
-    p99 = pct(alert_s, 0.99)
-    will_p99 = pct(will_s, 0.99)
+    duplicates = len(watcher.opened) - len(alert_s)
+    p99, will_p99 = pct(alert_s, 0.99), pct(will_s, 0.99)
     return {
-        "rule": "bts_offline",
-        "trials": len(victims),
+        "rule": args.rule,
+        "trials": args.trials,
         "measured": len(alert_s),
         "fleet_devices": fleet_size,
         "speed": args.speed,
         "p50_s": pct(alert_s, 0.5),
         "p99_s": p99,
         "max_s": round(max(alert_s), 4) if alert_s else None,
-        "row_p50_s": pct(row_s, 0.5),
-        "row_p99_s": pct(row_s, 0.99),
         "broker_will_p50_s": pct(will_s, 0.5),
         "broker_will_p99_s": will_p99,
         "ratio_p99": round(p99 / will_p99, 1) if p99 and will_p99 else None,
         "duplicates": duplicates,
         "missed": missed,
         "target_p99_s": 2.0,
-        "mean_s": round(statistics.fmean(alert_s), 4) if alert_s else None,
     }
+
+
+async def coverage_child(url: str) -> None:
+    from processing.coverage.service import CoverageServiceConfig, run_coverage
+
+    await run_coverage(CoverageServiceConfig(database_url=url))
 
 
 def main() -> None:
@@ -246,7 +334,10 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=60.0, help="fleet time acceleration")
     parser.add_argument("--fleet-limit", type=int, default=None, help="only N fleet devices")
     parser.add_argument("--database-url", default=LOCAL_PG, help="server for a scratch database")
+    parser.add_argument("--rule", choices=("coverage_lost", "bts_offline"),
+                        default="coverage_lost", help="the alert measured (quick: bts_offline)")
     parser.add_argument("--fleet-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--coverage-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mqtt-url", help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     parser.add_argument("--exclude", help=argparse.SUPPRESS)
@@ -255,8 +346,12 @@ def main() -> None:
         exclude = set(Path(args.exclude).read_text().split())
         asyncio.run(fleet_child(args.mqtt_url, args.root, args.speed, exclude, args.fleet_limit))
         return
-    if args.quick:
+    if args.coverage_child:
+        asyncio.run(coverage_child(args.database_url))
+        return
+    if args.quick:  # a coverage build alone takes most of a minute: quick measures bts_offline
         args.trials, args.fleet_limit = min(args.trials, 15), args.fleet_limit or 400
+        args.rule = "bts_offline"
     with tempfile.TemporaryDirectory(prefix="ioc-bench-alerts-") as tmp:
         result = asyncio.run(measure(args, Path(tmp)))
     print(json.dumps(result))
