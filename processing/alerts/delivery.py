@@ -70,6 +70,7 @@ class MqttChannel:
                 client = aiomqtt.Client(
                     e.host, e.port, username=e.username, password=e.password,
                     identifier=self.client_id, protocol=e.protocol_version,
+                    tls_params=e.tls_parameters(),
                 )  # fmt: skip
                 await client.__aenter__()
                 self._client = client
@@ -204,7 +205,7 @@ class Dispatcher:
         async with self._gate:
             try:
                 await self.channel.send(row.payload)
-            except DeliveryError as err:
+            except Exception as err:  # DeliveryError, or anything unforeseen: retry later
                 now = self.clock()
                 retry_at = now + self.retry_delay(row.attempts + 1)
                 await mark_failed(conn, row.outbox_id, now, str(err), retry_at)

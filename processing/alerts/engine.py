@@ -104,16 +104,22 @@ class AlertEngine:
     async def _evaluate(self) -> None:
         backoff = 0.5
         while True:
+            started = time.monotonic()
             try:
                 await self._evaluate_once()
             except* (psycopg.OperationalError, StoreUnavailable) as group:
-                # Whatever this session decided and did not commit is lost with it: start over
-                # from what the database holds, as after a restart.
                 log.warning("database lost (%s); restarting in %.1fs", group.exceptions[0], backoff)
-                self.trackers.clear()
-                self.ready.clear()
-                await asyncio.sleep(backoff)
-                backoff = min(30.0, backoff * 2)
+            except* Exception:
+                # A bad input or a bug must not stop alerting for everything else.
+                log.exception("alert evaluation failed; restarting in %.1fs", backoff)
+            # Whatever was decided and not committed is lost with the transaction: start over
+            # from what the database holds, as after a restart.
+            self.trackers.clear()
+            self.ready.clear()
+            if time.monotonic() - started > 60:
+                backoff = 0.5  # it had been running well: this is a new trouble
+            await asyncio.sleep(backoff)
+            backoff = min(30.0, backoff * 2)
 
     async def _evaluate_once(self) -> None:
         conn = await aconnect(self.config.database_url)
