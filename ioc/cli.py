@@ -132,6 +132,7 @@ def ingest_config(settings: Settings, client_id: str | None = None, shared: bool
         max_payload_bytes=settings.max_payload_bytes,
         max_future_s=settings.max_future_s,
         protocol=settings.mqtt_protocol,
+        metrics_address=settings.ingest_metrics_address,
     )
 
 

@@ -25,6 +25,7 @@ from typing import ClassVar
 
 from devices.kinds import Kind
 from devices.topics import Topics
+from ioc.production import secret_problem
 
 # mosquitto_passwd's own default. The passwords made here are 192-bit random tokens, so
 # stretching adds nothing against guessing, while every (re)connect costs the broker one hash:
@@ -246,6 +247,8 @@ def provision(
     now = datetime.now(UTC).isoformat(timespec="seconds")
     for name, account in accounts.items():
         given = environ.get(Service.ENV.get(name, ""), "") if account.kind is None else ""
+        if given and (problem := secret_problem(given)):
+            raise ValueError(f"{Service.ENV[name]} {problem}")
         old = existing.get(name)
         if old and name not in renew and (not given or hash_matches(old, given)):
             hashes[name] = old

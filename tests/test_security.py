@@ -266,8 +266,8 @@ def test_reprovisioning_keeps_passwords_and_revokes_removed_devices(tmp_path: Pa
 
 def test_a_service_password_from_the_environment_is_used(tmp_path: Path) -> None:
     layout = BrokerLayout(folder=str(tmp_path), data_dir=str(tmp_path / "data"))
-    done = provision(tmp_path, [], layout, environ={"IOC_MQTT_INGEST_PASSWORD": "from-env"})
-    assert hash_matches(read_passwd(done.passwd)["ioc-ingest"], "from-env")
+    done = provision(tmp_path, [], layout, environ={"IOC_MQTT_INGEST_PASSWORD": "a-long-secret-from-env"})
+    assert hash_matches(read_passwd(done.passwd)["ioc-ingest"], "a-long-secret-from-env")
     assert "IOC_MQTT_INGEST_PASSWORD" not in done.services_env.read_text()
     assert "IOC_MQTT_PROCESSING_PASSWORD" in done.services_env.read_text()
 
