@@ -1,14 +1,15 @@
-"""Where a device or service connects: ``mqtt[s]://[user:password@]host[:port]``.
+"""Where a device or service connects: ``mqtt[s]://[user:password@]host[:port][?ca_file=PATH]``.
 
 ``mqtts://`` is MQTT over TLS (default port 8883), verified against ``ca_file`` when given,
-else the system's certificate authorities.
+else the system's certificate authorities. ``ca_file`` may ride in the URL's query, so one
+setting (``IOC_MQTT_URL``) says everything a service needs to reach a TLS broker.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiomqtt
 
@@ -44,6 +45,7 @@ class MqttEndpoint:
         if protocol not in (4, 5):
             raise ValueError(f"MQTT protocol {protocol} is not 5 or 4 (3.1.1)")
         tls = SCHEMES[parts.scheme]
+        ca_file = ca_file or next(reversed(parse_qs(parts.query).get("ca_file", [])), None)
         if ca_file is not None:
             if not tls:
                 raise ValueError(f"a CA file needs an mqtts:// URL, not {url!r}")
