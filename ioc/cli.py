@@ -249,6 +249,10 @@ from ioc.cli_devices import devices_app  # noqa: E402
 app.add_typer(devices_app, name="devices")
 app.add_typer(certs_app, name="certs")
 
+from ioc.cli_coverage import coverage_app  # noqa: E402
+
+app.add_typer(coverage_app, name="coverage")
+
 from ioc.cli_roles import roles_app  # noqa: E402
 
 app.add_typer(roles_app, name="roles")

@@ -135,6 +135,7 @@ def run_up(settings: Settings, *, speed: float | None, limit: int | None, port: 
         children = {
             "ingest": _child("ingest", [*ioc, "ingest"], env, logs),
             "processing": _child("processing", [*ioc, "processing"], env, logs),
+            "coverage": _child("coverage", [*ioc, "coverage", "run"], env, logs),
             "alerts": _child("alerts", [*ioc, "alerts", "run"], env, logs),
             "fleet": _child("fleet", fleet, env, logs),
             "dashboard": _child("dashboard", dashboard_command(dashboard_port), env, logs),

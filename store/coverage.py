@@ -173,13 +173,23 @@ def coverage_rows(conn: psycopg.Connection, kind: str = "village") -> list[Row]:
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             "SELECT p.place_kind, p.place_id, p.name, p.district_code, d.name AS district,"
-            " p.commune_code, p.population, p.operators, p.measured, p.dead_spot, p.levels,"
-            " p.since, p.updated_at FROM coverage_places p"
+            " p.commune_code, c.name AS commune, p.population, p.operators, p.measured,"
+            " p.dead_spot, p.levels, p.since, p.updated_at FROM coverage_places p"
             " LEFT JOIN districts d ON d.code = p.district_code"
+            " LEFT JOIN communes c ON c.code = p.commune_code"
             " WHERE p.place_kind = %s ORDER BY p.district_code, p.place_id",
             (kind,),
         )
         return cur.fetchall()
+
+
+def commune_centres(conn: psycopg.Connection) -> tuple[int, int]:
+    """(commune centres with 3G/4G, commune centres judged)."""
+    row = conn.execute(
+        "SELECT count(*) FILTER (WHERE NOT dead_spot), count(*) FROM coverage_places"
+        " WHERE place_kind = 'commune'"
+    ).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 def critical_top(conn: psycopg.Connection, limit: int) -> list[Row]:

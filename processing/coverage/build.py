@@ -96,6 +96,6 @@ def build_coverage(
     engine.rejections[:0] = refused
     engine.apply(states)  # before anything is computed: only sets the active sectors
     engine.recompute_full()
-    coverage = Coverage(engine, places_from_rows(doc))
+    coverage = Coverage(engine, places_from_rows(doc), outline=tuple(outline))
     coverage.refresh_covering()
     return coverage

@@ -8,10 +8,12 @@ import numpy as np
 import numpy.typing as npt
 
 from processing.coverage.config import CoverageConfig
+from processing.coverage.engine import CoverageEngine
 from processing.coverage.grid import Grid
 from processing.coverage.landuse import PlacePoint, land_use
 from processing.coverage.places import Place
 from processing.coverage.sites import SectorInput, SiteInput
+from processing.coverage.state import Coverage
 from seeds import BtsSite, Commune, Scenario, Village
 
 
@@ -74,3 +76,14 @@ def scenario_inputs(scenario: Scenario, config: CoverageConfig | None = None) ->
     places = [village_place(v) for v in scenario.villages]
     places += [commune_place(c) for c in scenario.communes]
     return Inputs(grid, lu, [site_input(b) for b in scenario.bts], places, scenario.outline)
+
+
+def scenario_coverage(scenario: Scenario, config: CoverageConfig | None = None) -> Coverage:
+    """The scenario with every tower online: full recompute, verdicts, covering towers."""
+    inputs = scenario_inputs(scenario, config)
+    engine = CoverageEngine(inputs.grid, inputs.land_use, inputs.sites, config)
+    engine.recompute_full()
+    coverage = Coverage(engine, inputs.places, outline=inputs.outline)
+    coverage.current = coverage.evaluate()
+    coverage.refresh_covering()
+    return coverage

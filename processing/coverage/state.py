@@ -46,6 +46,7 @@ class Coverage:
     engine: CoverageEngine
     places: Sequence[Place]
     measured: Measured | None = None
+    outline: tuple[tuple[float, float], ...] = ()  # the province, (lat, lon), for pictures
     current: dict[tuple[str, str], PlaceCoverage] = field(default_factory=dict)
     # place key → towers whose broadband level there clears the threshold, by operator
     covering: dict[tuple[str, str], dict[Operator, frozenset[str]]] = field(default_factory=dict)

@@ -1,0 +1,233 @@
+"""``ioc coverage``: the coverage service, the district report, N-1 criticality, the raster.
+
+Settings beyond the database URL are options with ``IOC_COVERAGE_*`` environment fallbacks.
+``--scenario`` computes from the seeds scenario with every tower online, without a database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ioc.cli import _database, _logging, _settings, clear_errors, require_database
+from ioc.errors import SettingError
+
+coverage_app: typer.Typer = typer.Typer(
+    help="Coverage: dead-spot villages, N-1 criticality, the signal raster.",
+    no_args_is_help=True,
+)
+
+Resolution = Annotated[
+    float,
+    typer.Option(envvar="IOC_COVERAGE_RESOLUTION_M", help="raster cell size, metres"),
+]
+Scenario = Annotated[
+    bool,
+    typer.Option("--scenario", help="compute from the seeds scenario, every tower online"),
+]
+
+
+def _config(resolution_m: float, **extra: Any) -> Any:
+    from processing.coverage import CoverageConfig
+
+    try:
+        return CoverageConfig(resolution_m=resolution_m, **extra)
+    except ValueError as err:
+        raise SettingError(f"--resolution-m / IOC_COVERAGE_{err}") from None
+
+
+@functools.cache
+def scenario_coverage(resolution_m: float = 100.0) -> Any:
+    """The scenario's coverage (cached per process: a full recompute takes seconds)."""
+    from processing.coverage.scenario import scenario_coverage as compute
+    from seeds import load_scenario
+
+    return compute(load_scenario(), _config(resolution_m))
+
+
+def _names() -> tuple[dict[int, str], dict[int, str]]:
+    from seeds import load_scenario
+
+    s = load_scenario()
+    return {d.code: d.name for d in s.districts}, {c.code: c.name for c in s.communes}
+
+
+@coverage_app.command("run")
+@clear_errors
+def run(
+    resolution_m: Resolution = 100.0,
+    poll_s: Annotated[
+        float, typer.Option(envvar="IOC_COVERAGE_POLL_S", help="how often tower states are read")
+    ] = 1.0,
+    threshold_4g: Annotated[
+        float, typer.Option(envvar="IOC_COVERAGE_THRESHOLD_4G_DBM", help="4G RSRP threshold")
+    ] = -110.0,
+    threshold_3g: Annotated[
+        float, typer.Option(envvar="IOC_COVERAGE_THRESHOLD_3G_DBM", help="3G RSCP threshold")
+    ] = -100.0,
+    window_h: Annotated[
+        float,
+        typer.Option(
+            envvar="IOC_COVERAGE_MEASURED_WINDOW_H", help="probe samples this recent count"
+        ),
+    ] = 168.0,
+    min_samples: Annotated[
+        int,
+        typer.Option(envvar="IOC_COVERAGE_MIN_SAMPLES", help="samples a cell needs to be measured"),
+    ] = 5,
+) -> None:
+    """Run the coverage service: follows the towers and writes villages' coverage and events."""
+    from devices.kinds import Technology
+    from processing.coverage.config import _thresholds
+    from processing.coverage.service import CoverageServiceConfig, run_coverage
+
+    _logging()
+    thresholds = _thresholds() | {Technology.G4: threshold_4g, Technology.G3: threshold_3g}
+    config = CoverageServiceConfig(
+        database_url=require_database(_settings()),
+        coverage=_config(
+            resolution_m,
+            thresholds_dbm=thresholds,
+            measured_window_s=window_h * 3600.0,
+            measured_min_samples=min_samples,
+        ),
+        poll_s=poll_s,
+    )
+    asyncio.run(run_coverage(config))
+
+
+@coverage_app.command("report")
+@clear_errors
+def report(
+    csv: Annotated[Path | None, typer.Option(help="write one row per village to this CSV")] = None,
+    scenario: Scenario = False,
+    resolution_m: Resolution = 100.0,
+) -> None:
+    """Villages, dead spots and people without signal, per district."""
+    from processing.coverage.report import (
+        report_lines,
+        rows_from_coverage,
+        rows_from_db,
+        write_csv,
+    )
+
+    if scenario:
+        typer.echo("computing the scenario's coverage, every tower online…", err=True)
+        districts, communes = _names()
+        rows, covered, centres = rows_from_coverage(
+            scenario_coverage(resolution_m), districts, communes
+        )
+    else:
+        from store.coverage import commune_centres, coverage_rows
+
+        with _database(_settings()) as conn:
+            rows = rows_from_db(coverage_rows(conn, "village"))
+            covered, centres = commune_centres(conn)
+        if not rows:
+            raise SettingError(
+                "no coverage in the database yet: run `ioc coverage run` (ioc up does), "
+                "or pass --scenario"
+            )
+    for line in report_lines(rows, covered, centres):
+        typer.echo(line)
+    if csv is not None:
+        n = write_csv(csv, rows)
+        typer.echo(f"wrote {n} villages to {csv}")
+
+
+@coverage_app.command("critical")
+@clear_errors
+def critical(
+    top: Annotated[int, typer.Option(min=1, help="how many towers")] = 20,
+    scenario: Scenario = False,
+    resolution_m: Resolution = 100.0,
+) -> None:
+    """N-1: the towers whose loss alone would leave the most people without signal."""
+    from processing.coverage.report import critical_lines
+
+    if scenario:
+        typer.echo("computing the scenario's coverage, every tower online…", err=True)
+        rows: list[Any] = scenario_coverage(resolution_m).criticality()[:top]
+    else:
+        from store.coverage import critical_top
+
+        with _database(_settings()) as conn:
+            rows = critical_top(conn, top)
+        if not rows:
+            raise SettingError("no N-1 table in the database yet: run `ioc coverage run`")
+    for line in critical_lines(rows):
+        typer.echo(line)
+
+
+@coverage_app.command("raster")
+@clear_errors
+def raster(
+    png: Annotated[Path, typer.Option(help="where to write the picture")],
+    operator: Annotated[
+        str | None, typer.Option(help="one operator (viettel, mobifone, …); default: all")
+    ] = None,
+    scenario: Scenario = False,
+    resolution_m: Resolution = 100.0,
+) -> None:
+    """Draw the 3G/4G raster as a PNG, dead-spot villages ringed in red."""
+    from devices.kinds import Operator
+    from processing.coverage.build import build_coverage, state_of
+
+    if operator is not None and operator not in {o.value for o in Operator}:
+        names = ", ".join(o.value for o in Operator)
+        raise SettingError(f"--operator: {operator!r} is not one of {names}")
+    if scenario:
+        typer.echo("computing the scenario's coverage, every tower online…", err=True)
+        cov = scenario_coverage(resolution_m)
+    else:
+        typer.echo("computing coverage from the database's towers and states…", err=True)
+        from store import coverage as q
+        from store.db import aconnect
+
+        async def fetch() -> tuple[Any, Any, Any]:
+            conn = await aconnect(require_database(_settings()))
+            try:
+                return await q.places(conn), await q.bts_registry(conn), await q.bts_states(conn)
+            finally:
+                await conn.close()
+
+        doc, bts, states = asyncio.run(fetch())
+        cov = build_coverage(
+            doc,
+            bts,
+            _config(resolution_m),
+            {d: state_of(s, None) for d, (s, _) in states.items()},
+        )
+        cov.current = cov.evaluate()
+    draw(cov, png, operator)
+    dead = sum(1 for (k, _), pc in cov.current.items() if k == "village" and pc.dead_spot)
+    typer.echo(f"wrote {png} ({cov.engine.grid.cols}×{cov.engine.grid.rows} px, {dead} dead spots)")
+
+
+def draw(cov: Any, png: Path, operator: str | None) -> None:
+    import numpy as np
+
+    from processing.coverage.grid import polygon_mask
+    from processing.coverage.render import colour, margin_raster, mark, write_png
+
+    eng = cov.engine
+    shown = np.array(
+        [t in eng.config.broadband and (operator in (None, op.value)) for op, t in eng.layers]
+    )
+    thresholds = np.array([eng.config.thresholds_dbm[t] for _, t in eng.layers], np.float32)
+    inside = polygon_mask(eng.grid, cov.outline) if cov.outline else np.ones(eng.grid.shape, bool)
+    img = colour(margin_raster(eng.value, eng.layers, thresholds, shown), inside)
+    rows = [s for s in eng.sites if operator in (None, s.operator.value)]
+    if rows:
+        r, c, ok = eng.grid.cell_of([s.lat for s in rows], [s.lon for s in rows])
+        img[r[ok], c[ok]] = (0, 0, 0)
+    dead = [pc.place for (k, _), pc in cov.current.items() if k == "village" and pc.dead_spot]
+    if dead:
+        r, c, ok = eng.grid.cell_of([p.lat for p in dead], [p.lon for p in dead])
+        mark(img, r[ok], c[ok], radius=14, rgb=(215, 25, 28), ring=True)
+        mark(img, r[ok], c[ok], radius=3, rgb=(215, 25, 28), ring=False)
+    write_png(png, img)

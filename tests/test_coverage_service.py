@@ -1,0 +1,246 @@
+"""The coverage service against a real broker, ingester and database: a tower's offline status
+becomes a village event within seconds; probe measurements overrule the prediction; refused
+sectors are stored with their reason; a restart does not repeat events."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import aiomqtt
+import psycopg
+import pytest
+
+from devices import Channel, Kind, Topics, encode
+from devices.endpoint import MqttEndpoint
+from ingest import Ingester
+from processing.coverage import CoverageConfig
+from processing.coverage.service import CoverageService, CoverageServiceConfig
+from store import coverage as q
+from store.places import load_places, register_devices
+from store.registry import device_row
+from tests.conftest import wait_until
+from tests.test_coverage_engine import LAT0, LON0, OUTLINE, _offset
+
+SECTORS = [
+    {"sector": k + 1, "azimuth_deg": 120.0 * k, "tilt_deg": 4.0, "band_mhz": 1800.0,
+     "technology": "4G", "tx_power_dbm": 44.5, "beamwidth_deg": 65.0}
+    for k in range(3)
+]  # fmt: skip
+
+
+def _bts(device_id: str, operator: str, lat: float, lon: float, **extra: Any) -> dict[str, Any]:
+    return {
+        "device_id": device_id,
+        "name": device_id,
+        "lat": lat,
+        "lon": lon,
+        "district_code": 547,
+        "commune_code": 21808,
+        "interval_s": 60,
+        "operator": operator,
+        "antenna_height_m": 35.0,
+        "sectors": SECTORS,
+    } | extra
+
+
+def _load(url: str) -> None:
+    villages = [
+        ("both", *_offset(LAT0, LON0, 4500, 300), 700),
+        ("mbf", *_offset(LAT0, LON0, 16000, 0), 400),
+        ("far", *_offset(LAT0, LON0, -14000, -14000), 90),
+    ]
+    with psycopg.connect(url) as conn:
+        load_places(
+            conn,
+            districts=[{"code": 547, "name": "Huyện Tây Sơn", "town": "Phú Phong", "lat": LAT0,
+                        "lon": LON0, "mountainous": False, "polygon": [list(p) for p in OUTLINE]}],
+            communes=[{"code": 21808, "name": "Thị trấn Phú Phong", "district_code": 547,
+                       "division_type": "xã", "lat": LAT0, "lon": LON0, "population": 1190,
+                       "has_fibre": True}],
+            villages=[{"village_id": v, "name": v, "commune_code": 21808, "district_code": 547,
+                       "lat": la, "lon": lo, "population": p, "synthetic": True,
+                       "seed_dead_spot": False} for v, la, lo, p in villages],
+            features=[{"name": "test", "kind": "outline", "points": [list(p) for p in OUTLINE],
+                       "synthetic": True}],
+        )  # fmt: skip
+        bad = dict(SECTORS[0], band_mhz=1234.0)
+        register_devices(
+            conn,
+            [
+                device_row(Kind.BTS, _bts("V", "viettel", LAT0, LON0)),
+                device_row(Kind.BTS, _bts("M", "mobifone", *_offset(LAT0, LON0, 9000, 0))),
+                device_row(Kind.BTS, _bts("BAD", "vinaphone", LAT0, LON0, sectors=[bad])),
+                device_row(Kind.PROBE, {"device_id": "P1", "lat": LAT0, "lon": LON0}),
+            ],
+        )
+
+
+def _client(mqtt_url: str, protocol: int) -> aiomqtt.Client:
+    endpoint = MqttEndpoint.parse(mqtt_url)
+    version = aiomqtt.ProtocolVersion.V5 if protocol == 5 else aiomqtt.ProtocolVersion.V311
+    return aiomqtt.Client(endpoint.host, endpoint.port, protocol=version)
+
+
+@pytest.fixture
+async def service(ingester: Ingester, database_url: str) -> AsyncIterator[CoverageService]:
+    _load(database_url)
+    svc = CoverageService(
+        CoverageServiceConfig(
+            database_url=database_url,
+            coverage=CoverageConfig(resolution_m=200.0),
+            poll_s=0.1,
+            measured_poll_s=0.3,
+        )
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(svc.run(stop))
+    await asyncio.wait_for(svc.ready.wait(), 60)
+    yield svc
+    stop.set()
+    await asyncio.wait_for(task, 30)
+
+
+def _events(url: str) -> list[dict[str, Any]]:
+    with psycopg.connect(url) as conn:
+        return q.events_since(conn)
+
+
+def _villages(url: str) -> dict[str, dict[str, Any]]:
+    with psycopg.connect(url) as conn:
+        return {r["place_id"]: r for r in q.coverage_rows(conn, "village")}
+
+
+async def test_tower_offline_to_village_event_in_seconds(
+    service: CoverageService, database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
+) -> None:
+    now = _villages(database_url)
+    assert now["mbf"]["operators"] == ["mobifone"] and now["far"]["dead_spot"]
+    assert now["both"]["operators"] == ["viettel", "mobifone"]
+    assert now["both"]["district"] == "Huyện Tây Sơn"
+    with psycopg.connect(database_url) as conn:
+        refused = q.rejections(conn)
+        assert [(r["device_id"], r["sector"]) for r in refused] == [("BAD", 1)]
+        assert "unknown band 1234 MHz" in refused[0]["reason"]
+        assert {r["device_id"] for r in q.critical_top(conn, 10)} == {"V", "M"}
+    assert _events(database_url) == []
+
+    status = topics.device(Kind.BTS, "M", Channel.STATUS)
+    loop = asyncio.get_running_loop()
+    async with _client(mqtt_url, mqtt_protocol) as c:
+        started = loop.time()
+        await c.publish(status, encode({"device_id": "M", "state": "offline"}), qos=1, retain=True)
+
+        async def lost() -> bool:
+            return any(e["kind"] == "lost" for e in _events(database_url))
+
+        await wait_until(lost, timeout_s=15)
+        latency = loop.time() - started
+        events = {e["village_id"]: e for e in _events(database_url)}
+        assert set(events) == {"mbf", "both"}
+        assert events["mbf"]["kind"] == "lost" and events["mbf"]["towers"] == ["M"]
+        assert events["mbf"]["operators_lost"] == ["mobifone"]
+        assert events["mbf"]["population"] == 400
+        assert (events["both"]["kind"], events["both"]["operators_now"]) == (
+            "degraded",
+            ["viettel"],
+        )
+        assert _villages(database_url)["mbf"]["dead_spot"]
+        print(f"offline status → village event: {latency:.2f} s")
+
+        await c.publish(status, encode({"device_id": "M", "state": "online"}), qos=1, retain=True)
+
+        async def restored() -> bool:
+            return any(e["kind"] == "restored" for e in _events(database_url))
+
+        await wait_until(restored, timeout_s=15)
+        await c.publish(status, b"", qos=1, retain=True)  # leave no retained state behind
+    with psycopg.connect(database_url) as conn:
+        history = conn.execute(
+            "SELECT operators FROM coverage_history WHERE place_id = 'mbf' ORDER BY ts"
+        ).fetchall()
+    assert [h[0] for h in history] == [["mobifone"], [], ["mobifone"]]
+
+
+async def test_probes_reporting_no_service_make_a_dead_spot(
+    service: CoverageService, database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
+) -> None:
+    mbf = _villages(database_url)["mbf"]
+    assert not mbf["dead_spot"]
+    with psycopg.connect(database_url) as conn:
+        lat, lon = conn.execute("SELECT lat, lon FROM villages WHERE village_id = 'mbf'").fetchone()  # type: ignore[misc]
+    now = datetime.now(UTC)
+    samples = [
+        {"device_id": "P1", "ts": now.isoformat(), "seq": i, "lat": lat, "lon": lon,
+         "operator": "mobifone", "technology": "4G", "no_service": True}
+        for i in range(6)
+    ] + [
+        {"device_id": "P1", "ts": now.isoformat(), "seq": 100, "lat": 10.0, "lon": 100.0,
+         "operator": "mobifone", "technology": "4G", "rsrp_dbm": -90.0}
+    ]  # fmt: skip
+    async with _client(mqtt_url, mqtt_protocol) as c:
+        await c.publish(
+            topics.device(Kind.PROBE, "P1", Channel.MEASUREMENTS), encode(samples), qos=1
+        )
+
+    async def judged() -> bool:
+        return bool(_villages(database_url)["mbf"]["dead_spot"])
+
+    await wait_until(judged, timeout_s=20)
+    mbf = _villages(database_url)["mbf"]
+    assert mbf["measured"] == ["mobifone"] and mbf["operators"] == []
+    events = _events(database_url)
+    assert [(e["village_id"], e["kind"], e["towers"]) for e in events] == [("mbf", "lost", [])]
+    with psycopg.connect(database_url) as conn:
+        probe = [r for r in q.rejections(conn) if r["source"] == "probe"]
+    assert [(r["reason"], r["count"]) for r in probe] == [("outside_raster", 1)]
+
+
+async def test_a_restart_writes_no_events_for_nothing(
+    service: CoverageService, database_url: str
+) -> None:
+    again = CoverageService(
+        CoverageServiceConfig(
+            database_url=database_url, coverage=CoverageConfig(resolution_m=200.0)
+        )
+    )
+    stop = asyncio.Event()
+    stop.set()  # build, write, and stop at the first wait
+    await asyncio.wait_for(again.run(stop), 60)
+    assert again.coverage is not None and again.ready.is_set()
+    assert _events(database_url) == []
+
+
+async def test_sectors_reported_down_in_telemetry_take_their_coverage_away(
+    service: CoverageService, database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
+) -> None:
+    reading = {"device_id": "M", "ts": datetime.now(UTC).isoformat(), "seq": 1,
+               "power_source": "battery", "sectors_up": [False, False, False]}  # fmt: skip
+    async with _client(mqtt_url, mqtt_protocol) as c:
+        await c.publish(topics.device(Kind.BTS, "M", Channel.TELEMETRY), encode(reading), qos=1)
+
+    async def lost() -> bool:
+        return any(e["village_id"] == "mbf" for e in _events(database_url))
+
+    await wait_until(lost, timeout_s=15)
+    assert [
+        (e["kind"], e["towers"]) for e in _events(database_url) if e["village_id"] == "mbf"
+    ] == [("lost", ["M"])]
+
+
+async def test_the_service_runs_on_timescaledb(tsdb_url: str) -> None:
+    from store.migrate import upgrade
+
+    with psycopg.connect(tsdb_url) as conn:
+        upgrade(conn)
+    _load(tsdb_url)
+    svc = CoverageService(
+        CoverageServiceConfig(database_url=tsdb_url, coverage=CoverageConfig(resolution_m=200.0))
+    )
+    stop = asyncio.Event()
+    stop.set()
+    await asyncio.wait_for(svc.run(stop), 60)
+    villages = _villages(tsdb_url)
+    assert villages["mbf"]["operators"] == ["mobifone"] and villages["far"]["dead_spot"]
