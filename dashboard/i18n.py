@@ -175,14 +175,21 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "device.no_readings": ("Không có số liệu trong khoảng này.", "No readings in this range."),
     "device.status_history": ("Lịch sử trạng thái", "Status history"),
     "device.alerts": ("Cảnh báo của thiết bị", "Alerts of this device"),
-    "device.villages": ("Thôn phụ thuộc trạm này", "Villages that depend on this tower"),
+    "device.villages": (
+        "Thôn phụ thuộc trạm này (N-1)",
+        "Villages that depend on this tower (N-1)",
+    ),
     "device.critical": (
-        "Trạm then chốt (N-1): mất trạm này thì {n} thôn mất sóng.",
-        "N-1 critical: losing this tower leaves {n} villages without signal.",
+        "Trạm then chốt (N-1): mất trạm này thì {n} thôn ({population} người) mất hẳn sóng.",
+        "N-1 critical: without this tower {n} villages ({population} people) have no signal.",
     ),
     "device.not_critical": (
         "Không then chốt (N-1): không thôn nào chỉ phụ thuộc trạm này.",
         "Not N-1 critical: no village depends on this tower alone.",
+    ),
+    "device.operator_loss": (
+        "Mất trạm này thì {n} thôn ({population} người) mất sóng {operator}.",
+        "Without this tower {n} villages ({population} people) lose {operator}.",
     ),
     "device.time": ("Thời điểm", "Time"),
     "device.reason": ("Lý do", "Reason"),
@@ -198,6 +205,14 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "cov.by_district": ("Theo huyện", "By district"),
     "cov.by_commune": ("Theo xã", "By commune"),
     "cov.critical": ("Trạm then chốt N-1", "N-1 critical towers"),
+    "cov.n1_population_all": ("Dân số mất hẳn sóng", "People left without any signal"),
+    "cov.n1_villages_all": ("Số thôn mất hẳn sóng", "Villages left without any signal"),
+    "cov.n1_population_op": ("Dân số mất sóng nhà mạng này", "People losing this operator"),
+    "cov.n1_villages_op": ("Số thôn mất sóng nhà mạng này", "Villages losing this operator"),
+    "cov.summary": (
+        "{dead} thôn lõm sóng, {population} người không có sóng; {centres} trung tâm xã có sóng.",
+        "{dead} villages without signal ({population} people); commune centres covered: {centres}.",
+    ),
     "cov.export_csv": ("Tải CSV", "Download CSV"),
     "cov.export_xlsx": ("Tải XLSX", "Download XLSX"),
     "cov.unavailable": (

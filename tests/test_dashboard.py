@@ -7,14 +7,16 @@ import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from bench.fleet_history import fleet, generate_history, load_scenario_db, set_states
+from dashboard import coverage_view
 from dashboard.actions import acknowledge_alert
 from devices.kinds import DeviceState, Kind
-from store import alerts, users
+from store import alerts, coverage, queries, users
 from store.alert_engine import NewAlert, open_alert
 from store.db import aconnect, connect
 from store.users import PermissionDenied, Role
@@ -23,6 +25,43 @@ from tests.conftest import _fresh_database
 APP = str(Path(__file__).parent.parent / "dashboard" / "app.py")
 OFFLINE_BTS = 40
 PASSWORDS = {"viewer": "viewer-pass-1", "operator": "operator-pass-1", "admin": "admin-pass-12"}
+
+
+LEVELS = {"viettel": {"4G": -92.0}, "mobifone": {"4G": -101.0}}
+
+
+def queries_villages(url: str) -> list[dict[str, Any]]:
+    with connect(url) as conn:
+        return queries.villages(conn)
+
+
+async def _write_coverage(url: str, now: datetime) -> None:
+    """Verdicts as the coverage engine stores them: the seed villages dead, the rest covered."""
+    conn = await aconnect(url)
+    known = await coverage.places(conn)
+    villages = {v["village_id"]: v for v in queries_villages(url)}
+    places = [
+        {"place_kind": "village", "place_id": v["village_id"], "name": v["name"],
+         "district_code": v["district_code"], "commune_code": v["commune_code"],
+         "population": v["population"], "measured": [], "ts": now,
+         "operators": [] if v["seed_dead_spot"] else ["viettel", "mobifone"],
+         "dead_spot": v["seed_dead_spot"],
+         "levels": {} if v["seed_dead_spot"] else LEVELS}
+        for v in villages.values()
+    ] + [
+        {"place_kind": "commune", "place_id": str(c["code"]), "name": c["name"],
+         "district_code": c["district_code"], "commune_code": c["code"], "population": 0,
+         "measured": [], "ts": now, "operators": ["viettel"], "dead_spot": False, "levels": {}}
+        for c in known["communes"]
+    ]  # fmt: skip
+    try:
+        await coverage.write_coverage(conn, places=places, history=[], events=[])
+        critical = {"device_id": fleet()[Kind.BTS][0], "operator": "viettel",
+                    "population_all": 850, "villages_all": 2,
+                    "population_operator": 1900, "villages_operator": 4}  # fmt: skip
+        await coverage.write_critical(conn, [critical], now)
+    finally:
+        await conn.close()
 
 
 async def _open_alerts(url: str, now: datetime) -> list[int]:
@@ -54,6 +93,7 @@ def scenario_url(pg_server_url: str) -> Iterator[str]:
         states.update({i: DeviceState.OFFLINE for i in ids[Kind.BTS][:OFFLINE_BTS]})
         set_states(url, now - timedelta(minutes=5), states, rejects=12)
         generate_history(url, now, days=1, interval_s=600, limit=20)
+        asyncio.run(_write_coverage(url, now))
         with connect(url, autocommit=True) as conn:
             for role, password in PASSWORDS.items():
                 users.add_user(conn, role, password, role, display_name=f"Test {role}")
@@ -211,7 +251,9 @@ def test_device_page_shows_rollups_history_and_alerts(scenario_url, alert_ids, m
     assert len(charts) == 5  # battery, temperature, users, PRB, backhaul
     history = at.dataframe[-1].value
     assert list(history["State"]) == ["offline"]
-    assert any(link.label.startswith(f"#{alert_ids[0]}") for link in at.get("page_link"))
+    assert any(
+        getattr(link, "label", "").startswith(f"#{alert_ids[0]}") for link in at.get("page_link")
+    )
 
 
 def test_ingest_page_lists_rejects_with_payloads(scenario_url, monkeypatch):
@@ -242,3 +284,50 @@ def test_users_page_is_for_admins(scenario_url, monkeypatch):
     assert "User nightshift saved." in [s.value for s in admin.success]
     with connect(scenario_url) as conn:
         assert {u.username: u.role for u in users.list_users(conn)}["nightshift"] is Role.OPERATOR
+
+
+def test_map_headline_counts_dead_spots_and_coverage(scenario_url, monkeypatch):
+    at = app(scenario_url, monkeypatch, "viewer", lang="en").run()
+    assert not at.exception, at.exception
+    dead = next(m for m in at.metric if m.label == "Villages without signal")
+    assert dead.value == "5"  # the seed documents' five villages
+    centres = next(m for m in at.metric if m.label == "Commune centres covered")
+    assert centres.value == "100.0%"
+
+
+def test_coverage_report_tables_and_exports(scenario_url, monkeypatch):
+    at = app(scenario_url, monkeypatch, "viewer", lang="en")
+    at.switch_page("pages/coverage.py").run()
+    assert not at.exception, at.exception
+    by_district, by_commune, critical = (d.value for d in at.dataframe)
+    assert len(by_district) == 11 and by_district["Dead spots"].sum() == 5
+    assert len(by_commune) == 155 and by_commune["Commune centre covered"].all()
+    dead = by_district.loc[by_district["Dead spots"] > 0, "District"]
+    assert set(dead) == {"Huyện Vĩnh Thạnh", "Huyện Vân Canh"}
+    assert list(critical["Villages left without any signal"]) == [2]
+    downloads = at.get("download_button")
+    assert len(downloads) == 4  # one XLSX with every table, one CSV per table
+
+
+def test_device_page_shows_n1_criticality(scenario_url, monkeypatch):
+    at = app(scenario_url, monkeypatch, "viewer", lang="en")
+    at.switch_page("pages/device.py")
+    at.query_params["id"] = fleet()[Kind.BTS][0]
+    at.run()
+    assert any("N-1 critical: without this tower 2 villages (850 people)" in e.value
+               for e in at.error)  # fmt: skip
+
+
+def test_xlsx_export_has_one_sheet_per_table(scenario_url):
+    import io
+
+    import openpyxl  # type: ignore[import-untyped]
+
+    with connect(scenario_url) as conn:
+        snap = coverage_view.snapshot(conn)
+        assert snap is not None
+        tables = coverage_view.report(snap, coverage.critical_top(conn, 50))
+    book = openpyxl.load_workbook(io.BytesIO(coverage_view.to_xlsx(tables)))
+    assert book.sheetnames == ["Theo huyện", "Theo xã", "Trạm then chốt N-1"]
+    districts = list(book["Theo huyện"].iter_rows(values_only=True))
+    assert districts[0][:3] == ("Huyện", "Số thôn", "Thôn lõm sóng") and len(districts) == 12

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
-from dashboard.coverage_view import tower_dependents
+from dashboard.coverage_view import criticality_text, tower_criticality
 from dashboard.data import db
 from dashboard.i18n import ZONE_NAME, labeller, lang, num, t, when
 from devices.kinds import Kind
@@ -97,15 +97,17 @@ else:
 
 if kind is Kind.BTS:
     with db() as conn:
-        dependents = tower_dependents(conn, device_id)
-    if dependents is not None:
+        n1 = tower_criticality(conn, device_id)
+    if n1 is not None:
         st.subheader(t("device.villages"))
-        only_here = [v for v in dependents if v.get("sole")]
-        if only_here:
-            st.error(t("device.critical", n=num(len(only_here))))
-        else:
-            st.success(t("device.not_critical"))
-        st.dataframe(pd.DataFrame(dependents), hide_index=True, width="stretch")
+        (st.error if n1["villages_all"] else st.success)(criticality_text(n1))
+        loss = t(
+            "device.operator_loss",
+            n=num(n1["villages_operator"]),
+            population=num(n1["population_operator"]),
+            operator=n1["operator"],
+        )
+        st.caption(loss)
 
 left, right = st.columns(2)
 with left:

@@ -7,8 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import headline
-from dashboard.coverage_view import coverage_headline, coverage_layer, dead_spot_ids
+from dashboard import coverage_view, headline
 from dashboard.data import db, refresh_seconds, tile_url
 from dashboard.i18n import labeller, t, when
 from dashboard.livemap import MapOptions, deck
@@ -75,9 +74,10 @@ def live_map() -> None:
         devices = q.map_devices(conn, now)
         health = q.ingest_health(conn, now)
         open_alerts = alerts.open_counts(conn)
-        dead = dead_spot_ids(conn)
-        cov = coverage_headline(conn, villages)
-        extra = coverage_layer(conn, coverage_choice) if coverage_choice != "off" else []
+        snap = coverage_view.snapshot(conn)
+    dead = coverage_view.dead_spot_ids(snap)
+    cov = coverage_view.headline(snap)
+    extra = coverage_view.layer(snap, villages, coverage_choice) if coverage_choice != "off" else []
     headline.strip(devices, open_alerts, cov, health)
     options = MapOptions(
         colour_by=colour_by,
