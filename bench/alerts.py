@@ -1,16 +1,19 @@
 """Alert latency: a tower's will → its alert on the MQTT alert topic, beside the broker's own
 delivery of that will, with the simulated fleet publishing telemetry around it.
 
-    python -m bench.alerts [--quick] [--trials 100] [--speed 60] [--rule coverage_lost]
+    python -m bench.alerts [--quick] [--trials 100] [--speed 1] [--rule coverage_lost]
 
 Starts its own broker (project config), a scratch database with the scenario, an ingester,
 the alert engine (``ioc alerts run``) and the fleet (``ioc``'s simulator, less the victims),
 each in its own session. Each trial: a victim tower comes online, then its link is dropped
 without DISCONNECT; the broker publishes its will. Measured from the drop: (a) a subscriber of
-the tower's status topic sees the will, (b) a subscriber of the alert topics sees the alert. Measured by default: ``coverage_lost`` (the coverage service
-runs too; the victim is the tower whose loss alone strands a village, dropped and restored
-each trial); ``--quick`` measures ``bts_offline`` (for_s = 0: its 60 s wait for grouping is
-policy, not latency) on 15 towers. The last line is one JSON object.
+the tower's status topic sees the will, (b) a subscriber of the alert topics sees the alert,
+and for coverage_lost (c) the coverage service's own 'lost' event (its timestamp).
+
+Measured by default: ``coverage_lost`` (the coverage service runs too; the victim is the tower
+whose loss alone strands a village, dropped and restored each trial); ``--quick`` measures
+``bts_offline`` (for_s = 0: its 60 s wait for grouping is policy, not latency) on 15 towers.
+The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -258,6 +261,7 @@ async def trials(args: argparse.Namespace, url: str, mqtt_url: str, topics: Topi
     watcher = Watcher(args.rule)
     will_s: list[float] = []
     alert_s: list[float] = []
+    event_s: list[float] = []  # coverage_lost: the coverage service's event, from the drop
     missed = duplicates = 0
     async with aiomqtt.Client(endpoint.host, endpoint.port, identifier="bench-watch") as client:
         for topic in status_of:
@@ -283,7 +287,7 @@ async def trials(args: argparse.Namespace, url: str, mqtt_url: str, topics: Topi
                 continue
             opened_before = len(watcher.opened)
             wills_before = len(watcher.wills.get(device_id, []))
-            t0 = time.monotonic()
+            t0, wall0 = time.monotonic(), datetime.now(UTC)
             await victim.cut()
             got = await watcher.until(lambda n=opened_before: len(watcher.opened) > n,
                                       TRIAL_TIMEOUT_S)  # fmt: skip
@@ -294,6 +298,8 @@ async def trials(args: argparse.Namespace, url: str, mqtt_url: str, topics: Topi
                 missed += 1
                 continue
             alert_s.append(watcher.opened[opened_before][1] - t0)
+            if args.rule == "coverage_lost":
+                event_s += await _event_delay(url, wall0)
             if (i + 1) % 10 == 0:
                 print(f"{i + 1}/{args.trials} trials, alert p50 {pct(alert_s, 0.5)} s",
                       file=sys.stderr)  # fmt: skip
@@ -312,6 +318,8 @@ async def trials(args: argparse.Namespace, url: str, mqtt_url: str, topics: Topi
         "p50_s": pct(alert_s, 0.5),
         "p99_s": p99,
         "max_s": round(max(alert_s), 4) if alert_s else None,
+        "coverage_event_p50_s": pct(event_s, 0.5),
+        "coverage_event_p99_s": pct(event_s, 0.99),
         "broker_will_p50_s": pct(will_s, 0.5),
         "broker_will_p99_s": will_p99,
         "ratio_p99": round(p99 / will_p99, 1) if p99 and will_p99 else None,
@@ -319,6 +327,15 @@ async def trials(args: argparse.Namespace, url: str, mqtt_url: str, topics: Topi
         "missed": missed,
         "target_p99_s": 2.0,
     }
+
+
+async def _event_delay(url: str, dropped_at: datetime) -> list[float]:
+    """From the drop to the coverage service's 'lost' event (its own timestamp)."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cur = await conn.execute("SELECT min(ts) FROM coverage_events WHERE kind = 'lost'"
+                                 " AND ts >= %s", (dropped_at,))  # fmt: skip
+        row = await cur.fetchone()
+    return [(row[0] - dropped_at).total_seconds()] if row and row[0] else []
 
 
 async def coverage_child(url: str) -> None:
@@ -331,7 +348,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="15 trials, 400 devices (< 1 min)")
     parser.add_argument("--trials", type=int, default=100)
-    parser.add_argument("--speed", type=float, default=60.0, help="fleet time acceleration")
+    parser.add_argument("--speed", type=float, default=1.0,
+                        help="fleet time acceleration (1: the normal rate, a reading a minute)")
     parser.add_argument("--fleet-limit", type=int, default=None, help="only N fleet devices")
     parser.add_argument("--database-url", default=LOCAL_PG, help="server for a scratch database")
     parser.add_argument("--rule", choices=("coverage_lost", "bts_offline"),

@@ -3,7 +3,8 @@
 Each tick consumes the queued status changes, the coverage events after its cursor and the
 latest readings, lets every (rule, subject) tracker decide at ``clock()``, and writes what they
 decided together with the consumed inputs: a crash replays the tick, it never half-applies it.
-Status changes wake the engine at once (LISTEN/NOTIFY); the rest is polled every ``tick_s``.
+Status changes and coverage events wake the engine at once (LISTEN/NOTIFY, fired by triggers
+of migration 0007); readings are polled, and every ``tick_s`` the clock is looked at anyway.
 """
 
 from __future__ import annotations

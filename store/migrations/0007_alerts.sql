@@ -96,6 +96,16 @@ END $$;
 CREATE TRIGGER status_events_to_alert_inbox AFTER INSERT ON status_events
     FOR EACH ROW EXECUTE FUNCTION alert_inbox_status();
 
+-- New village coverage events (migration 0004) wake the engine too; it reads them by id.
+CREATE FUNCTION alert_wake() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('ioc_alert_inbox', '');
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER coverage_events_wake_alerts AFTER INSERT ON coverage_events
+    FOR EACH STATEMENT EXECUTE FUNCTION alert_wake();
+
 -- Where the engine has read up to in append-only inputs (coverage_events by id).
 CREATE TABLE alert_cursors (
     name     text PRIMARY KEY,
