@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from devices.kinds import Technology
@@ -25,6 +26,7 @@ class CoverageConfig:
     floor_margin_db: float = 5.0
     max_range_km: float = 20.0  # Hata's range; no prediction beyond
     tile_cells: int = 32  # spatial index tiles, in cells
+    threads: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))  # full recompute
     measured_window_s: float = 7 * 86_400.0  # probe samples younger than this count
     measured_min_samples: int = 5  # per raster cell, operator and technology
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -218,11 +219,33 @@ class CoverageEngine:
 
     # -- recompute ----------------------------------------------------------------------
     def recompute_full(self) -> None:
+        """Every active emitter over its window. Layers are independent, so they are shared
+        out between ``config.threads`` threads (numpy releases the GIL in its loops); within a
+        layer the order is the emitter order, so the result does not depend on the threads."""
         self.value[:] = self.floors[:, None, None]
         self.best[:] = -1
+        by_layer: dict[int, list[Emitter]] = defaultdict(list)
         for e in self.emitters:
             if self.active[e.eid].any():
+                by_layer[e.layer].append(e)
+        # largest layers first, each to the thread with the least work so far
+        shares: list[list[Emitter]] = [[] for _ in range(max(1, self.config.threads))]
+        load = [0] * len(shares)
+        for emitters in sorted(by_layer.values(), key=len, reverse=True):
+            k = load.index(min(load))
+            shares[k] += emitters
+            load[k] += sum((2 * e.radius + 1) ** 2 * len(e.azimuth) for e in emitters)
+
+        def run(share: list[Emitter]) -> None:
+            for e in share:
                 self._max_in(e, tie_break=False)
+
+        if len(shares) == 1:
+            run(shares[0])
+            return
+        with ThreadPoolExecutor(len(shares), thread_name_prefix="coverage") as pool:
+            for done in [pool.submit(run, share) for share in shares]:
+                done.result()
 
     def _max_in(self, e: Emitter, *, tie_break: bool) -> None:
         box = e.box(*self.grid.shape)

@@ -169,8 +169,7 @@ def levels(
         np.subtract(np.float32(360.0), a, out=v)
         np.minimum(a, v, out=a)  # |bearing − azimuth| folded to 0–180°
         np.square(a, out=a)
-        a *= e.kh[s]
-        np.minimum(a, AM, out=a)  # horizontal: min(12 (φ/φ3dB)², Am)
+        a *= e.kh[s]  # horizontal 12 (φ/φ3dB)²; its cap at Am is implied by the one below
         np.subtract(elev, e.tilt[s], out=v)
         np.square(v, out=v)
         v *= KV
