@@ -19,10 +19,8 @@ from store.db import StoreUnavailable
 app = typer.Typer(help="IOC telemetry service.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 scenario_app = typer.Typer(help="The Bình Định scenario.", no_args_is_help=True)
-simulate_app = typer.Typer(help="Simulated devices (they speak MQTT only).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(scenario_app, name="scenario")
-app.add_typer(simulate_app, name="simulate")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -175,34 +173,6 @@ def processing() -> None:
     asyncio.run(run_liveness(config))
 
 
-@simulate_app.command("fleet")
-@clear_errors
-def simulate_fleet(
-    speed: Annotated[float | None, typer.Option(help="time acceleration (60 = 1 min/s)")] = None,
-    limit: Annotated[int | None, typer.Option(help="only the first N devices")] = None,
-) -> None:
-    """Bring up the province's simulated fleet."""
-    from simulators.fleet import province_devices, run_fleet
-
-    _logging()
-    settings = _settings()
-
-    def progress(line: str) -> None:
-        typer.echo(line, err=True)
-
-    asyncio.run(
-        run_fleet(
-            province_devices(),
-            mqtt_url=require_mqtt(settings),
-            topic_root=settings.topic_root,
-            speed=speed or settings.simulate_speed,
-            limit=limit,
-            protocol=settings.mqtt_protocol,
-            on_progress=progress,
-        )
-    )
-
-
 @app.command()
 @clear_errors
 def dashboard(
@@ -256,6 +226,10 @@ app.add_typer(coverage_app, name="coverage")
 from ioc.cli_roles import roles_app  # noqa: E402
 
 app.add_typer(roles_app, name="roles")
+
+from ioc.cli_simulate import simulate_app  # noqa: E402
+
+app.add_typer(simulate_app, name="simulate")
 
 
 def main() -> None:

@@ -108,6 +108,7 @@ class Link:
         self.counters = counters or Counters()
         self.keepalive_s = keepalive_s
         self.observer = observer
+        self.on_link_event: Callable[[str], None] | None = None  # connected, failed, lost
         self._gate: contextlib.AbstractAsyncContextManager[Any] = (
             connect_gate or contextlib.nullcontext()
         )
@@ -165,13 +166,18 @@ class Link:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
 
+    def _say(self, line: str) -> None:
+        if self.on_link_event is not None:
+            self.on_link_event(line)
+
     def _on_model_change(self, model: DeviceModel) -> None:
-        # A device with its own link drops it when it goes dark, and comes back when lit.
-        if not self.gateway and (not model.condition.online or self._client is None):
+        # A device with its own link drops it when it goes dark or is cut off, and comes back.
+        if not self.gateway and (not _up(model) or self._client is None):
             self._wake.set()
 
     def _dark(self) -> bool:
-        return not self.gateway and not self.models[0].condition.online
+        """A device of its own that cannot hold a link now (no power, or no network path)."""
+        return not self.gateway and not _up(self.models[0])
 
     async def run(self) -> None:
         """Sample, connect, send and reconnect until :meth:`stop` or :meth:`kill`."""
@@ -187,8 +193,11 @@ class Link:
                 end: SessionEnd = "lost"
                 try:
                     end = await self._session()
+                    if end == "lost":
+                        self._say("connection lost; reconnecting")
                 except (aiomqtt.MqttError, OSError) as err:
                     log.debug("%s: connection failed or lost: %s", self.client_id, err)
+                    self._say(f"connection failed or lost: {err}")
                 if end == "lost":
                     await self._sleep(self._backoff.next_s())
         finally:
@@ -239,6 +248,7 @@ class Link:
                     self.counters.connect_failures += 1
                     raise
             self._begin_session(client)
+            self._say(f"connected to {self.endpoint.host}:{self.endpoint.port}")
             end: SessionEnd = "lost"
             feeders: list[asyncio.Task[None]] = []
             try:
@@ -314,14 +324,15 @@ class Link:
         announced = None if self.gateway else DeviceState.ONLINE
         while True:
             if self.gateway:
-                state = DeviceState.ONLINE if model.condition.online else DeviceState.OFFLINE
+                state = DeviceState.ONLINE if _up(model) else DeviceState.OFFLINE
                 if state is not announced:
                     if state is DeviceState.ONLINE:
                         await self._publish(client, model.birth())
                     reason = None if state is DeviceState.ONLINE else "unreachable"
                     await self._publish(client, model.status(state, reason))
                     announced = state
-            taken = model.outbox.peek()
+            # Cut off from its gateway: what it measures waits in its outbox.
+            taken = model.outbox.peek() if _up(model) else None
             if taken is None:
                 if self._draining:
                     return
@@ -374,6 +385,10 @@ class Link:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
         await asyncio.wait([client._disconnected], timeout=DROP_WAIT_S)
+
+
+def _up(model: DeviceModel) -> bool:
+    return model.condition.online and model.condition.reachable
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:

@@ -46,6 +46,7 @@ class Fleet:
         connect_concurrency: int = DEFAULT_CONNECT_CONCURRENCY,
         gateway_size: int = 0,
         outbox_limit: int = DEFAULT_LIMIT,
+        interval_s: float | None = None,
         observer: Observer | None = None,
     ) -> None:
         if gateway_size < 0:
@@ -76,13 +77,20 @@ class Fleet:
                     counters=self.counters,
                     connect_gate=gate,
                     outbox_limit=outbox_limit,
+                    interval_s=interval_s,
                     observer=observer,
                 )
                 self.devices[spec.device_id] = device
                 self._add(device)
                 continue
             pending.append(
-                DeviceModel(spec, topics=topics, clock=self.clock, outbox_limit=outbox_limit)
+                DeviceModel(
+                    spec,
+                    topics=topics,
+                    clock=self.clock,
+                    outbox_limit=outbox_limit,
+                    interval_s=interval_s,
+                )
             )
         for i in range(0, len(pending), max(gateway_size, 1)):
             group = pending[i : i + gateway_size]

@@ -54,6 +54,9 @@ class DeviceCondition:
     """
 
     online: bool = True  # False: the device is dark, its link drops (the broker fires the will)
+    # False: powered and measuring, but its network path to the broker is cut (fibre, radio):
+    # the link drops and readings wait in the outbox until the path is back.
+    reachable: bool = True
     power_source: PowerSource = PowerSource.MAINS  # BTS: BATTERY drains battery_pct
     battery_pct: float = 100.0  # BTS: at 0 on battery the site goes dark (online = False)
     sectors_down: set[int] = field(default_factory=set)  # BTS: sector numbers off air

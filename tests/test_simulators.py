@@ -198,14 +198,23 @@ class Watcher:
                 await self._changed.wait()
 
     def on(self, kind: Kind, device_id: str, channel: Channel) -> list[Seen]:
-        topic = self.topics.device(kind, device_id, channel)
+        return self.on_topic(self.topics.device(kind, device_id, channel))
+
+    def on_topic(self, topic: str) -> list[Seen]:
         return [s for s in self.seen if s.topic == topic]
 
 
 @contextlib.asynccontextmanager
 async def watching(mqtt_url: str, protocol: int, topics: Topics) -> AsyncIterator[Watcher]:
     e = MqttEndpoint.parse(mqtt_url, protocol=protocol)
-    async with aiomqtt.Client(e.host, e.port, protocol=e.protocol_version) as client:
+    async with aiomqtt.Client(
+        e.host,
+        e.port,
+        username=e.username,
+        password=e.password,
+        protocol=e.protocol_version,
+        tls_params=e.tls_parameters(),
+    ) as client:
         await client.subscribe(f"{topics.root}/#", qos=1)
         watcher = Watcher(client, topics)
         task = asyncio.create_task(watcher.pump())
