@@ -103,7 +103,7 @@ class Watcher:
     def __init__(self, rule: str) -> None:
         self.rule = rule
         self.wills: dict[str, list[float]] = {}
-        self.opened: list[tuple[str, float]] = []  # (subject, when) of the measured rule
+        self.opened: list[tuple[int, float]] = []  # (alert id, when) of the measured rule
         self.resolved: list[str] = []
         self.arrived = asyncio.Event()
 
@@ -120,7 +120,7 @@ class Watcher:
                     self.wills.setdefault(device, []).append(now)
             elif doc.get("rule") == self.rule:
                 if doc.get("event") == "opened":
-                    self.opened.append((doc["subject"], now))
+                    self.opened.append((doc["alert_id"], now))
                 elif doc.get("event") == "resolved":
                     self.resolved.append(doc["subject"])
             self.arrived.set()
@@ -262,7 +262,8 @@ async def trials(args: argparse.Namespace, url: str, mqtt_url: str, topics: Topi
     will_s: list[float] = []
     alert_s: list[float] = []
     event_s: list[float] = []  # coverage_lost: the coverage service's event, from the drop
-    missed = duplicates = 0
+    missed: dict[str, int] = {}  # why a trial measured nothing
+    windows: list[tuple[int, int]] = []  # per trial: opened messages from its drop to the next
     async with aiomqtt.Client(endpoint.host, endpoint.port, identifier="bench-watch") as client:
         for topic in status_of:
             await client.subscribe(topic, qos=1)
@@ -274,6 +275,8 @@ async def trials(args: argparse.Namespace, url: str, mqtt_url: str, topics: Topi
                     raise SystemExit(f"a service died (code {p.returncode}); logs in {work}")
             victim = pool[i % len(pool)]
             device_id = victim.device.device_id
+            if windows:
+                windows[-1] = (windows[-1][0], len(watcher.opened))
             opened_before, resolved_before = len(watcher.opened), len(watcher.resolved)
             await victim.online()
             online = await _poll(url, "SELECT state FROM devices WHERE device_id = %s",
@@ -282,10 +285,13 @@ async def trials(args: argparse.Namespace, url: str, mqtt_url: str, topics: Topi
                 online = online and await watcher.until(
                     lambda n=resolved_before: len(watcher.resolved) > n, TRIAL_TIMEOUT_S)
             if not online:
-                missed += 1
+                missed["not ready"] = missed.get("not ready", 0) + 1
+                print(f"trial {i}: victim not online or previous alert not resolved in time",
+                      file=sys.stderr)  # fmt: skip
                 await victim.cut()
                 continue
             opened_before = len(watcher.opened)
+            windows.append((opened_before, opened_before))
             wills_before = len(watcher.wills.get(device_id, []))
             t0, wall0 = time.monotonic(), datetime.now(UTC)
             await victim.cut()
@@ -295,7 +301,8 @@ async def trials(args: argparse.Namespace, url: str, mqtt_url: str, topics: Topi
             if len(wills) > wills_before:
                 will_s.append(wills[wills_before] - t0)
             if not got:
-                missed += 1
+                missed["no alert"] = missed.get("no alert", 0) + 1
+                print(f"trial {i}: no alert within {TRIAL_TIMEOUT_S} s", file=sys.stderr)
                 continue
             alert_s.append(watcher.opened[opened_before][1] - t0)
             if args.rule == "coverage_lost":
@@ -307,7 +314,12 @@ async def trials(args: argparse.Namespace, url: str, mqtt_url: str, topics: Topi
         watching.cancel()
         with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
             await watching
-    duplicates = len(watcher.opened) - len(alert_s)
+    windows[-1:] = [(w[0], len(watcher.opened)) for w in windows[-1:]]
+    ids = [alert_id for alert_id, _ in watcher.opened]
+    # The same alert delivered twice, or more than one alert opened for one drop.
+    duplicates = len(ids) - len(set(ids)) + sum(
+        max(0, len(set(ids[a:b])) - 1) for a, b in windows
+    )
     p99, will_p99 = pct(alert_s, 0.99), pct(will_s, 0.99)
     return {
         "rule": args.rule,
@@ -324,7 +336,8 @@ async def trials(args: argparse.Namespace, url: str, mqtt_url: str, topics: Topi
         "broker_will_p99_s": will_p99,
         "ratio_p99": round(p99 / will_p99, 1) if p99 and will_p99 else None,
         "duplicates": duplicates,
-        "missed": missed,
+        "missed": sum(missed.values()),
+        "missed_why": missed,
         "target_p99_s": 2.0,
     }
 
