@@ -1,0 +1,234 @@
+"""Faults of the machinery, under load: the ingester killed, the broker restarted, the database
+restarted, the database's disk full. Real processes (``python -m ioc ingest``, Mosquitto with
+persistence, a throwaway PostgreSQL), two publishers flooding distinct readings meanwhile."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from devices.topics import Topics
+from store.migrate import upgrade
+from tests.faults.harness import audit, rows
+from tests.flood import device_ids, expected
+from tests.procs import (
+    IngesterProcess,
+    RestartableBroker,
+    ThrowawayPostgres,
+    eventually,
+    finish_flood,
+    register_devices,
+    start_flood,
+)
+
+N = 12_000  # readings per test: 60 batches of 200
+PUBLISHERS = 2
+DEVICES = 40
+
+
+def prepare(database_url: str) -> set[tuple[str, int]]:
+    with psycopg.connect(database_url) as conn:
+        upgrade(conn)
+    register_devices(database_url, [d for p in range(PUBLISHERS) for d in device_ids(p, DEVICES)])
+    return {k for p in range(PUBLISHERS) for k in expected(p, DEVICES, N // PUBLISHERS)}
+
+
+def floods(mqtt_url: str, root: str) -> list[subprocess.Popen[bytes]]:
+    return [start_flood(mqtt_url, root, publisher=p, devices=DEVICES, messages=N // PUBLISHERS)
+            for p in range(PUBLISHERS)]  # fmt: skip
+
+
+async def finish(running: list[subprocess.Popen[bytes]]) -> int:
+    """Wait for the publishers; returns how many times they had to reconnect."""
+    return sum([int((await finish_flood(p))["reconnects"]) for p in running])
+
+
+@pytest.fixture
+def restartable() -> Iterator[RestartableBroker]:
+    # Run as root, Mosquitto saves its persistence file as its own user: under pytest's 0700
+    # tmp it cannot, the restart forgets every session, and the test would measure that.
+    with tempfile.TemporaryDirectory(prefix="ioc-fault-broker-") as tmp:
+        state = Path(tmp) / "state"
+        state.mkdir()
+        os.chmod(tmp, 0o755)
+        if os.geteuid() == 0:
+            shutil.chown(state, "mosquitto")
+        broker = RestartableBroker(state)
+        yield broker
+        broker.stop()
+
+
+def ingester(database_url: str, mqtt_url: str, root: str, tmp_path: Path, name: str
+             ) -> IngesterProcess:  # fmt: skip
+    return IngesterProcess(database_url=database_url, mqtt_url=mqtt_url, topic_root=root,
+                           client_id=name, log_dir=tmp_path)  # fmt: skip
+
+
+async def test_ingester_kill_9_under_load(
+    database_url: str, mqtt_url: str, topics: Topics, tmp_path: Path
+) -> None:
+    published = prepare(database_url)
+    first = ingester(database_url, mqtt_url, topics.root, tmp_path, "fault-k9").start()
+    again = ingester(database_url, mqtt_url, topics.root, tmp_path, "fault-k9")
+    try:
+        await eventually(first.subscribed)
+        running = floods(mqtt_url, topics.root)
+        await eventually(lambda: rows(database_url) >= N // 4)
+        first.kill()
+        at_kill = rows(database_url)
+        await finish(running)
+        again.start()  # the same client id: the broker resumes the session and redelivers
+        await eventually(lambda: rows(database_url) >= N, timeout_s=90)
+    finally:
+        first.close()
+        again.close()
+    figures = audit("ingester kill -9 under load", database_url, published,
+                    note=f"killed with {at_kill} stored")  # fmt: skip
+    assert at_kill < N, "the flood was over before the kill: nothing was tested"
+    assert (figures.lost, figures.duplicated) == (0, 0)
+
+
+async def test_broker_restart_under_load(
+    database_url: str, restartable: RestartableBroker, topics: Topics, tmp_path: Path
+) -> None:
+    published = prepare(database_url)
+    ing = ingester(database_url, restartable.url, topics.root, tmp_path, "fault-br").start()
+    try:
+        await eventually(ing.subscribed)
+        running = floods(restartable.url, topics.root)
+        await eventually(lambda: rows(database_url) >= N // 4)
+        restartable.restart()
+        at_restart = rows(database_url)
+        reconnects = await finish(running)
+        await eventually(lambda: rows(database_url) >= N, timeout_s=90)
+        assert ing.alive(), ing.log_tail()
+    finally:
+        ing.close()
+    figures = audit("broker restart under load", database_url, published,
+                    note=f"restarted at {at_restart}; publishers reconnected {reconnects}x")
+    assert at_restart < N, "the flood was over before the restart"
+    assert (figures.lost, figures.duplicated) == (0, 0)
+
+
+async def test_database_restart_under_load(
+    mqtt_url: str, topics: Topics, tmp_path: Path
+) -> None:
+    pg = ThrowawayPostgres(tmp_path / "pg")  # never the shared server on 5432
+    ing = ingester(pg.url, mqtt_url, topics.root, tmp_path, "fault-db")
+    try:
+        published = prepare(pg.url)
+        ing.start()
+        await eventually(ing.subscribed)
+        running = floods(mqtt_url, topics.root)
+        await eventually(lambda: rows(pg.url) >= N // 4)
+        pg.stop("immediate")  # a crash, as far as the clients can tell
+        await eventually(lambda: bool((h := ing.health()) and not h["database_up"]))
+        await finish(running)
+        pg.start()
+        await eventually(lambda: rows(pg.url) >= N, timeout_s=120)
+        figures = audit("database crash and restart under load", pg.url, published,
+                        note="stopped -m immediate mid-flood")  # fmt: skip
+    finally:
+        ing.close()
+        pg.cleanup()
+    assert (figures.lost, figures.duplicated) == (0, 0)
+
+
+class TinyDisk:
+    """A small tmpfs for a tablespace, filled on demand; None where mounting is not allowed."""
+
+    def __init__(self, path: Path, size_mb: int, owner: str | None) -> None:
+        self.path = path
+        path.mkdir(parents=True)
+        options = f"size={size_mb}m,mode=0700"
+        if owner:
+            import pwd
+
+            entry = pwd.getpwnam(owner)
+            options += f",uid={entry.pw_uid},gid={entry.pw_gid}"
+        subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+                       check=True, capture_output=True)  # fmt: skip
+        self.filler = path / "filler"
+
+    @classmethod
+    def try_mount(cls, path: Path, size_mb: int, owner: str | None) -> TinyDisk | None:
+        # IOC_FAULTS_NO_MOUNT=1 takes the read-only path where mounting would work.
+        if os.geteuid() != 0 or not shutil.which("mount") or os.environ.get("IOC_FAULTS_NO_MOUNT"):
+            return None
+        try:
+            return cls(path, size_mb, owner)
+        except subprocess.CalledProcessError:
+            return None
+
+    def fill(self, leave_bytes: int) -> None:
+        free = shutil.disk_usage(self.path).free
+        with self.filler.open("wb") as f:
+            f.truncate(0)
+            f.write(b"\0" * max(0, free - leave_bytes))
+
+    def free_up(self) -> None:
+        self.filler.unlink()
+
+    def unmount(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            subprocess.run(["umount", "-l", str(self.path)], check=True, capture_output=True)
+
+
+async def test_disk_full_stops_acknowledging_then_drains_when_space_returns(
+    mqtt_url: str, topics: Topics, tmp_path: Path
+) -> None:
+    pg = ThrowawayPostgres(tmp_path / "pg")
+    disk = TinyDisk.try_mount(tmp_path / "tiny", 64, pg.user)
+    ing: IngesterProcess | None = None
+    try:
+        database = pg.url.rsplit("/", 1)[0] + "/ioc"
+        with psycopg.connect(pg.url, autocommit=True) as admin:
+            if disk:
+                # The readings' tablespace on the tiny disk; the WAL stays where it was.
+                admin.execute(f"CREATE TABLESPACE tiny LOCATION '{disk.path}'")
+                admin.execute("CREATE DATABASE ioc TABLESPACE tiny")
+            else:
+                admin.execute("CREATE DATABASE ioc")
+        published = prepare(database)
+        ing = ingester(database, mqtt_url, topics.root, tmp_path, "fault-full").start()
+        await eventually(ing.subscribed)
+        if disk:
+            disk.fill(leave_bytes=256 * 1024)
+        else:  # no mount allowed here: a read-only database is the nearest fault
+            with psycopg.connect(pg.url, autocommit=True) as admin:
+                admin.execute("ALTER DATABASE ioc SET default_transaction_read_only = on")
+                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                              " WHERE datname = 'ioc' AND pid <> pg_backend_pid()")
+        running = floods(mqtt_url, topics.root)
+        # It says why it stopped acknowledging, and stays up.
+        why = "No space left on device" if disk else "read-only transaction"
+        await eventually(lambda: why in ing.log_tail() or not ing.alive(), 90)
+        assert ing.alive() and why in ing.log_tail(), ing.log_tail()
+        assert not (h := ing.health()) or not h["database_up"]
+        held_at = rows(database)
+        assert held_at < N, "everything fitted: the disk was never full"
+        await finish(running)
+        if disk:
+            disk.free_up()
+        else:
+            with psycopg.connect(pg.url, autocommit=True) as admin:
+                admin.execute("ALTER DATABASE ioc RESET default_transaction_read_only")
+        await eventually(lambda: rows(database) >= N, timeout_s=120)
+        how = "64 MB tmpfs tablespace filled" if disk else "database set read-only"
+        figures = audit("disk full, then space returns" if disk else "read-only database",
+                        database, published, note=f"{how}; stalled at {held_at}")  # fmt: skip
+    finally:
+        if ing:
+            ing.close()
+        pg.cleanup()
+        if disk:
+            disk.unmount()
+    assert (figures.lost, figures.duplicated) == (0, 0)
