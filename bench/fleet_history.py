@@ -17,6 +17,7 @@ from devices.kinds import Channel, DeviceState, Kind
 from devices.topics import DeviceTopic
 from ioc.scenario import load_into
 from seeds import load_scenario
+from store import coverage, queries
 from store.dashboard import copy_backfill
 from store.db import aconnect
 from store.migrate import upgrade
@@ -122,3 +123,40 @@ def generate_history(
             if progress:
                 progress(f"{kind.value}: {len(chosen)} devices × {steps} readings, {total:,} rows")
     return total
+
+
+LEVELS = {"viettel": {"4G": -92.0}, "mobifone": {"4G": -101.0}}
+
+
+def queries_villages(url: str) -> list[dict[str, Any]]:
+    with psycopg.connect(url) as conn:
+        return queries.villages(conn)
+
+
+async def write_sample_coverage(url: str, now: datetime) -> None:
+    """Verdicts as the coverage engine stores them: the seed villages dead, the rest covered."""
+    conn = await aconnect(url)
+    known = await coverage.places(conn)
+    villages = {v["village_id"]: v for v in queries_villages(url)}
+    places = [
+        {"place_kind": "village", "place_id": v["village_id"], "name": v["name"],
+         "district_code": v["district_code"], "commune_code": v["commune_code"],
+         "population": v["population"], "measured": [], "ts": now,
+         "operators": [] if v["seed_dead_spot"] else ["viettel", "mobifone"],
+         "dead_spot": v["seed_dead_spot"],
+         "levels": {} if v["seed_dead_spot"] else LEVELS}
+        for v in villages.values()
+    ] + [
+        {"place_kind": "commune", "place_id": str(c["code"]), "name": c["name"],
+         "district_code": c["district_code"], "commune_code": c["code"], "population": 0,
+         "measured": [], "ts": now, "operators": ["viettel"], "dead_spot": False, "levels": {}}
+        for c in known["communes"]
+    ]  # fmt: skip
+    try:
+        await coverage.write_coverage(conn, places=places, history=[], events=[])
+        critical = {"device_id": fleet()[Kind.BTS][0], "operator": "viettel",
+                    "population_all": 850, "villages_all": 2,
+                    "population_operator": 1900, "villages_operator": 4}  # fmt: skip
+        await coverage.write_critical(conn, [critical], now)
+    finally:
+        await conn.close()

@@ -9,15 +9,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
 import pydeck as pdk
 
-from dashboard.i18n import lang, num, t, when
+from dashboard.i18n import ZONE, lang, num, t
 from devices.kinds import Kind
 from devices.metrics import metric
-from store.dashboard import MapDevice
+from store.dashboard import DISPLAY_STATES, MapDevice
 
 STATE_COLOURS: dict[str, list[int]] = {
     "online": [46, 204, 113, 230],
@@ -60,23 +61,30 @@ class MapOptions:
     extra_layers: list[pdk.Layer] = field(default_factory=list)  # e.g. the coverage layer
 
 
-def _value(kind: str, name: str, value: Any) -> str:
+def _value(kind: str, name: str, value: Any) -> str | None:
+    """A key metric, tersely: numbers with their unit, flags only when they are down."""
     spec = metric(Kind(kind), name)
-    label = spec.label[lang()]  # metric names come from their declarations
     if isinstance(value, list):
-        shown = f"{sum(bool(v) for v in value)}/{len(value)}"
-    elif isinstance(value, bool):
-        shown = "✓" if value else "✗"
-    elif isinstance(value, float):
-        shown = num(value, 1 if abs(value) < 100 else 0)
-    elif isinstance(value, int):
-        shown = num(value)
-    else:
-        shown = str(value)
-    return f"{label}: {shown} {spec.unit}".rstrip()
+        return f"sector {sum(bool(v) for v in value)}/{len(value)}"
+    if isinstance(value, bool):
+        return None if value else f"{spec.label[lang()]}: ✗"  # label from the declaration
+    if isinstance(value, float):
+        return f"{num(value, 1 if abs(value) < 100 else 0)} {spec.unit}".rstrip()
+    if isinstance(value, int):
+        return f"{num(value)} {spec.unit}".rstrip()
+    return str(value)
+
+
+def _clock(moment: datetime | None) -> str:
+    # Thousands of rows a refresh: a plain strftime in the province's zone, not babel per row.
+    return moment.astimezone(ZONE).strftime("%H:%M:%S %d/%m") if moment else "—"
 
 
 def device_frame(rows: Sequence[MapDevice], colour_by: str = "state") -> pd.DataFrame:
+    """Only what the layer draws and the tooltip shows: this goes to the browser each refresh."""
+    states = {s: t("state." + s) for s in DISPLAY_STATES}
+    seen = t("tip.last_seen")
+
     def colour(row: MapDevice) -> list[int]:
         if colour_by == "operator" and row.operator in OPERATOR_COLOURS:
             return OPERATOR_COLOURS[row.operator]
@@ -84,51 +92,46 @@ def device_frame(rows: Sequence[MapDevice], colour_by: str = "state") -> pd.Data
 
     def details(row: MapDevice) -> str:
         latest = row.latest or {}
-        names = [n for n in _KEY_METRICS.get(row.kind, ()) if latest.get(n) is not None]
-        return " · ".join(_value(row.kind, n, latest[n]) for n in names) or "—"
+        shown = (_value(row.kind, n, latest[n]) for n in _KEY_METRICS.get(row.kind, ())
+                 if latest.get(n) is not None)  # fmt: skip
+        return " · ".join(v for v in shown if v) or "—"
 
     return pd.DataFrame(
         {
-            "device_id": [r.device_id for r in rows],
-            "kind": [r.kind for r in rows],
-            "lat": [r.lat for r in rows],
-            "lon": [r.lon for r in rows],
-            "state": [r.state for r in rows],
+            "lat": [round(r.lat, 5) for r in rows],
+            "lon": [round(r.lon, 5) for r in rows],
             "colour": [colour(r) for r in rows],
-            "outline": [KIND_OUTLINE.get(r.kind, [0, 0, 0, 0]) for r in rows],
-            "radius": [KIND_RADIUS_M.get(r.kind, 400) for r in rows],
             "title": [f"{r.name or r.device_id} ({r.device_id})" for r in rows],
-            "line1": [
-                f"{t('kind.' + r.kind)} · {r.operator or ''} · "
-                f"{t('tip.state')}: {t('state.' + r.state)}"
-                for r in rows
-            ],
-            "line2": [f"{t('tip.last_seen')}: {when(r.last_seen, 'medium')}" for r in rows],
+            "line1": [f"{r.operator or ''} · {states.get(r.state, r.state)}" for r in rows],
+            "line2": [f"{seen}: {_clock(r.last_seen)}" for r in rows],
             "line3": [details(r) for r in rows],
         }
     )
 
 
-def village_frame(villages: Iterable[dict[str, Any]], dead_spots: set[str]) -> pd.DataFrame:
+def village_frames(
+    villages: Iterable[dict[str, Any]], dead_spots: set[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(all villages as bare points, dead spots with their tooltip and population-sized radius)."""
     rows = list(villages)
-    dead = [v["village_id"] in dead_spots for v in rows]
-    return pd.DataFrame(
+    dead = [v for v in rows if v["village_id"] in dead_spots]
+    people = t("tip.population")
+    points = pd.DataFrame(
+        {"lat": [round(v["lat"], 5) for v in rows], "lon": [round(v["lon"], 5) for v in rows]}
+    )
+    spots = pd.DataFrame(
         {
-            "lat": [v["lat"] for v in rows],
-            "lon": [v["lon"] for v in rows],
-            # Area follows population: radius grows with its square root.
-            "radius": [
-                (90 + 14 * math.sqrt(v["population"])) if d else 120
-                for v, d in zip(rows, dead, strict=True)
-            ],
-            "colour": [[255, 59, 48, 235] if d else [189, 195, 199, 90] for d in dead],
-            "title": [v["name"] for v in rows],
-            "line1": [f"{v['commune_name']} · {v['district_name']}" for v in rows],
-            "line2": [f"{t('tip.population')}: {num(v['population'])}" for v in rows],
-            "line3": [t("head.dead_spots") if d else "" for d in dead],
-            "dead": dead,
+            "lat": [v["lat"] for v in dead],
+            "lon": [v["lon"] for v in dead],
+            # Area follows population: the radius grows with its square root.
+            "radius": [90 + 14 * math.sqrt(v["population"]) for v in dead],
+            "title": [v["name"] for v in dead],
+            "line1": [f"{v['commune_name']} · {v['district_name']}" for v in dead],
+            "line2": [f"{people}: {num(v['population'])}" for v in dead],
+            "line3": [t("head.dead_spots")] * len(dead),
         }
-    ).sort_values("dead")  # dead spots drawn last, on top
+    )
+    return points, spots
 
 
 def _basemap(tile_url: str) -> pdk.Layer:
@@ -203,15 +206,30 @@ def deck(
         ),
     ]
     if options.villages:
+        points, spots = village_frames(villages, dead_spots)
         layers.append(
             pdk.Layer(
                 "ScatterplotLayer",
-                village_frame(villages, dead_spots),
+                points,
                 id="villages",
                 get_position=["lon", "lat"],
-                get_fill_color="colour",
-                get_radius="radius",
+                get_fill_color=[189, 195, 199, 90],
+                get_radius=120,
                 radius_min_pixels=1,
+            )
+        )
+        layers.append(
+            pdk.Layer(
+                "ScatterplotLayer",
+                spots,
+                id="dead-spots",
+                get_position=["lon", "lat"],
+                get_fill_color=[255, 59, 48, 235],
+                get_line_color=[255, 255, 255, 255],
+                stroked=True,
+                line_width_min_pixels=1,
+                get_radius="radius",
+                radius_min_pixels=4,
                 pickable=True,
             )
         )
@@ -226,8 +244,8 @@ def deck(
                     id=f"devices-{kind}",
                     get_position=["lon", "lat"],
                     get_fill_color="colour",
-                    get_line_color="outline",
-                    get_radius="radius",
+                    get_line_color=KIND_OUTLINE[kind],
+                    get_radius=KIND_RADIUS_M[kind],
                     stroked=True,
                     line_width_min_pixels=1,
                     radius_min_pixels=2.5 if kind == "bts" else 1.5,

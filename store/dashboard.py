@@ -2,11 +2,13 @@
 
 Every query is bounded by an index or a time window (chunk exclusion on TimescaleDB, the BRIN
 on ``received_at`` on plain PostgreSQL), so a page stays fast at 30 days of fleet telemetry.
-Read-only: alerts and coverage have their own modules (store/alerts.py, store/coverage.py).
+Read-only (alerts and coverage have their own modules), but for two bulk helpers that the
+benchmark and the tests use to stand up 30 days of history: copy_backfill, refresh_rollups.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -261,3 +263,28 @@ def copy_backfill(conn: psycopg.Connection, kind: Kind, rows: Iterable[Sequence[
             copy.write_row(row)
             written += 1
     return written
+
+
+def refresh_rollups(conn: psycopg.Connection) -> int:
+    """Materialise every continuous aggregate over all its data (TimescaleDB; 0 elsewhere).
+
+    In service the refresh policies keep up as readings arrive; a bulk backfill (benchmarks)
+    calls this once so the rollups stand as they would after weeks of running."""
+    rows = conn.execute(
+        "SELECT view_name FROM timescaledb_information.continuous_aggregates"
+        if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
+        else "SELECT NULL WHERE false"
+    ).fetchall()
+    for (view,) in rows:
+        call = sql.SQL("CALL refresh_continuous_aggregate({}, NULL, NULL)").format(
+            sql.Literal(view)
+        )
+        for attempt in range(60):
+            try:
+                conn.execute(call)
+                break
+            except psycopg.errors.LockNotAvailable:  # the refresh policy's job is at it
+                if attempt == 59:
+                    raise
+                time.sleep(1)
+    return len(rows)

@@ -192,3 +192,14 @@ def require_role(
 
 def logout(conn: psycopg.Connection, token: str) -> None:
     conn.execute("DELETE FROM user_sessions WHERE token_hash = %s", (_token_hash(token),))
+
+
+def password_scheme(conn: psycopg.Connection, username: str) -> str | None:
+    """How the user's password is stored (e.g. ``argon2id``), for audits; never the hash."""
+    row = conn.execute(
+        "SELECT password_hash FROM users WHERE username = %s", (username,)
+    ).fetchone()
+    if row is None:
+        return None
+    scheme = str(row[0]).split("$")
+    return scheme[1] if len(scheme) > 2 and not scheme[0] else "unknown"

@@ -7,16 +7,21 @@ import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from bench.fleet_history import fleet, generate_history, load_scenario_db, set_states
+from bench.fleet_history import (
+    fleet,
+    generate_history,
+    load_scenario_db,
+    set_states,
+    write_sample_coverage,
+)
 from dashboard import coverage_view
 from dashboard.actions import acknowledge_alert
 from devices.kinds import DeviceState, Kind
-from store import alerts, coverage, queries, users
+from store import alerts, coverage, users
 from store.alert_engine import NewAlert, open_alert
 from store.db import aconnect, connect
 from store.users import PermissionDenied, Role
@@ -25,43 +30,6 @@ from tests.conftest import _fresh_database
 APP = str(Path(__file__).parent.parent / "dashboard" / "app.py")
 OFFLINE_BTS = 40
 PASSWORDS = {"viewer": "viewer-pass-1", "operator": "operator-pass-1", "admin": "admin-pass-12"}
-
-
-LEVELS = {"viettel": {"4G": -92.0}, "mobifone": {"4G": -101.0}}
-
-
-def queries_villages(url: str) -> list[dict[str, Any]]:
-    with connect(url) as conn:
-        return queries.villages(conn)
-
-
-async def _write_coverage(url: str, now: datetime) -> None:
-    """Verdicts as the coverage engine stores them: the seed villages dead, the rest covered."""
-    conn = await aconnect(url)
-    known = await coverage.places(conn)
-    villages = {v["village_id"]: v for v in queries_villages(url)}
-    places = [
-        {"place_kind": "village", "place_id": v["village_id"], "name": v["name"],
-         "district_code": v["district_code"], "commune_code": v["commune_code"],
-         "population": v["population"], "measured": [], "ts": now,
-         "operators": [] if v["seed_dead_spot"] else ["viettel", "mobifone"],
-         "dead_spot": v["seed_dead_spot"],
-         "levels": {} if v["seed_dead_spot"] else LEVELS}
-        for v in villages.values()
-    ] + [
-        {"place_kind": "commune", "place_id": str(c["code"]), "name": c["name"],
-         "district_code": c["district_code"], "commune_code": c["code"], "population": 0,
-         "measured": [], "ts": now, "operators": ["viettel"], "dead_spot": False, "levels": {}}
-        for c in known["communes"]
-    ]  # fmt: skip
-    try:
-        await coverage.write_coverage(conn, places=places, history=[], events=[])
-        critical = {"device_id": fleet()[Kind.BTS][0], "operator": "viettel",
-                    "population_all": 850, "villages_all": 2,
-                    "population_operator": 1900, "villages_operator": 4}  # fmt: skip
-        await coverage.write_critical(conn, [critical], now)
-    finally:
-        await conn.close()
 
 
 async def _open_alerts(url: str, now: datetime) -> list[int]:
@@ -93,7 +61,7 @@ def scenario_url(pg_server_url: str) -> Iterator[str]:
         states.update({i: DeviceState.OFFLINE for i in ids[Kind.BTS][:OFFLINE_BTS]})
         set_states(url, now - timedelta(minutes=5), states, rejects=12)
         generate_history(url, now, days=1, interval_s=600, limit=20)
-        asyncio.run(_write_coverage(url, now))
+        asyncio.run(write_sample_coverage(url, now))
         with connect(url, autocommit=True) as conn:
             for role, password in PASSWORDS.items():
                 users.add_user(conn, role, password, role, display_name=f"Test {role}")

@@ -1,0 +1,238 @@
+"""How fast the IOC view is at a month of fleet telemetry: each page's database queries, and the
+time from navigation to the map drawn (coverage layer on) in headless chromium.
+
+    python -m bench.dashboard [--quick] [--days 30] [--interval-s 900] [--url URL]
+
+Builds a throwaway database (TimescaleDB when IOC_TEST_TSDB_URL is set, else the local
+PostgreSQL) with the scenario, DAYS of readings every INTERVAL_S for all 3,108 devices, rejects,
+alerts and coverage verdicts. The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from bench.fleet_history import (
+    fleet,
+    generate_history,
+    load_scenario_db,
+    set_states,
+    write_sample_coverage,
+)
+from dashboard import coverage_view
+from devices.kinds import DeviceState, Kind
+from store import alerts, coverage, queries, users
+from store import dashboard as q
+from store.alert_engine import NewAlert, open_alert
+from store.db import aconnect
+
+
+def log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def fresh_database(server: str) -> str:
+    name = f"ioc_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    info = psycopg.conninfo.conninfo_to_dict(server)
+    info["dbname"] = name
+    return psycopg.conninfo.make_conninfo("", **info)
+
+
+def drop_database(server: str, url: str) -> None:
+    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def open_alerts(url: str, now: datetime, towers: list[str]) -> None:
+    conn = await aconnect(url)
+    try:
+        for device_id in towers:
+            alert = NewAlert("bts_offline", device_id, "bts", "major", f"{device_id} offline",
+                             f"{device_id} mất kết nối", {}, None)  # fmt: skip
+            await open_alert(conn, alert, now)
+    finally:
+        await conn.close()
+
+
+def page_queries(
+    conn: psycopg.Connection, now: datetime
+) -> dict[str, dict[str, Callable[[], Any]]]:
+    tower = fleet()[Kind.BTS][100]
+    return {
+        "map": {
+            "map_devices": lambda: q.map_devices(conn, now),
+            "ingest_health": lambda: q.ingest_health(conn, now),
+            "open_alert_counts": lambda: alerts.open_counts(conn),
+            "coverage_snapshot": lambda: coverage_view.snapshot(conn),
+        },
+        "alerts": {
+            "district_names": lambda: q.district_names(conn),
+            "list_alerts": lambda: alerts.list_alerts(
+                conn, alerts.AlertFilter(states=alerts.UNRESOLVED, limit=500)
+            ),
+            "transitions": lambda: alerts.transitions(conn, 1),
+        },
+        "device": {
+            "search_devices": lambda: q.search_devices(conn, "BTS-VTL-01"),
+            "device_detail": lambda: q.device_detail(conn, tower),
+            "status_events": lambda: queries.status_events(conn, tower),
+            "device_alerts": lambda: alerts.list_alerts(conn, alerts.AlertFilter(subject=tower)),
+            "rollup_24h": lambda: q.rollup_series(
+                conn, Kind.BTS, tower, now - timedelta(days=1), now
+            ),
+            "rollup_30d": lambda: q.rollup_series(
+                conn, Kind.BTS, tower, now - timedelta(days=30), now
+            ),
+            "tower_criticality": lambda: coverage_view.tower_criticality(conn, tower),
+        },
+        "coverage": {
+            "coverage_snapshot": lambda: coverage_view.snapshot(conn),
+            "critical_top": lambda: coverage.critical_top(conn, 50),
+        },
+        "ingest": {
+            "ingest_health": lambda: q.ingest_health(conn, now),
+            "ingest_series": lambda: q.ingest_series(conn, now),
+            "reject_counts": lambda: queries.reject_counts(conn, now - timedelta(hours=24)),
+            "reject_samples": lambda: q.reject_samples(conn, now - timedelta(hours=24)),
+        },
+    }
+
+
+def time_queries(url: str, now: datetime, repeat: int) -> dict[str, dict[str, float]]:
+    """Median milliseconds per query, per page (after one warm-up run)."""
+    out: dict[str, dict[str, float]] = {}
+    with psycopg.connect(url, autocommit=True) as conn:
+        for page, named in page_queries(conn, now).items():
+            out[page] = {}
+            for name, run in named.items():
+                run()
+                samples = []
+                for _ in range(repeat):
+                    start = time.perf_counter()
+                    run()
+                    samples.append((time.perf_counter() - start) * 1000)
+                out[page][name] = round(statistics.median(samples), 2)
+    return out
+
+
+def map_ready(url: str, password: str) -> dict[str, float]:
+    """Seconds from a click on the map's link to the towers drawn, coverage layer on."""
+    from tests.browser.test_dashboard_browser import (
+        launch,
+        login,
+        start_dashboard,
+        wait_http,
+        wait_map_drawn,
+    )
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    proc = start_dashboard(url, port, refresh_s=30)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(base + "/_stcore/health")
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as p:
+            browser = launch(p)
+            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            start = time.perf_counter()
+            login(page, base, "bench", password)
+            assert wait_map_drawn(page) > 200
+            first = time.perf_counter() - start
+            page.get_by_label("Vùng phủ sóng").click()
+            page.get_by_role("option", name="bất kỳ nhà mạng").click()
+            assert wait_map_drawn(page) > 200
+            page.get_by_role("link", name="Cảnh báo").click()
+            page.get_by_text("Chọn cảnh báo").wait_for()
+            runs = []
+            for _ in range(3):
+                start = time.perf_counter()
+                page.get_by_role("link", name="Bản đồ trực tiếp").click()
+                assert wait_map_drawn(page) > 200
+                runs.append(time.perf_counter() - start)
+                page.get_by_role("link", name="Cảnh báo").click()
+                page.get_by_text("Chọn cảnh báo").wait_for()
+            browser.close()
+        return {"login_to_map_s": round(first, 2), "map_ready_s": round(statistics.median(runs), 2)}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 days of data, ends in a minute")
+    parser.add_argument("--days", type=float, default=30)
+    parser.add_argument("--interval-s", type=int, default=900, help="reporting interval")
+    parser.add_argument("--url", help="server URL (default: IOC_TEST_TSDB_URL, else local)")
+    parser.add_argument("--no-browser", action="store_true", help="skip map_ready_s")
+    args = parser.parse_args()
+    days = 2 if args.quick else args.days
+    server = (
+        args.url
+        or os.environ.get("IOC_TEST_TSDB_URL")
+        or "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
+    url = fresh_database(server)
+    try:
+        now = datetime.now(UTC)
+        t0 = time.perf_counter()
+        load_scenario_db(url)
+        ids = fleet()
+        states = {i: DeviceState.ONLINE for kind_ids in ids.values() for i in kind_ids}
+        states.update({i: DeviceState.OFFLINE for i in ids[Kind.BTS][:60]})
+        set_states(url, now - timedelta(minutes=10), states, rejects=2000)
+        asyncio.run(open_alerts(url, now, ids[Kind.BTS][:60]))
+        asyncio.run(write_sample_coverage(url, now))
+        rows = generate_history(url, now, days=days, interval_s=args.interval_s, progress=log)
+        with psycopg.connect(url, autocommit=True) as conn:
+            refreshed = q.refresh_rollups(conn)
+            conn.execute("ANALYZE")
+            flavor = "timescale" if refreshed else "plain"
+            password = "bench-pass-1"
+            users.add_user(conn, "bench", password, "operator")
+        log(f"data ready in {time.perf_counter() - t0:.0f} s ({rows:,} rows, {flavor})")
+        pages = time_queries(url, now, repeat=3 if args.quick else 5)
+        for page, timings in pages.items():
+            log(f"{page:<9} total {sum(timings.values()):7.1f} ms  " + ", ".join(
+                f"{k} {v}" for k, v in timings.items()))  # fmt: skip
+        slowest_page, slowest, worst = max(
+            ((p, n, ms) for p, t in pages.items() for n, ms in t.items()), key=lambda x: x[2]
+        )
+        browser = {} if args.no_browser else map_ready(url, password)
+        result = {
+            **browser,
+            "max_query_ms": worst,
+            "slowest_query": f"{slowest_page}.{slowest}",
+            "page_total_ms": {p: round(sum(t.values()), 1) for p, t in pages.items()},
+            "telemetry_rows": rows,
+            "devices": sum(len(v) for v in ids.values()),
+            "days": days,
+            "interval_s": args.interval_s,
+            "database": flavor,
+        }
+    finally:
+        drop_database(server, url)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

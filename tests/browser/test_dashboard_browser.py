@@ -1,0 +1,192 @@
+"""The IOC view in a real browser: Debian's chromium, headless, driven by playwright.
+
+Logs in, sees the towers drawn on the map, opens an alert and acknowledges it as an operator,
+switches to English, and is refused as a viewer. Screenshots go to test-artifacts/browser/.
+Skips where no chromium is installed (.ci/run installs it).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from store import alerts
+from store.db import connect
+from tests.test_dashboard import PASSWORDS, alert_ids, scenario_url  # noqa: F401 (fixtures)
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).parents[2] / "test-artifacts" / "browser"
+APP = Path(__file__).parents[2] / "dashboard" / "app.py"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+ONLINE_GREEN = (46, 204, 113)  # dashboard.livemap.STATE_COLOURS["online"]
+
+pytestmark = pytest.mark.skipif(
+    not os.access(CHROMIUM, os.X_OK), reason=f"no chromium at {CHROMIUM} (apt-get install chromium)"
+)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)  # polling a condition, with a deadline
+    raise AssertionError(f"{url} did not answer within {timeout_s}s")
+
+
+def start_dashboard(database_url: str, port: int, refresh_s: float = 5) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "IOC_DATABASE_URL": database_url,
+        "IOC_DASHBOARD_REFRESH_S": str(refresh_s),
+    }
+    cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
+           "--server.headless", "true", "--server.address", "127.0.0.1",
+           "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"]  # fmt: skip
+    return subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+
+
+@pytest.fixture
+def dashboard_url(scenario_url: str) -> Iterator[str]:  # noqa: F811
+    port = _free_port()
+    proc = start_dashboard(scenario_url, port)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/_stcore/health")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def launch(p: Any) -> Any:
+    return p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+
+
+def login(page, base: str, username: str, password: str) -> None:
+    page.goto(base + "/")
+    page.get_by_label("Tên đăng nhập").fill(username)
+    page.get_by_label("Mật khẩu").fill(password)
+    page.get_by_role("button", name="Đăng nhập").click()
+
+
+def wait_map_drawn(page, timeout_s: float = 90) -> int:
+    """Wait until the map canvas shows online towers; returns how many of its pixels do."""
+    from PIL import Image
+
+    canvas = page.locator("canvas").first
+    try:
+        canvas.wait_for(state="visible", timeout=timeout_s * 1000)
+    except Exception:
+        page.screenshot(path=ARTIFACTS / "failed-map.png", full_page=True)
+        raise
+    deadline = time.monotonic() + timeout_s
+    while True:
+        shot = np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("RGB"), dtype=int)
+        green = int((np.abs(shot - np.array(ONLINE_GREEN)) < 30).all(axis=2).sum())
+        if green > 200 or time.monotonic() > deadline:
+            return green
+        page.wait_for_timeout(250)  # poll the condition again, up to the deadline
+
+
+def settle(page) -> None:
+    """Wait until Streamlit has finished the run and the tables have drawn (for screenshots)."""
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=60_000)
+    grids = page.locator('[data-testid="stDataFrame"] canvas')
+    if grids.count():
+        grids.first.wait_for(state="visible")
+
+
+def test_operator_acknowledges_and_viewer_is_refused(dashboard_url, scenario_url, alert_ids):  # noqa: F811
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    outside: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        page.on("request", lambda r: outside.append(r.url)
+                if not r.url.startswith((dashboard_url, "data:", "blob:")) else None)  # fmt: skip
+
+        login(page, dashboard_url, "operator", PASSWORDS["operator"])
+        assert wait_map_drawn(page) > 200, "the towers are drawn on the map"
+        page.get_by_text("Thôn lõm sóng").first.wait_for()
+        page.screenshot(path=ARTIFACTS / "map-vi.png")
+
+        page.get_by_role("link", name="Cảnh báo").click()
+        page.get_by_text("Chọn cảnh báo").wait_for()
+        settle(page)
+        page.screenshot(path=ARTIFACTS / "alerts-vi.png", full_page=True)
+        first = page.locator("h3").filter(has_text="#").first.inner_text()
+        alert_id = int(first.split("·")[0].strip().lstrip("#"))
+        page.get_by_label("Ghi chú").first.fill("đội kỹ thuật đã đi")
+        page.get_by_role("button", name="Xác nhận", exact=True).click()
+        page.get_by_text(f"Đã xác nhận cảnh báo #{alert_id}.").wait_for()
+        with connect(scenario_url) as conn:
+            acked = alerts.get_alert(conn, alert_id)
+        assert (acked.state, acked.acknowledged_by) == ("acknowledged", "operator")
+
+        page.get_by_text("English").click()
+        page.get_by_role("link", name="Alerts").wait_for()
+        page.get_by_text("Select an alert").wait_for()
+        settle(page)
+        page.screenshot(path=ARTIFACTS / "alerts-en.png", full_page=True)
+        page.get_by_role("link", name="Live map").click()
+        assert wait_map_drawn(page) > 200
+        page.get_by_text("Villages without signal").first.wait_for()
+        page.screenshot(path=ARTIFACTS / "map-en.png")
+        page.get_by_role("link", name="Coverage report").click()
+        page.get_by_text("By district").wait_for()
+        settle(page)
+        page.screenshot(path=ARTIFACTS / "coverage-en.png", full_page=True)
+        page.get_by_role("link", name="Device").click()
+        page.get_by_label("Search by id or name").fill("BTS-VTL-0001")
+        page.get_by_label("Search by id or name").press("Enter")
+        page.get_by_text("Status history").wait_for()
+        settle(page)
+        page.screenshot(path=ARTIFACTS / "device-en.png", full_page=True)
+        page.get_by_role("button", name="Log out").click()
+
+        login(page, dashboard_url, "viewer", PASSWORDS["viewer"])
+        page.get_by_role("link", name="Cảnh báo").click()
+        page.get_by_text("Vai trò xem không được xác nhận hay tạm ẩn cảnh báo.").wait_for()
+        assert page.get_by_role("button", name="Xác nhận", exact=True).is_disabled()
+        settle(page)
+        page.screenshot(path=ARTIFACTS / "alerts-viewer-vi.png", full_page=True)
+        page.get_by_role("link", name="Báo cáo vùng phủ").click()
+        page.get_by_text("Theo huyện").wait_for()
+        settle(page)
+        page.screenshot(path=ARTIFACTS / "coverage-vi.png", full_page=True)
+        page.get_by_role("link", name="Thiết bị").click()
+        page.get_by_label("Tìm theo mã hoặc tên").fill("BTS-VTL-0001")
+        page.get_by_label("Tìm theo mã hoặc tên").press("Enter")
+        page.get_by_text("Lịch sử trạng thái").wait_for()
+        settle(page)
+        page.screenshot(path=ARTIFACTS / "device-vi.png", full_page=True)
+        browser.close()
+    with connect(scenario_url) as conn:
+        others = [alerts.get_alert(conn, i).state for i in alert_ids if i != alert_id]
+    assert others == ["open"], "the viewer changed nothing"
+    assert outside == [], "a closed network: nothing is fetched from outside the dashboard"
