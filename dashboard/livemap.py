@@ -6,7 +6,9 @@ A few layers of aggregated state, never one marker redrawn per message."""
 
 from __future__ import annotations
 
+import json
 import math
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -57,7 +59,7 @@ class MapOptions:
     kinds: tuple[str, ...] = ("bts", "camera", "broadband")
     villages: bool = True
     focus: tuple[float, float] | None = None  # (lat, lon) to centre on
-    tile_url: str | None = None
+    tile_url: str | None = None  # an XYZ raster tile URL on the closed network
     extra_layers: list[pdk.Layer] = field(default_factory=list)  # e.g. the coverage layer
 
 
@@ -134,20 +136,14 @@ def village_frames(
     return points, spots
 
 
-def _basemap(tile_url: str) -> pdk.Layer:
-    # deck.gl's TileLayer needs a JS callback to draw raster tiles; the JSON form takes it as
-    # an expression string.
-    return pdk.Layer(
-        "TileLayer",
-        data=tile_url,
-        id="basemap",
-        min_zoom=0,
-        max_zoom=19,
-        tile_size=256,
-        render_sub_layers="@@=(props) => new BitmapLayer(props, {data: null, image: props.data,"
-        " bounds: [props.tile.bbox.west, props.tile.bbox.south, props.tile.bbox.east,"
-        " props.tile.bbox.north]})",
-    )
+def basemap_style(tile_url: str) -> str:
+    """A MapLibre style with one raster source, as a data: URL (no style server needed)."""
+    style = {
+        "version": 8,
+        "sources": {"tiles": {"type": "raster", "tiles": [tile_url], "tileSize": 256}},
+        "layers": [{"id": "tiles", "type": "raster", "source": "tiles"}],
+    }
+    return "data:application/json," + urllib.parse.quote(json.dumps(style))
 
 
 def deck(
@@ -182,7 +178,7 @@ def deck(
             "width": [3 if f["kind"] == "outline" else 1 for f in features],
         }
     )
-    layers: list[pdk.Layer] = [_basemap(options.tile_url)] if options.tile_url else []
+    layers: list[pdk.Layer] = []
     layers += [
         pdk.Layer(
             "PolygonLayer",
@@ -274,6 +270,14 @@ def deck(
     view = dict(PROVINCE_VIEW)
     if options.focus:
         view = {"latitude": options.focus[0], "longitude": options.focus[1], "zoom": 11.5}
+    if options.tile_url:
+        return pdk.Deck(
+            layers=layers,
+            initial_view_state=pdk.ViewState(**view),
+            map_style=basemap_style(options.tile_url),
+            map_provider=None,
+            tooltip=TOOLTIP,
+        )
     return pdk.Deck(
         layers=layers,
         initial_view_state=pdk.ViewState(**view),

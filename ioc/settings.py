@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     liveness_check_s: float = Field(2.0, gt=0, description="how often liveness is evaluated")
     dashboard_port: int = Field(8501, description="Streamlit port")
     dashboard_refresh_s: float = Field(5.0, gt=0, description="live map refresh period")
+    dashboard_tile_url: str | None = Field(
+        None, description="basemap raster tiles {z}/{x}/{y} on the closed network; unset: none"
+    )
+    dashboard_session_hours: float = Field(12.0, gt=0, description="a dashboard login lasts")
     simulate_speed: float = Field(60.0, gt=0, description="time acceleration of the fleet")
     alert_rules: str | None = Field(
         None, description="TOML file merged over the shipped alert rules (processing/alerts)"

@@ -119,3 +119,20 @@ def test_numbers_and_dates_follow_the_language(monkeypatch):
     assert vi[:2] == ("1.234.567,5", "98,7%") and en[:2] == ("1,234,567.5", "98.7%")
     assert vi[2].startswith("08:30") and "25/11/26" in vi[2]  # ICT is UTC+7
     assert "25/11/2026" in en[2] and "08:30" in en[2]
+
+
+def test_basemap_is_a_setting_and_none_by_default():
+    import json
+    import urllib.parse
+
+    from dashboard.livemap import MapOptions, deck
+
+    closed = json.loads(deck([], [], set(), [], [], MapOptions()).to_json())
+    # pydeck's sentinel with no provider: Streamlit draws no basemap and fetches nothing.
+    assert closed["mapStyle"] == "__MAP_STYLE__"
+    tiles = "http://tiles.ioc.local/{z}/{x}/{y}.png"
+    spec = json.loads(deck([], [], set(), [], [], MapOptions(tile_url=tiles)).to_json())
+    prefix = "data:application/json,"
+    assert spec["mapStyle"].startswith(prefix)
+    style = json.loads(urllib.parse.unquote(spec["mapStyle"][len(prefix) :]))
+    assert style["sources"]["tiles"]["tiles"] == [tiles]
