@@ -22,6 +22,7 @@ from dashboard import coverage_view
 from dashboard.actions import acknowledge_alert
 from devices.kinds import DeviceState, Kind
 from store import alerts, coverage, users
+from store import dashboard as q
 from store.alert_engine import NewAlert, open_alert
 from store.db import aconnect, connect
 from store.users import PermissionDenied, Role
@@ -299,3 +300,28 @@ def test_xlsx_export_has_one_sheet_per_table(scenario_url):
     assert book.sheetnames == ["Theo huyện", "Theo xã", "Trạm then chốt N-1"]
     districts = list(book["Theo huyện"].iter_rows(values_only=True))
     assert districts[0][:3] == ("Huyện", "Số thôn", "Thôn lõm sóng") and len(districts) == 12
+
+
+@pytest.mark.timescale
+def test_page_queries_on_timescaledb(tsdb_url):
+    """The same named queries on hypertables and continuous aggregates."""
+    now = datetime.now(UTC)
+    load_scenario_db(tsdb_url)
+    tower = fleet()[Kind.BTS][0]
+    set_states(tsdb_url, now - timedelta(minutes=5), {tower: DeviceState.ONLINE}, rejects=3)
+    rows = generate_history(tsdb_url, now, days=2, interval_s=900, limit=3)
+    with connect(tsdb_url, autocommit=True) as conn:
+        assert q.refresh_rollups(conn) == 8  # 1m and 1h for each of the four reading tables
+        hourly = q.rollup_series(conn, Kind.BTS, tower, now - timedelta(days=2), now)
+        minutes = q.rollup_series(conn, Kind.BTS, tower, now - timedelta(hours=6), now)
+        devices = {d.device_id: d for d in q.map_devices(conn, now)}
+        health = q.ingest_health(conn, now, window=timedelta(hours=1))
+        series = q.ingest_series(conn, now)
+    assert rows == 3 * 3 * 192
+    # Buckets that start inside the range: the first, partial hour falls outside it.
+    assert 47 <= len(hourly) <= 49 and 188 <= sum(h["readings"] for h in hourly) <= 192
+    assert 23 <= len(minutes) <= 25  # one reading every 15 minutes
+    assert devices[tower].state == "online" and devices[tower].latest is not None
+    assert devices[tower].latest["power_source"] in ("mains", "battery")
+    assert health.rejects_last_hour == 3 and health.messages_per_s > 0
+    assert sum(s["messages"] for s in series) > 0
