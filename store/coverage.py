@@ -26,10 +26,13 @@ async def bts_registry(conn: psycopg.AsyncConnection) -> list[Row]:
     return await cur.fetchall()
 
 
-async def bts_states(conn: psycopg.AsyncConnection) -> dict[str, tuple[str, datetime | None]]:
-    """device id → (state, meta_updated): cheap enough to poll every second."""
+async def bts_states(conn: psycopg.AsyncConnection) -> dict[str, tuple[str, str]]:
+    """device id → (state, fingerprint of what the radio model reads from its birth record):
+    cheap enough to poll every second, and blind to births that change nothing radio (a
+    simulated fleet announces its own reporting interval)."""
     cur = await conn.execute(
-        "SELECT device_id, state, meta_updated FROM devices WHERE kind = 'bts'"
+        "SELECT device_id, state, md5(concat_ws('|', operator, lat, lon,"
+        " meta->>'antenna_height_m', meta->'sectors')) FROM devices WHERE kind = 'bts'"
     )
     return {r[0]: (r[1], r[2]) for r in await cur.fetchall()}
 

@@ -19,6 +19,7 @@ from ingest import Ingester
 from processing.coverage import CoverageConfig
 from processing.coverage.service import CoverageService, CoverageServiceConfig
 from store import coverage as q
+from store.migrate import upgrade
 from store.places import load_places, register_devices
 from store.registry import device_row
 from tests.conftest import wait_until
@@ -85,8 +86,18 @@ def _client(mqtt_url: str, protocol: int) -> aiomqtt.Client:
 
 
 @pytest.fixture
-async def service(ingester: Ingester, database_url: str) -> AsyncIterator[CoverageService]:
+def loaded(database_url: str) -> str:
+    """Places and devices in the database before the ingester starts and reads the registry."""
+    with psycopg.connect(database_url) as conn:
+        upgrade(conn)
     _load(database_url)
+    return database_url
+
+
+@pytest.fixture
+async def service(
+    loaded: str, ingester: Ingester, database_url: str
+) -> AsyncIterator[CoverageService]:
     svc = CoverageService(
         CoverageServiceConfig(
             database_url=database_url,
@@ -231,8 +242,6 @@ async def test_sectors_reported_down_in_telemetry_take_their_coverage_away(
 
 
 async def test_the_service_runs_on_timescaledb(tsdb_url: str) -> None:
-    from store.migrate import upgrade
-
     with psycopg.connect(tsdb_url) as conn:
         upgrade(conn)
     _load(tsdb_url)
@@ -244,3 +253,34 @@ async def test_the_service_runs_on_timescaledb(tsdb_url: str) -> None:
     await asyncio.wait_for(svc.run(stop), 60)
     villages = _villages(tsdb_url)
     assert villages["mbf"]["operators"] == ["mobifone"] and villages["far"]["dead_spot"]
+
+
+async def test_only_a_radio_change_in_a_birth_record_rebuilds(
+    service: CoverageService, database_url: str
+) -> None:
+    before = service.coverage
+
+    def register(**extra: Any) -> None:
+        with psycopg.connect(database_url) as conn:
+            register_devices(
+                conn, [device_row(Kind.BTS, _bts("V", "viettel", LAT0, LON0, **extra))]
+            )
+
+    register(interval_s=1)  # a fleet announcing its accelerated interval: nothing radio
+    polls = service.polls
+
+    async def polled() -> bool:
+        return service.polls >= polls + 3
+
+    await wait_until(polled, timeout_s=15)
+    assert service.coverage is before
+    register(sectors=[dict(SECTORS[0], azimuth_deg=45.0)])
+
+    async def rebuilt() -> bool:
+        return service.coverage is not before
+
+    await wait_until(rebuilt, timeout_s=15)
+    assert service.coverage is not None
+    assert [e.azimuth.tolist() for e in service.coverage.engine.emitters if e.device_id == "V"] == [
+        [45.0]
+    ]

@@ -83,10 +83,11 @@ class CoverageService:
         self.clock = clock
         self.coverage: Coverage | None = None
         self.ready = asyncio.Event()
-        self.registry: dict[str, datetime | None] = {}
+        self.registry: dict[str, str] = {}
         self.states: dict[str, SiteState] = {}
         self.probe_rejected: Counter[str] = Counter()
         self.events_written = 0
+        self.polls = 0  # tower polls done (tests wait on it)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
@@ -98,6 +99,7 @@ class CoverageService:
             critical_due: float | None = None
             while not stop.is_set():
                 changed = await self._poll_towers(conn)
+                self.polls += 1
                 if time.monotonic() >= next_measured:
                     await self._refresh_measured(conn)
                     next_measured = time.monotonic() + self.config.measured_poll_s
@@ -114,7 +116,7 @@ class CoverageService:
     # -- steps ---------------------------------------------------------------------------
     async def _read_states(
         self, conn: Any
-    ) -> tuple[dict[str, tuple[str, datetime | None]], dict[str, SiteState]]:
+    ) -> tuple[dict[str, tuple[str, str]], dict[str, SiteState]]:
         rows = await q.bts_states(conn)
         since = self.clock() - timedelta(seconds=SECTORS_LOOKBACK_S)
         flags = await q.latest_sectors_up(conn, since)
