@@ -1,0 +1,126 @@
+"""Ingest throughput with 1, 2 and 3 ingesters on the shared subscription, in one run.
+
+    python -m bench.scaleout [--quick] [--messages N] [--max-ingesters 3]
+
+Each round: a fresh database, N distinct ~200-byte QoS 1 readings from two flood publishers
+(tests/flood.py) into the project's Mosquitto, k ``python -m ioc ingest --shared`` processes;
+the rate is N over the time from the first publish to the last committed row. Every round
+also checks that each reading is stored exactly once. Rounds run 1..k then k..1 (unless
+--quick) and the best of each k is kept: the machine is shared and noisy, so the ratios
+between rounds of one run mean more than any absolute figure. The last line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+
+from ioc.brokers import start_broker
+from store.audit import reading_count, reading_rows
+from store.migrate import upgrade
+from tests.flood import device_ids
+from tests.procs import IngesterProcess, eventually, finish_flood, register_devices, start_flood
+
+LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+PUBLISHERS, DEVICES = 2, 50
+ROOT = "bench/ioc/v1"
+
+
+def log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def fresh_database(server: str) -> str:
+    name = f"ioc_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    info = psycopg.conninfo.conninfo_to_dict(server)
+    url = psycopg.conninfo.make_conninfo("", **{**info, "dbname": name})
+    with psycopg.connect(url) as conn:
+        upgrade(conn)
+    register_devices(url, [d for p in range(PUBLISHERS) for d in device_ids(p, DEVICES)])
+    return url
+
+
+def drop_database(server: str, url: str) -> None:
+    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def rows(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return reading_rows(conn)
+
+
+async def one_round(server: str, mqtt_url: str, ingesters: int, messages: int, logs: Path
+                    ) -> float:  # fmt: skip
+    url = fresh_database(server)
+    run = uuid.uuid4().hex[:6]
+    # A topic root per round: the previous round's persistent sessions stay in the shared
+    # group after their processes are gone, and Mosquitto keeps queueing their share to them.
+    root = f"{run}/{ROOT}"
+    procs = [IngesterProcess(database_url=url, mqtt_url=mqtt_url, topic_root=root,
+                             client_id=f"bench-{run}-{i}", log_dir=logs, shared=True,
+                             batch_size=1000, batch_age_s=0.2).start()
+             for i in range(ingesters)]  # fmt: skip
+    try:
+        for p in procs:
+            await eventually(p.subscribed, timeout_s=60)
+        floods = [start_flood(mqtt_url, root, publisher=p, devices=DEVICES,
+                              messages=messages // PUBLISHERS) for p in range(PUBLISHERS)]
+        results = [await finish_flood(f, timeout_s=600) for f in floods]
+        await eventually(lambda: rows(url) >= messages, timeout_s=600)
+        done = time.time()
+        with psycopg.connect(url) as conn:
+            count = reading_count(conn)
+        if (count.distinct, count.duplicated) != (messages, 0):
+            raise SystemExit(f"round with {ingesters}: {count} for {messages} sent")
+        return float(messages / (done - min(r["start"] for r in results)))
+    finally:
+        for p in procs:
+            p.close()
+        drop_database(server, url)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="one pass of 20,000 messages")
+    parser.add_argument("--messages", type=int, help="readings per round")
+    parser.add_argument("--max-ingesters", type=int, default=3)
+    args = parser.parse_args()
+    messages = args.messages or (20_000 if args.quick else 200_000)
+    server = os.environ.get("IOC_BENCH_DATABASE_URL", LOCAL_PG)
+    counts = list(range(1, args.max_ingesters + 1))
+    order = counts if args.quick else counts + counts[::-1]
+    best: dict[int, float] = {}
+    with tempfile.TemporaryDirectory(prefix="ioc-bench-scaleout-") as tmp:
+        os.chmod(tmp, 0o755)
+        broker = start_broker(Path(tmp) / "broker")
+        try:
+            for k in order:
+                rate = await one_round(server, broker.url, k, messages, Path(tmp))
+                log(f"{k} ingester(s): {rate:,.0f} readings/s committed")
+                best[k] = max(best.get(k, 0.0), rate)
+        finally:
+            broker.stop()
+    base = best[1]
+    print(json.dumps({
+        "messages_per_round": messages,
+        "cores": os.cpu_count(),
+        "readings_per_s": {str(k): round(v) for k, v in sorted(best.items())},
+        "ratio_vs_one": {str(k): round(v / base, 2) for k, v in sorted(best.items())},
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
