@@ -60,7 +60,7 @@ class LoadResult:
         }
 
 
-class _Device:
+class ReadingTemplate:
     """One device's reading template: its metrics once, a fresh ``ts`` and ``seq`` per message."""
 
     def __init__(self, spec: DeviceSpec, topics: Topics) -> None:
@@ -79,7 +79,7 @@ class _Device:
 
 class _Connection:
     def __init__(
-        self, devices: list[_Device], quota: int, qos: int, window: int, deadline: float
+        self, devices: list[ReadingTemplate], quota: int, qos: int, window: int, deadline: float
     ) -> None:
         self.devices, self.quota, self.qos, self.window = devices, quota, qos, window
         self.deadline = deadline  # perf_counter time to stop at, whatever the quota
@@ -163,7 +163,7 @@ async def run_load(
     n = connections or len(specs)
     if not 1 <= n <= len(specs):
         raise ValueError(f"--connections must be between 1 and the {len(specs)} devices, not {n}")
-    devices = [_Device(s, topics) for s in specs]
+    devices = [ReadingTemplate(s, topics) for s in specs]
     total = messages if messages is not None else sys.maxsize
     conns = [
         _Connection(devices[i::n], total // n + (i < total % n), qos, max(1, window), math.inf)

@@ -120,7 +120,7 @@ class DeviceModel:
     # -- sampling --------------------------------------------------------------------------------
 
     def start_sampling(self) -> None:
-        """Make a reading every ``real_interval_s`` from now on, at a random phase."""
+        """Make a reading every ``real_interval_s`` from now on, at a random phase (once)."""
         if self._timer is not None:
             return
         loop = asyncio.get_running_loop()

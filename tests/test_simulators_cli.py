@@ -142,6 +142,21 @@ async def test_one_device_reaches_a_tls_broker_with_its_own_account(secure: Secu
     assert live.on(Kind.BTS, "BTS-VTL-0002", Channel.META)
 
 
+async def test_a_broker_refusal_is_shown_to_the_engineer(secure: SecureBroker) -> None:
+    """BTS-VTL-0003 on BTS-VTL-0002's account: the ACL refuses it, and the prompt says so."""
+    child = spawn(
+        "simulate", "device", "bts", "BTS-VTL-0003", "--url", f"mqtts://127.0.0.1:{secure.port}",
+        "--ca-file", str(secure.certs.ca_cert), "--username", "BTS-VTL-0002",
+        env=ioc_env(IOC_SIMULATE_PASSWORD=secure.password("BTS-VTL-0002")),
+    )  # fmt: skip
+    try:
+        await expect(child, "# broker refused ioc/v1/bts/BTS-VTL-0003/meta: Not authorized")
+        child.sendline("quit")
+        await asyncio.to_thread(child.expect, pexpect.EOF)
+    finally:
+        child.close(force=True)
+
+
 def test_an_unknown_device_is_one_line_naming_it() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "ioc", "simulate", "device", "camera", "BTS-VTL-0001",
