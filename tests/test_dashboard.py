@@ -321,7 +321,8 @@ def test_page_queries_on_timescaledb(tsdb_url):
     # Buckets that start inside the range: the first, partial hour falls outside it.
     assert 47 <= len(hourly) <= 49 and 188 <= sum(h["readings"] for h in hourly) <= 192
     assert 23 <= len(minutes) <= 25  # one reading every 15 minutes
-    assert devices[tower].state == "online" and devices[tower].latest is not None
-    assert devices[tower].latest["power_source"] in ("mains", "battery")
+    latest = devices[tower].latest
+    assert devices[tower].state == "online" and latest is not None
+    assert latest["power_source"] in ("mains", "battery")
     assert health.rejects_last_hour == 3 and health.messages_per_s > 0
     assert sum(s["messages"] for s in series) > 0
