@@ -4,22 +4,27 @@ oversize payloads never get through."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 import ssl
 import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import msgspec
 import paho.mqtt.client as mqtt
 import pytest
 
 from devices.endpoint import MqttEndpoint
 from devices.kinds import Channel, Kind
 from devices.topics import Topics
+from ingest import IngestConfig, Ingester
 from ioc.certs import make_dev_ca
 from ioc.provision import (
     BrokerLayout,
@@ -29,7 +34,12 @@ from ioc.provision import (
     provision,
     read_passwd,
 )
+from store.audit import reading_keys, reject_reasons
+from store.db import connect as connect_db
+from store.migrate import upgrade
+from tests.conftest import wait_until
 from tests.faults.secure import SecureBroker, start_secure_broker
+from tests.procs import register_devices
 
 TOPICS = Topics()
 DEVICES = [(Kind.BTS, "BTS-A"), (Kind.BTS, "BTS-B"), (Kind.CAMERA, "CAM-1")]
@@ -266,8 +276,11 @@ def test_reprovisioning_keeps_passwords_and_revokes_removed_devices(tmp_path: Pa
 
 def test_a_service_password_from_the_environment_is_used(tmp_path: Path) -> None:
     layout = BrokerLayout(folder=str(tmp_path), data_dir=str(tmp_path / "data"))
-    done = provision(tmp_path, [], layout, environ={"IOC_MQTT_INGEST_PASSWORD": "a-long-secret-from-env"})
-    assert hash_matches(read_passwd(done.passwd)["ioc-ingest"], "a-long-secret-from-env")
+    secret = "a-long-secret-from-env"
+    done = provision(tmp_path, [], layout, environ={"IOC_MQTT_INGEST_PASSWORD": secret})
+    assert hash_matches(read_passwd(done.passwd)["ioc-ingest"], secret)
+    with pytest.raises(ValueError, match="IOC_MQTT_INGEST_PASSWORD is an example value"):
+        provision(tmp_path, [], layout, environ={"IOC_MQTT_INGEST_PASSWORD": "change-me"})
     assert "IOC_MQTT_INGEST_PASSWORD" not in done.services_env.read_text()
     assert "IOC_MQTT_PROCESSING_PASSWORD" in done.services_env.read_text()
 
@@ -286,3 +299,43 @@ async def test_one_url_carries_account_tls_and_ca_for_aiomqtt(secure: SecureBrok
         tls_params=endpoint.tls_parameters(), protocol=endpoint.protocol_version,
     ) as client:
         await client.publish(telemetry(Kind.BTS, "BTS-A"), b"{}", qos=1)
+
+
+async def test_the_chain_account_topic_payload_holds_end_to_end(
+    secure: SecureBroker, database_url: str
+) -> None:
+    """Mosquitto does not tell subscribers who published, so identity is a chain: the account
+    is the device id, the ACL binds the topic to it, and the ingester rejects a payload whose
+    device id differs from the topic's (``identity_mismatch``)."""
+    with connect_db(database_url) as conn:
+        upgrade(conn)
+    register_devices(database_url, ["BTS-A", "BTS-B"])
+    config = IngestConfig(database_url=database_url, mqtt_url=secure.url("ioc-ingest"),
+                          topic_root=TOPICS.root, client_id="secure-ingest",
+                          shared_subscription=True, batch_size=10, batch_age_s=0.05)  # fmt: skip
+    service = Ingester(config)
+    task = asyncio.create_task(service.run())
+    try:
+        await asyncio.wait_for(service.subscribed.wait(), 20)
+        now = datetime.now(UTC).isoformat()
+        honest = msgspec.json.encode({"device_id": "BTS-A", "ts": now, "seq": 1})
+        lying = msgspec.json.encode({"device_id": "BTS-B", "ts": now, "seq": 2})
+        endpoint = MqttEndpoint.parse(secure.url("BTS-A"))
+        async with aiomqtt.Client(
+            endpoint.host, endpoint.port, username=endpoint.username,
+            password=endpoint.password, tls_params=endpoint.tls_parameters(),
+        ) as client:  # fmt: skip
+            await client.publish(telemetry(Kind.BTS, "BTS-A"), honest, qos=1)
+            await client.publish(telemetry(Kind.BTS, "BTS-A"), lying, qos=1)
+
+        async def settled() -> bool:
+            return service.stats.received >= 2
+
+        await wait_until(settled, timeout_s=20)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    with connect_db(database_url) as conn:
+        assert reading_keys(conn) == [("BTS-A", 1)]
+        assert reject_reasons(conn) == {"identity_mismatch": 1}
