@@ -16,12 +16,12 @@ import psycopg
 import pytest
 
 from devices.topics import Topics
+from ioc.brokers import free_port, start_broker
 from store.migrate import upgrade
 from tests.faults.harness import audit, rows
 from tests.flood import device_ids, expected
 from tests.procs import (
     IngesterProcess,
-    RestartableBroker,
     ThrowawayPostgres,
     eventually,
     finish_flood,
@@ -51,6 +51,19 @@ async def finish(running: list[subprocess.Popen[bytes]]) -> int:
     return sum([int((await finish_flood(p))["reconnects"]) for p in running])
 
 
+class RestartableBroker:
+    """Mosquitto on the project's config with persistence, restarted on its port and state."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir, self.port = state_dir, free_port()
+        self.running = start_broker(state_dir, self.port)
+        self.url = self.running.url
+
+    def restart(self) -> None:
+        self.running.stop()  # SIGTERM: Mosquitto writes its persistence file on the way out
+        self.running = start_broker(self.state_dir, self.port)
+
+
 @pytest.fixture
 def restartable() -> Iterator[RestartableBroker]:
     # Run as root, Mosquitto saves its persistence file as its own user: under pytest's 0700
@@ -63,7 +76,7 @@ def restartable() -> Iterator[RestartableBroker]:
             shutil.chown(state, "mosquitto")
         broker = RestartableBroker(state)
         yield broker
-        broker.stop()
+        broker.running.stop()
 
 
 def ingester(database_url: str, mqtt_url: str, root: str, tmp_path: Path, name: str
