@@ -1,9 +1,12 @@
 """The receive side: one MQTT connection on a persistent session, kept up with backoff.
 
 Messages are parsed a whole read at a time (``ingest/wire.py``) into a buffer the writer takes
-batches from. The broker sends at most ``window`` unacknowledged QoS 1 messages (MQTT 5
-receive-maximum; the broker's in-flight limit on 3.1.1), so the buffer, and the ingester's
-memory, stays bounded while the database is slow or down: we simply stop acknowledging.
+batches from. The broker should send at most ``window`` unacknowledged QoS 1 messages (MQTT 5
+receive-maximum), but Mosquitto 2.0.11 overshoots it while a backlog is queued (a PUBACK for
+the oldest message in flight releases up to a whole window more; eclipse-mosquitto#2301), so
+the buffer is bounded here too: at ``window`` messages held we stop reading the socket and
+TCP pushes back on the broker, which keeps the rest queued. Memory stays bounded while the
+database is slow or down, whatever the broker does.
 
 Every connection is a new *generation*. Messages of an older one are never acknowledged: the
 broker redelivers them on the resumed session, and the writer's idempotence makes storing
@@ -66,13 +69,17 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        # A new generation before the first byte: a resumed session redelivers right behind
+        # the CONNACK, often in the same read, and those messages belong to this connection.
+        self.receiver.new_generation(self)
 
     def data_received(self, data: bytes) -> None:
+        started = time.perf_counter()
         self.last_read = time.monotonic()
         self.buf += data
         try:
             packets, used = wire.parse(self.buf, self.receiver.config.protocol)
-        except (wire.ProtocolError, IndexError) as err:
+        except wire.ProtocolError as err:
             log.error("unreadable packet from the broker (%s); reconnecting", err)
             self.close()
             return
@@ -82,6 +89,7 @@ class _Connection(asyncio.Protocol):
                 self.receiver.hold(packet)
             else:
                 self.controls.put_nowait(packet)
+        self.receiver.receive_s += time.perf_counter() - started
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
@@ -120,6 +128,9 @@ class Receiver:
         self._stopping = False
         self._conn: _Connection | None = None
         self._task: asyncio.Task[None] | None = None
+        self._paused = False
+        self.held_max = 0  # high-water mark of messages held, for /health and the tests
+        self.receive_s = 0.0  # time spent reading and parsing
 
     # -- connection --------------------------------------------------------------------
 
@@ -135,7 +146,7 @@ class Receiver:
             except (OSError, TimeoutError, Refused, wire.ProtocolError) as err:
                 level = logging.ERROR if isinstance(err, Refused) else logging.WARNING
                 log.log(level, "broker %s:%d: %s; retrying in %.1fs", self.endpoint.host,
-                        self.endpoint.port, err or type(err).__name__, backoff)
+                        self.endpoint.port, str(err) or repr(err), backoff)
             finally:
                 self._lost()
             if self._stopping:
@@ -153,7 +164,6 @@ class Receiver:
             ),
             HANDSHAKE_TIMEOUT_S,
         )
-        self._conn = conn
         config = self.config
         conn.write(wire.connect_packet(
             config.client_id, protocol=config.protocol, keepalive_s=config.keepalive_s,
@@ -164,8 +174,6 @@ class Receiver:
         session_present, code = wire.connack(ack.body, config.protocol)
         if code:
             raise Refused(f"connection refused: {_REFUSED.get(code, hex(code))}")
-        self.generation += 1
-        self._buffer.clear()  # held from a dead connection: the broker redelivers them
         self.connected = True
         # Subscribe on every connection, resumed session or not: a lost subscription is a
         # silent stall in other consumers.
@@ -188,7 +196,8 @@ class Receiver:
             try:
                 await asyncio.wait_for(asyncio.shield(conn.closed), period)
             except TimeoutError:
-                if time.monotonic() - conn.last_read > 1.5 * self.config.keepalive_s:
+                silent_s = time.monotonic() - conn.last_read
+                if not self._paused and silent_s > 1.5 * self.config.keepalive_s:
                     conn.close()
                     raise TimeoutError("broker silent past keepalive") from None
                 conn.write(wire.PINGREQ_PACKET)
@@ -201,9 +210,16 @@ class Receiver:
         if not self._stopping:
             raise ConnectionError("connection lost")
 
+    def new_generation(self, conn: _Connection) -> None:
+        self._conn = conn
+        self.generation += 1
+        self._buffer.clear()  # held from a dead connection: the broker redelivers them
+        self._paused = False
+
     def _lost(self) -> None:
         was = self.connected
         self.connected = False
+        self._paused = False
         self.subscribed.clear()
         self._buffer.clear()  # not acknowledged on this connection: the broker redelivers them
         if self._conn is not None:
@@ -223,8 +239,24 @@ class Receiver:
             return
         self._buffer.append(Message(packet.topic, packet.payload, packet.mid, packet.qos,
                                     self.generation, time.monotonic()))
-        if held == 0 or held + 1 == self.config.batch_size:
+        held += 1
+        self.held_max = max(self.held_max, held)
+        if held == 1 or held == self.config.batch_size:
             self.ready.set()
+        # Not before the SUBACK: it may be queued behind a resumed session's redeliveries.
+        if held >= self.config.window and not self._paused and self.subscribed.is_set():
+            self._pause(True)
+
+    def _pause(self, on: bool) -> None:
+        conn = self._conn
+        if conn is None or conn.transport is None or conn.transport.is_closing():
+            return
+        self._paused = on
+        if on:
+            conn.transport.pause_reading()
+        else:
+            conn.last_read = time.monotonic()
+            conn.transport.resume_reading()
 
     @property
     def held(self) -> int:
@@ -254,7 +286,10 @@ class Receiver:
 
     def take_now(self, size: int) -> list[Message]:
         n = min(size, len(self._buffer))
-        return [self._buffer.popleft() for _ in range(n)]
+        taken = [self._buffer.popleft() for _ in range(n)]
+        if self._paused and len(self._buffer) <= self.config.window // 2:
+            self._pause(False)
+        return taken
 
     def ack(self, messages: list[Message]) -> int:
         """Acknowledge committed messages of the current connection; returns how many."""

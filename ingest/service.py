@@ -48,6 +48,11 @@ class IngestStats:
     batches: int = 0
     state_changes: int = 0
     fallbacks: int = 0
+    # Where the time goes (seconds on the event loop): decode and validate, write (COPY and
+    # commit, waiting on the database included), acknowledge; receiving is the receiver's.
+    decode_s: float = 0.0
+    write_s: float = 0.0
+    ack_s: float = 0.0
 
 
 class DatabaseGaveUp(RuntimeError):
@@ -109,6 +114,8 @@ class Ingester:
             "lag_s": round(lag, 3),
             "lag_limit_s": limit,
             "held": self.receiver.held,
+            "inflight": self.receiver.held + self._in_hand,
+            "held_max": self.receiver.held_max,
             "window": self.config.window,
             "received": self.stats.received,
             "stored": self.stats.stored,
@@ -116,6 +123,12 @@ class Ingester:
             "duplicates": self.stats.duplicates,
             "rejected": dict(self.stats.rejected),
             "batches": self.stats.batches,
+            "profile_s": {
+                "receive": round(self.receiver.receive_s, 3),
+                "decode": round(self.stats.decode_s, 3),
+                "write": round(self.stats.write_s, 3),
+                "ack": round(self.stats.ack_s, 3),
+            },
         }
 
     # -- the loop ----------------------------------------------------------------------
@@ -189,16 +202,21 @@ class Ingester:
         self, conn: psycopg.AsyncConnection, messages: list[Message]
     ) -> tuple[Batch, WriteResult]:
         now = datetime.now(UTC)
+        started = time.perf_counter()
         batch = self._decode(messages, now)
         unknown = sorted(
-            {r.device_id for _, r in batch.rejections
-             if r.reason is RejectReason.UNKNOWN_DEVICE and r.device_id}
+            {self.codec.topics.parse(r.topic).device_id for _, r in batch.rejections
+             if r.reason is RejectReason.UNKNOWN_DEVICE}
         )
         # Another ingester of the group may have registered them since we last looked.
         if unknown and (found := await registered_among(conn, unknown)):
             self._known.update(found)
             batch = self._decode(messages, now)
-        return batch, await write_batch(conn, batch, mode=self.config.write_mode)
+        decoded = time.perf_counter()
+        self.stats.decode_s += decoded - started
+        result = await write_batch(conn, batch, mode=self.config.write_mode)
+        self.stats.write_s += time.perf_counter() - decoded
+        return batch, result
 
     async def _store(self, messages: list[Message]) -> None:
         self._pending_since, self._in_hand = messages[0].received, len(messages)
@@ -236,7 +254,9 @@ class Ingester:
     def _account(
         self, messages: list[Message], batch: Batch, result: WriteResult, seconds: float
     ) -> None:
+        started = time.perf_counter()
         acked = self.receiver.ack(messages)
+        self.stats.ack_s += time.perf_counter() - started
         s, m = self.stats, self.metrics
         s.received += len(messages)
         s.acked += len(messages)  # counted as settled even when a reconnect voided the PUBACK

@@ -117,28 +117,37 @@ def parse(buf: bytearray, protocol: int) -> tuple[list[Publish | Control], int]:
         if end > n:
             break
         if header & 0xF0 == PUBLISH:
-            qos = (header >> 1) & 3
-            topic_len = (buf[i] << 8) | buf[i + 1]
-            j = i + 2 + topic_len
-            raw_topic = bytes(buf[i + 2 : j])
-            mid = 0
-            if qos:
-                mid = (buf[j] << 8) | buf[j + 1]
-                j += 2
-            if v5:
-                props_len, j = _varint_at(buf, j)
-                j += props_len
-            try:
-                topic = raw_topic.decode()
-            except UnicodeDecodeError:
-                topic = repr(raw_topic)  # brokers refuse these; one that passes is a bad topic
-            if qos > 1:
-                raise ProtocolError(f"QoS {qos} delivery on a QoS 1 subscription")
-            out.append(Publish(topic, bytes(buf[j:end]), mid, qos))
+            out.append(_publish(buf, header, i, end, v5))
         else:
             out.append(Control(header & 0xF0, bytes(buf[i:end])))
         pos = end
     return out, pos
+
+
+def _publish(buf: bytearray, header: int, i: int, end: int, v5: bool) -> Publish:
+    qos = (header >> 1) & 3
+    if qos > 1:
+        raise ProtocolError(f"QoS {qos} delivery on a QoS 1 subscription")
+    try:
+        topic_len = (buf[i] << 8) | buf[i + 1]
+        j = i + 2 + topic_len
+        raw_topic = bytes(buf[i + 2 : j])
+        mid = 0
+        if qos:
+            mid = (buf[j] << 8) | buf[j + 1]
+            j += 2
+        if v5:
+            props_len, j = _varint_at(buf, j)
+            j += props_len
+    except IndexError:
+        j = end + 1
+    if j > end:
+        raise ProtocolError("PUBLISH shorter than its own headers")
+    try:
+        topic = raw_topic.decode()
+    except UnicodeDecodeError:
+        topic = repr(raw_topic)  # brokers refuse these; one that passes is a bad topic
+    return Publish(topic, bytes(buf[j:end]), mid, qos)
 
 
 def connack(body: bytes, protocol: int) -> tuple[bool, int]:

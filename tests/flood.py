@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import struct
 import sys
@@ -154,14 +155,22 @@ class Publisher:
                 raise ConnectionError("broker closed the connection")
             self._buf += chunk
 
-    def flood(self, work: list[bytes], times: list[tuple[int, float]] | None = None) -> int:
-        """Publish every packet, never more than the broker's receive-maximum unacknowledged."""
+    def flood(
+        self, work: list[bytes], times: list[tuple[int, float]] | None = None,
+        rate: float | None = None,
+    ) -> int:
+        """Publish every packet, never more than the broker's receive-maximum unacknowledged
+        (and, given a ``rate``, no faster than that many a second)."""
         sent = acked = 0
+        start = time.monotonic()
         while acked < len(work):
             window = min(self.receive_maximum, 65535)
             try:
                 if sent < len(work) and sent - acked < window:
                     n = min(window - (sent - acked), len(work) - sent, 1000)
+                    if rate:
+                        n = min(n, 100)
+                        time.sleep(max(0.0, start + sent / rate - time.monotonic()))
                     if times is not None:
                         times.append((sent, time.time()))
                     self.sock.sendall(b"".join(work[sent : sent + n]))
@@ -214,15 +223,21 @@ def main() -> None:
     parser.add_argument("--messages", type=int, required=True)
     parser.add_argument("--per-message", type=int, default=1)
     parser.add_argument("--start-at", type=float, help="epoch s to start at (publishers in step)")
+    parser.add_argument("--go", help="print 'ready' once built, then start when this file exists")
+    parser.add_argument("--rate", type=float, help="messages per second at most (default: all)")
     parser.add_argument("--times", help="write (message index, epoch s) send marks here (JSON)")
     args = parser.parse_args()
     work = packets(Topics(args.root), args.publisher, args.devices, args.messages, args.per_message)
     publisher = Publisher(MqttEndpoint.parse(args.url), f"flood-{args.publisher}-{time.time_ns()}")
     times: list[tuple[int, float]] | None = [] if args.times else None
+    if args.go:
+        print("ready", flush=True)
+        while not os.path.exists(args.go):
+            time.sleep(0.005)
     if args.start_at:
         time.sleep(max(0.0, args.start_at - time.time()))
     start = time.time()
-    acked = publisher.flood(work, times)
+    acked = publisher.flood(work, times, args.rate)
     end = time.time()
     publisher.close()
     if args.times:

@@ -13,9 +13,11 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -34,22 +36,39 @@ from tests.conftest import wait_until
 PG_SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
 
 
-async def eventually(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
-    """Wait, polling, until a (blocking, quick) condition holds; fail after the timeout."""
+async def eventually(
+    condition: Callable[[], bool],
+    timeout_s: float = 60.0,
+    *,
+    state: Callable[[], object] | None = None,
+) -> None:
+    """Wait, polling, until a (blocking, quick) condition holds; fail after the timeout,
+    saying what ``state`` returns then."""
 
     async def check() -> bool:
         return condition()
 
-    await wait_until(check, timeout_s=timeout_s, every_s=0.1)
+    try:
+        await wait_until(check, timeout_s=timeout_s, every_s=0.1)
+    except AssertionError as err:
+        if state is None:
+            raise
+        raise AssertionError(f"{err}; state: {state()}") from None
 
 
 class RestartableBroker:
-    """Mosquitto on the project's config with persistence, restarted on the same port/state."""
+    """Mosquitto on the project's config with persistence, restarted on the same port/state.
 
-    def __init__(self, state_dir: Path) -> None:
-        self.state_dir = state_dir
+    Its state lives in a folder of its own under the system temp dir, open to all: Mosquitto
+    started as root drops to its own user, which must reach and write the persistence file,
+    or a restart silently forgets every session (pytest's tmp_path is root-only).
+    """
+
+    def __init__(self) -> None:
+        self.state_dir = Path(tempfile.mkdtemp(prefix="ioc-test-broker-"))
+        self.state_dir.chmod(0o777)
         self.port = free_port()
-        self.running: RunningBroker = start_broker(state_dir, self.port)
+        self.running: RunningBroker = start_broker(self.state_dir, self.port)
         self.url = self.running.url
 
     def stop(self) -> None:
@@ -61,6 +80,13 @@ class RestartableBroker:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return (self.state_dir / "mosquitto.log").read_text(errors="replace")[-chars:]
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
 class ThrowawayPostgres:
@@ -119,7 +145,7 @@ class IngesterProcess:
         client_id: str,
         log_dir: Path,
         shared: bool = False,
-        batch_size: int = 200,
+        batch_size: int = 100,
         batch_age_s: float = 0.05,
         instances: int = 1,
     ) -> None:
@@ -207,12 +233,18 @@ def start_flood(
     per_message: int = 1,
     start_at: float | None = None,
     times_path: Path | None = None,
+    go_path: Path | None = None,
+    rate: float | None = None,
 ) -> subprocess.Popen[bytes]:
+    """A flood publisher; with ``go_path`` it prints ``ready`` once built and waits for that
+    file, so several start in step and the clock starts with them."""
     cmd = [sys.executable, "-m", "tests.flood", "--url", mqtt_url, "--root", topic_root,
            "--publisher", str(publisher), "--devices", str(devices),
            "--messages", str(messages), "--per-message", str(per_message)]
     cmd += ["--start-at", str(start_at)] if start_at else []
     cmd += ["--times", str(times_path)] if times_path else []
+    cmd += ["--go", str(go_path)] if go_path else []
+    cmd += ["--rate", str(rate)] if rate else []
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
 

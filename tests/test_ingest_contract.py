@@ -1,0 +1,193 @@
+"""Every message kind and every bad input, sent by a raw MQTT client, through a real broker to a
+real database: what is good is stored (with its own timestamps), what is bad is a reject with
+its reason and raw bytes, and the counters say so on /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiomqtt
+import psycopg
+import pytest
+
+from devices import Channel, Kind, Topics, encode
+from devices.endpoint import MqttEndpoint
+from ingest import IngestConfig, Ingester
+from ioc.brokers import free_port
+from store.db import connect
+from store.migrate import upgrade
+from tests.conftest import wait_until
+
+NOW = datetime.now(UTC)
+
+
+def _client(mqtt_url: str, protocol: int) -> aiomqtt.Client:
+    endpoint = MqttEndpoint.parse(mqtt_url)
+    version = aiomqtt.ProtocolVersion.V5 if protocol == 5 else aiomqtt.ProtocolVersion.V311
+    return aiomqtt.Client(endpoint.host, endpoint.port, protocol=version)
+
+
+def _rows(url: str, sql: str, *params: object) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def _reading(device_id: str, seq: int, ts: datetime = NOW, **metrics: object) -> dict[str, Any]:
+    return {"device_id": device_id, "ts": ts.isoformat(), "seq": seq, **metrics}
+
+
+def _meta(device_id: str, **extra: object) -> bytes:
+    return encode({"device_id": device_id, "lat": 14.1, "lon": 108.9, "name": device_id,
+                   "operator": "viettel", "interval_s": 60, **extra})
+
+
+@pytest.fixture
+async def observed(
+    database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
+) -> AsyncIterator[Ingester]:
+    """An ingester with its /metrics and /health served."""
+    with connect(database_url) as conn:
+        upgrade(conn)
+    config = IngestConfig(
+        database_url=database_url, mqtt_url=mqtt_url, topic_root=topics.root,
+        client_id=f"obs-{topics.root.split('/')[0]}", batch_size=50, batch_age_s=0.05,
+        protocol=mqtt_protocol, metrics_port=free_port(),
+    )
+    service = Ingester(config)
+    task = asyncio.create_task(service.run())
+    await asyncio.wait_for(service.subscribed.wait(), 20)
+    yield service
+    service.request_stop()
+    await asyncio.wait_for(task, 30)
+
+
+def _get(port: int, path: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+async def test_every_bad_input_is_a_reject_with_reason_and_bytes_and_good_ones_around_it_land(
+    observed: Ingester, database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
+) -> None:
+    dev = "BTS-C-0001"
+    telemetry = topics.device(Kind.BTS, dev, Channel.TELEMETRY)
+    bad: dict[str, tuple[str, bytes]] = {
+        "malformed_json": (telemetry, b"{not json"),
+        "schema": (telemetry, encode(_reading(dev, 900, battery_pct="full"))),
+        "out_of_range": (telemetry, encode(_reading(dev, 901, battery_pct=140.0))),
+        "unknown_kind": (f"{topics.root}/drone/{dev}/telemetry", encode(_reading(dev, 902))),
+        "bad_topic": (f"{topics.root}/bts/{dev}/video", encode(_reading(dev, 903))),
+        "unknown_device": (topics.device(Kind.BTS, "NOBODY", Channel.TELEMETRY),
+                           encode(_reading("NOBODY", 904))),
+        "identity_mismatch": (telemetry, encode(_reading("OTHER", 905))),
+        "oversize": (telemetry, b"[" + b" " * 300_000 + b"]"),
+        "future_timestamp": (telemetry,
+                             encode(_reading(dev, 906, NOW + timedelta(hours=2)))),
+    }
+    # A birth record PostgreSQL cannot store (NUL in text): refused by the database itself.
+    refused = _meta("CAM-C-0009", name="cam\u0000era")
+    good = [_reading(dev, i, NOW - timedelta(seconds=i), battery_pct=90.0) for i in range(60)]
+    good[7]["firmware_build"] = "extra field, not in the contract"
+    async with _client(mqtt_url, mqtt_protocol) as client:
+        await client.publish(topics.device(Kind.BTS, dev, Channel.META), _meta(dev), qos=1)
+        for i, reading in enumerate(good):
+            await client.publish(telemetry, encode(reading), qos=1)
+            if i == 30:  # the bad in the middle of the good
+                for topic, payload in bad.values():
+                    await client.publish(topic, payload, qos=1)
+                await client.publish(topics.device(Kind.CAMERA, "CAM-C-0009", Channel.META),
+                                     refused, qos=1)
+
+    async def all_there() -> bool:
+        readings = int(_rows(database_url, "SELECT count(*) FROM telemetry_bts")[0][0])
+        rejects = int(_rows(database_url, "SELECT count(*) FROM rejects")[0][0])
+        return readings >= len(good) and rejects >= len(bad) + 1
+
+    await wait_until(all_there)
+    assert _rows(database_url, "SELECT count(*), count(DISTINCT seq) FROM telemetry_bts") == [
+        (60, 60)
+    ]
+    stored = dict(_rows(database_url, "SELECT reason, payload FROM rejects WHERE reason <> "
+                                      "'schema' OR detail NOT LIKE 'database refused%%'"))
+    assert stored.keys() == bad.keys()
+    for reason, (_, payload) in bad.items():
+        assert bytes(stored[reason]) == payload, reason
+    (db_refused,) = _rows(database_url, "SELECT payload, detail FROM rejects"
+                                        " WHERE detail LIKE 'database refused%%'")
+    assert bytes(db_refused[0]) == refused
+    # The counters agree with the table.
+    assert observed.stats.rejected == {**dict.fromkeys(bad, 1), "schema": 2}
+    status, body = _get(observed.config.metrics_port or 0, "/metrics")
+    text = body.decode()
+    assert status == 200
+    assert 'ioc_ingest_rejected_total{reason="oversize"} 1.0' in text
+    assert "ioc_ingest_stored_rows_total 60.0" in text
+    assert "ioc_ingest_commit_seconds_count" in text
+    status, body = _get(observed.config.metrics_port or 0, "/health")
+    health = json.loads(body)
+    assert status == 200 and health["keeping_up"] and health["stored"] == 60
+
+
+async def test_every_message_kind_lands_with_its_own_timestamps_and_meta_history(
+    observed: Ingester, database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
+) -> None:
+    bts, probe = "BTS-K-0001", "PRB-K-0001"
+    sector = {"sector": 1, "azimuth_deg": 120.0, "tilt_deg": 4.0, "band_mhz": 1800.0,
+              "technology": "4G", "tx_power_dbm": 43.0, "beamwidth_deg": 65.0}
+    late = NOW - timedelta(hours=3)
+    async with _client(mqtt_url, mqtt_protocol) as client:
+        meta = topics.device(Kind.BTS, bts, Channel.META)
+        await client.publish(meta, _meta(bts, sectors=[sector], seq=1), qos=1, retain=True)
+        await client.publish(meta, _meta(bts, sectors=[sector], seq=2), qos=1)  # same device
+        await client.publish(topics.device(Kind.PROBE, probe, Channel.META),
+                             _meta(probe, model="drive-test"), qos=1)
+        status = topics.device(Kind.BTS, bts, Channel.STATUS)
+        await client.publish(status, b"online", qos=1, retain=True)
+        telemetry = topics.device(Kind.BTS, bts, Channel.TELEMETRY)
+        # An array of readings, then one late and out of order.
+        await client.publish(telemetry, encode([_reading(bts, s, NOW - timedelta(seconds=10 - s),
+                                                         battery_pct=80.0 + s)
+                                                for s in (10, 11, 12)]), qos=1)
+        await client.publish(telemetry, encode(_reading(bts, 3, late, battery_pct=99.0)), qos=1)
+        await client.publish(topics.device(Kind.PROBE, probe, Channel.MEASUREMENTS),
+                             encode(_reading(probe, 1, lat=14.2, lon=109.0, operator="viettel",
+                                             technology="4G", rsrp_dbm=-101.5)), qos=1)
+        # The device moved: a real change of the birth record.
+        await client.publish(meta, _meta(bts, sectors=[sector], lat=14.3), qos=1, retain=True)
+        await client.publish(status, encode({"device_id": bts, "state": "offline",
+                                             "reason": "maintenance"}), qos=1, retain=True)
+
+    async def settled() -> bool:
+        events = _rows(database_url, "SELECT count(*) FROM status_events")[0][0]
+        moved = _rows(database_url, "SELECT lat FROM devices WHERE device_id = %s", bts)
+        return events == 2 and moved == [(14.3,)]
+
+    await wait_until(settled)
+    assert _rows(database_url, "SELECT seq, ts, battery_pct FROM telemetry_bts ORDER BY seq") == [
+        (3, late, 99.0),
+        *[(s, NOW - timedelta(seconds=10 - s), 80.0 + s) for s in (10, 11, 12)],
+    ]
+    assert _rows(database_url, "SELECT device_id, rsrp_dbm, technology FROM measurements_probe"
+                 ) == [(probe, -101.5, "4G")]
+    # Two different documents (the repeated birth record is not a change), one row each.
+    history = _rows(database_url, "SELECT meta->>'lat' FROM device_meta_history"
+                                  " WHERE device_id = %s ORDER BY changed_at", bts)
+    assert history == [("14.1",), ("14.3",)]
+    ((operator, meta_sectors),) = _rows(
+        database_url, "SELECT operator, meta->'sectors' FROM devices WHERE device_id = %s", bts)
+    assert operator == "viettel" and meta_sectors[0]["azimuth_deg"] == 120.0
+    assert sorted(_rows(database_url, "SELECT state, reason FROM status_events")) == [
+        ("offline", "maintenance"), ("online", "reported")
+    ]
+    assert _rows(database_url, "SELECT state FROM devices WHERE device_id = %s", bts) == [
+        ("offline",)
+    ]
+    assert _rows(database_url, "SELECT count(*) FROM rejects") == [(0,)]
