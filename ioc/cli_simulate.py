@@ -25,6 +25,9 @@ CaFile = Annotated[
     Path | None, typer.Option(help="PEM file of the CAs to trust (mqtts:// URLs only)")
 ]
 Speed = Annotated[float | None, typer.Option(help="time acceleration (60 = 1 min/s)")]
+Probes = Annotated[
+    bool, typer.Option("--probes", help="drive-test probes too, measuring these towers")
+]
 Gateway = Annotated[
     int, typer.Option(help="devices per MQTT connection (0: one each, with its own will)")
 ]
@@ -62,25 +65,64 @@ def simulate_fleet(
     speed: Speed = None,
     limit: Annotated[int | None, typer.Option(help="only the first N devices")] = None,
     gateway: Gateway = 0,
+    probes: Probes = False,
     url: Url = None,
 ) -> None:
     """Bring up the province's simulated fleet (Ctrl-C: every device signs off cleanly)."""
-    from devices.topics import Topics
+    from itertools import islice
+
     from simulators.fleet import province_devices, run_fleet
 
     _logging()
     settings = _settings()
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be at least 1, not {limit}")
+    everything = province_devices()
+    devices = list(islice((d for d in everything if d.kind is not Kind.PROBE), limit))
+    sources = _probe_sources() if probes else None
+    if sources:  # whatever the limit, every probe drives
+        devices += [d for d in everything if d.device_id in sources]
     asyncio.run(
         run_fleet(
-            province_devices(),
+            devices,
             endpoint=_endpoint(url),
-            topic_root=Topics(settings.topic_root).root,
+            topic_root=settings.topic_root,
             speed=speed or settings.simulate_speed,
-            limit=limit,
             on_progress=_echo_err,
             gateway_size=gateway,
+            probes=sources,
         )
     )
+
+
+@simulate_app.command("probes")
+@clear_errors
+def simulate_probes(speed: Speed = None, url: Url = None) -> None:
+    """Only the drive-test probes, on their routes, every tower on air."""
+    from seeds import load_scenario
+    from simulators.fleet import run_fleet
+
+    _logging()
+    settings = _settings()
+    sources = _probe_sources()
+    asyncio.run(
+        run_fleet(
+            [d for d in load_scenario().devices() if d.device_id in sources],
+            endpoint=_endpoint(url),
+            topic_root=settings.topic_root,
+            speed=speed or settings.simulate_speed,
+            on_progress=_echo_err,
+            probes=sources,
+        )
+    )
+
+
+def _probe_sources() -> Any:
+    from seeds import load_scenario
+    from simulators.probes import RadioScene, probe_values
+
+    scenario = load_scenario()
+    return probe_values(scenario, RadioScene(scenario))
 
 
 @simulate_app.command("run")
@@ -98,6 +140,7 @@ def simulate_run(
         bool, typer.Option("--check", help="read and check the file; publish nothing")
     ] = False,
     gateway: Gateway = 0,
+    probes: Probes = False,
     url: Url = None,
 ) -> None:
     """Play a scenario file: timed events over the fleet (see scenarios/README.md)."""
@@ -128,6 +171,7 @@ def simulate_run(
             only_involved=only_involved,
             report=_echo_err,
             gateway_size=gateway,
+            probes=probes,
         )
     )
 

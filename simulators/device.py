@@ -39,7 +39,7 @@ from devices.topics import Topics
 from simulators.clock import SimClock
 from simulators.model import DeviceModel, DeviceSpec
 from simulators.outbox import DEFAULT_LIMIT, Outgoing
-from simulators.values import DeviceCondition
+from simulators.values import DeviceCondition, ReadingSource
 from simulators.wire import write_at_once
 
 log = logging.getLogger(__name__)
@@ -144,6 +144,8 @@ class Link:
     async def stop(self, timeout_s: float = 10.0) -> None:
         """Send what is queued, publish retained ``offline``, disconnect and end :meth:`run`."""
         self._stopping = True
+        for model in self.models:  # nothing new after the last flush
+            model.stop_sampling()
         await self._end(timeout_s)
 
     async def kill(self, timeout_s: float = 10.0) -> None:
@@ -452,6 +454,7 @@ class SimulatedDevice(Link):
         outbox_limit: int = DEFAULT_LIMIT,
         interval_s: float | None = None,
         observer: Observer | None = None,
+        values: ReadingSource | None = None,
     ) -> None:
         self.model = DeviceModel(
             spec,
@@ -460,6 +463,7 @@ class SimulatedDevice(Link):
             condition=condition,
             outbox_limit=outbox_limit,
             interval_s=interval_s,
+            values=values,
         )
         super().__init__(
             [self.model],

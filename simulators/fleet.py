@@ -14,15 +14,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from itertools import islice
 
 from devices.endpoint import MqttEndpoint
+from devices.kinds import Kind
 from devices.topics import DEFAULT_ROOT, Topics
 from simulators.clock import SimClock
 from simulators.device import Counters, Gateway, Link, Observer, SimulatedDevice
 from simulators.model import DeviceModel, DeviceSpec
 from simulators.outbox import DEFAULT_LIMIT
+from simulators.probes import PROBE_INTERVAL_S, ProbeValues
 from simulators.values import SOURCES
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,7 @@ class Fleet:
         outbox_limit: int = DEFAULT_LIMIT,
         interval_s: float | None = None,
         observer: Observer | None = None,
+        probes: Mapping[str, ProbeValues] | None = None,
     ) -> None:
         if gateway_size < 0:
             raise ValueError(
@@ -62,12 +65,15 @@ class Fleet:
         self.links: list[Link] = []
         self.link_of: dict[str, Link] = {}
         pending: list[DeviceModel] = []
+        probes = probes or {}
         for spec in specs:
-            if spec.kind not in SOURCES:
+            values = probes.get(spec.device_id) if spec.kind is Kind.PROBE else None
+            if spec.kind not in SOURCES and values is None:
                 self.skipped += 1
                 continue
             if spec.device_id in self.models:
                 raise ValueError(f"device {spec.device_id} appears twice in the fleet")
+            every_s = interval_s or (PROBE_INTERVAL_S if values is not None else None)
             if gateway_size == 0:
                 device = SimulatedDevice(
                     spec,
@@ -77,8 +83,9 @@ class Fleet:
                     counters=self.counters,
                     connect_gate=gate,
                     outbox_limit=outbox_limit,
-                    interval_s=interval_s,
+                    interval_s=every_s,
                     observer=observer,
+                    values=values,
                 )
                 self.devices[spec.device_id] = device
                 self._add(device)
@@ -89,7 +96,8 @@ class Fleet:
                     topics=topics,
                     clock=self.clock,
                     outbox_limit=outbox_limit,
-                    interval_s=interval_s,
+                    interval_s=every_s,
+                    values=values,
                 )
             )
         for i in range(0, len(pending), max(gateway_size, 1)):
@@ -104,6 +112,10 @@ class Fleet:
                     observer=observer,
                 )
             )
+        # The probes measure this fleet's towers as they are: dark, cut off or a sector down.
+        towers = {i: m.condition for i, m in self.models.items() if m.kind is Kind.BTS}
+        for source in probes.values():
+            source.scene.bind(towers)
 
     def _add(self, link: Link) -> None:
         self.links.append(link)
@@ -158,11 +170,14 @@ async def run_fleet(
     connect_concurrency: int = DEFAULT_CONNECT_CONCURRENCY,
     progress_every_s: float = DEFAULT_PROGRESS_EVERY_S,
     gateway_size: int = 0,
+    probes: Mapping[str, ProbeValues] | None = None,
 ) -> Counters:
     """Run ``devices`` (the first ``limit`` of them) until ``stop_event`` is set or cancelled.
 
-    Either way every device publishes retained ``offline`` and disconnects before this returns
-    (or re-raises the cancellation). Returns the fleet's final counters.
+    Probes among them drive with the reading sources in ``probes`` (``simulators.probes``),
+    else they are left out. Either way every device publishes retained ``offline`` and
+    disconnects before this returns (or re-raises the cancellation). Returns the fleet's final
+    counters.
     """
     if endpoint is None:
         if mqtt_url is None:
@@ -176,6 +191,7 @@ async def run_fleet(
         speed=speed,
         connect_concurrency=connect_concurrency,
         gateway_size=gateway_size,
+        probes=probes,
     )
     report = on_progress or (lambda line: log.info("%s", line))
     if fleet.skipped:

@@ -64,13 +64,16 @@ class DeviceModel:
         condition: DeviceCondition | None = None,
         outbox_limit: int = DEFAULT_LIMIT,
         interval_s: float | None = None,
+        values: ReadingSource | None = None,
     ) -> None:
         self.kind = spec.kind
         self.device_id = spec.device_id
         self.meta: dict[str, Any] = dict(spec.meta)
         self.clock = clock or SimClock()
         self.topics = topics or Topics(DEFAULT_ROOT)
-        self.values: ReadingSource = reading_source(self.kind, self.device_id, self.meta, condition)
+        self.values: ReadingSource = values or reading_source(
+            self.kind, self.device_id, self.meta, condition
+        )
         # Simulated seconds between readings.
         self.interval_s = float(interval_s or self.meta.get("interval_s", DEFAULT_INTERVAL_S))
         self.seq = 0  # the next reading's

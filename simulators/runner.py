@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 
 from devices.endpoint import MqttEndpoint
 from devices.topics import Topics
+from seeds import load_scenario
 from simulators.clock import SimClock
 from simulators.events import EVENTS, Context
 from simulators.fleet import DEFAULT_PROGRESS_EVERY_S, Fleet
+from simulators.probes import RadioScene, probe_values
 from simulators.scenarios import Action, Plan
 
 log = logging.getLogger(__name__)
@@ -53,12 +55,18 @@ async def run_plan(
     gateway_size: int = 0,
     connect_timeout_s: float = CONNECT_TIMEOUT_S,
     progress_every_s: float = DEFAULT_PROGRESS_EVERY_S,
+    probes: bool = False,
 ) -> RunLog:
     """Run ``plan`` to its end (or until ``stop_event``); the fleet stops cleanly either way."""
     speed = speed or plan.speed
     say = report or (lambda line: log.info("%s", line))
     stop_event = stop_event or asyncio.Event()
-    devices = plan.involved() if only_involved else plan.devices
+    devices = list(plan.involved() if only_involved else plan.devices)
+    sources = None
+    if probes:  # the scenario's drive-test probes, measuring this run's towers
+        scenario = load_scenario()
+        sources = probe_values(scenario, RadioScene(scenario))
+        devices += [d for d in scenario.devices() if d.device_id in sources]
     clock = SimClock(speed=speed, start=plan.start_at())
     fleet = Fleet(
         devices,
@@ -67,6 +75,7 @@ async def run_plan(
         clock=clock,
         gateway_size=gateway_size,
         interval_s=plan.interval_s,
+        probes=sources,
     )
     say(f"scenario {plan.name!r}: {len(fleet)} devices, {len(plan.actions)} events, ×{speed:g}")
     run = RunLog()

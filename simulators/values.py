@@ -107,8 +107,10 @@ def conform(kind: Kind, values: Mapping[str, Any]) -> dict[str, Any]:
     out = {}
     for name, numeric, lo, hi in bounds:  # a fleet calls this thousands of times a second
         value = values[name]
-        if numeric is MetricType.FLOAT:
-            value = round(min(max(float(value), lo), hi), 2)
+        if value is None:  # not measured (a probe's SINR on 2G): sent as null
+            pass
+        elif numeric is MetricType.FLOAT:
+            value = round(min(max(float(value), lo), hi), _DECIMALS.get(name, 2))
         elif numeric is MetricType.INT:
             value = min(max(round(value), int(lo)), int(hi))
         out[name] = value
@@ -123,6 +125,8 @@ def _hi(spec: MetricSpec) -> float:
     return math.inf if spec.max is None else spec.max
 
 
+# Decimals a number is sent with: two, but positions to the metre (a probe's lat, lon).
+_DECIMALS = {"lat": 6, "lon": 6}
 # Per kind: the declared names, and (name, type, low, high) in declaration order.
 _BOUNDS: dict[Kind, tuple[frozenset[str], tuple[tuple[str, MetricType, float, float], ...]]] = {
     kind: (
