@@ -147,7 +147,8 @@ class _Reader:
         interval = self._duration(doc["interval"], line, "interval") if "interval" in doc else None
         if interval is not None and interval < 1:
             raise self.fail(line, "`interval` must be at least 1 s")
-        fleet = self._fleet(doc.get("fleet") or {LINE: line})
+        fleet_doc = doc.get("fleet")
+        fleet = self._fleet({} if fleet_doc is None else fleet_doc, line)
         fleet_ids = {d.device_id for d in fleet}
         events = doc.get("events")
         if not isinstance(events, list) or not events:
@@ -225,8 +226,15 @@ class _Reader:
             raise self.fail(line, f"no district {value!r} in the scenario (districts: {names})")
         return code
 
+    def _names(self, value: Any, line: int, key: str) -> list[str]:
+        """One name or a list of names; anything else (a number, null, a mapping) is refused."""
+        names = value if isinstance(value, list) else [value]
+        if not names or not all(isinstance(n, str) for n in names):
+            raise self.fail(line, f"`{key}` is a name or a list of names, not {value!r}")
+        return names
+
     def _kinds(self, value: Any, line: int, allowed: frozenset[Kind]) -> frozenset[Kind]:
-        names = [value] if isinstance(value, str) else list(value)
+        names = self._names(value, line, "kinds")
         try:
             kinds = frozenset(Kind(n) for n in names)
         except ValueError:
@@ -237,17 +245,17 @@ class _Reader:
             raise self.fail(line, f"`kinds`: {wrong} cannot take this event")
         return kinds
 
-    def _ids(self, value: Any, line: int) -> list[str]:
-        ids = [value] if isinstance(value, str) else list(value)
+    def _ids(self, value: Any, line: int, key: str = "devices") -> list[str]:
+        ids = self._names(value, line, key)
         for device_id in ids:
-            if str(device_id) not in self.by_id:
+            if device_id not in self.by_id:
                 raise self.fail(line, f"device {device_id!r} is not in the scenario")
-        return [str(i) for i in ids]
+        return ids
 
-    def _fleet(self, raw: Mapping[str, Any]) -> list[ScenarioDevice]:
-        line = raw.get(LINE, 0)
+    def _fleet(self, raw: Any, line: int) -> list[ScenarioDevice]:
         if not isinstance(raw, Mapping):
             raise self.fail(line, "`fleet` is a mapping (districts, kinds, devices, limit)")
+        line = raw.get(LINE, line)
         self._keys(raw, FLEET_KEYS, "fleet")
         devices = list(self.by_id.values())
         if "districts" in raw:
@@ -309,7 +317,7 @@ class _Reader:
         kinds = self._kinds(raw["kinds"], line, etype.kinds) if "kinds" in raw else etype.kinds
         key = chosen[0]
         if key in ("device", "devices"):
-            ids = self._ids(raw[key], line)
+            ids = self._ids(raw[key], line, key)
             for device_id in ids:
                 kind = self.by_id[device_id].kind
                 if kind not in etype.kinds:

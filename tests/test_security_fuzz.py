@@ -103,11 +103,20 @@ def mutated_documents(draw: st.DrawFn) -> Any:
     return doc
 
 
-# Found by this fuzzer: `fleet: 1` (any non-mapping) crashes simulators/scenarios.py, whose
-# _fleet calls raw.get before checking raw is a mapping. Reported to the simulators' owner;
-# any other exception still fails this test, and once fixed it shows as XPASS.
-@pytest.mark.xfail(raises=AttributeError, strict=False,
-                   reason="simulators/scenarios.py: `fleet` not a mapping -> AttributeError")
+@pytest.mark.parametrize(
+    "text",
+    [
+        "name: x\nfleet: 1\nevents:\n  - {at: 1m, event: down, device: BTS-VTL-0001}\n",
+        "name: x\nevents:\n  - {at: 1m, event: malformed, device: null}\n",
+        "name: x\nevents:\n  - {at: 1m, event: down, devices: {a: 1}}\n",
+        "name: x\nevents:\n  - {at: 1m, event: down, district: Quy Nhơn, kinds: 7}\n",
+    ],
+)
+def test_what_the_fuzzer_found_is_one_clear_error(text: str) -> None:
+    """`fleet: 1` and `device: null` used to escape as AttributeError / TypeError."""
+    assert _load_text(text) is None
+
+
 @settings(FUZZ, max_examples=CASES["scenario_documents"])
 @given(mutated_documents())
 def test_a_mutated_scenario_document_is_a_plan_or_one_clear_error(doc: Any) -> None:
