@@ -101,8 +101,9 @@ def mosquitto_pub_rate(broker: RunningBroker, body: bytes, qos: int, per_conn: i
               "--repeat", str(per_conn), "--repeat-delay", "0"]  # fmt: skip
     t0 = time.perf_counter()
     procs = [
-        subprocess.Popen([exe, *common, "-t", f"{ROOT}/bts/REF-{i}/telemetry"],
-                         start_new_session=True)  # fmt: skip
+        subprocess.Popen(
+            [exe, *common, "-t", f"{ROOT}/bts/REF-{i}/telemetry"], start_new_session=True
+        )
         for i in range(CONNECTIONS)
     ]
     for p in procs:
