@@ -191,3 +191,42 @@ async def test_every_message_kind_lands_with_its_own_timestamps_and_meta_history
         ("offline",)
     ]
     assert _rows(database_url, "SELECT count(*) FROM rejects") == [(0,)]
+
+
+async def test_mqtt_3_1_1_session_stores_and_acknowledges_everything(
+    database_url: str, mqtt_url: str, topics: Topics
+) -> None:
+    """The same ingester on MQTT 3.1.1 (clean session off, no properties on the wire)."""
+    with connect(database_url) as conn:
+        upgrade(conn)
+    config = IngestConfig(database_url=database_url, mqtt_url=mqtt_url, topic_root=topics.root,
+                          client_id=f"v311-{topics.root.split('/')[0]}", batch_size=20,
+                          batch_age_s=0.05, protocol=4)
+    dev = "OLT-V-0001"
+    first = Ingester(config)
+    task = asyncio.create_task(first.run())
+    await asyncio.wait_for(first.subscribed.wait(), 20)
+    async with _client(mqtt_url, 4) as client:
+        await client.publish(topics.device(Kind.BROADBAND, dev, Channel.META), _meta(dev), qos=1)
+        for seq in range(100):
+            await client.publish(topics.device(Kind.BROADBAND, dev, Channel.TELEMETRY),
+                                 encode(_reading(dev, seq, uplink_up=True)), qos=1)
+
+    async def stored() -> bool:
+        return _rows(database_url, "SELECT count(*) FROM telemetry_broadband") == [(100,)]
+
+    await wait_until(stored)
+    first.request_stop()
+    await asyncio.wait_for(task, 30)
+    # Every PUBACK reached the broker: the resumed session redelivers nothing.
+    second = Ingester(config)
+    task = asyncio.create_task(second.run())
+    await asyncio.wait_for(second.subscribed.wait(), 20)
+    async with _client(mqtt_url, 4) as client:
+        await client.publish(topics.device(Kind.BROADBAND, dev, Channel.TELEMETRY),
+                             encode(_reading(dev, 100, uplink_up=False)), qos=1)
+    await wait_until(lambda: asyncio.sleep(0, second.stats.received >= 1))
+    second.request_stop()
+    await asyncio.wait_for(task, 30)
+    assert (second.stats.received, second.stats.duplicates) == (1, 0)
+    assert _rows(database_url, "SELECT count(*) FROM telemetry_broadband") == [(101,)]
