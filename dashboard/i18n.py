@@ -34,6 +34,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "Chưa đặt {env}: hãy chạy bảng điều khiển bằng `ioc up` hoặc `ioc dashboard`.",
         "{env} is not set: start the dashboard with `ioc up` or `ioc dashboard`.",
     ),
+    "app.db_refused": (
+        "Cơ sở dữ liệu từ chối: vai trò CSDL của bảng điều khiển không có quyền này.",
+        "The database refused: the dashboard's database role lacks this privilege.",
+    ),
     "page.map": ("Bản đồ trực tiếp", "Live map"),
     "page.alerts": ("Cảnh báo", "Alerts"),
     "page.device": ("Thiết bị", "Device"),

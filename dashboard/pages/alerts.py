@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pandas as pd
+import psycopg
 import streamlit as st
 
 from dashboard import auth
@@ -169,6 +170,8 @@ if ack:
         st.rerun()
     except PermissionDenied as err:
         st.error(t("alerts.refused", reason=str(err)))
+    except psycopg.errors.InsufficientPrivilege:  # the database role the dashboard runs as
+        st.error(t("app.db_refused"))
     except (alerts.AlertStateError, alerts.AlertNotFound, ValueError) as err:
         st.error(str(err))
 if silence:
@@ -183,5 +186,7 @@ if silence:
         st.rerun()
     except PermissionDenied as err:
         st.error(t("alerts.refused", reason=str(err)))
+    except psycopg.errors.InsufficientPrivilege:  # the database role the dashboard runs as
+        st.error(t("app.db_refused"))
     except ValueError as err:
         st.error(str(err))

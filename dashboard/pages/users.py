@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import psycopg
 import streamlit as st
 
 from dashboard import auth
@@ -46,5 +47,7 @@ if submitted:
         st.success(t("users.saved", name=user.username))
     except PermissionDenied as err:
         st.error(t("alerts.refused", reason=str(err)))
+    except psycopg.errors.InsufficientPrivilege:  # the database role the dashboard runs as
+        st.error(t("app.db_refused"))
     except ValueError as err:
         st.error(str(err))
