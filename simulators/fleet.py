@@ -136,7 +136,7 @@ class Fleet:
 
     def poke(self, device_id: str) -> None:
         """A scenario changed this device's condition: let its link act on it now."""
-        self.link_of[device_id].poke()
+        self.models[device_id].changed()
 
     def buffered(self) -> int:
         """Messages made and not yet acknowledged by the broker, over the whole fleet."""
