@@ -23,6 +23,7 @@ import psycopg
 
 from devices.codec import MetaRecord, Rejection, StatusRecord
 from devices.kinds import Kind
+from store.arrays import register_array_dumpers
 from store.registry import UPSERT_DEVICE, device_row
 from store.tables import READING_TABLES, ReadingTable
 
@@ -150,6 +151,7 @@ async def write_batch(
 ) -> WriteResult:
     """Store a batch in one transaction; returns what was stored and what was already there."""
     stored = copied = changes = fallbacks = 0
+    register_array_dumpers(conn)  # a dictionary entry each: cheaper than remembering the conn
     async with conn.transaction():
         for meta in batch.metas:
             await conn.execute(UPSERT_DEVICE, device_row(meta.source.kind, meta.document))
