@@ -17,8 +17,11 @@ class IngestConfig:
     shared_subscription: bool = False
     batch_size: int = 1000
     batch_age_s: float = 0.2
+    # Batches committing at once, each on its own database connection.
+    writers: int = 2
     # Unacknowledged messages the broker may have in flight to us (MQTT 5 receive-maximum);
-    # 0 = two batches, so one fills while the other commits. It bounds the ingester's memory.
+    # 0 = one batch more than the writers, so one fills while the others commit. It bounds
+    # the ingester's memory.
     receive_maximum: int = 0
     max_payload_bytes: int = 256 * 1024
     max_future_s: float = 300.0
@@ -35,6 +38,8 @@ class IngestConfig:
             raise ValueError(f"batch size must be at least 1, not {self.batch_size}")
         if self.batch_age_s <= 0:
             raise ValueError(f"batch age must be above 0 s, not {self.batch_age_s}")
+        if not 1 <= self.writers <= 8:
+            raise ValueError(f"writers must be within 1…8, not {self.writers}")
         if self.protocol not in (4, 5):
             raise ValueError(f"MQTT protocol {self.protocol} is not 5 or 4 (3.1.1)")
         if not 0 <= self.receive_maximum <= 65535:
@@ -43,4 +48,4 @@ class IngestConfig:
     @property
     def window(self) -> int:
         """Messages in flight from the broker to us, at most."""
-        return self.receive_maximum or min(65535, 2 * self.batch_size)
+        return self.receive_maximum or min(65535, (self.writers + 1) * self.batch_size)

@@ -5,6 +5,12 @@ crash at any point leaves unacknowledged messages with the broker's persistent s
 idempotent writer makes their redelivery harmless: at least once on the wire, exactly once on
 disk. While the database is slow or down nothing is acknowledged, the broker stops sending
 once the receive window is full, and the batch is retried with backoff until it commits.
+
+Up to ``writers`` batches commit at once, each on its own connection, so the database works on
+one batch while the next is decoded and copied: readings are idempotent and carry their own
+timestamps, so the order in which two batches commit does not matter to them. Registry and
+status changes do depend on order, so a batch holding any runs alone, after every batch taken
+before it has committed and before any later one starts.
 """
 
 from __future__ import annotations
@@ -77,16 +83,22 @@ class Ingester:
         )
         self.receiver = Receiver(config, subscription)
         self.subscribed = self.receiver.subscribed
-        self.database = DatabaseLink(config.database_url, self.metrics)
+        self.links = [
+            DatabaseLink(config.database_url, self.metrics) for _ in range(config.writers)
+        ]
+        self._idle_links: asyncio.Queue[DatabaseLink] = asyncio.Queue()
+        for link in self.links:
+            self._idle_links.put_nowait(link)
+        self._committing: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
         self._give_up_at: float | None = None
         m = self.metrics
-        m.inflight.set_function(lambda: self.receiver.held + self._in_hand)
+        m.inflight.set_function(lambda: self.receiver.held + self.in_hand)
         m.lag.set_function(self.lag_s)
         m.broker_up.set_function(lambda: float(self.receiver.connected))
-        m.database_up.set_function(lambda: float(self.database.up))
-        self._pending_since: float | None = None  # oldest message of the batch being committed
-        self._in_hand = 0  # messages of the batch being committed
+        m.database_up.set_function(lambda: float(self.database_up))
+        # First message and size of each batch taken and not yet committed: lag and in-flight.
+        self._in_commit: dict[int, tuple[float, int]] = {}
 
     # -- control -----------------------------------------------------------------------
 
@@ -95,12 +107,24 @@ class Ingester:
         if not self._stop.is_set():
             log.info("stopping: draining what is held")
             self._give_up_at = time.monotonic() + self.config.stop_grace_s
-            self.database.give_up_at = self._give_up_at
+            for link in self.links:
+                link.give_up_at = self._give_up_at
             self._stop.set()
+
+    @property
+    def database_up(self) -> bool:
+        """The last attempt on each connection tried so far succeeded."""
+        return self.links[0].up is True and all(link.up is not False for link in self.links)
+
+    @property
+    def in_hand(self) -> int:
+        """Messages taken from the broker whose batch has not committed yet."""
+        return sum(n for _, n in self._in_commit.values())
 
     def lag_s(self) -> float:
         """Age of the oldest message taken from the broker and not yet committed."""
-        pending = time.monotonic() - self._pending_since if self._pending_since else 0.0
+        oldest = min((t for t, _ in self._in_commit.values()), default=None)
+        pending = time.monotonic() - oldest if oldest is not None else 0.0
         return max(pending, self.receiver.oldest_age_s())
 
     def health(self) -> dict[str, Any]:
@@ -108,13 +132,13 @@ class Ingester:
         limit = max(5.0, 10 * self.config.batch_age_s)
         return {
             "client_id": self.config.client_id,
-            "keeping_up": self.receiver.connected and self.database.up and lag < limit,
+            "keeping_up": self.receiver.connected and self.database_up and lag < limit,
             "broker_connected": self.receiver.connected,
-            "database_up": self.database.up,
+            "database_up": self.database_up,
             "lag_s": round(lag, 3),
             "lag_limit_s": limit,
             "held": self.receiver.held,
-            "inflight": self.receiver.held + self._in_hand,
+            "inflight": self.receiver.held + self.in_hand,
             "held_max": self.receiver.held_max,
             "window": self.config.window,
             "received": self.stats.received,
@@ -146,28 +170,72 @@ class Ingester:
         self.receiver.start()
         progress = asyncio.create_task(self._progress())
         try:
-            self._known.update(await self.database.run(known_device_ids))
+            self._known.update(await self.links[0].run(known_device_ids))
             while not self._stop.is_set():
                 messages = await self._next_batch()
                 if messages:
-                    await self._store(messages)
-            # The batch in hand is committed; take what is held, commit it, ack it.
+                    await self._dispatch(messages)
+            await self._settle()
+            # Every batch in hand is committed; take what is held, commit it, ack it.
             self.receiver.close_intake()
             while held := self.receiver.take_now(self.config.batch_size):
-                await self._store(held)
+                await self._dispatch(held)
+            await self._settle()
             log.info("stopped: every message taken is committed and acknowledged")
         except DatabaseGaveUp:
             log.warning(
                 "stopped with the database unavailable: %d messages left unacknowledged "
                 "with the broker, which redelivers them",
-                self.receiver.held,
+                self.receiver.held + self.in_hand,
             )
         finally:
             progress.cancel()
+            for task in self._committing:
+                task.cancel()
+            await asyncio.gather(*self._committing, return_exceptions=True)
             await self.receiver.stop()
-            await self.database.close()
+            for link in self.links:
+                await link.close()
             if server is not None:
                 server.shutdown()
+
+    async def _dispatch(self, messages: list[Message]) -> None:
+        """Start committing a batch; return once it may be followed by the next one."""
+        self._in_commit[id(messages)] = (messages[0].received, len(messages))
+        now = datetime.now(UTC)
+        started = time.perf_counter()
+        batch = self._decode(messages, now)
+        self.stats.decode_s += time.perf_counter() - started
+        ordered = bool(batch.metas or batch.statuses)
+        if ordered:
+            await self._settle()
+        link = await self._idle_links.get()
+        task = asyncio.create_task(self._store_on(link, messages, batch, now))
+        self._committing.add(task)  # until _raise_failures has looked at how it ended
+        if ordered:
+            await self._settle()
+        else:
+            self._raise_failures()
+
+    async def _store_on(
+        self, link: DatabaseLink, messages: list[Message], batch: Batch, now: datetime
+    ) -> None:
+        try:
+            await self._store(link, messages, batch, now)
+        finally:
+            self._in_commit.pop(id(messages), None)
+            self._idle_links.put_nowait(link)
+
+    async def _settle(self) -> None:
+        """Wait until every batch being committed has committed (or failed: raise that)."""
+        if self._committing:
+            await asyncio.wait(set(self._committing))
+        self._raise_failures()
+
+    def _raise_failures(self) -> None:
+        for task in [t for t in self._committing if t.done()]:
+            self._committing.discard(task)
+            task.result()
 
     async def _next_batch(self) -> list[Message]:
         take = asyncio.ensure_future(
@@ -199,11 +267,8 @@ class Ingester:
         return batch
 
     async def _commit(
-        self, conn: psycopg.AsyncConnection, messages: list[Message]
+        self, conn: psycopg.AsyncConnection, messages: list[Message], batch: Batch, now: datetime
     ) -> tuple[Batch, WriteResult]:
-        now = datetime.now(UTC)
-        started = time.perf_counter()
-        batch = self._decode(messages, now)
         unknown = sorted(
             {self.codec.topics.parse(r.topic).device_id for _, r in batch.rejections
              if r.reason is RejectReason.UNKNOWN_DEVICE}
@@ -211,30 +276,32 @@ class Ingester:
         # Another ingester of the group may have registered them since we last looked.
         if unknown and (found := await registered_among(conn, unknown)):
             self._known.update(found)
+            started = time.perf_counter()
             batch = self._decode(messages, now)
-        decoded = time.perf_counter()
-        self.stats.decode_s += decoded - started
+            self.stats.decode_s += time.perf_counter() - started
+        started = time.perf_counter()
         result = await write_batch(conn, batch, mode=self.config.write_mode)
-        self.stats.write_s += time.perf_counter() - decoded
+        self.stats.write_s += time.perf_counter() - started
         return batch, result
 
-    async def _store(self, messages: list[Message]) -> None:
-        self._pending_since, self._in_hand = messages[0].received, len(messages)
+    async def _store(
+        self, link: DatabaseLink, messages: list[Message], batch: Batch, now: datetime
+    ) -> None:
         started = time.perf_counter()
         try:
-            batch, result = await self.database.run(lambda conn: self._commit(conn, messages))
+            batch, result = await link.run(lambda conn: self._commit(conn, messages, batch, now))
         except _REFUSED as err:
-            await self._split(messages, err)
+            await self._split(link, messages, err, now)
             return
-        finally:
-            self._pending_since, self._in_hand = None, 0
         self._account(messages, batch, result, time.perf_counter() - started)
 
-    async def _split(self, messages: list[Message], err: psycopg.Error) -> None:
+    async def _split(
+        self, link: DatabaseLink, messages: list[Message], err: psycopg.Error, now: datetime
+    ) -> None:
         if len(messages) > 1:
             half = len(messages) // 2
-            await self._store(messages[:half])
-            await self._store(messages[half:])
+            for part in (messages[:half], messages[half:]):
+                await self._store(link, part, self._decode(part, now), now)
             return
         (message,) = messages
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -248,7 +315,7 @@ class Ingester:
             )
         )
         started = time.perf_counter()
-        result = await self.database.run(lambda conn: write_batch(conn, refused))
+        result = await link.run(lambda conn: write_batch(conn, refused))
         self._account(messages, refused, result, time.perf_counter() - started)
 
     def _account(
@@ -294,7 +361,7 @@ class DatabaseLink:
     def __init__(self, url: str, metrics: IngestMetrics | None = None) -> None:
         self.url = url
         self.metrics = metrics
-        self.up = False
+        self.up: bool | None = None  # None until the first attempt
         self.give_up_at: float | None = None
         self._conn: psycopg.AsyncConnection | None = None
 

@@ -127,6 +127,7 @@ def ingest_config(settings: Settings, client_id: str | None = None, shared: bool
         shared_subscription=shared,
         batch_size=settings.ingest_batch_size,
         batch_age_s=settings.ingest_batch_age_s,
+        writers=settings.ingest_writers,
         max_payload_bytes=settings.max_payload_bytes,
         max_future_s=settings.max_future_s,
         protocol=settings.mqtt_protocol,

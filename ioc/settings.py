@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     ingest_client_id: str = Field("ioc-ingest-1", description="stable MQTT client id")
     ingest_batch_size: int = Field(1000, ge=1, description="messages per transaction, at most")
     ingest_batch_age_s: float = Field(0.2, gt=0, description="flush a batch at least this often")
+    ingest_writers: int = Field(
+        2, ge=1, le=8, description="batches committing at once, each on its own connection"
+    )
     ingest_metrics_address: str = Field(
         "127.0.0.1", description="where /metrics and /health listen (0.0.0.0 in a container)"
     )

@@ -148,6 +148,7 @@ class IngesterProcess:
         batch_size: int = 100,
         batch_age_s: float = 0.05,
         instances: int = 1,
+        writers: int = 2,
     ) -> None:
         self.client_id = client_id
         self.metrics_port = free_port()
@@ -159,6 +160,7 @@ class IngesterProcess:
             "IOC_TOPIC_ROOT": topic_root,
             "IOC_INGEST_BATCH_SIZE": str(batch_size),
             "IOC_INGEST_BATCH_AGE_S": str(batch_age_s),
+            "IOC_INGEST_WRITERS": str(writers),
         }
         self.args = ["--client-id", client_id, "--metrics-port", str(self.metrics_port)]
         self.args += ["--shared"] if shared else []

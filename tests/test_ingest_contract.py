@@ -230,3 +230,50 @@ async def test_mqtt_3_1_1_session_stores_and_acknowledges_everything(
     await asyncio.wait_for(task, 30)
     assert (second.stats.received, second.stats.duplicates) == (1, 0)
     assert _rows(database_url, "SELECT count(*) FROM telemetry_broadband") == [(101,)]
+
+
+
+async def test_a_status_batch_waits_for_the_batches_before_it_even_with_a_writer_free(
+    database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
+) -> None:
+    """Batch N (a meta and an `offline`) is held up on a lock; batch N+1 (`online`) has a free
+    writer but must not commit first: that would make N's earlier `offline` stale, and the
+    device's outage would vanish from its history."""
+    with connect(database_url) as conn:
+        upgrade(conn)
+    config = IngestConfig(database_url=database_url, mqtt_url=mqtt_url, topic_root=topics.root,
+                          client_id=f"order-{topics.root.split('/')[0]}", batch_size=2,
+                          batch_age_s=30, protocol=mqtt_protocol, writers=2)
+    flapper, blocked = "BTS-O-0001", "BTS-O-0002"
+    service = Ingester(config)
+    task = asyncio.create_task(service.run())
+    await asyncio.wait_for(service.subscribed.wait(), 20)
+    async with _client(mqtt_url, mqtt_protocol) as client:
+        for dev in (flapper, blocked):
+            await client.publish(topics.device(Kind.BTS, dev, Channel.META), _meta(dev), qos=1)
+    await wait_until(lambda: asyncio.sleep(0, service.stats.received == 2))
+
+    def status(state: str, minutes: int) -> bytes:
+        ts = NOW - timedelta(minutes=minutes)
+        return encode({"device_id": flapper, "state": state, "ts": ts.isoformat()})
+
+    with psycopg.connect(database_url) as locker:
+        locker.execute("SELECT 1 FROM devices WHERE device_id = %s FOR UPDATE", (blocked,))
+        async with _client(mqtt_url, mqtt_protocol) as client:
+            status_topic = topics.device(Kind.BTS, flapper, Channel.STATUS)
+            await client.publish(topics.device(Kind.BTS, blocked, Channel.META),
+                                 _meta(blocked, name="renamed"), qos=1)
+            await client.publish(status_topic, status("offline", 10), qos=1)
+            await client.publish(status_topic, status("online", 5), qos=1)
+            await client.publish(topics.device(Kind.BTS, flapper, Channel.TELEMETRY),
+                                 encode(_reading(flapper, 1)), qos=1)
+        # Both batches are with the ingester: the second one waits its turn, or it committed.
+        await wait_until(lambda: asyncio.sleep(
+            0, service.in_hand + service.receiver.held == 4 or service.stats.received > 2))
+        locker.rollback()
+    await wait_until(lambda: asyncio.sleep(0, service.stats.received == 6))
+    service.request_stop()
+    await asyncio.wait_for(task, 30)
+    states = _rows(database_url, "SELECT state FROM status_events WHERE device_id = %s"
+                   " ORDER BY ts", flapper)
+    assert states == [("offline",), ("online",)]
