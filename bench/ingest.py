@@ -1,0 +1,372 @@
+"""Ingest end to end, against the broker's own delivery rate, in one run on one broker.
+
+    python -m bench.ingest [--quick] [--messages N] [--database-url URL]
+
+(a) the broker's QoS 1 delivery rate to a C subscriber (``mosquitto_sub -q 1``): the reference;
+(b) one ingester (``python -m ioc ingest``), publish to committed row, at-least-once path;
+(c) ``ioc ingest --instances 2`` on the shared subscription;
+(d) devices that batch: 50 readings per message, readings committed per second, and (d1) the
+    same with one writer, so the gain of overlapping commits (``IOC_INGEST_WRITERS``) shows;
+plus the writer's two ways (direct COPY, staged ON CONFLICT) on the same batches.
+
+Every phase publishes the same ~220-byte BTS readings at QoS 1 from 4 parallel publishers
+(``tests/flood.py``: distinct (device, seq) per message, built before the clock starts, each
+in its own session like the broker and the services). ``mosquitto_pub --repeat`` repeats one
+payload (the writer would store it once) and tops out near 5,000 msg/s here, so it only
+gives a second reference, ``broker_msgs_per_s_mosquitto_pub``. Throughput is messages over the
+time from the publishers' start to the last message received (a) or committed (b–d); every
+(device, seq) is then checked: ``lost`` and ``duplicated`` count the misses and the doubles.
+Latency is from a reading's send (its publisher's chunk) to its row's ``received_at`` (the
+start of the transaction that committed it). Under (b)'s flood it is mostly queueing (the
+publishers outrun everyone), so (e) publishes at half of (b)'s rate for a while and gives
+``p50_ms``/``p99_ms``; the flood's own figures are ``flood_p50_ms``/``flood_p99_ms``.
+The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import psycopg
+
+from devices import Channel, Codec, Kind, Topics
+from store.audit import reading_count, received_at_epoch
+from store.db import aconnect, connect
+from store.migrate import upgrade
+from store.writer import Batch, WriteMode, write_batch
+from tests.flood import BASE_TS, device_ids, reading
+from tests.procs import IngesterProcess, RestartableBroker, register_devices, start_flood
+
+PUBLISHERS = 4
+DEVICES = 250  # per publisher: 1,000 devices in all
+PER_MESSAGE = 50  # readings per message in (d)
+
+
+def log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def scratch_database(server_url: str) -> Iterator[str]:
+    name = f"ioc_bench_ingest_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    info = psycopg.conninfo.conninfo_to_dict(server_url)
+    info["dbname"] = name
+    url = psycopg.conninfo.make_conninfo("", **info)
+    try:
+        with connect(url) as conn:
+            upgrade(conn)
+        register_devices(url, [d for p in range(PUBLISHERS) for d in device_ids(p, DEVICES)])
+        yield url
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class Flood:
+    """PUBLISHERS publishers, built, then started together; ``t0`` is when they were told."""
+
+    def __init__(self, url: str, root: str, messages: int, work: Path, per_message: int = 1,
+                 rate: float | None = None):
+        self.messages, self.per_message = messages, per_message
+        self.go = work / f"go-{uuid.uuid4().hex[:6]}"
+        self.times = [work / f"times-{p}-{uuid.uuid4().hex[:6]}.json" for p in range(PUBLISHERS)]
+        self.procs = [
+            start_flood(url, root, publisher=p, devices=DEVICES, messages=messages // PUBLISHERS,
+                        per_message=per_message, times_path=self.times[p], go_path=self.go,
+                        rate=rate / PUBLISHERS if rate else None)
+            for p in range(PUBLISHERS)
+        ]
+        for proc in self.procs:
+            assert proc.stdout is not None
+            line = proc.stdout.readline().decode().strip()
+            if line != "ready":
+                raise RuntimeError(f"publisher did not start: {line!r}")
+        self.t0 = time.time()
+        self.go.touch()
+
+    def finish(self) -> list[dict[str, Any]]:
+        out = []
+        for proc in self.procs:
+            stdout, stderr = proc.communicate(timeout=3600)
+            if proc.returncode:
+                raise RuntimeError(f"publisher failed: {stderr.decode()[-1000:]}")
+            out.append(json.loads(stdout.decode().strip().splitlines()[-1]))
+        return out
+
+    def send_times(self) -> list[np.ndarray]:
+        """Per publisher: the send time of each of its messages (that of its chunk)."""
+        out = []
+        for path in self.times:
+            marks = json.loads(path.read_text())
+            starts = np.array([i for i, _ in marks])
+            when = np.array([t for _, t in marks])
+            index = np.arange(self.messages // PUBLISHERS)
+            out.append(when[np.searchsorted(starts, index, side="right") - 1])
+        return out
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> float:
+    deadline = time.time() + timeout_s
+    while not condition():
+        if time.time() > deadline:
+            raise TimeoutError(f"{what}: not done within {timeout_s:.0f}s")
+        time.sleep(0.05)
+    return time.time()
+
+
+def cpu_s(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+        except psutil.Error:
+            pass
+    return total
+
+
+def postgres_cpu_s() -> dict[int, float]:
+    """CPU seconds of each PostgreSQL process now (backends come and go during a phase)."""
+    return {p.pid: cpu_s([p.pid]) for p in psutil.process_iter(["name"])
+            if p.info["name"] == "postgres"}
+
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+# -- (a) the reference ---------------------------------------------------------------------
+
+
+def broker_reference(broker: RestartableBroker, messages: int, work: Path) -> float:
+    root = f"ref{uuid.uuid4().hex[:6]}/ioc/v1"
+    sub = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-V", "mqttv5", "-q", "1",
+           "-c", "-i", f"ref-{root[:9]}", "-x", "3600", "-t", f"{root}/#"]
+    subprocess.run([*sub, "-E"], check=True, timeout=30)  # the session exists before the flood
+    receiver = subprocess.Popen([*sub, "-C", str(messages)], stdout=subprocess.DEVNULL,
+                                start_new_session=True)
+    flood = Flood(broker.url, root, messages, work)
+    end = wait_for(lambda: receiver.poll() is not None, 3600, "mosquitto_sub")
+    flood.finish()
+    return messages / (end - flood.t0)
+
+
+def mosquitto_pub_reference(broker: RestartableBroker, messages: int) -> float:
+    root = f"pub{uuid.uuid4().hex[:6]}/ioc/v1"
+    sub = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-V", "mqttv5", "-q", "1",
+           "-c", "-i", f"ref-{root[:9]}", "-x", "3600", "-t", f"{root}/#"]
+    subprocess.run([*sub, "-E"], check=True, timeout=30)
+    receiver = subprocess.Popen([*sub, "-C", str(messages)], stdout=subprocess.DEVNULL,
+                                start_new_session=True)
+    payload = json.dumps(reading("BTS-F0-0000", 1))
+    t0 = time.time()
+    pubs = [subprocess.Popen(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port),
+                              "-V", "mqttv5", "-q", "1", "-t", f"{root}/bts/BTS-P{p}/telemetry",
+                              "-m", payload, "--repeat", str(messages // PUBLISHERS),
+                              "--repeat-delay", "0"], start_new_session=True)
+            for p in range(PUBLISHERS)]
+    end = wait_for(lambda: receiver.poll() is not None, 3600, "mosquitto_sub")
+    for pub in pubs:
+        pub.wait()
+    return messages / (end - t0)
+
+
+# -- (b), (c), (d): the ingester -----------------------------------------------------------
+
+
+def ingest_run(
+    broker: RestartableBroker, server_url: str, messages: int, work: Path, *,
+    instances: int = 1, per_message: int = 1, latency: bool = False, rate: float | None = None,
+    writers: int = 2,
+) -> dict[str, Any]:
+    root = f"ing{uuid.uuid4().hex[:6]}/ioc/v1"
+    readings = messages * per_message
+    with scratch_database(server_url) as url:
+        ing = IngesterProcess(database_url=url, mqtt_url=broker.url, topic_root=root,
+                              client_id=f"bench-{root[:9]}", log_dir=work, batch_size=1000,
+                              batch_age_s=0.2, instances=instances, writers=writers).start()
+        try:
+            wait_for(lambda: all(ing.subscribed(i) for i in range(instances)), 60, "ingester")
+            assert ing.process is not None
+            root_pid = ing.process.pid
+            pids = [root_pid] + [c.pid for c in psutil.Process(root_pid).children()]
+            pg0 = postgres_cpu_s()
+            cpu0 = (cpu_s(pids), cpu_s([broker.running.process.pid]))
+            rss: list[float] = []
+
+            def stored() -> int:
+                answers = [ing.health(i) for i in range(instances)]
+                rss.append(sum(rss_mb(pid) for pid in pids[-instances:]))
+                return sum(h["stored"] for h in answers if h)
+
+            flood = Flood(broker.url, root, messages, work, per_message, rate)
+            publisher_cpu = cpu_s([p.pid for p in flood.procs])
+            end = wait_for(lambda: stored() >= readings, 3600, "ingester")
+            publisher_cpu = cpu_s([p.pid for p in flood.procs]) - publisher_cpu
+            flood.finish()
+            cpu1 = (cpu_s(pids), cpu_s([broker.running.process.pid]))
+            pg_s = sum(t - pg0.get(pid, 0.0) for pid, t in postgres_cpu_s().items())
+            healths = [h for i in range(instances) if (h := ing.health(i))]
+            peak = sum(rss_mb(pid, "VmHWM") for pid in pids[-instances:])
+            assert ing.terminate() == 0, ing.log_tail()
+        finally:
+            ing.close()
+        with psycopg.connect(url) as conn:
+            count = reading_count(conn)
+            at = received_at_epoch(conn) if latency else {}
+    out: dict[str, Any] = {
+        "rate": readings / (end - flood.t0),
+        "lost": readings - count.distinct,
+        "duplicated": count.duplicated,
+        "peak_rss_mb": round(peak, 1),
+        "rss_mb_samples": [round(x, 1) for x in rss[:: max(1, len(rss) // 8)]],
+        "cpu_s": {"ingester": round(cpu1[0] - cpu0[0], 1), "broker": round(cpu1[1] - cpu0[1], 1),
+                  "postgres_all": round(pg_s, 1),
+                  "publishers": round(publisher_cpu, 1)},
+        "profile_s": {k: round(sum(h["profile_s"][k] for h in healths), 2)
+                      for k in ("receive", "decode", "write", "ack")},
+        "wall_s": round(end - flood.t0, 1),
+    }
+    if latency:
+        sent = flood.send_times()
+        lat = []
+        for (device, seq), committed in at.items():
+            p, d = int(device.split("-")[1][1:]), int(device.split("-")[2])
+            lat.append(committed - sent[p][seq * DEVICES + d])
+        ms = np.array(lat) * 1000
+        out["p50_ms"], out["p99_ms"] = float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
+    return out
+
+
+# -- the writer's two ways -----------------------------------------------------------------
+
+
+def writer_modes(server_url: str, rows: int) -> dict[str, float]:
+    codec, topics, now = Codec(), Topics(), datetime.now(UTC)
+    batches: list[Batch] = []
+    for i in range(rows):
+        if not batches or batches[-1].messages >= 1000:
+            batches.append(Batch())
+        device = f"BTS-W-{i % 1000:04d}"
+        body = {**reading(device, i // 1000), "ts": (BASE_TS + timedelta(seconds=i)).isoformat()}
+        record = codec.decode(topics.device(Kind.BTS, device, Channel.TELEMETRY),
+                              json.dumps(body).encode(), now).record
+        batches[-1].readings[Kind.BTS].extend(record.items)  # type: ignore[union-attr]
+        batches[-1].messages += 1
+
+    async def write_all(url: str, mode: WriteMode) -> float:
+        conn = await aconnect(url)
+        start = time.perf_counter()
+        for batch in batches:
+            await write_batch(conn, batch, mode=mode)
+        elapsed = time.perf_counter() - start
+        await conn.close()
+        return rows / elapsed
+
+    out: dict[str, float] = {}
+    for mode in (WriteMode.DIRECT, WriteMode.STAGED):
+        with scratch_database(server_url) as url:
+            out[f"{mode.value}_rows_per_s"] = round(asyncio.run(write_all(url, mode)))
+            if mode is WriteMode.DIRECT:  # everything again: the fallback path, all duplicates
+                out["redelivery_rows_per_s"] = round(asyncio.run(write_all(url, mode)))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="about 20,000 messages a phase")
+    parser.add_argument("--messages", type=int, help="messages (and readings in (d)) a phase")
+    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    args = parser.parse_args()
+    messages = args.messages or (20_000 if args.quick else 1_000_000)
+    messages -= messages % (PUBLISHERS * PER_MESSAGE)
+    if messages <= 0:
+        raise SystemExit(f"bench: --messages must be at least {PUBLISHERS * PER_MESSAGE}")
+    broker = RestartableBroker()
+    try:
+        with tempfile.TemporaryDirectory(prefix="ioc-bench-ingest-") as tmp:
+            work = Path(tmp)
+            log(f"(a) broker → mosquitto_sub, {messages:,} messages")
+            broker_rate = broker_reference(broker, messages, work)
+            log(f"    {broker_rate:,.0f} msg/s")
+            pub_messages = min(messages, 20_000 if args.quick else 100_000)
+            log(f"(a') the same from mosquitto_pub --repeat, {pub_messages:,} messages")
+            pub_rate = mosquitto_pub_reference(broker, pub_messages)
+            log(f"    {pub_rate:,.0f} msg/s")
+            log(f"(b) one ingester, {messages:,} messages")
+            one = ingest_run(broker, args.database_url, messages, work, latency=True)
+            details = json.dumps({k: v for k, v in one.items() if k != "rate"})
+            log(f"    {one['rate']:,.0f} msg/s, {details}")
+            paced_rate = one["rate"] / 2
+            paced_messages = int(paced_rate * (10 if args.quick else 60)) // PUBLISHERS * PUBLISHERS
+            log(f"(e) one ingester at {paced_rate:,.0f} msg/s (half of (b)), {paced_messages:,}")
+            paced = ingest_run(broker, args.database_url, paced_messages, work, latency=True,
+                               rate=paced_rate)
+            log(f"    p50 {paced['p50_ms']:.1f} ms, p99 {paced['p99_ms']:.1f} ms")
+            log(f"(c) two ingesters on the shared subscription, {messages:,} messages")
+            two = ingest_run(broker, args.database_url, messages, work, instances=2)
+            log(f"    {two['rate']:,.0f} msg/s, lost {two['lost']}, duplicated {two['duplicated']}")
+            batched_messages = messages // PER_MESSAGE
+            log(f"(d) {batched_messages:,} messages of {PER_MESSAGE} readings")
+            batched = ingest_run(broker, args.database_url, batched_messages, work,
+                                 per_message=PER_MESSAGE)
+            log(f"    {batched['rate']:,.0f} readings/s")
+            log("(d1) the same with one writer (IOC_INGEST_WRITERS=1): no commit overlaps")
+            batched_one = ingest_run(broker, args.database_url, batched_messages, work,
+                                     per_message=PER_MESSAGE, writers=1)
+            log(f"    {batched_one['rate']:,.0f} readings/s")
+            writer_rows = 20_000 if args.quick else 100_000
+            log(f"writer: direct COPY vs staged INSERT … ON CONFLICT, {writer_rows:,} rows")
+            writer = writer_modes(args.database_url, writer_rows)
+            log(f"    {writer}")
+    finally:
+        broker.cleanup()
+    result = {
+        "messages": messages,
+        "broker_msgs_per_s": round(broker_rate),
+        "broker_msgs_per_s_mosquitto_pub": round(pub_rate),
+        "ingest_msgs_per_s": round(one["rate"]),
+        "ratio": round(one["rate"] / broker_rate, 3),
+        "shared2_msgs_per_s": round(two["rate"]),
+        "shared2_ratio": round(two["rate"] / broker_rate, 3),
+        "batched_readings_per_s": round(batched["rate"]),
+        "batched_one_writer_readings_per_s": round(batched_one["rate"]),
+        "batched_cpu_s": batched["cpu_s"],
+        "p50_ms": round(paced["p50_ms"], 1),
+        "p99_ms": round(paced["p99_ms"], 1),
+        "paced_msgs_per_s": round(paced["rate"]),
+        "flood_p50_ms": round(one["p50_ms"], 1),
+        "flood_p99_ms": round(one["p99_ms"], 1),
+        "peak_rss_mb": one["peak_rss_mb"],
+        "rss_mb_samples": one["rss_mb_samples"],
+        "lost": sum(r["lost"] for r in (one, paced, two, batched, batched_one)),
+        "duplicated": sum(r["duplicated"] for r in (one, paced, two, batched, batched_one)),
+        "cpu_s": one["cpu_s"],
+        "profile_s": one["profile_s"],
+        "shared2_cpu_s": two["cpu_s"],
+        "writer": writer,
+    }
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
