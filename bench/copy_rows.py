@@ -1,6 +1,6 @@
 """COPY throughput of the ingest writer: rows committed per second, first write and redelivery.
 
-    python -m bench.copy [--quick] [--database-url URL]
+    python -m bench.copy_rows [--quick] [--database-url URL]
 
 Creates (and drops) a scratch database on the server of ``--database-url`` (default: the local
 PostgreSQL). The last line is a JSON object.

@@ -43,7 +43,9 @@ from tests.procs import eventually
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
-APP_SERVICES = ("migrate", "ingest-1", "ingest-2", "processing", "alerts", "dashboard")
+RUNNING = ("ingest-1", "ingest-2", "processing", "coverage", "alerts", "dashboard")
+APP_SERVICES = ("migrate", "ingest-1", "ingest-2", "processing", "coverage", "alerts",
+                "dashboard")
 VARIABLE = re.compile(r"\$\{(\w+)(?::([?-])([^}]*))?\}")
 
 
@@ -303,7 +305,7 @@ async def test_the_compose_services_run_as_processes_from_the_same_files(stack: 
     assert done.returncode == 0, done.stderr
     stack.start_broker()
     stack.run("migrate", wait=True)
-    for name in ("ingest-1", "ingest-2", "processing", "alerts", "dashboard"):
+    for name in RUNNING:
         stack.run(name)
 
     health = {n: f"http://127.0.0.1:{stack.ports[n]}/health" for n in ("ingest-1", "ingest-2")}
@@ -367,7 +369,17 @@ async def test_the_compose_services_run_as_processes_from_the_same_files(stack: 
             f"http://127.0.0.1:{stack.ports['dashboard']}/_stcore/health"), timeout_s=90)
     except AssertionError:
         raise AssertionError(stack.log("dashboard")) from None
-    for name in ("ingest-1", "ingest-2", "processing", "alerts", "dashboard"):
+    # The coverage engine judged every village of the scenario on the towers' states.
+    def judged() -> int:
+        with connect(owner_url) as conn:
+            row = conn.execute("SELECT count(*) FROM coverage_places").fetchone()
+        return row[0] if row else 0
+
+    try:
+        await eventually(lambda: judged() > 0, timeout_s=120)
+    except AssertionError:
+        raise AssertionError(stack.log("coverage")) from None
+    for name in RUNNING:
         assert stack.processes[name].poll() is None, f"{name} died: {stack.log(name)}"
 
 
