@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -13,6 +14,8 @@ import time
 import warnings
 from contextlib import ExitStack
 from pathlib import Path
+
+import psycopg
 
 from ioc.brokers import start_broker
 from ioc.errors import ServiceFailed, SettingError
@@ -91,6 +94,20 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _first_login(conn: psycopg.Connection, *, throwaway: bool) -> str:
+    """How to log in to the dashboard: on a throwaway database with no users, an admin made
+    for this run (its password dies with the database); elsewhere accounts are the owner's."""
+    from store import users
+
+    if users.list_users(conn):
+        return ""
+    if not throwaway:
+        return "no dashboard users yet: ioc users add NAME --role admin"
+    password = secrets.token_urlsafe(12)
+    users.add_user(conn, "admin", password, "admin", display_name="ioc up")
+    return f"log in as admin, password {password} (made for this run)"
+
+
 def run_up(settings: Settings, *, speed: float | None, limit: int | None, port: int | None) -> None:
     from ioc.scenario import load_into
 
@@ -118,6 +135,7 @@ def run_up(settings: Settings, *, speed: float | None, limit: int | None, port: 
             log.info("schema: %d migrations applied", len(applied))
             counts = load_into(conn)
             log.info("scenario loaded: %s", counts)
+            login = _first_login(conn, throwaway=settings.database_url is None)
 
         env = {
             **os.environ,
@@ -145,6 +163,8 @@ def run_up(settings: Settings, *, speed: float | None, limit: int | None, port: 
             f"IOC dashboard: http://127.0.0.1:{dashboard_port}  (Ctrl-C stops everything)",
             flush=True,
         )
+        if login:
+            print(f"  {login}", flush=True)
         try:
             while True:
                 for name, proc in children.items():

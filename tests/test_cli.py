@@ -93,4 +93,20 @@ async def test_ioc_up_runs_the_slice_and_stops_everything_on_sigterm(
     output = log.read_text()
     assert returncode == 0, output
     assert f"http://127.0.0.1:{port}" in output
+    assert "no dashboard users yet: ioc users add NAME --role admin" in output
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_ioc_up_on_its_throwaway_database_prints_a_login_that_works(database_url: str) -> None:
+    from ioc.up import _first_login
+    from store import users
+    from store.migrate import upgrade
+
+    with psycopg.connect(database_url) as conn:
+        upgrade(conn)
+        line = _first_login(conn, throwaway=True)
+        assert line.startswith("log in as admin, password ")
+        password = line.split("password ", 1)[1].split(" ", 1)[0]
+        session = users.login(conn, "admin", password)
+        assert session is not None and session.user.role == "admin"
+        assert _first_login(conn, throwaway=True) == ""  # it has a user now: nothing is made
