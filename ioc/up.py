@@ -42,6 +42,9 @@ def dashboard_command(port: int, address: str = "127.0.0.1") -> list[str]:
         "false",
         "--server.address",
         address,
+        # An operations screen, not a Streamlit demo: no Deploy/Stop/rerun toolbar.
+        "--client.toolbarMode",
+        "viewer",
     ]
 
 

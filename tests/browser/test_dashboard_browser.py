@@ -12,7 +12,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,13 +21,13 @@ import httpx
 import numpy as np
 import pytest
 
+from ioc.up import dashboard_command
 from store import alerts
 from store.db import connect
 from tests.test_dashboard import PASSWORDS, alert_ids, scenario_url  # noqa: F401 (fixtures)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts" / "browser"
-APP = Path(__file__).parents[2] / "dashboard" / "app.py"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 ONLINE_GREEN = (46, 204, 113)  # dashboard.livemap.STATE_COLOURS["online"]
@@ -63,11 +62,12 @@ def start_dashboard(database_url: str, port: int, refresh_s: float = 5) -> subpr
         "IOC_DATABASE_URL": database_url,
         "IOC_DASHBOARD_REFRESH_S": str(refresh_s),
     }
-    cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
-           "--server.headless", "true", "--server.address", "127.0.0.1",
-           "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"]  # fmt: skip
-    return subprocess.Popen(
-        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    return subprocess.Popen(  # the command `ioc up` and `ioc dashboard` run
+        dashboard_command(port),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
 
 
