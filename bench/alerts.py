@@ -29,7 +29,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,7 @@ from ioc.brokers import start_broker
 from ioc.scenario import load_into
 from seeds import load_scenario
 from store.migrate import upgrade
+from tests.databases import scratch_database
 
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 # The measured rules open at once and resolve at once; no flapping policy between trials.
@@ -66,20 +66,6 @@ def pct(values: list[float], q: float) -> float | None:
         return None
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 4)
-
-
-@contextlib.contextmanager
-def scratch_database(server: str) -> Iterator[str]:
-    name = f"ioc_bench_alerts_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    info = psycopg.conninfo.conninfo_to_dict(server)
-    info["dbname"] = name
-    try:
-        yield psycopg.conninfo.make_conninfo("", **info)
-    finally:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -174,7 +160,7 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     root = f"bench{uuid.uuid4().hex[:6]}/ioc/v1"
     topics = Topics(root)
     try:
-        with scratch_database(args.database_url) as url:
+        with scratch_database(args.database_url, "ioc_bench_alerts") as url:
             with psycopg.connect(url) as conn:
                 upgrade(conn)
                 load_into(conn)

@@ -12,15 +12,13 @@ import argparse
 import asyncio
 import json
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
-
-import psycopg
 
 from devices import Channel, Codec, Kind, Topics, encode
 from store.db import aconnect, connect
 from store.migrate import upgrade
 from store.writer import Batch, write_batch
+from tests.databases import scratch_database
 
 NOW = datetime.now(UTC)
 
@@ -64,22 +62,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1000)
     args = parser.parse_args()
     devices, per_device = (100, 200) if args.quick else (1000, 200)
-    name = f"ioc_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(args.database_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    info = psycopg.conninfo.conninfo_to_dict(args.database_url)
-    info["dbname"] = name
-    url = psycopg.conninfo.make_conninfo("", **info)
-    try:
+    with scratch_database(args.database_url, "ioc_bench_copy") as url:
         with connect(url) as conn:
             upgrade(conn)
         work = batches(devices, per_device, args.batch_size)
         rows = devices * per_device
         first_s, stored, _ = asyncio.run(write_all(url, work))
         again_s, stored_again, dup = asyncio.run(write_all(url, work))
-    finally:
-        with psycopg.connect(args.database_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     print(json.dumps({
         "rows": rows, "batch_size": args.batch_size,
         "copy_rows_per_s": round(rows / first_s), "stored": stored,

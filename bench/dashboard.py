@@ -18,7 +18,6 @@ import socket
 import statistics
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,25 +37,11 @@ from store import alerts, coverage, queries, users
 from store import dashboard as q
 from store.alert_engine import NewAlert, open_alert
 from store.db import aconnect
+from tests.databases import scratch_database
 
 
 def log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
-
-
-def fresh_database(server: str) -> str:
-    name = f"ioc_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    info = psycopg.conninfo.conninfo_to_dict(server)
-    info["dbname"] = name
-    return psycopg.conninfo.make_conninfo("", **info)
-
-
-def drop_database(server: str, url: str) -> None:
-    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def open_alerts(url: str, now: datetime, towers: list[str]) -> None:
@@ -192,8 +177,7 @@ def main() -> None:
         or os.environ.get("IOC_TEST_TSDB_URL")
         or "postgresql://postgres@127.0.0.1:5432/postgres"
     )
-    url = fresh_database(server)
-    try:
+    with scratch_database(server, "ioc_bench_dashboard") as url:
         now = datetime.now(UTC)
         t0 = time.perf_counter()
         load_scenario_db(url)
@@ -230,8 +214,6 @@ def main() -> None:
             "interval_s": interval_s,
             "database": flavor,
         }
-    finally:
-        drop_database(server, url)
     print(json.dumps(result))
 
 

@@ -33,8 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,11 +44,15 @@ import psycopg
 
 from devices import Channel, Codec, Kind, Topics
 from store.audit import reading_count, received_at_epoch
-from store.db import aconnect, connect
-from store.migrate import upgrade
+from store.db import aconnect
 from store.writer import Batch, WriteMode, write_batch
-from tests.flood import BASE_TS, device_ids, reading
-from tests.procs import IngesterProcess, RestartableBroker, register_devices, start_flood
+from tests.flood import BASE_TS, reading
+from tests.procs import (
+    IngesterProcess,
+    RestartableBroker,
+    flood_database,
+    start_flood,
+)
 
 PUBLISHERS = 4
 DEVICES = 250  # per publisher: 1,000 devices in all
@@ -58,24 +61,6 @@ PER_MESSAGE = 50  # readings per message in (d)
 
 def log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
-
-
-@contextmanager
-def scratch_database(server_url: str) -> Iterator[str]:
-    name = f"ioc_bench_ingest_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    info = psycopg.conninfo.conninfo_to_dict(server_url)
-    info["dbname"] = name
-    url = psycopg.conninfo.make_conninfo("", **info)
-    try:
-        with connect(url) as conn:
-            upgrade(conn)
-        register_devices(url, [d for p in range(PUBLISHERS) for d in device_ids(p, DEVICES)])
-        yield url
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class Flood:
@@ -200,7 +185,7 @@ def ingest_run(
 ) -> dict[str, Any]:
     root = f"ing{uuid.uuid4().hex[:6]}/ioc/v1"
     readings = messages * per_message
-    with scratch_database(server_url) as url:
+    with flood_database(server_url, PUBLISHERS, DEVICES, "ioc_bench_ingest") as url:
         ing = IngesterProcess(database_url=url, mqtt_url=broker.url, topic_root=root,
                               client_id=f"bench-{root[:9]}", log_dir=work, batch_size=1000,
                               batch_age_s=0.2, instances=instances, writers=writers).start()
@@ -284,7 +269,7 @@ def writer_modes(server_url: str, rows: int) -> dict[str, float]:
 
     out: dict[str, float] = {}
     for mode in (WriteMode.DIRECT, WriteMode.STAGED):
-        with scratch_database(server_url) as url:
+        with flood_database(server_url, PUBLISHERS, DEVICES, "ioc_bench_ingest") as url:
             out[f"{mode.value}_rows_per_s"] = round(asyncio.run(write_all(url, mode)))
             if mode is WriteMode.DIRECT:  # everything again: the fallback path, all duplicates
                 out["redelivery_rows_per_s"] = round(asyncio.run(write_all(url, mode)))

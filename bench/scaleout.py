@@ -26,9 +26,13 @@ import psycopg
 
 from ioc.brokers import start_broker
 from store.audit import reading_count, reading_rows
-from store.migrate import upgrade
-from tests.flood import device_ids
-from tests.procs import IngesterProcess, eventually, finish_flood, register_devices, start_flood
+from tests.procs import (
+    IngesterProcess,
+    eventually,
+    finish_flood,
+    flood_database,
+    start_flood,
+)
 
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 PUBLISHERS, DEVICES = 2, 50
@@ -39,24 +43,6 @@ def log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def fresh_database(server: str) -> str:
-    name = f"ioc_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    info = psycopg.conninfo.conninfo_to_dict(server)
-    url = psycopg.conninfo.make_conninfo("", **{**info, "dbname": name})
-    with psycopg.connect(url) as conn:
-        upgrade(conn)
-    register_devices(url, [d for p in range(PUBLISHERS) for d in device_ids(p, DEVICES)])
-    return url
-
-
-def drop_database(server: str, url: str) -> None:
-    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def rows(url: str) -> int:
     with psycopg.connect(url) as conn:
         return reading_rows(conn)
@@ -64,7 +50,11 @@ def rows(url: str) -> int:
 
 async def one_round(server: str, mqtt_url: str, ingesters: int, messages: int, logs: Path
                     ) -> float:  # fmt: skip
-    url = fresh_database(server)
+    with flood_database(server, PUBLISHERS, DEVICES, "ioc_bench_scaleout") as url:
+        return await _round(url, mqtt_url, ingesters, messages, logs)
+
+
+async def _round(url: str, mqtt_url: str, ingesters: int, messages: int, logs: Path) -> float:
     run = uuid.uuid4().hex[:6]
     # A topic root per round: the previous round's persistent sessions stay in the shared
     # group after their processes are gone, and Mosquitto keeps queueing their share to them.
@@ -89,7 +79,6 @@ async def one_round(server: str, mqtt_url: str, ingesters: int, messages: int, l
     finally:
         for p in procs:
             p.close()
-        drop_database(server, url)
 
 
 async def main() -> None:

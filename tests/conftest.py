@@ -23,6 +23,7 @@ from ingest import IngestConfig, Ingester
 from ioc.brokers import RunningBroker, start_broker
 from store.db import connect
 from store.migrate import upgrade
+from tests.databases import scratch_database
 
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -54,14 +55,8 @@ def pg_server_url() -> Iterator[str]:
 
 
 def _fresh_database(server_url: str) -> Iterator[str]:
-    name = f"ioc_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    info = psycopg.conninfo.conninfo_to_dict(server_url)
-    info["dbname"] = name
-    yield psycopg.conninfo.make_conninfo("", **info)
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(server_url) as url:
+        yield url
 
 
 @pytest.fixture

