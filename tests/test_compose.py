@@ -350,7 +350,10 @@ async def test_the_compose_services_run_as_processes_from_the_same_files(stack: 
     with connect(owner_url) as conn:
         count = reading_count(conn, Kind.BTS)
     assert (count.rows, count.duplicated) == (3 * per_device, 0)
-    # The shared subscription split the work between the two ingesters.
+    # The shared subscription split the work between the two ingesters (their counts can
+    # trail the rows by the batch just committed, so wait for them as for the rows).
+    await eventually(lambda: sum(_get_json(u)["stored"] for u in health.values()) >= 3 * per_device,
+                     timeout_s=30)
     for name, health_url in health.items():
         answer = await asyncio.to_thread(_get_json, health_url)
         assert answer["stored"] > 0, f"{name} stored nothing: {answer}"
