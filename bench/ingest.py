@@ -142,13 +142,21 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
 # -- (a) the reference ---------------------------------------------------------------------
 
 
-def broker_reference(broker: RestartableBroker, messages: int, work: Path) -> float:
-    root = f"ref{uuid.uuid4().hex[:6]}/ioc/v1"
+def reference_subscriber(
+    broker: RestartableBroker, root: str, messages: int
+) -> subprocess.Popen[bytes]:
+    """``mosquitto_sub -q 1`` on a persistent session made before anything is published; it
+    exits once it has received ``messages``."""
     sub = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-V", "mqttv5", "-q", "1",
            "-c", "-i", f"ref-{root[:9]}", "-x", "3600", "-t", f"{root}/#"]
-    subprocess.run([*sub, "-E"], check=True, timeout=30)  # the session exists before the flood
-    receiver = subprocess.Popen([*sub, "-C", str(messages)], stdout=subprocess.DEVNULL,
-                                start_new_session=True)
+    subprocess.run([*sub, "-E"], check=True, timeout=30)
+    return subprocess.Popen([*sub, "-C", str(messages)], stdout=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def broker_reference(broker: RestartableBroker, messages: int, work: Path) -> float:
+    root = f"ref{uuid.uuid4().hex[:6]}/ioc/v1"
+    receiver = reference_subscriber(broker, root, messages)
     flood = Flood(broker.url, root, messages, work)
     end = wait_for(lambda: receiver.poll() is not None, 3600, "mosquitto_sub")
     flood.finish()
@@ -157,11 +165,7 @@ def broker_reference(broker: RestartableBroker, messages: int, work: Path) -> fl
 
 def mosquitto_pub_reference(broker: RestartableBroker, messages: int) -> float:
     root = f"pub{uuid.uuid4().hex[:6]}/ioc/v1"
-    sub = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-V", "mqttv5", "-q", "1",
-           "-c", "-i", f"ref-{root[:9]}", "-x", "3600", "-t", f"{root}/#"]
-    subprocess.run([*sub, "-E"], check=True, timeout=30)
-    receiver = subprocess.Popen([*sub, "-C", str(messages)], stdout=subprocess.DEVNULL,
-                                start_new_session=True)
+    receiver = reference_subscriber(broker, root, messages)
     payload = json.dumps(reading("BTS-F0-0000", 1))
     t0 = time.time()
     pubs = [subprocess.Popen(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port),

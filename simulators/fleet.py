@@ -63,7 +63,6 @@ class Fleet:
         self.devices: dict[str, SimulatedDevice] = {}  # devices with a link of their own
         self.models: dict[str, DeviceModel] = {}  # every device, whatever carries it
         self.links: list[Link] = []
-        self.link_of: dict[str, Link] = {}
         pending: list[DeviceModel] = []
         probes = probes or {}
         for spec in specs:
@@ -121,7 +120,6 @@ class Fleet:
         self.links.append(link)
         for model in link.models:
             self.models[model.device_id] = model
-            self.link_of[model.device_id] = link
 
     def __len__(self) -> int:
         return len(self.models)
