@@ -8,9 +8,9 @@ the rate is N over the time from the first publish to the last committed row. Ev
 also checks that each reading is stored exactly once. Rounds run 1..k then k..1 (unless
 --quick) and the best of each k is kept: the machine is shared and noisy, so the ratios
 between rounds of one run mean more than any absolute figure. Each pass is run with every
-``--writers`` value (``IOC_INGEST_WRITERS`` of each ingester): with one writer an ingester
-leaves CPU idle while it waits on the database, so more of them help on the same cores; with
-two, one ingester already fills them. The last line is JSON.
+``--writers`` value (``IOC_INGEST_WRITERS`` of each ingester): more ingesters help only while
+one of them is slower than the cores it could have, and the two passes show whether that is so
+on this host (on 2 shared cores it was not, with either count). The last line is JSON.
 """
 
 from __future__ import annotations
