@@ -118,6 +118,14 @@ READINGS: dict[Kind, tuple[MetricSpec, ...]] = {
     Kind.PROBE: PROBE_MEASUREMENTS,
 }
 
+# The readings that decide whether a kind's device carries mobile service (the coverage
+# engine's "serving" rule, processing/coverage/serving.py): the ingester keeps their latest
+# values in ``device_flags`` and a change wakes the coverage service.
+SERVING_FLAGS: dict[Kind, tuple[str, ...]] = {
+    Kind.BTS: ("sectors_up", "backhaul_up"),
+    Kind.BROADBAND: ("uplink_up",),
+}
+
 # Birth records. Fields common to every kind come first; a BTS adds its sectors (SECTOR).
 META_COMMON: tuple[MetricSpec, ...] = (
     MetricSpec("name", MetricType.TEXT, "", "Name", "Tên"),

@@ -23,14 +23,13 @@ import psycopg
 
 from devices.codec import MetaRecord, Rejection, StatusRecord
 from devices.kinds import Kind
+from devices.metrics import SERVING_FLAGS
 from store.arrays import register_array_dumpers
 from store.registry import UPSERT_DEVICE, device_row
 from store.tables import READING_TABLES, ReadingTable
 
 # Temporary tables live as long as their connection: remember which ones each has made.
-_STAGED: weakref.WeakKeyDictionary[psycopg.AsyncConnection, set[str]] = (
-    weakref.WeakKeyDictionary()
-)
+_STAGED: weakref.WeakKeyDictionary[psycopg.AsyncConnection, set[str]] = weakref.WeakKeyDictionary()
 
 # Errors that a retry of the whole batch clears: the database is not down, two writers met.
 TRANSIENT_ERRORS: tuple[type[psycopg.Error], ...] = (
@@ -58,6 +57,26 @@ WITH changed AS (
     RETURNING device_id)
 INSERT INTO status_events (ts, device_id, state, reason)
 SELECT %(ts)s, device_id, %(state)s, %(reason)s FROM changed
+"""
+
+
+# The latest serving flags per device (migration 0009). New devices get a row; a known one is
+# rewritten only when a flag changed and the reading is newer than the stored change, so a
+# steady fleet writes (and locks) nothing here. A flag a reading leaves out keeps its value.
+_FLAGS_RECORDSET = """
+SELECT * FROM jsonb_to_recordset(%s::jsonb) AS r(device_id text, ts timestamptz,
+    sectors_up boolean[], backhaul_up boolean, uplink_up boolean) ORDER BY device_id
+"""
+_INSERT_FLAGS = f"INSERT INTO device_flags {_FLAGS_RECORDSET} ON CONFLICT (device_id) DO NOTHING"
+_UPDATE_FLAGS = f"""
+UPDATE device_flags f SET ts = r.ts, sectors_up = coalesce(r.sectors_up, f.sectors_up),
+    backhaul_up = coalesce(r.backhaul_up, f.backhaul_up),
+    uplink_up = coalesce(r.uplink_up, f.uplink_up)
+FROM ({_FLAGS_RECORDSET}) r
+WHERE f.device_id = r.device_id AND f.ts < r.ts
+  AND (f.sectors_up, f.backhaul_up, f.uplink_up) IS DISTINCT FROM
+      (coalesce(r.sectors_up, f.sectors_up), coalesce(r.backhaul_up, f.backhaul_up),
+       coalesce(r.uplink_up, f.uplink_up))
 """
 
 
@@ -146,6 +165,32 @@ async def _copy_rejections(
             await copy.write_row(row)
 
 
+def latest_flags(batch: Batch) -> list[dict[str, Any]]:
+    """Per device, each serving flag's value in its newest reading of the batch that has it."""
+    out: dict[str, dict[str, Any]] = {}
+    newest: dict[tuple[str, str], tuple[datetime, int]] = {}
+    for kind, names in SERVING_FLAGS.items():
+        for item in batch.readings.get(kind, ()):
+            for name in names:
+                value = getattr(item, name)
+                key, when = (item.device_id, name), (item.ts, item.seq)
+                if value is None or (key in newest and newest[key] >= when):
+                    continue
+                newest[key] = when
+                row = out.setdefault(item.device_id, {"device_id": item.device_id, "ts": item.ts})
+                row[name] = value
+                row["ts"] = max(row["ts"], item.ts)
+    return list(out.values())
+
+
+async def _write_flags(conn: psycopg.AsyncConnection, batch: Batch) -> None:
+    rows = latest_flags(batch)
+    if rows:
+        doc = msgspec.json.encode(rows).decode()
+        await conn.execute(_INSERT_FLAGS, (doc,))
+        await conn.execute(_UPDATE_FLAGS, (doc,))
+
+
 async def write_batch(
     conn: psycopg.AsyncConnection, batch: Batch, *, mode: WriteMode = WriteMode.DIRECT
 ) -> WriteResult:
@@ -175,6 +220,7 @@ async def write_batch(
                 fallbacks += fell_back
                 seen.update(item.device_id for item in items)
         if seen:
+            await _write_flags(conn, batch)
             await conn.execute(_TOUCH_DEVICES, (sorted(seen),))
         if batch.rejections:
             await _copy_rejections(conn, batch.rejections)
