@@ -114,10 +114,10 @@ def main() -> None:
     off_times, on_times = [], []
     for device_id in rng.choice(ids, size=towers, replace=False):
         t0 = time.perf_counter()
-        eng.apply({str(device_id): SiteState(online=False)})
+        eng.apply({str(device_id): SiteState(serving=False)})
         off_times.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        eng.apply({str(device_id): SiteState(online=True)})
+        eng.apply({str(device_id): SiteState(serving=True)})
         on_times.append(time.perf_counter() - t0)
     one_tower_s = statistics.fmean(off_times + on_times)
     say(f"one tower: offline {statistics.fmean(off_times) * 1000:.0f} ms mean, "

@@ -141,7 +141,7 @@ async def write_sample_coverage(url: str, now: datetime) -> None:
     places = [
         {"place_kind": "village", "place_id": v["village_id"], "name": v["name"],
          "district_code": v["district_code"], "commune_code": v["commune_code"],
-         "population": v["population"], "measured": [], "ts": now,
+         "population": v["population"], "measured": [], "unknown": [], "ts": now,
          "operators": [] if v["seed_dead_spot"] else ["viettel", "mobifone"],
          "dead_spot": v["seed_dead_spot"],
          "levels": {} if v["seed_dead_spot"] else LEVELS}
@@ -149,7 +149,8 @@ async def write_sample_coverage(url: str, now: datetime) -> None:
     ] + [
         {"place_kind": "commune", "place_id": str(c["code"]), "name": c["name"],
          "district_code": c["district_code"], "commune_code": c["code"], "population": 0,
-         "measured": [], "ts": now, "operators": ["viettel"], "dead_spot": False, "levels": {}}
+         "measured": [], "unknown": [], "ts": now, "operators": ["viettel"], "dead_spot": False,
+         "levels": {}}
         for c in known["communes"]
     ]  # fmt: skip
     try:

@@ -57,13 +57,15 @@ def headline(snap: CoverageSnapshot | None) -> CoverageHeadline | None:
         op: sum(v["population"] for v in snap.villages if op in v["operators"]) / total
         for op in OPERATORS
     }
-    share["any"] = 1 - sum(v["population"] for v in dead) / total
+    share["any"] = sum(v["population"] for v in snap.villages if v["operators"]) / total
+    unknown = sum(v["population"] for v in snap.villages if v["unknown"] and not v["operators"])
     covered, judged = snap.centres
     return CoverageHeadline(
         dead_spot_villages=len(dead),
         population_affected=sum(v["population"] for v in dead),
         centres_covered=covered / judged if judged else None,
         population_covered=share,
+        population_unknown=unknown / total,
     )
 
 

@@ -17,6 +17,8 @@ class CoverageHeadline:
     population_affected: int
     centres_covered: float | None  # fraction of commune centres covered by any operator
     population_covered: dict[str, float]  # operator ("any" too) → fraction of population
+    # fraction of population no heard-from tower covers but towers never heard from would
+    population_unknown: float = 0.0
 
 
 def strip(
@@ -61,11 +63,12 @@ def strip(
             for op, share in coverage.population_covered.items()
             if op != "any"
         )
+        unknown = coverage.population_unknown
         bottom[2].metric(
             t("head.population"),
             pct(coverage.population_covered.get("any")),
-            delta=per_operator or None,
-            delta_color="off",
+            delta=t("head.unknown", share=pct(unknown)) if unknown else per_operator or None,
+            delta_color="inverse" if unknown else "off",
         )
     bottom[3].metric(
         t("head.ingest"),

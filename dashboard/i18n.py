@@ -89,6 +89,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "head.dead_spots_detail": ("{population} người bị ảnh hưởng", "{population} people affected"),
     "head.centres": ("Phủ sóng trung tâm xã", "Commune centres covered"),
     "head.population": ("Phủ sóng dân số", "Population covered"),
+    "head.unknown": (
+        "{share} dựa vào trạm chưa từng báo cáo",
+        "{share} rests on towers never heard from",
+    ),
     "head.ingest": ("Thu nhận (tin/giây)", "Ingest (msg/s)"),
     "head.ingest_detail": (
         "trễ {lag} s · {rejects} bị loại/giờ",

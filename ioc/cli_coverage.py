@@ -60,9 +60,20 @@ def _names() -> tuple[dict[int, str], dict[int, str]]:
 @clear_errors
 def run(
     resolution_m: Resolution = 100.0,
-    poll_s: Annotated[
-        float, typer.Option(envvar="IOC_COVERAGE_POLL_S", help="how often tower states are read")
-    ] = 1.0,
+    sweep_s: Annotated[
+        float,
+        typer.Option(
+            envvar="IOC_COVERAGE_SWEEP_S",
+            help="re-read every tower though no change was pushed (a safety net)",
+        ),
+    ] = 60.0,
+    unknown_grace_s: Annotated[
+        float,
+        typer.Option(
+            envvar="IOC_COVERAGE_UNKNOWN_GRACE_S",
+            help="towers never heard from serve this long after start-up, and not after",
+        ),
+    ] = 300.0,
     threshold_4g: Annotated[
         float, typer.Option(envvar="IOC_COVERAGE_THRESHOLD_4G_DBM", help="4G RSRP threshold")
     ] = -110.0,
@@ -79,6 +90,12 @@ def run(
         int,
         typer.Option(envvar="IOC_COVERAGE_MIN_SAMPLES", help="samples a cell needs to be measured"),
     ] = 5,
+    min_probes: Annotated[
+        int,
+        typer.Option(
+            envvar="IOC_COVERAGE_MIN_PROBES", help="distinct probes a measured cell needs"
+        ),
+    ] = 2,
 ) -> None:
     """Run the coverage service: follows the towers and writes villages' coverage and events."""
     from devices.kinds import Technology
@@ -94,8 +111,10 @@ def run(
             thresholds_dbm=thresholds,
             measured_window_s=window_h * 3600.0,
             measured_min_samples=min_samples,
+            measured_min_probes=min_probes,
+            unknown_grace_s=unknown_grace_s,
         ),
-        poll_s=poll_s,
+        sweep_s=sweep_s,
     )
     asyncio.run(run_coverage(config))
 
@@ -175,7 +194,8 @@ def raster(
 ) -> None:
     """Draw the 3G/4G raster as a PNG, dead-spot villages ringed in red."""
     from devices.kinds import Operator
-    from processing.coverage.build import build_coverage, state_of
+    from processing.coverage.build import build_coverage
+    from processing.coverage.serving import verdicts_from_rows
 
     if operator is not None and operator not in {o.value for o in Operator}:
         names = ", ".join(o.value for o in Operator)
@@ -191,17 +211,14 @@ def raster(
         async def fetch() -> tuple[Any, Any, Any]:
             conn = await aconnect(require_database(_settings()))
             try:
-                return await q.places(conn), await q.bts_registry(conn), await q.bts_states(conn)
+                doc, bts = await q.places(conn), await q.bts_registry(conn)
+                inputs, feeders = await q.serving_inputs(conn), await q.feeders(conn)
+                return doc, bts, verdicts_from_rows(inputs, feeders, in_grace=False)
             finally:
                 await conn.close()
 
-        doc, bts, states = asyncio.run(fetch())
-        cov = build_coverage(
-            doc,
-            bts,
-            _config(resolution_m),
-            {d: state_of(s, None) for d, (s, _) in states.items()},
-        )
+        doc, bts, verdicts = asyncio.run(fetch())
+        cov = build_coverage(doc, bts, _config(resolution_m), verdicts)
         cov.current = cov.evaluate()
     draw(cov, png, operator)
     dead = sum(1 for (k, _), pc in cov.current.items() if k == "village" and pc.dead_spot)

@@ -26,27 +26,48 @@ async def bts_registry(conn: psycopg.AsyncConnection) -> list[Row]:
     return await cur.fetchall()
 
 
-async def bts_states(conn: psycopg.AsyncConnection) -> dict[str, tuple[str, str]]:
-    """device id → (state, fingerprint of what the radio model reads from its birth record):
-    cheap enough to poll every second, and blind to births that change nothing radio (a
-    simulated fleet announces its own reporting interval)."""
+# The coverage service LISTENs here; migration 0009's triggers notify with 'state' (a status
+# event or a serving flag changed) or 'registry' (a tower's or node's birth record changed).
+WAKE_CHANNEL = "ioc_coverage"
+
+
+async def listen(conn: psycopg.AsyncConnection) -> None:
+    await conn.execute(f"LISTEN {WAKE_CHANNEL}")
+
+
+async def radio_fingerprints(conn: psycopg.AsyncConnection) -> dict[str, str]:
+    """device id → fingerprint of what the radio model reads from its birth record: blind to
+    births that change nothing radio (a simulated fleet announces its own interval)."""
     cur = await conn.execute(
-        "SELECT device_id, state, md5(concat_ws('|', operator, lat, lon,"
+        "SELECT device_id, md5(concat_ws('|', operator, lat, lon,"
         " meta->>'antenna_height_m', meta->'sectors')) FROM devices WHERE kind = 'bts'"
     )
-    return {r[0]: (r[1], r[2]) for r in await cur.fetchall()}
+    return {r[0]: r[1] for r in await cur.fetchall()}
 
 
-async def latest_sectors_up(
-    conn: psycopg.AsyncConnection, since: datetime
-) -> dict[str, list[bool]]:
-    """Each tower's latest per-sector flags among readings stamped after ``since``."""
+async def feeders(conn: psycopg.AsyncConnection) -> dict[int, list[str]]:
+    """Commune code → the broadband nodes whose birth record lists it in ``communes_served``."""
     cur = await conn.execute(
-        "SELECT DISTINCT ON (device_id) device_id, sectors_up FROM telemetry_bts"
-        " WHERE ts > %s AND sectors_up IS NOT NULL ORDER BY device_id, ts DESC, seq DESC",
-        (since,),
+        "SELECT c.code::int, d.device_id FROM devices d, LATERAL jsonb_array_elements_text("
+        "  CASE WHEN jsonb_typeof(d.meta->'communes_served') = 'array'"
+        "  THEN d.meta->'communes_served' ELSE '[]'::jsonb END) AS c(code)"
+        " WHERE d.kind = 'broadband' AND c.code ~ '^[0-9]{1,9}$' ORDER BY 1, 2"
     )
-    return {r[0]: list(r[1]) for r in await cur.fetchall()}
+    out: dict[int, list[str]] = {}
+    for code, device_id in await cur.fetchall():
+        out.setdefault(code, []).append(device_id)
+    return out
+
+
+async def serving_inputs(conn: psycopg.AsyncConnection) -> list[Row]:
+    """Liveness and the latest serving flags of every base station and broadband node."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        "SELECT d.device_id, d.kind, d.state, d.state_since, d.commune_code, f.ts AS flags_at,"
+        " f.sectors_up, f.backhaul_up, f.uplink_up FROM devices d"
+        " LEFT JOIN device_flags f USING (device_id) WHERE d.kind IN ('bts', 'broadband')"
+    )
+    return await cur.fetchall()
 
 
 async def probe_samples(conn: psycopg.AsyncConnection, since: datetime) -> list[Row]:
@@ -81,25 +102,29 @@ async def places(conn: psycopg.AsyncConnection) -> dict[str, list[Row]]:
     return out
 
 
-async def place_states(conn: psycopg.AsyncConnection) -> dict[tuple[str, str], list[str]]:
-    """The stored verdicts: (kind, id) → operators covering, to diff against after a restart."""
-    cur = await conn.execute("SELECT place_kind, place_id, operators FROM coverage_places")
-    return {(r[0], r[1]): list(r[2]) for r in await cur.fetchall()}
+async def place_states(
+    conn: psycopg.AsyncConnection,
+) -> dict[tuple[str, str], tuple[list[str], list[str]]]:
+    """The stored verdicts: (kind, id) → (operators covering, operators resting on unknown
+    towers), to diff against after a restart."""
+    cur = await conn.execute("SELECT place_kind, place_id, operators, unknown FROM coverage_places")
+    return {(r[0], r[1]): (list(r[2]), list(r[3])) for r in await cur.fetchall()}
 
 
 # -- outputs ---------------------------------------------------------------------------------
 
 UPSERT_PLACE = """
 INSERT INTO coverage_places AS p (place_kind, place_id, name, district_code, commune_code,
-    population, operators, measured, dead_spot, levels, since, updated_at)
+    population, operators, measured, unknown, dead_spot, levels, since, updated_at)
 VALUES (%(place_kind)s, %(place_id)s, %(name)s, %(district_code)s, %(commune_code)s,
-    %(population)s, %(operators)s, %(measured)s, %(dead_spot)s, %(levels)s::jsonb, %(ts)s, %(ts)s)
+    %(population)s, %(operators)s, %(measured)s, %(unknown)s, %(dead_spot)s, %(levels)s::jsonb,
+    %(ts)s, %(ts)s)
 ON CONFLICT (place_kind, place_id) DO UPDATE SET
     name = EXCLUDED.name, district_code = EXCLUDED.district_code,
     commune_code = EXCLUDED.commune_code, population = EXCLUDED.population,
     since = CASE WHEN p.operators IS DISTINCT FROM EXCLUDED.operators THEN EXCLUDED.since
                  ELSE p.since END,
-    operators = EXCLUDED.operators, measured = EXCLUDED.measured,
+    operators = EXCLUDED.operators, measured = EXCLUDED.measured, unknown = EXCLUDED.unknown,
     dead_spot = EXCLUDED.dead_spot, levels = EXCLUDED.levels, updated_at = EXCLUDED.updated_at
 """
 
@@ -177,7 +202,7 @@ def coverage_rows(conn: psycopg.Connection, kind: str = "village") -> list[Row]:
         cur.execute(
             "SELECT p.place_kind, p.place_id, p.name, p.district_code, d.name AS district,"
             " p.commune_code, c.name AS commune, p.population, p.operators, p.measured,"
-            " p.dead_spot, p.levels, p.since, p.updated_at FROM coverage_places p"
+            " p.unknown, p.dead_spot, p.levels, p.since, p.updated_at FROM coverage_places p"
             " LEFT JOIN districts d ON d.code = p.district_code"
             " LEFT JOIN communes c ON c.code = p.commune_code"
             " WHERE p.place_kind = %s ORDER BY p.district_code, p.place_id",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -18,6 +19,8 @@ from devices.topics import Topics
 from ingest import Ingester
 from simulators.clock import SimClock
 from simulators.device import SimulatedDevice
+from simulators.runner import run_plan
+from simulators.scenarios import load_plan
 from tests.alerting import (
     AlertSubscriber,
     FakeClock,
@@ -31,6 +34,7 @@ from tests.alerting import (
     ticks,
 )
 from tests.conftest import wait_until
+from tests.test_simulators_scenarios import SCENARIOS
 
 service = pytest.importorskip("processing.coverage.service", reason="no coverage service yet")
 
@@ -55,7 +59,7 @@ async def test_coverage_loss_from_a_will_and_from_a_district_power_cut(
     load_places(database_url)
     clock = FakeClock()
     coverage = service.CoverageService(
-        service.CoverageServiceConfig(database_url=database_url, poll_s=0.2), clock=clock
+        service.CoverageServiceConfig(database_url=database_url), clock=clock
     )
     coverage_task = asyncio.create_task(coverage.run())
     hook, subscriber = WebhookServer(), AlertSubscriber()
@@ -162,3 +166,60 @@ async def _power_cut(engine: Any, clock: FakeClock, url: str, mqtt_url: str, pro
     assert _alerts(url, "bts_offline") == []  # not one per tower
     open_lost = [a for a in _alerts(url, "coverage_lost") if a[3] == "open"]
     assert len(open_lost) == len(lost)  # one per village, and every village
+
+
+async def test_the_mountain_fibre_cut_scenario_raises_village_coverage_alerts(
+    ingester: Ingester, database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
+) -> None:
+    """The shipped scenario's fibre cut, played by its own fleet: the towers behind Vĩnh
+    Thạnh's broadband nodes stop serving, and the villages that hung on them alone are alerted
+    by name and population (the first wave raised only backhaul and OLT alerts)."""
+    load_places(database_url)
+    plan = load_plan(SCENARIOS / "mountain_fibre_cut.yaml")
+    speed = 180.0  # the cut comes 10 s after the fleet has connected: every tower heard from
+    cut = next(a for a in plan.actions if a.event == "fibre_cut")
+    plan = replace(plan, actions=(cut,), interval_s=2 * speed, duration_s=24 * 3600.0)
+    behind = set(cut.device_ids)
+    clock = FakeClock()
+    coverage = service.CoverageService(
+        service.CoverageServiceConfig(database_url=database_url), clock=clock
+    )
+    coverage_task = asyncio.create_task(coverage.run())
+    stop = asyncio.Event()
+    subscriber = AlertSubscriber()
+    try:
+        await asyncio.wait_for(coverage.ready.wait(), 240)
+        config = engine_config(database_url, mqtt_url, mqtt_protocol, topics)
+        async with (
+            subscriber.running(mqtt_url, mqtt_protocol, topics),
+            running_engine(config, clock),
+        ):
+            endpoint = MqttEndpoint.parse(mqtt_url, protocol=mqtt_protocol)
+            played = asyncio.create_task(run_plan(plan, endpoint, topics=topics, speed=speed,
+                                                  only_involved=True, stop_event=stop))  # fmt: skip
+
+            async def alerted() -> bool:
+                lost = _lost_villages(database_url)
+                open_ = {a[1] for a in _alerts(database_url, "coverage_lost") if a[3] == "open"}
+                return bool(lost) and open_ == lost
+
+            await wait_until(alerted, timeout_s=90)
+            stop.set()
+            await asyncio.wait_for(played, 60)
+        events = rows(database_url, "SELECT village_id, towers, population FROM coverage_events"
+                      " WHERE kind = 'lost'")  # fmt: skip
+        assert all(towers and set(towers) <= behind for _, towers, _ in events), events
+        for _, subject, _, _, summary, details in _alerts(database_url, "coverage_lost"):
+            name, population, district = rows(
+                database_url, "SELECT v.name, v.population, d.name FROM villages v"
+                " JOIN districts d ON d.code = v.district_code WHERE v.village_id = %s", subject,
+            )[0]  # fmt: skip
+            assert name in summary and str(population) in summary and district in summary
+            assert set(details["towers"]) <= behind
+        print(f"fibre cut: {len(events)} villages lost, "
+              f"{sum(p for *_, p in events)} people")  # fmt: skip
+    finally:
+        stop.set()
+        coverage_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await coverage_task

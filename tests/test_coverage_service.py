@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiomqtt
 import psycopg
 import pytest
 
+from dashboard.coverage_view import headline, snapshot
 from devices import Channel, Kind, Topics, encode
 from devices.endpoint import MqttEndpoint
 from ingest import Ingester
 from processing.coverage import CoverageConfig
 from processing.coverage.service import CoverageService, CoverageServiceConfig
+from processing.coverage.serving import Why
 from store import coverage as q
 from store.migrate import upgrade
 from store.places import load_places, register_devices
@@ -75,7 +77,17 @@ def _load(url: str) -> None:
                 device_row(Kind.BTS, _bts("M", "mobifone", *_offset(LAT0, LON0, 9000, 0))),
                 device_row(Kind.BTS, _bts("BAD", "vinaphone", LAT0, LON0, sectors=[bad])),
                 device_row(Kind.PROBE, {"device_id": "P1", "lat": LAT0, "lon": LON0}),
+                device_row(Kind.PROBE, {"device_id": "P2", "lat": LAT0, "lon": LON0}),
+                device_row(
+                    Kind.BROADBAND,
+                    {"device_id": "OLT-1", "lat": LAT0, "lon": LON0, "communes_served": [21808]},
+                ),
             ],
+        )
+        # V and M have been heard from (two hours ago); BAD has not.
+        conn.execute(
+            "UPDATE devices SET state = 'online', state_since = now() - interval '2h'"
+            " WHERE device_id IN ('V', 'M', 'OLT-1')"
         )
 
 
@@ -102,7 +114,6 @@ async def service(
         CoverageServiceConfig(
             database_url=database_url,
             coverage=CoverageConfig(resolution_m=200.0),
-            poll_s=0.1,
             measured_poll_s=0.3,
         )
     )
@@ -182,18 +193,13 @@ async def test_probes_reporting_no_service_make_a_dead_spot(
     assert not mbf["dead_spot"]
     with psycopg.connect(database_url) as conn:
         lat, lon = conn.execute("SELECT lat, lon FROM villages WHERE village_id = 'mbf'").fetchone()  # type: ignore[misc]
-    now = datetime.now(UTC)
-    samples = [
-        {"device_id": "P1", "ts": now.isoformat(), "seq": i, "lat": lat, "lon": lon,
-         "operator": "mobifone", "technology": "4G", "no_service": True}
-        for i in range(6)
-    ] + [
-        {"device_id": "P1", "ts": now.isoformat(), "seq": 100, "lat": 10.0, "lon": 100.0,
-         "operator": "mobifone", "technology": "4G", "rsrp_dbm": -90.0}
-    ]  # fmt: skip
+    off_raster = {"device_id": "P1", "ts": datetime.now(UTC).isoformat(), "seq": 100,
+                  "lat": 10.0, "lon": 100.0, "operator": "mobifone", "technology": "4G",
+                  "rsrp_dbm": -90.0}  # fmt: skip
+    await _drive_test(mqtt_url, mqtt_protocol, topics, lat, lon, no_service=True)
     async with _client(mqtt_url, mqtt_protocol) as c:
         await c.publish(
-            topics.device(Kind.PROBE, "P1", Channel.MEASUREMENTS), encode(samples), qos=1
+            topics.device(Kind.PROBE, "P1", Channel.MEASUREMENTS), encode([off_raster]), qos=1
         )
 
     async def judged() -> bool:
@@ -207,6 +213,139 @@ async def test_probes_reporting_no_service_make_a_dead_spot(
     with psycopg.connect(database_url) as conn:
         probe = [r for r in q.rejections(conn) if r["source"] == "probe"]
     assert [(r["reason"], r["count"]) for r in probe] == [("outside_raster", 1)]
+
+
+async def _drive_test(mqtt_url: str, protocol: int, topics: Topics, lat: float, lon: float,
+                      *, no_service: bool = False, rsrp_dbm: float = -80.0,
+                      ago: timedelta = timedelta(0)) -> None:  # fmt: skip
+    """Six samples at one spot on mobifone 4G, by two probes."""
+    ts = (datetime.now(UTC) - ago).isoformat()
+    level: dict[str, Any] = {"no_service": True} if no_service else {"rsrp_dbm": rsrp_dbm}
+    async with _client(mqtt_url, protocol) as c:
+        for probe in ("P1", "P2"):
+            samples = [
+                {"device_id": probe, "ts": ts, "seq": i, "lat": lat, "lon": lon,
+                 "operator": "mobifone", "technology": "4G", **level}
+                for i in range(3)
+            ]  # fmt: skip
+            await c.publish(
+                topics.device(Kind.PROBE, probe, Channel.MEASUREMENTS), encode(samples), qos=1
+            )
+
+
+async def _publish(mqtt_url: str, protocol: int, topic: str, doc: dict[str, Any]) -> None:
+    async with _client(mqtt_url, protocol) as c:
+        await c.publish(topic, encode(doc), qos=1)
+
+
+def _reading(device_id: str, **metrics: Any) -> dict[str, Any]:
+    return {"device_id": device_id, "ts": datetime.now(UTC).isoformat(), "seq": 1, **metrics}
+
+
+async def test_a_drive_test_before_an_outage_does_not_mask_it(
+    service: CoverageService, database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
+) -> None:
+    with psycopg.connect(database_url) as conn:
+        lat, lon = conn.execute("SELECT lat, lon FROM villages WHERE village_id = 'mbf'").fetchone()  # type: ignore[misc]
+    await _drive_test(mqtt_url, mqtt_protocol, topics, lat, lon, ago=timedelta(minutes=30))
+
+    async def measured() -> bool:
+        return bool(_villages(database_url)["mbf"]["measured"] == ["mobifone"])
+
+    await wait_until(measured, timeout_s=20)
+    status = topics.device(Kind.BTS, "M", Channel.STATUS)
+    await _publish(mqtt_url, mqtt_protocol, status, {"device_id": "M", "state": "offline"})
+
+    async def lost() -> bool:
+        return any(e["village_id"] == "mbf" for e in _events(database_url))
+
+    await wait_until(lost, timeout_s=15)
+    assert [(e["kind"], e["towers"]) for e in _events(database_url)
+            if e["village_id"] == "mbf"] == [("lost", ["M"])]  # fmt: skip
+    assert _villages(database_url)["mbf"]["measured"] == []
+
+
+async def test_a_tower_reporting_its_backhaul_down_does_not_serve(
+    service: CoverageService, database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
+) -> None:
+    topic = topics.device(Kind.BTS, "M", Channel.TELEMETRY)
+    await _publish(mqtt_url, mqtt_protocol, topic, _reading("M", backhaul_up=False))
+
+    async def lost() -> bool:
+        return any(e["village_id"] == "mbf" for e in _events(database_url))
+
+    await wait_until(lost, timeout_s=15)
+    assert [(e["kind"], e["towers"]) for e in _events(database_url)
+            if e["village_id"] == "mbf"] == [("lost", ["M"])]  # fmt: skip
+
+
+async def test_a_fibre_cut_behind_the_feeding_node_takes_its_towers_off_air(
+    service: CoverageService, database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
+) -> None:
+    # OLT-1 feeds commune 21808, where V and M stand; they report nothing wrong themselves.
+    topic = topics.device(Kind.BROADBAND, "OLT-1", Channel.TELEMETRY)
+    await _publish(mqtt_url, mqtt_protocol, topic, _reading("OLT-1", uplink_up=False))
+
+    async def lost() -> bool:
+        return {e["village_id"] for e in _events(database_url) if e["kind"] == "lost"} == {
+            "mbf",
+            "both",
+        }
+
+    await wait_until(lost, timeout_s=15)
+    events = {e["village_id"]: e for e in _events(database_url)}
+    assert events["both"]["towers"] == ["M", "V"] and events["both"]["population"] == 700
+    assert service.verdicts["M"].why is Why.UPLINK_DOWN
+    spliced = _reading("OLT-1", uplink_up=True) | {"seq": 2}
+    await _publish(mqtt_url, mqtt_protocol, topic, spliced)
+
+    async def restored() -> bool:
+        return {e["village_id"] for e in _events(database_url) if e["kind"] == "restored"} == {
+            "mbf",
+            "both",
+        }
+
+    await wait_until(restored, timeout_s=15)
+
+
+async def test_a_tower_never_heard_from_is_unknown_not_covered(
+    loaded: str, ingester: Ingester, database_url: str, mqtt_url: str, mqtt_protocol: int,
+    topics: Topics,
+) -> None:  # fmt: skip
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "UPDATE devices SET state = 'unknown', state_since = NULL WHERE device_id = 'M'"
+        )
+    svc = CoverageService(
+        CoverageServiceConfig(
+            database_url=database_url,
+            coverage=CoverageConfig(resolution_m=200.0, unknown_grace_s=0.0),
+        )
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(svc.run(stop))
+    try:
+        await asyncio.wait_for(svc.ready.wait(), 60)
+        mbf = _villages(database_url)["mbf"]
+        assert (mbf["operators"], mbf["unknown"], mbf["dead_spot"]) == ([], ["mobifone"], False)
+        with psycopg.connect(database_url) as conn:
+            head = headline(snapshot(conn))
+        assert head is not None  # the headline does not call them covered:
+        assert head.population_unknown == pytest.approx(400 / (700 + 400 + 90))
+        assert head.population_covered["any"] == pytest.approx(700 / (700 + 400 + 90))
+        status = topics.device(Kind.BTS, "M", Channel.STATUS)
+        await _publish(mqtt_url, mqtt_protocol, status, {"device_id": "M", "state": "online"})
+
+        async def heard() -> bool:
+            return bool(_villages(database_url)["mbf"]["operators"] == ["mobifone"])
+
+        await wait_until(heard, timeout_s=15)
+        assert _events(database_url) == []  # a tower first heard from is not news
+        async with _client(mqtt_url, mqtt_protocol) as c:
+            await c.publish(status, b"", qos=1, retain=True)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
 
 
 async def test_a_restart_writes_no_events_for_nothing(
@@ -267,12 +406,12 @@ async def test_only_a_radio_change_in_a_birth_record_rebuilds(
             )
 
     register(interval_s=1)  # a fleet announcing its accelerated interval: nothing radio
-    polls = service.polls
+    wakes = service.wakes
 
-    async def polled() -> bool:
-        return service.polls >= polls + 3
+    async def woken() -> bool:
+        return service.wakes > wakes
 
-    await wait_until(polled, timeout_s=15)
+    await wait_until(woken, timeout_s=15)
     assert service.coverage is before
     register(sectors=[dict(SECTORS[0], azimuth_deg=45.0)])
 

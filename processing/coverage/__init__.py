@@ -3,9 +3,10 @@ villages and commune centres judged on it (and on probe measurements), dead spot
 events and N-1 criticality. The radio formulas are in ``devices.radio``."""
 
 from processing.coverage.config import CoverageConfig
-from processing.coverage.engine import CoverageEngine, SiteState
+from processing.coverage.engine import CoverageEngine
 from processing.coverage.grid import Grid
 from processing.coverage.places import Place, PlaceCoverage
+from processing.coverage.serving import SiteState
 from processing.coverage.state import Coverage, CoverageEvent, TowerCriticality
 
 __all__ = [

@@ -9,10 +9,11 @@ from typing import Any
 import msgspec
 
 from processing.coverage.config import CoverageConfig
-from processing.coverage.engine import CoverageEngine, SiteState
+from processing.coverage.engine import CoverageEngine
 from processing.coverage.grid import Grid
 from processing.coverage.landuse import PlacePoint, land_use
 from processing.coverage.places import Place
+from processing.coverage.serving import SiteState, Verdict, Why
 from processing.coverage.sites import Rejection, SiteInput, site_from_meta
 from processing.coverage.state import Coverage
 
@@ -65,22 +66,14 @@ def sites_from_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[list[SiteInput],
     return sites, refused
 
 
-def state_of(db_state: str, sectors_up: list[bool] | None) -> SiteState:
-    # Only a known 'offline' takes a tower out: 'unknown' (never heard since the registry was
-    # loaded) keeps the planned coverage rather than flooding events at start-up.
-    return SiteState(
-        online=db_state != "offline",
-        sectors_up=tuple(sectors_up) if sectors_up is not None else None,
-    )
-
-
 def build_coverage(
     doc: Mapping[str, list[dict[str, Any]]],
     bts_rows: list[dict[str, Any]],
     config: CoverageConfig,
-    states: Mapping[str, SiteState],
+    verdicts: Mapping[str, Verdict] | None = None,
 ) -> Coverage:
-    """Register, take the states, full recompute, evaluate: ready for incremental updates."""
+    """Register, take the sites' serving verdicts (none given: every site serves), full
+    recompute, evaluate: ready for incremental updates."""
     if not doc["outline"]:
         raise ValueError("no province outline in the database: run `ioc scenario load` first")
     outline = [tuple(p) for p in _json(doc["outline"][0]["points"])]
@@ -94,8 +87,17 @@ def build_coverage(
     sites, refused = sites_from_rows(bts_rows)
     engine = CoverageEngine(grid, lu, sites, config)
     engine.rejections[:0] = refused
+    verdicts = verdicts or {}
+    states: dict[str, SiteState] = {d: v.state for d, v in verdicts.items()}
     engine.apply(states)  # before anything is computed: only sets the active sectors
+    engine.mark_changed({d: v.since.timestamp() for d, v in verdicts.items() if v.since})
     engine.recompute_full()
-    coverage = Coverage(engine, places_from_rows(doc), outline=tuple(outline))
+    coverage = Coverage(
+        engine,
+        places_from_rows(doc),
+        outline=tuple(outline),
+        unknown_sites=frozenset(d for d, v in verdicts.items() if v.why is Why.UNKNOWN),
+    )
     coverage.refresh_covering()
+    coverage.plan()
     return coverage

@@ -29,12 +29,19 @@ class CoverageConfig:
     threads: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))  # full recompute
     measured_window_s: float = 7 * 86_400.0  # probe samples younger than this count
     measured_min_samples: int = 5  # per raster cell, operator and technology
+    # ...taken by at least this many probes: one phone with a bad antenna is not a dead spot
+    measured_min_probes: int = 2
+    # Towers never heard from serve this long after the service starts (the fleet may still
+    # be connecting), and not after.
+    unknown_grace_s: float = 300.0
 
     def __post_init__(self) -> None:
         if not 10.0 <= self.resolution_m <= 1000.0:
             raise ValueError(f"resolution_m: {self.resolution_m} m is not within 10–1000 m")
-        if self.measured_min_samples < 1:
-            raise ValueError("measured_min_samples: must be at least 1")
+        if self.measured_min_samples < 1 or self.measured_min_probes < 1:
+            raise ValueError("measured_min_samples and measured_min_probes: must be at least 1")
+        if self.unknown_grace_s < 0:
+            raise ValueError("unknown_grace_s: must not be negative")
         if self.max_range_km <= 0 or self.tile_cells < 1:
             raise ValueError("max_range_km and tile_cells must be positive")
 

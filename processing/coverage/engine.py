@@ -13,7 +13,6 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +22,7 @@ from devices.radio import LandUse, land_use_correction_db
 from processing.coverage.config import CoverageConfig
 from processing.coverage.grid import Grid
 from processing.coverage.kernel import F32, Emitter, Templates, levels, make_emitter
+from processing.coverage.serving import SiteState
 from processing.coverage.sites import (
     Rejection,
     SectorInput,
@@ -34,12 +34,6 @@ from processing.coverage.sites import (
 log = logging.getLogger("ioc.coverage")
 Layer = tuple[Operator, Technology]
 IntArray = npt.NDArray[np.int64]
-
-
-@dataclass(frozen=True, slots=True)
-class SiteState:
-    online: bool = True
-    sectors_up: tuple[bool, ...] | None = None  # one flag per sector number 1, 2, …; None: all
 
 
 class CoverageEngine:
@@ -176,6 +170,14 @@ class CoverageEngine:
             pairs.append(
                 np.column_stack([np.full(tiles.size, e.layer), tiles, np.full(tiles.size, e.eid)])
             )
+        self.emitter_tiles = [p[:, 1] for p in pairs]
+        self.operator_layers = {
+            op: np.array([k for k, (o, _) in enumerate(self.layers) if o is op]) for op in Operator
+        }
+        # When the sectors reaching each (layer, tile) last changed, epoch seconds: a probe
+        # sample taken before that measured another network and no longer counts.
+        n_tiles = self.tile_cols * -(-self.grid.rows // t)
+        self.changed_at = np.full((len(self.layers), n_tiles), -np.inf)
         allp = np.vstack(pairs) if pairs else np.empty((0, 3), np.int64)
         allp = allp[np.lexsort((allp[:, 2], allp[:, 1], allp[:, 0]))]
         keys = allp[:, 0] * (1 << 32) + allp[:, 1]
@@ -200,14 +202,16 @@ class CoverageEngine:
             self.corr[e.band_mhz][r0:r1, c0:c1],
         )
 
-    def at(self, e: Emitter, rows: IntArray, cols: IntArray) -> F32:
+    def at(self, e: Emitter, rows: IntArray, cols: IntArray, *, every_sector: bool = False) -> F32:
+        """Levels at these cells from the emitter's active sectors (or all of them: the plan)."""
         h = self.templates.half
         di, dj = rows - e.row + h, cols - e.col + h
         t = self.templates
         elev = t.elevation(e.height_m)[t.k[di, dj]]
+        active = np.ones_like(self.active[e.eid]) if every_sector else self.active[e.eid]
         return levels(
             e,
-            self.active[e.eid],
+            active,
             t.log_d[di, dj],
             t.bearing[di, dj],
             elev,
@@ -259,8 +263,30 @@ class CoverageEngine:
         np.copyto(cur, v, where=upd)
         np.copyto(ids, np.int32(e.eid), where=upd)
 
-    def apply(self, states: Mapping[str, SiteState]) -> set[str]:
-        """Take new site states; recompute what they change. Returns the sites that changed."""
+    def mark_changed(self, sites: Mapping[str, float]) -> None:
+        """Date a change of these sites' sectors (epoch seconds) over their windows' tiles, in
+        each of their operator's layers."""
+        for device_id, at in sites.items():
+            i = self.site_index.get(device_id)
+            for eid in self.site_emitters[i] if i is not None else ():
+                # every technology of the operator: a 3G sample where only the site's 4G is
+                # predicted still measured that site
+                mine = self.operator_layers[self.emitters[eid].operator]
+                box = np.ix_(mine, self.emitter_tiles[eid])
+                self.changed_at[box] = np.maximum(self.changed_at[box], at)
+
+    def changed_since(self, layers: IntArray, flat: IntArray) -> npt.NDArray[np.float64]:
+        """When the sectors reaching these (layer, flat cell) pairs last changed."""
+        t = self.config.tile_cells
+        rows, cols = flat // self.grid.cols, flat % self.grid.cols
+        out: npt.NDArray[np.float64] = self.changed_at[
+            layers, (rows // t) * self.tile_cols + cols // t
+        ]
+        return out
+
+    def apply(self, states: Mapping[str, SiteState], *, at: float | None = None) -> set[str]:
+        """Take new site states; recompute what they change. Returns the sites that changed,
+        dated ``at`` (epoch seconds) for the measurements over their footprints."""
         lost: list[int] = []
         gained: list[int] = []
         changed: set[str] = set()
@@ -272,7 +298,7 @@ class CoverageEngine:
             for eid in self.site_emitters[i]:
                 e = self.emitters[eid]
                 new = np.array(
-                    [state.online and _up(state.sectors_up, n) for n in e.sector_numbers], bool
+                    [state.serving and _up(state.sectors_up, n) for n in e.sector_numbers], bool
                 )
                 old = self.active[eid]
                 if (old & ~new).any():
@@ -289,6 +315,8 @@ class CoverageEngine:
             self._repair(layer, eids)
         for eid in sorted(gained):
             self._max_in(self.emitters[eid], tie_break=True)
+        if at is not None:
+            self.mark_changed(dict.fromkeys(changed, at))
         return changed
 
     def _repair(self, layer: int, eids: Iterable[int]) -> None:

@@ -25,7 +25,10 @@ class PlaceCoverage:
     operators: tuple[Operator, ...]  # that cover it now (any broadband technology)
     measured: tuple[Operator, ...]  # whose verdict here comes from probe measurements
     levels: dict[tuple[Operator, Technology], float]  # best level, dBm (floor where none)
+    # operators that would cover it only through towers never heard from: neither covered
+    # nor lost until those towers report
+    unknown: tuple[Operator, ...] = ()
 
     @property
     def dead_spot(self) -> bool:
-        return not self.operators
+        return not self.operators and not self.unknown

@@ -1,10 +1,13 @@
 """The coverage service: keeps the raster and the places' verdicts in step with the towers.
 
-Every ``poll_s`` it reads the towers' liveness (and their latest per-sector flags); a change is
-recomputed incrementally and the villages whose coverage moved are written, with their events,
-in one transaction. Probe samples are re-binned every ``measured_poll_s``; N-1 criticality is
-recomputed at most every ``critical_every_s`` after a change. A new or changed birth record
-rebuilds the engine (a full recompute).
+Pushed, not polled: the ingester's status events and serving-flag changes (and the liveness
+job's silences) notify ``store.coverage.WAKE_CHANNEL`` in their own transaction; on each wake the
+service reads every site's serving inputs once (so a burst of flaps is one recompute of the
+last state), recomputes the footprints of the sites whose verdict moved, and writes the places
+and their village events in one transaction, whose insert wakes the alert engine. A
+reconciliation sweep every ``sweep_s`` re-reads everything as a safety net. Probe samples are
+re-binned every ``measured_poll_s``; N-1 criticality at most every ``critical_every_s`` after a
+change. A changed birth record (radio parameters) rebuilds the engine (a full recompute).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -19,24 +23,26 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from processing.coverage.build import build_coverage, state_of
+import psycopg
+
+from devices.kinds import Operator
+from processing.coverage.build import build_coverage
 from processing.coverage.config import CoverageConfig
-from processing.coverage.engine import SiteState
 from processing.coverage.measured import ProbeSample, bin_samples
 from processing.coverage.places import PlaceCoverage
-from processing.coverage.state import Coverage, CoverageEvent
+from processing.coverage.serving import SiteState, Verdict, Why, verdicts_from_rows
+from processing.coverage.state import Coverage, CoverageEvent, place_change
 from store import coverage as q
 from store.db import aconnect
 
 log = logging.getLogger("ioc.coverage")
-SECTORS_LOOKBACK_S = 600.0  # per-sector flags older than this are not news
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CoverageServiceConfig:
     database_url: str
     coverage: CoverageConfig = field(default_factory=CoverageConfig)
-    poll_s: float = 1.0
+    sweep_s: float = 60.0  # re-read everything though nothing woke us: the safety net
     measured_poll_s: float = 30.0
     critical_every_s: float = 60.0
 
@@ -59,6 +65,7 @@ def place_row(pc: PlaceCoverage, ts: datetime) -> dict[str, Any]:
         "population": p.population,
         "operators": [o.value for o in pc.operators],
         "measured": [o.value for o in pc.measured],
+        "unknown": [o.value for o in pc.unknown],
         "dead_spot": pc.dead_spot,
         "levels": levels,
         "ts": ts,
@@ -83,54 +90,125 @@ class CoverageService:
         self.clock = clock
         self.coverage: Coverage | None = None
         self.ready = asyncio.Event()
-        self.registry: dict[str, str] = {}
-        self.states: dict[str, SiteState] = {}
+        self.fingerprints: dict[str, str] = {}
+        self.feeders: dict[int, list[str]] = {}
+        self.verdicts: dict[str, Verdict] = {}
         self.probe_rejected: Counter[str] = Counter()
         self.events_written = 0
-        self.polls = 0  # tower polls done (tests wait on it)
+        self.wakes = 0  # passes of the loop (tests wait on it)
+        self._pending: set[str] = set()
+        self._wake = asyncio.Event()
+        self._grace_ends = math.inf
+
+    @property
+    def in_grace(self) -> bool:
+        return time.monotonic() < self._grace_ends
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
         conn = await aconnect(self.config.database_url)
+        listener = await aconnect(self.config.database_url)
+        tasks: list[asyncio.Task[None]] = []
         try:
+            await q.listen(listener)  # before the first read: no change falls in between
+            self._grace_ends = time.monotonic() + self.config.coverage.unknown_grace_s
             await self._rebuild(conn)
             self.ready.set()
-            next_measured = time.monotonic() + self.config.measured_poll_s
-            critical_due: float | None = None
-            while not stop.is_set():
-                changed = await self._poll_towers(conn)
-                self.polls += 1
-                if time.monotonic() >= next_measured:
-                    await self._refresh_measured(conn)
-                    next_measured = time.monotonic() + self.config.measured_poll_s
-                if changed and critical_due is None:
-                    critical_due = time.monotonic() + self.config.critical_every_s
-                if critical_due is not None and time.monotonic() >= critical_due:
-                    await self._write_critical(conn)
-                    critical_due = None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.config.poll_s)
+            tasks = [
+                asyncio.create_task(self._listen(listener)),
+                asyncio.create_task(self._relay(stop)),
+            ]
+            await self._loop(conn, stop, tasks[0])
         finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await listener.close()
             await conn.close()
 
-    # -- steps ---------------------------------------------------------------------------
-    async def _read_states(
-        self, conn: Any
-    ) -> tuple[dict[str, tuple[str, str]], dict[str, SiteState]]:
-        rows = await q.bts_states(conn)
-        since = self.clock() - timedelta(seconds=SECTORS_LOOKBACK_S)
-        flags = await q.latest_sectors_up(conn, since)
-        return rows, {d: state_of(s, flags.get(d)) for d, (s, _) in rows.items()}
+    async def _listen(self, listener: psycopg.AsyncConnection) -> None:
+        async for note in listener.notifies():
+            self._pending.add(note.payload)
+            self._wake.set()
 
-    async def _rebuild(self, conn: Any) -> None:
+    async def _relay(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._wake.set()
+
+    async def _loop(
+        self, conn: psycopg.AsyncConnection, stop: asyncio.Event, listening: asyncio.Task[None]
+    ) -> None:
+        cfg = self.config
+        next_sweep = time.monotonic() + cfg.sweep_s
+        next_measured = time.monotonic() + cfg.measured_poll_s
+        critical_due = math.inf
+        grace_pending = self.in_grace
+        while not stop.is_set():
+            now = time.monotonic()
+            until = min(next_sweep, next_measured, critical_due)
+            if grace_pending:
+                until = min(until, self._grace_ends)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.0, until - now))
+            if listening.done():
+                listening.result()  # the listener's connection failed: say so, and stop
+                raise RuntimeError("the coverage service stopped listening")
+            if stop.is_set():
+                break
+            self._wake.clear()
+            due, self._pending = self._pending, set()
+            self.wakes += 1
+            now = time.monotonic()
+            sweep = now >= next_sweep
+            if sweep:
+                next_sweep = now + cfg.sweep_s
+            grace_over = grace_pending and not self.in_grace
+            grace_pending &= not grace_over
+            changed = False
+            if ("registry" in due or sweep) and await self._registry_changed(conn):
+                await self._rebuild(conn)
+                changed = True
+            elif due or sweep or grace_over:
+                changed = await self._refresh_states(conn)
+            if now >= next_measured:
+                await self._refresh_measured(conn)
+                next_measured = time.monotonic() + cfg.measured_poll_s
+            if changed and critical_due == math.inf:
+                critical_due = time.monotonic() + cfg.critical_every_s
+            if time.monotonic() >= critical_due:
+                await self._write_critical(conn)
+                critical_due = math.inf
+
+    # -- steps ---------------------------------------------------------------------------
+    async def _read_verdicts(self, conn: psycopg.AsyncConnection) -> dict[str, Verdict]:
+        rows = await q.serving_inputs(conn)
+        return verdicts_from_rows(rows, self.feeders, in_grace=self.in_grace)
+
+    async def _registry_changed(self, conn: psycopg.AsyncConnection) -> bool:
+        """True when a tower's radio description changed (a rebuild is due); a changed
+        broadband feed only re-reads the feeders."""
+        if await q.radio_fingerprints(conn) != self.fingerprints:
+            log.info("coverage: the tower registry changed; full recompute")
+            return True
+        feeders = await q.feeders(conn)
+        if feeders != self.feeders:
+            self.feeders = feeders
+            self._pending.add("state")
+            self._wake.set()
+        return False
+
+    async def _rebuild(self, conn: psycopg.AsyncConnection) -> None:
         t0 = time.perf_counter()
-        rows, states = await self._read_states(conn)
+        self.fingerprints = await q.radio_fingerprints(conn)
+        self.feeders = await q.feeders(conn)
+        verdicts = await self._read_verdicts(conn)
         doc = await q.places(conn)
         bts = await q.bts_registry(conn)
-        cov = await asyncio.to_thread(build_coverage, doc, bts, self.config.coverage, states)
+        cov = await asyncio.to_thread(build_coverage, doc, bts, self.config.coverage, verdicts)
         await self._load_measured(conn, cov)
-        self.registry = {d: m for d, (_, m) in rows.items()}
-        self.states = states
+        self.verdicts = verdicts
         now = self.clock()
         previous, self.coverage = self.coverage, cov
         if previous is None:  # first build: diff against what was stored before a restart
@@ -160,35 +238,38 @@ class CoverageService:
             time.perf_counter() - t0,
         )
 
-    async def _poll_towers(self, conn: Any) -> bool:
-        assert self.coverage is not None
-        rows, states = await self._read_states(conn)
-        if {d: m for d, (_, m) in rows.items()} != self.registry:
-            log.info("coverage: the tower registry changed; full recompute")
-            await self._rebuild(conn)
-            return True
-        news = {d: s for d, s in states.items() if self.states.get(d) != s}
-        if not news:
-            return False
-        self.states.update(news)
+    async def _refresh_states(self, conn: psycopg.AsyncConnection) -> bool:
+        """Take every site's serving verdict now; recompute and write what moved."""
         cov = self.coverage
+        assert cov is not None
         t0 = time.perf_counter()
-        changed = await asyncio.to_thread(cov.engine.apply, news)
-        if not changed:
-            return False
+        verdicts = await self._read_verdicts(conn)
+        news: dict[str, SiteState] = {
+            d: v.state
+            for d, v in verdicts.items()
+            if (old := self.verdicts.get(d)) is None or old.state != v.state
+        }
+        unknown = frozenset(d for d, v in verdicts.items() if v.why is Why.UNKNOWN)
+        self.verdicts = verdicts
         now = self.clock()
+        changed = (
+            await asyncio.to_thread(cov.engine.apply, news, at=now.timestamp()) if news else set()
+        )
+        if not changed and unknown == cov.unknown_sites:
+            return False
+        cov.unknown_sites = unknown
         before = cov.current
         events = await asyncio.to_thread(cov.update, now, changed=changed)
         await self._write(conn, before, cov.current, events, now)
         log.info(
-            "coverage: %d towers changed, %d village events (%.2f s)",
+            "coverage: %d towers changed, %d village events (%.3f s)",
             len(changed),
             len(events),
             time.perf_counter() - t0,
         )
         return True
 
-    async def _load_measured(self, conn: Any, cov: Coverage) -> None:
+    async def _load_measured(self, conn: psycopg.AsyncConnection, cov: Coverage) -> None:
         now = self.clock()
         since = now - timedelta(seconds=self.config.coverage.measured_window_s)
         rows = await q.probe_samples(conn, since)
@@ -270,7 +351,7 @@ class CoverageService:
 
 
 def _events_against(
-    stored: dict[tuple[str, str], list[str]],
+    stored: dict[tuple[str, str], tuple[list[str], list[str]]],
     fresh: dict[tuple[str, str], PlaceCoverage],
     now: datetime,
 ) -> list[CoverageEvent]:
@@ -279,20 +360,24 @@ def _events_against(
     for (kind, pid), pc in fresh.items():
         if kind != "village" or (kind, pid) not in stored:
             continue
-        old = set(stored[(kind, pid)])
-        new = {o.value for o in pc.operators}
-        if old == new:
-            continue
-        lost = tuple(sorted(old - new))
-        ev_kind = (
-            "lost" if not new else "restored" if not old else "degraded" if lost else "improved"
+        operators, unknown = stored[(kind, pid)]
+        old = PlaceCoverage(
+            pc.place,
+            tuple(Operator(o) for o in operators),
+            (),
+            {},
+            tuple(Operator(o) for o in unknown),
         )
+        change = place_change(old, pc)
+        if change is None:
+            continue
+        ev_kind, lost = change
         out.append(
             CoverageEvent(
                 now,
                 pid,
                 ev_kind,
-                lost,
+                tuple(o.value for o in lost),
                 tuple(o.value for o in pc.operators),
                 (),
                 pc.place.population,

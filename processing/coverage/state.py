@@ -12,6 +12,7 @@ import numpy as np
 
 from devices.kinds import Operator
 from processing.coverage.engine import CoverageEngine
+from processing.coverage.kernel import Emitter
 from processing.coverage.measured import Measured
 from processing.coverage.places import Place, PlaceCoverage
 
@@ -50,6 +51,9 @@ class Coverage:
     current: dict[tuple[str, str], PlaceCoverage] = field(default_factory=dict)
     # place key → towers whose broadband level there clears the threshold, by operator
     covering: dict[tuple[str, str], dict[Operator, frozenset[str]]] = field(default_factory=dict)
+    # the same with every registered sector on air: the plan, to tell what unknown towers hold
+    planned: dict[tuple[str, str], dict[Operator, frozenset[str]]] = field(default_factory=dict)
+    unknown_sites: frozenset[str] = frozenset()  # towers never heard from
 
     def __post_init__(self) -> None:
         g = self.engine.grid
@@ -66,13 +70,17 @@ class Coverage:
 
     # -- verdicts ------------------------------------------------------------------------
     def evaluate(self) -> dict[tuple[str, str], PlaceCoverage]:
-        """Each place's verdict now (prediction, replaced by measurement where there is one)."""
+        """Each place's verdict now: the prediction from the serving towers, replaced by
+        measurement where enough valid samples are; an operator whose predicted coverage here
+        rests only on towers never heard from is ``unknown``, not covered."""
         eng = self.engine
         levels = eng.levels_at(self.rows, self.cols).copy()
         measured = np.zeros(levels.shape, bool)
         if self.measured is not None:
+            m = self.measured
+            cells = m.cells(m.ts > eng.changed_since(m.layer, m.flat))
             for layer in range(len(eng.layers)):
-                found, value = self.measured.lookup(layer, self.flat)
+                found, value = cells.lookup(layer, self.flat)
                 levels[layer, found] = value[found]
                 measured[layer] = found
         if not self.inside.all():  # a place off the raster has no signal we know of
@@ -86,13 +94,38 @@ class Coverage:
         rounded = np.round(levels.astype(np.float64), 1).T.tolist()
         out = {}
         for i, place in enumerate(self.places):
-            out[(place.kind, place.place_id)] = PlaceCoverage(
+            key = (place.kind, place.place_id)
+            unknown = self._rests_on_unknown(key)
+            out[key] = PlaceCoverage(
                 place=place,
-                operators=tuple(op for k, op in enumerate(ops) if by_op[k, i]),
+                operators=tuple(
+                    op
+                    for k, op in enumerate(ops)
+                    if by_op[k, i] and (measured_op[k, i] or op not in unknown)
+                ),
                 measured=tuple(op for k, op in enumerate(ops) if measured_op[k, i]),
                 levels=dict(zip(eng.layers, rounded[i], strict=True)),
+                unknown=tuple(
+                    op for k, op in enumerate(ops) if op in unknown and not measured_op[k, i]
+                ),
             )
         return out
+
+    def _rests_on_unknown(self, key: tuple[str, str]) -> set[Operator]:
+        """Operators no known serving tower covers here but a tower never heard from would."""
+        if not self.unknown_sites:
+            return set()
+        known = self.covering.get(key, {})
+        return {
+            op
+            for op, towers in self.planned.get(key, {}).items()
+            if towers & self.unknown_sites and not (known.get(op, frozenset()) - self.unknown_sites)
+        }
+
+    def plan(self) -> None:
+        """Which towers would cover each place with every registered sector on air."""
+        eng = self.engine
+        self.planned = _freeze(self._covering_by(eng.emitters, every_sector=True))
 
     def refresh_covering(self, sites: set[str] | None = None) -> None:
         """Recompute which towers cover each place: from every emitter, or, after a change,
@@ -106,6 +139,18 @@ class Coverage:
                 if any(sites & t for t in by_op.values()):
                     self.covering[key] = {op: t - sites for op, t in by_op.items() if t - sites}
             emitters = [e for e in eng.emitters if e.device_id in sites and eng.active[e.eid].any()]
+        for key, new_by_op in self._covering_by(emitters).items():
+            merged: dict[Operator, set[str]] = {
+                op: set(t) for op, t in self.covering.get(key, {}).items()
+            }
+            for op, towers in new_by_op.items():
+                merged.setdefault(op, set()).update(towers)
+            self.covering[key] = {op: frozenset(t) for op, t in merged.items()}
+
+    def _covering_by(
+        self, emitters: Sequence[Emitter], *, every_sector: bool = False
+    ) -> dict[tuple[str, str], dict[Operator, set[str]]]:
+        eng = self.engine
         found: dict[tuple[str, str], dict[Operator, set[str]]] = defaultdict(
             lambda: defaultdict(set)
         )
@@ -115,16 +160,10 @@ class Coverage:
             idx = np.flatnonzero(eng.in_box(e, self.rows, self.cols) & self.inside)
             if idx.size == 0:
                 continue
-            level = eng.at(e, self.rows[idx], self.cols[idx])
+            level = eng.at(e, self.rows[idx], self.cols[idx], every_sector=every_sector)
             for i in idx[level >= eng.config.thresholds_dbm[e.technology]]:
                 found[self.keys[i]][e.operator].add(e.device_id)
-        for key, new_by_op in found.items():
-            merged: dict[Operator, set[str]] = {
-                op: set(t) for op, t in self.covering.get(key, {}).items()
-            }
-            for op, towers in new_by_op.items():
-                merged.setdefault(op, set()).update(towers)
-            self.covering[key] = {op: frozenset(t) for op, t in merged.items()}
+        return found
 
     def update(
         self,
@@ -148,18 +187,13 @@ class Coverage:
                 continue
             old = before.get((place.kind, place.place_id))
             new = self.current[(place.kind, place.place_id)]
-            if old is None or set(old.operators) == set(new.operators):
+            change = place_change(old, new)
+            if change is None:
                 continue
-            lost = [o for o in old.operators if o not in new.operators]
-            if not new.operators:
-                kind = "lost"
-            elif not old.operators:
-                kind = "restored"
-            else:
-                kind = "degraded" if lost else "improved"
+            kind, lost = change
             was = _towers(before_cov.get(self.keys[i], {}))
             now = _towers(self.covering.get(self.keys[i], {}))
-            towers = (was - now) if lost or kind == "lost" else (now - was)
+            towers = (was - now) if lost else (now - was)
             events.append(
                 CoverageEvent(
                     ts=ts,
@@ -207,6 +241,30 @@ class Coverage:
         ]
         out.sort(key=lambda c: (-c.population_all, -c.population_operator, c.device_id))
         return out
+
+
+def place_change(
+    old: PlaceCoverage | None, new: PlaceCoverage
+) -> tuple[str, list[Operator]] | None:
+    """The event kind and the operators lost, or None when nothing known changed. Coverage
+    that moves between covered and resting on towers never heard from is no news either way
+    (they are reported as unknown): a fleet coming up raises no "restored" storm, and the
+    start-up grace running out raises no "lost" one."""
+    if old is None:
+        return None
+    lost = [o for o in old.operators if o not in new.operators and o not in new.unknown]
+    gained = [o for o in new.operators if o not in old.operators and o not in old.unknown]
+    if not lost and not gained:
+        return None
+    if lost:  # "lost": nothing left, not even coverage resting on towers never heard from
+        return ("lost" if not new.operators and not new.unknown else "degraded"), lost
+    return ("restored" if not old.operators and not old.unknown else "improved"), lost
+
+
+def _freeze(
+    found: dict[tuple[str, str], dict[Operator, set[str]]],
+) -> dict[tuple[str, str], dict[Operator, frozenset[str]]]:
+    return {key: {op: frozenset(t) for op, t in by_op.items()} for key, by_op in found.items()}
 
 
 def _towers(by_op: dict[Operator, frozenset[str]]) -> set[str]:

@@ -38,8 +38,7 @@ class CoverageProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
         env["IOC_DATABASE_URL"] = self.database_url
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ioc", "coverage", "run", "--resolution-m", "200",
-             "--poll-s", "0.1"],
+            [sys.executable, "-m", "ioc", "coverage", "run", "--resolution-m", "200"],
             env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         return self
