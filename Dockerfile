@@ -12,4 +12,6 @@ COPY simulators simulators
 COPY ioc ioc
 RUN pip install --no-cache-dir . && useradd --system ioc
 USER ioc
+# numba caches the compiled coverage kernel; site-packages is not the ioc user's to write.
+ENV NUMBA_CACHE_DIR=/tmp/numba-cache
 ENTRYPOINT ["ioc"]

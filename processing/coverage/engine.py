@@ -21,7 +21,15 @@ from devices.kinds import Operator, Technology
 from devices.radio import LandUse, land_use_correction_db
 from processing.coverage.config import CoverageConfig
 from processing.coverage.grid import Grid
-from processing.coverage.kernel import F32, Emitter, Templates, levels, make_emitter
+from processing.coverage.kernel import (
+    F32,
+    Emitter,
+    Templates,
+    make_emitter,
+    merge_best,
+    point_levels,
+    window_levels,
+)
 from processing.coverage.serving import SiteState
 from processing.coverage.sites import (
     Rejection,
@@ -188,35 +196,14 @@ class CoverageEngine:
 
     # -- geometry of one emitter --------------------------------------------------------
     def _window(self, e: Emitter, box: tuple[int, int, int, int]) -> F32:
-        r0, r1, c0, c1 = box
-        h = self.templates.half
-        ts = np.s_[r0 - e.row + h : r1 - e.row + h, c0 - e.col + h : c1 - e.col + h]
-        t = self.templates
-        elev = t.elevation(e.height_m)[t.k[ts]]
-        return levels(
-            e,
-            self.active[e.eid],
-            t.log_d[ts],
-            t.bearing[ts],
-            elev,
-            self.corr[e.band_mhz][r0:r1, c0:c1],
-        )
+        return window_levels(e, self.active[e.eid], self.templates, self.corr[e.band_mhz], box)
 
-    def at(self, e: Emitter, rows: IntArray, cols: IntArray, *, every_sector: bool = False) -> F32:
+    def at(
+        self, e: Emitter, rows: IntArray, cols: IntArray, *, every_sector: bool = False
+    ) -> F32:
         """Levels at these cells from the emitter's active sectors (or all of them: the plan)."""
-        h = self.templates.half
-        di, dj = rows - e.row + h, cols - e.col + h
-        t = self.templates
-        elev = t.elevation(e.height_m)[t.k[di, dj]]
         active = np.ones_like(self.active[e.eid]) if every_sector else self.active[e.eid]
-        return levels(
-            e,
-            active,
-            t.log_d[di, dj],
-            t.bearing[di, dj],
-            elev,
-            self.corr[e.band_mhz][rows, cols],
-        )
+        return point_levels(e, active, self.templates, self.corr[e.band_mhz], rows, cols)
 
     def in_box(self, e: Emitter, rows: IntArray, cols: IntArray) -> npt.NDArray[np.bool_]:
         return (np.abs(rows - e.row) <= e.radius) & (np.abs(cols - e.col) <= e.radius)
@@ -254,14 +241,8 @@ class CoverageEngine:
     def _max_in(self, e: Emitter, *, tie_break: bool) -> None:
         box = e.box(*self.grid.shape)
         v = self._window(e, box)
-        r0, r1, c0, c1 = box
-        cur = self.value[e.layer, r0:r1, c0:c1]
-        ids = self.best[e.layer, r0:r1, c0:c1]
-        upd = v > cur
-        if tie_break:  # an earlier emitter would have won this tie in a full recompute
-            upd |= (v == cur) & (ids > e.eid)
-        np.copyto(cur, v, where=upd)
-        np.copyto(ids, np.int32(e.eid), where=upd)
+        merge_best(v, self.value[e.layer], self.best[e.layer], box[::2], e.eid,
+                   tie_break=tie_break)  # fmt: skip
 
     def mark_changed(self, sites: Mapping[str, float]) -> None:
         """Date a change of these sites' sectors (epoch seconds) over their windows' tiles, in
@@ -338,18 +319,25 @@ class CoverageEngine:
         candidates = np.unique(
             np.concatenate([f for f in found if f is not None] or [np.empty(0, np.int64)])
         )
+        # The affected cells as a mask over their bounding box; each candidate is computed on
+        # the window path over its part of that box (unit-stride, as in a full recompute).
+        br0, bc0 = int(rows.min()), int(cols.min())
+        affected = np.zeros((int(rows.max()) + 1 - br0, int(cols.max()) + 1 - bc0), bool)
+        affected[rows - br0, cols - bc0] = True
         for eid in candidates:  # ascending: the lowest id keeps a tie, as in a full recompute
             e = self.emitters[int(eid)]
             if not self.active[e.eid].any():
                 continue
-            inside = self.in_box(e, rows, cols)
-            if not inside.any():
+            r0, r1, c0, c1 = e.box(*self.grid.shape)
+            r0, c0 = max(r0, br0), max(c0, bc0)
+            r1, c1 = min(r1, br0 + affected.shape[0]), min(c1, bc0 + affected.shape[1])
+            if r0 >= r1 or c0 >= c1:
                 continue
-            rr, cc = rows[inside], cols[inside]
-            v = self.at(e, rr, cc)
-            upd = v > self.value[layer, rr, cc]
-            self.value[layer, rr[upd], cc[upd]] = v[upd]
-            self.best[layer, rr[upd], cc[upd]] = e.eid
+            mine = affected[r0 - br0 : r1 - br0, c0 - bc0 : c1 - bc0]
+            if not mine.any():
+                continue
+            v = self._window(e, (r0, r1, c0, c1))
+            merge_best(v, self.value[layer], self.best[layer], (r0, c0), e.eid, where=mine)
 
     # -- reading -------------------------------------------------------------------------
     def levels_at(self, rows: IntArray, cols: IntArray) -> F32:
@@ -364,7 +352,7 @@ class CoverageEngine:
             + self.best.nbytes
             + self.land_use.nbytes
             + sum(c.nbytes for c in self.corr.values())
-            + self.templates.k.nbytes * 3
+            + self.templates.nbytes
         )
 
 
