@@ -20,19 +20,22 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import psycopg
 
 from devices.codec import Codec, MetaRecord, Readings, Rejection, RejectReason, StatusRecord
+from devices.kinds import Channel, Kind
+from devices.plausible import implausible_change
 from devices.topics import Topics
 from ingest.config import IngestConfig
 from ingest.observe import IngestMetrics, serve_http
 from ingest.receiver import Message, Receiver
 from store.db import StoreUnavailable, aconnect
 from store.queries import known_device_ids
+from store.registry import registered_births
 from store.writer import TRANSIENT_ERRORS, Batch, WriteResult, registered_among, write_batch
 
 log = logging.getLogger("ioc.ingest")
@@ -279,10 +282,43 @@ class Ingester:
             started = time.perf_counter()
             batch = self._decode(messages, now)
             self.stats.decode_s += time.perf_counter() - started
+        batch = await self._refuse_implausible(conn, messages, batch, now)
         started = time.perf_counter()
         result = await write_batch(conn, batch, mode=self.config.write_mode)
         self.stats.write_s += time.perf_counter() - started
         return batch, result
+
+    async def _refuse_implausible(
+        self, conn: psycopg.AsyncConnection, messages: list[Message], batch: Batch, now: datetime
+    ) -> Batch:
+        """A base station's birth record that moves, re-powers or re-owns the site beyond a
+        field change (``devices.plausible``) is rejected, not registered: it would redraw
+        coverage on one device's word."""
+        births = [m for m in batch.metas if m.source.kind is Kind.BTS]
+        if not births:
+            return batch
+        registered = await registered_births(conn, Kind.BTS, [m.source.device_id for m in births])
+        refused = {
+            id(m): why
+            for m in births
+            if (old := registered.get(m.source.device_id)) is not None
+            and (why := implausible_change(old, m.document)) is not None
+        }
+        if not refused:
+            return batch
+        payloads = {message.topic: message.payload for message in messages}
+        kept = replace(batch, metas=[m for m in batch.metas if id(m) not in refused])
+        kept.rejections = list(batch.rejections)
+        for m in batch.metas:
+            if (why := refused.get(id(m))) is None:
+                continue
+            topic = self.codec.topics.device(Kind.BTS, m.source.device_id, Channel.META)
+            log.warning("birth record of %s refused: %s", m.source.device_id, why)
+            detail = f"implausible change of its registered birth record: {why}"
+            rejection = Rejection(RejectReason.OUT_OF_RANGE, detail, topic,
+                                  payloads.get(topic, b""), m.source.device_id)  # fmt: skip
+            kept.rejections.append((now, rejection))
+        return kept
 
     async def _store(
         self, link: DatabaseLink, messages: list[Message], batch: Batch, now: datetime

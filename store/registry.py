@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import psycopg
 
 from devices.kinds import Kind
 
@@ -44,3 +45,14 @@ def device_row(kind: Kind, document: dict[str, Any]) -> dict[str, Any]:
         "interval_s": meta.get("interval_s") or 60,
         "meta": msgspec.json.encode(meta).decode(),
     }
+
+
+async def registered_births(
+    conn: psycopg.AsyncConnection, kind: Kind, device_ids: list[str]
+) -> dict[str, dict[str, Any]]:
+    """The registered birth records of these devices of one kind (those the registry has)."""
+    cur = await conn.execute(
+        "SELECT device_id, meta FROM devices WHERE kind = %s AND device_id = ANY(%s)",
+        (kind.value, device_ids),
+    )
+    return {r[0]: r[1] for r in await cur.fetchall() if isinstance(r[1], dict)}

@@ -5,6 +5,7 @@ sectors are stored with their reason; a restart does not repeat events."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -423,3 +424,46 @@ async def test_only_a_radio_change_in_a_birth_record_rebuilds(
     assert [e.azimuth.tolist() for e in service.coverage.engine.emitters if e.device_id == "V"] == [
         [45.0]
     ]
+
+
+async def test_a_spoofed_birth_record_does_not_redraw_coverage(
+    service: CoverageService, database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
+) -> None:
+    """One device's credential cannot move a tower, raise its power or change its operator;
+    a field change (a re-tuned azimuth) still goes through."""
+    before = service.coverage
+    meta = topics.device(Kind.BTS, "M", Channel.META)
+    m_at = _offset(LAT0, LON0, 9000, 0)
+    louder = [dict(s, tx_power_dbm=60.0) for s in SECTORS]
+    spoofs = [
+        _bts("M", "mobifone", *_offset(LAT0, LON0, 16000, 0)),  # onto the village
+        _bts("M", "mobifone", *m_at, sectors=louder),
+        _bts("M", "viettel", *m_at),
+    ]
+    for doc in spoofs:
+        await _publish(mqtt_url, mqtt_protocol, meta, doc)
+
+    def refused() -> list[str]:
+        with psycopg.connect(database_url) as conn:
+            rows = conn.execute(
+                "SELECT detail FROM rejects WHERE device_id = 'M' AND reason = 'out_of_range'"
+                " ORDER BY received_at"
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    async def all_refused() -> bool:
+        return len(refused()) == len(spoofs)
+
+    await wait_until(all_refused, timeout_s=15)
+    details = refused()
+    assert re.search(r"moved [\d,]+ m \(more than 500 m\)", details[0]), details[0]
+    assert "transmit power raised to 60 dBm" in details[1]
+    assert "operator changed from mobifone to viettel" in details[2]
+    assert service.coverage is before
+    retuned = [dict(s, azimuth_deg=(s["azimuth_deg"] + 10.0) % 360) for s in SECTORS]
+    await _publish(mqtt_url, mqtt_protocol, meta, _bts("M", "mobifone", *m_at, sectors=retuned))
+
+    async def rebuilt() -> bool:
+        return service.coverage is not before
+
+    await wait_until(rebuilt, timeout_s=15)
