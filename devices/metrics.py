@@ -148,8 +148,26 @@ SECTOR: tuple[MetricSpec, ...] = (
     _f("tilt_deg", "°", -10, 30, "Downtilt", "Góc nghiêng"),
     _f("band_mhz", "MHz", 450, 3800, "Band", "Băng tần"),
     _t("technology", TECHNOLOGIES, "Technology", "Công nghệ"),
-    _f("tx_power_dbm", "dBm", 0, 60, "Transmit power (EIRP per sector)", "Công suất phát"),
+    _f(
+        "tx_power_dbm",
+        "dBm",
+        0,
+        60,
+        "Transmit power into the antenna, per sector (EIRP = this + antenna gain)",
+        "Công suất phát vào anten, mỗi sector (EIRP = công suất + độ lợi anten)",
+    ),
     _f("beamwidth_deg", "°", 10, 360, "Horizontal beamwidth (3 dB)", "Độ rộng búp sóng ngang"),
+)
+# Sector fields a birth record may leave out; the radio model's default stands in for them.
+SECTOR_OPTIONAL: tuple[MetricSpec, ...] = (
+    _f(
+        "antenna_gain_dbi",
+        "dBi",
+        0,
+        25,
+        "Antenna gain, feeder loss included (15 dBi when not given)",
+        "Độ lợi anten, đã trừ suy hao feeder (mặc định 15 dBi)",
+    ),
 )
 
 CAMERA_META: tuple[MetricSpec, ...] = (

@@ -25,13 +25,22 @@ formula for propagation loss in land mobile radio services", IEEE Trans. Veh. Te
 Antenna (3GPP TR 36.814 table A.2.1.1-2; TR 36.942 §4.2.1 uses the same form):
 A_H(φ) = −min(12·(φ/φ3dB)², Am), A_V(θ) = −min(12·((θ − θtilt)/θ3dB)², SLAv),
 A(φ, θ) = −min(−(A_H + A_V), Am); with Am = 25 dB, SLAv = 20 dB, θ3dB = 10°, φ3dB from the
-sector (65° panels in the scenario).
+sector (65° panels in the scenario). Why TR 36.814's pattern and not TR 36.942's (horizontal
+only, Am = 20 dB): the downtilt decides how far a sector reaches and how much of the valley
+below the mast it lights, so the vertical pattern matters; TR 36.814's 25 dB front-to-back is
+the value the 3GPP LTE evaluations use for 3-sector macro panels.
 
-Link budget: received level = tx_power_dbm + ANTENNA_GAIN_DBI + REFERENCE_SHARE_DB[tech] + A − L.
-``tx_power_dbm`` is the sector's transmit power into the antenna (the scenario's 40–46 dBm are
-macro powers of 10–40 W). The reference share turns carrier power into what a phone reports:
-LTE RSRP is one resource element of a 20 MHz carrier (1200 subcarriers, −30.8 dB), UMTS RSCP the
-CPICH at 10 % of the power (−10 dB), GSM RxLev the BCCH carrier at full power (0 dB).
+Land use METROPOLITAN is COST-231's metropolitan centre: Cm = 3 dB more loss from 1,500 MHz
+up; below, Okumura-Hata's large-city a(hm) differs from the small-city one by under 0.1 dB for
+a 1.5 m handset, so it is urban there.
+
+Link budget: received level = tx_power_dbm + antenna_gain_dbi + REFERENCE_SHARE_DB[tech] + A − L.
+``tx_power_dbm`` is the sector's transmit power into the antenna port, not its EIRP (the
+scenario's 40–46 dBm are macro powers of 10–40 W); ``antenna_gain_dbi`` is stated per sector in
+the birth record, ANTENNA_GAIN_DBI (15 dBi) where it is not. The reference share turns carrier
+power into what a phone reports: LTE RSRP is one resource element of a 20 MHz carrier (1200
+subcarriers, −30.8 dB), UMTS RSCP the CPICH at 10 % of the power (−10 dB), GSM RxLev the BCCH
+carrier at full power (0 dB).
 """
 
 from __future__ import annotations
@@ -53,6 +62,7 @@ COST231_MAX_MHZ = 2000.0  # the end of COST-231's validated range (see the modul
 # Mobile bands in use in Vietnam (3GPP bands 28, 5, 8, 3, 1, 40, 7, 78): anything else on a
 # sector is a typo or a unit mistake and is refused at registration.
 KNOWN_BANDS_MHZ = frozenset({700.0, 850.0, 900.0, 1800.0, 2100.0, 2300.0, 2600.0, 3500.0})
+COST231_CM_METROPOLITAN_DB = 3.0  # COST-231 Hata's Cm for metropolitan centres
 MIN_DISTANCE_KM = 0.02  # closer than the antenna is high, the far-field formulas mean nothing
 MAX_RANGE_KM = 20.0  # the end of the Hata models' distance range: nothing is predicted beyond
 MOBILE_HEIGHT_M = 1.5  # a handset at street level
@@ -74,6 +84,9 @@ class LandUse(IntEnum):
     URBAN = 0
     SUBURBAN = 1
     RURAL_OPEN = 2
+    # An option for urban cells (CoverageConfig.metropolitan), never in a land-use raster:
+    # the raster's classes are ordered from closed to open.
+    METROPOLITAN = 3
 
 
 def check_frequency(freq_mhz: float) -> None:
@@ -112,6 +125,7 @@ def land_use_correction_db(freq_mhz: float, land_use: ArrayLike) -> FloatArray:
             0.0,
             2.0 * np.log10(freq_mhz / 28.0) ** 2 + 5.4,
             4.78 * lf**2 - 18.33 * lf + 40.94,
+            -COST231_CM_METROPOLITAN_DB if freq_mhz >= HATA_MAX_MHZ else 0.0,
         ]
     )
     return np.asarray(table[np.asarray(land_use, dtype=np.intp)])
@@ -178,6 +192,7 @@ def rsrp_dbm(
     beamwidth_deg: ArrayLike = 65.0,
     h_ms_m: ArrayLike = MOBILE_HEIGHT_M,
     land_use: ArrayLike = LandUse.URBAN,
+    antenna_gain_dbi: ArrayLike = ANTENNA_GAIN_DBI,
 ) -> FloatArray:
     """What a phone would report from one sector: RSRP (4G), RSCP (3G) or RxLev (2G), dBm."""
     gain = antenna_gain_db(
@@ -186,7 +201,8 @@ def rsrp_dbm(
         beamwidth_deg=beamwidth_deg,
     )
     loss = path_loss_db(freq_mhz, dist_km, h_bs_m, h_ms_m, land_use)
-    eirp = np.asarray(tx_power_dbm, np.float64) + ANTENNA_GAIN_DBI + REFERENCE_SHARE_DB[technology]
+    gain_dbi = np.asarray(antenna_gain_dbi, np.float64)
+    eirp = np.asarray(tx_power_dbm, np.float64) + gain_dbi + REFERENCE_SHARE_DB[technology]
     return np.asarray(eirp + gain - loss)
 
 

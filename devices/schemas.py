@@ -12,7 +12,15 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from devices.kinds import DeviceState, Kind
-from devices.metrics import META, META_COMMON, READINGS, SECTOR, MetricSpec, MetricType
+from devices.metrics import (
+    META,
+    META_COMMON,
+    READINGS,
+    SECTOR,
+    SECTOR_OPTIONAL,
+    MetricSpec,
+    MetricType,
+)
 
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 Seq = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
@@ -56,7 +64,7 @@ def _reading_struct(kind: Kind) -> type[msgspec.Struct]:
 
 Sector = msgspec.defstruct(
     "Sector",
-    [(s.name, field_type(s)) for s in SECTOR],
+    [*((s.name, field_type(s)) for s in SECTOR), *_optional_fields(SECTOR_OPTIONAL)],
     kw_only=True,
 )
 

@@ -90,6 +90,13 @@ def run(
         int,
         typer.Option(envvar="IOC_COVERAGE_MIN_SAMPLES", help="samples a cell needs to be measured"),
     ] = 5,
+    metropolitan: Annotated[
+        bool,
+        typer.Option(
+            envvar="IOC_COVERAGE_METROPOLITAN",
+            help="judge urban cells as a metropolitan centre (COST-231 Cm = 3 dB)",
+        ),
+    ] = False,
     min_probes: Annotated[
         int,
         typer.Option(
@@ -112,6 +119,7 @@ def run(
             measured_window_s=window_h * 3600.0,
             measured_min_samples=min_samples,
             measured_min_probes=min_probes,
+            metropolitan=metropolitan,
             unknown_grace_s=unknown_grace_s,
         ),
         sweep_s=sweep_s,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from devices.kinds import Kind, Operator, Technology
+from devices.radio import ANTENNA_GAIN_DBI
 
 LatLon = tuple[float, float]
 
@@ -70,6 +71,7 @@ class BtsSector:
     technology: Technology
     tx_power_dbm: float
     beamwidth_deg: float
+    antenna_gain_dbi: float = ANTENNA_GAIN_DBI
 
 
 @dataclass(frozen=True, slots=True)

@@ -87,6 +87,7 @@ class Scenario:
                             "technology": s.technology.value,
                             "tx_power_dbm": s.tx_power_dbm,
                             "beamwidth_deg": s.beamwidth_deg,
+                            "antenna_gain_dbi": s.antenna_gain_dbi,
                         }
                         for s in b.sectors
                     ],

@@ -64,6 +64,7 @@ class _Group:
     tilt_deg: FloatArray
     beamwidth_deg: FloatArray
     tx_dbm: FloatArray
+    gain_dbi: FloatArray
 
 
 class RadioScene:
@@ -77,7 +78,8 @@ class RadioScene:
                 key = (b.operator, s.technology, s.band_mhz)
                 rows.setdefault(key, []).append(
                     (b.device_id, s.sector, float(x), float(y), b.antenna_height_m,
-                     s.azimuth_deg, s.tilt_deg, s.beamwidth_deg, s.tx_power_dbm)
+                     s.azimuth_deg, s.tilt_deg, s.beamwidth_deg, s.tx_power_dbm,
+                     s.antenna_gain_dbi)
                 )  # fmt: skip
         self.groups: dict[Operator, list[_Group]] = {}
         for (op, tech, band), r in rows.items():
@@ -139,6 +141,7 @@ class RadioScene:
                 tilt_deg=g.tilt_deg[keep],
                 beamwidth_deg=g.beamwidth_deg[keep],
                 land_use=use,
+                antenna_gain_dbi=g.gain_dbi[keep],
             )
             out.append((g.technology, level, int(np.argmax(level))))
         return out

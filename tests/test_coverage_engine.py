@@ -3,6 +3,7 @@ incremental recompute against the full one, refused input, measurements, events 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -140,13 +141,21 @@ def test_a_tower_going_offline_leaves_no_trace_of_itself() -> None:
 @pytest.mark.parametrize(
     ("bad", "reason"),
     [
-        (site("H0", Operator.VIETTEL, LAT0, LON0, height=0.0), "not above ground"),
+        (
+            site("H0", Operator.VIETTEL, LAT0, LON0, height=0.0),
+            "antenna_height_m 0 m is not within 1–300 m",
+        ),
         (site("NAN", Operator.VIETTEL, float("nan"), LON0), "not a finite number"),
         (site("FAR", Operator.VIETTEL, 21.0, 105.8), "outside the province raster"),
         (site("BAND", Operator.VIETTEL, LAT0, LON0, sector(1, 0.0, band=1234.0)), "unknown band"),
         (
             site("PWR", Operator.VIETTEL, LAT0, LON0, sector(1, 0.0, power=float("inf"))),
             "not a finite number",
+        ),
+        (
+            site("GAIN", Operator.VIETTEL, LAT0, LON0,
+                 replace(sector(1, 0.0), antenna_gain_dbi=40.0)),
+            "antenna_gain_dbi 40 dBi is not within 0–25 dBi",
         ),
     ],
 )

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from devices.kinds import Operator
+import numpy as np
+
+from devices.kinds import Operator, Technology
+from devices.metrics import SECTOR
+from devices.radio import ANTENNA_GAIN_DBI, LandUse
 from processing.coverage import Coverage
 from processing.coverage.measured import ProbeSample, bin_samples
 from processing.coverage.places import Place
@@ -17,7 +21,16 @@ from processing.coverage.serving import (
     judge,
     judge_all,
 )
-from tests.test_coverage_engine import T0, two_operator_scene
+from processing.coverage.sites import site_from_meta
+from tests.test_coverage_engine import (
+    LAT0,
+    LON0,
+    T0,
+    engine,
+    sector,
+    site,
+    two_operator_scene,
+)
 
 HOUR = 3600.0
 
@@ -130,3 +143,46 @@ def test_a_village_resting_on_a_tower_never_heard_from_is_unknown_not_covered() 
     changed = eng.apply({"M": SiteState(serving=True)}, at=T0.timestamp())
     assert cov.update(T0, changed=changed) == []
     assert cov.current[("village", "mbf")].operators == (Operator.MOBIFONE,)
+
+
+def test_the_antenna_gain_is_the_birth_records_and_power_is_into_the_antenna() -> None:
+    meta = {"device_id": "G", "operator": "viettel", "lat": LAT0, "lon": LON0,
+            "antenna_height_m": 35.0,
+            "sectors": [{"sector": 1, "azimuth_deg": 0.0, "tilt_deg": 4.0,
+                         "band_mhz": 1800.0, "technology": "4G", "tx_power_dbm": 43.0,
+                         "beamwidth_deg": 65.0}]}  # fmt: skip
+    plain = site_from_meta(meta)
+    assert plain.sectors[0].antenna_gain_dbi == ANTENNA_GAIN_DBI  # not stated: the model's
+    meta["sectors"][0]["antenna_gain_dbi"] = 18.0  # type: ignore[index]
+    stated = site_from_meta(meta)
+    a, b = engine([plain]), engine([stated])
+    on = a.best >= 0
+    assert on.any() and (b.best >= 0).sum() >= on.sum()
+    assert np.allclose(b.value[on] - a.value[on], 3.0, atol=1e-4)
+    assert "tx_power_dbm" in {s.name for s in SECTOR}
+    (power,) = (s for s in SECTOR if s.name == "tx_power_dbm")
+    assert "into the antenna" in power.en and "EIRP" not in power.en.split("(")[0]
+
+
+def test_the_metropolitan_option_adds_cost231_cm_to_urban_cells_only() -> None:
+    edge = 14.05  # where engine()'s suburban top third meets the urban rest
+    sites = [site("V", Operator.VIETTEL, edge, LON0),
+             site("L", Operator.VIETTEL, edge, LON0, sector(1, 90.0, band=900.0))]  # fmt: skip
+    small, metro = engine(sites, land=LandUse.URBAN), engine(sites, land=LandUse.URBAN,
+                                                             metropolitan=True)  # fmt: skip
+    urban = np.zeros(small.grid.shape, bool)
+    urban[small.grid.rows // 3 :] = True  # engine() makes the top third suburban
+    g4_1800 = small.layers.index((Operator.VIETTEL, Technology.G4))
+    both = (small.best[g4_1800] >= 0) & (metro.best[g4_1800] >= 0)
+    diff = small.value[g4_1800] - metro.value[g4_1800]
+    # 1800 MHz (COST-231): 3 dB more loss in urban cells where the 1800 sector wins in both
+    won = both & (small.best[g4_1800] == metro.best[g4_1800])
+    e1800 = {e.eid for e in small.emitters if e.band_mhz == 1800.0}
+    from_1800 = won & np.isin(small.best[g4_1800], list(e1800))
+    assert from_1800[urban].any() and from_1800[~urban].any()
+    assert np.allclose(diff[from_1800 & urban], 3.0, atol=1e-4)
+    assert np.allclose(diff[from_1800 & ~urban], 0.0, atol=1e-6)
+    # 900 MHz (Okumura-Hata): no Cm
+    from_900 = won & np.isin(small.best[g4_1800], [e.eid for e in small.emitters
+                                                   if e.band_mhz == 900.0])  # fmt: skip
+    assert np.allclose(diff[from_900], 0.0, atol=1e-6)

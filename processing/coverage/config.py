@@ -26,6 +26,8 @@ class CoverageConfig:
     floor_margin_db: float = 5.0
     max_range_km: float = 20.0  # Hata's range; no prediction beyond
     tile_cells: int = 32  # spatial index tiles, in cells
+    # Judge urban cells as a metropolitan centre: COST-231 Hata's Cm = 3 dB (devices.radio)
+    metropolitan: bool = False
     threads: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))  # full recompute
     measured_window_s: float = 7 * 86_400.0  # probe samples younger than this count
     measured_min_samples: int = 5  # per raster cell, operator and technology

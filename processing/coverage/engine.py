@@ -108,13 +108,9 @@ class CoverageEngine:
             i = len(self.sites)
             self.sites.append(site)
             self.site_index[site.device_id] = i
-            groups: dict[tuple[Technology, float], list[tuple[int, float, float, float, float]]] = (
-                defaultdict(list)
-            )
+            groups: dict[tuple[Technology, float], list[SectorInput]] = defaultdict(list)
             for s in good:
-                groups[(s.technology, s.band_mhz)].append(
-                    (s.sector, s.azimuth_deg, s.tilt_deg, s.tx_power_dbm, s.beamwidth_deg)
-                )
+                groups[(s.technology, s.band_mhz)].append(s)
             best_lu = LandUse(int(lu_block(r, c, half)))
             mine = []
             for (tech, band), secs in sorted(groups.items()):
@@ -141,9 +137,11 @@ class CoverageEngine:
         self.active = [np.ones(len(e.azimuth), bool) for e in self.emitters]
         self.states: dict[str, SiteState] = {s.device_id: SiteState() for s in self.sites}
         bands = sorted({e.band_mhz for e in self.emitters})
+        classes = np.array([c for c in LandUse if c is not LandUse.METROPOLITAN])
+        if cfg.metropolitan:
+            classes[LandUse.URBAN] = LandUse.METROPOLITAN
         self.corr: dict[float, F32] = {
-            b: land_use_correction_db(b, np.arange(3))[self.land_use].astype(np.float32)
-            for b in bands
+            b: land_use_correction_db(b, classes)[self.land_use].astype(np.float32) for b in bands
         }
         self._build_index()
 

@@ -18,7 +18,6 @@ import numpy.typing as npt
 
 from devices.kinds import Operator, Technology
 from devices.radio import (
-    ANTENNA_GAIN_DBI,
     FRONT_TO_BACK_DB,
     MIN_DISTANCE_KM,
     MOBILE_HEIGHT_M,
@@ -29,6 +28,7 @@ from devices.radio import (
     hata_terms,
     land_use_correction_db,
 )
+from processing.coverage.sites import SectorInput
 
 F32 = npt.NDArray[np.float32]
 I32 = npt.NDArray[np.int32]
@@ -79,7 +79,7 @@ def make_emitter(
     height_m: float,
     row: int,
     col: int,
-    sectors: list[tuple[int, float, float, float, float]],  # number, az, tilt, power, beamwidth
+    sectors: list[SectorInput],
     floor_dbm: float,
     max_range_m: float,
     best_land_use: LandUse,
@@ -87,7 +87,7 @@ def make_emitter(
 ) -> Emitter:
     intercept, slope = hata_terms(band_mhz, height_m, MOBILE_HEIGHT_M)
     level0 = np.array(
-        [p + ANTENNA_GAIN_DBI + REFERENCE_SHARE_DB[technology] for _, _, _, p, _ in sectors]
+        [s.tx_power_dbm + s.antenna_gain_dbi + REFERENCE_SHARE_DB[technology] for s in sectors]
     )
     # Farthest a cell could be above the floor: best sector at boresight over the most open
     # land use the window holds (the loss is never below the Hata line, so this bounds it).
@@ -107,11 +107,11 @@ def make_emitter(
         row=row,
         col=col,
         radius=int(np.ceil(radius_m / res)),
-        sector_numbers=tuple(n for n, *_ in sectors),
-        azimuth=np.array([a for _, a, _, _, _ in sectors], np.float32),
-        tilt=np.array([t for _, _, t, _, _ in sectors], np.float32),
+        sector_numbers=tuple(s.sector for s in sectors),
+        azimuth=np.array([s.azimuth_deg for s in sectors], np.float32),
+        tilt=np.array([s.tilt_deg for s in sectors], np.float32),
         level0=level0.astype(np.float32),
-        kh=np.array([12.0 / b**2 for *_, b in sectors], np.float32),
+        kh=np.array([12.0 / s.beamwidth_deg**2 for s in sectors], np.float32),
         intercept=np.float32(intercept),
         slope=np.float32(slope),
         free0=np.float32(32.45 + 20.0 * np.log10(band_mhz)),

@@ -42,6 +42,7 @@ def site_input(b: BtsSite) -> SiteInput:
                 s.technology,
                 s.tx_power_dbm,
                 s.beamwidth_deg,
+                s.antenna_gain_dbi,
             )
             for s in b.sectors
         ),

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from devices.kinds import Operator, Technology
-from devices.radio import KNOWN_BANDS_MHZ
+from devices.metrics import BTS_META, SECTOR, SECTOR_OPTIONAL
+from devices.radio import ANTENNA_GAIN_DBI, KNOWN_BANDS_MHZ
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,8 +23,9 @@ class SectorInput:
     tilt_deg: float
     band_mhz: float
     technology: Technology
-    tx_power_dbm: float
+    tx_power_dbm: float  # into the antenna
     beamwidth_deg: float
+    antenna_gain_dbi: float = ANTENNA_GAIN_DBI
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,30 +49,42 @@ def _finite(*values: float) -> bool:
     return all(isinstance(v, int | float) and math.isfinite(v) for v in values)
 
 
+# The ranges are the device contract's (devices.metrics), checked again here because a
+# registry row may come from elsewhere than a decoded birth (a scenario load, an old row).
+_RANGED = {s.name: s for s in (*SECTOR, *SECTOR_OPTIONAL, *BTS_META) if s.min is not None}
+
+
+def _out_of_range(name: str, value: float) -> str | None:
+    spec = _RANGED[name]
+    assert spec.min is not None and spec.max is not None
+    if spec.min <= value <= spec.max:
+        return None
+    return f"{name} {value:g} {spec.unit} is not within {spec.min:g}–{spec.max:g} {spec.unit}"
+
+
 def sector_problem(s: SectorInput) -> str | None:
-    if not _finite(s.azimuth_deg, s.tilt_deg, s.band_mhz, s.tx_power_dbm, s.beamwidth_deg):
+    numbers = {
+        "azimuth_deg": s.azimuth_deg,
+        "tilt_deg": s.tilt_deg,
+        "tx_power_dbm": s.tx_power_dbm,
+        "beamwidth_deg": s.beamwidth_deg,
+        "antenna_gain_dbi": s.antenna_gain_dbi,
+    }
+    if not _finite(s.band_mhz, *numbers.values()):
         return "a radio parameter is not a finite number"
     if s.band_mhz not in KNOWN_BANDS_MHZ:
         bands = ", ".join(f"{b:g}" for b in sorted(KNOWN_BANDS_MHZ))
         return f"unknown band {s.band_mhz:g} MHz (known: {bands})"
-    if not 0.0 <= s.azimuth_deg <= 360.0:
-        return f"azimuth {s.azimuth_deg}° is not within 0–360°"
-    if not -10.0 <= s.tilt_deg <= 30.0:
-        return f"tilt {s.tilt_deg}° is not within −10–30°"
-    if not 0.0 < s.tx_power_dbm <= 60.0:
-        return f"transmit power {s.tx_power_dbm} dBm is not within 0–60 dBm"
-    if not 10.0 <= s.beamwidth_deg <= 360.0:
-        return f"beamwidth {s.beamwidth_deg}° is not within 10–360°"
-    return None
+    return next(filter(None, (_out_of_range(k, v) for k, v in numbers.items())), None)
 
 
 def site_problem(site: SiteInput, inside: bool) -> str | None:
     if not _finite(site.lat, site.lon):
         return "position is not a finite number"
-    if not _finite(site.antenna_height_m) or site.antenna_height_m <= 0:
-        return f"antenna height {site.antenna_height_m} m is not above ground"
-    if site.antenna_height_m > 300:
-        return f"antenna height {site.antenna_height_m} m is above 300 m"
+    if not _finite(site.antenna_height_m):
+        return f"antenna height {site.antenna_height_m} m is not a finite number"
+    if why := _out_of_range("antenna_height_m", site.antenna_height_m):
+        return why
     if not inside:
         return f"position {site.lat:.5f}, {site.lon:.5f} is outside the province raster"
     return None
@@ -104,6 +118,9 @@ def site_from_meta(meta: Mapping[str, Any]) -> SiteInput:
                 technology=tech,
                 tx_power_dbm=num(s, "tx_power_dbm"),
                 beamwidth_deg=num(s, "beamwidth_deg"),
+                antenna_gain_dbi=num(s, "antenna_gain_dbi")
+                if s.get("antenna_gain_dbi") is not None
+                else ANTENNA_GAIN_DBI,
             )
         )
     return SiteInput(
