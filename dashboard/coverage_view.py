@@ -25,6 +25,7 @@ OPERATORS = tuple(o.value for o in Operator)
 LEVEL_BANDS = ((-95.0, [39, 174, 96, 95]), (-105.0, [241, 196, 15, 95]),
                (-115.0, [230, 126, 34, 95]))  # fmt: skip
 NO_SIGNAL = [231, 76, 60, 110]
+UNKNOWN = [149, 165, 166, 110]  # rests on towers never heard from: neither covered nor dead
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,9 @@ def best_level(row: dict[str, Any], operator: str) -> float | None:
 
 def _colour(row: dict[str, Any], operator: str) -> list[int]:
     covered = bool(row["operators"]) if operator == "any" else operator in row["operators"]
+    unknown = row.get("unknown") or ()
+    if not covered and (operator in unknown or (operator == "any" and unknown)):
+        return UNKNOWN
     if not covered:
         return NO_SIGNAL
     level = best_level(row, operator)

@@ -28,7 +28,7 @@ from store.registry import device_row
 from tests.conftest import wait_until
 from tests.test_coverage_engine import LAT0, LON0, OUTLINE, _offset
 
-SECTORS = [
+SECTORS: list[dict[str, Any]] = [
     {"sector": k + 1, "azimuth_deg": 120.0 * k, "tilt_deg": 4.0, "band_mhz": 1800.0,
      "technology": "4G", "tx_power_dbm": 44.5, "beamwidth_deg": 65.0}
     for k in range(3)
@@ -239,6 +239,17 @@ async def _publish(mqtt_url: str, protocol: int, topic: str, doc: dict[str, Any]
         await c.publish(topic, encode(doc), qos=1)
 
 
+async def _mbf_lost_by(url: str, tower: str) -> None:
+    """Village "mbf" (Mobifone only, from M) gets one event: lost, by ``tower``."""
+
+    async def lost() -> bool:
+        return any(e["village_id"] == "mbf" for e in _events(url))
+
+    await wait_until(lost, timeout_s=15)
+    events = [(e["kind"], e["towers"]) for e in _events(url) if e["village_id"] == "mbf"]
+    assert events == [("lost", [tower])]
+
+
 def _reading(device_id: str, **metrics: Any) -> dict[str, Any]:
     return {"device_id": device_id, "ts": datetime.now(UTC).isoformat(), "seq": 1, **metrics}
 
@@ -256,13 +267,7 @@ async def test_a_drive_test_before_an_outage_does_not_mask_it(
     await wait_until(measured, timeout_s=20)
     status = topics.device(Kind.BTS, "M", Channel.STATUS)
     await _publish(mqtt_url, mqtt_protocol, status, {"device_id": "M", "state": "offline"})
-
-    async def lost() -> bool:
-        return any(e["village_id"] == "mbf" for e in _events(database_url))
-
-    await wait_until(lost, timeout_s=15)
-    assert [(e["kind"], e["towers"]) for e in _events(database_url)
-            if e["village_id"] == "mbf"] == [("lost", ["M"])]  # fmt: skip
+    await _mbf_lost_by(database_url, "M")
     assert _villages(database_url)["mbf"]["measured"] == []
 
 
@@ -271,13 +276,7 @@ async def test_a_tower_reporting_its_backhaul_down_does_not_serve(
 ) -> None:
     topic = topics.device(Kind.BTS, "M", Channel.TELEMETRY)
     await _publish(mqtt_url, mqtt_protocol, topic, _reading("M", backhaul_up=False))
-
-    async def lost() -> bool:
-        return any(e["village_id"] == "mbf" for e in _events(database_url))
-
-    await wait_until(lost, timeout_s=15)
-    assert [(e["kind"], e["towers"]) for e in _events(database_url)
-            if e["village_id"] == "mbf"] == [("lost", ["M"])]  # fmt: skip
+    await _mbf_lost_by(database_url, "M")
 
 
 async def test_a_fibre_cut_behind_the_feeding_node_takes_its_towers_off_air(
@@ -371,14 +370,7 @@ async def test_sectors_reported_down_in_telemetry_take_their_coverage_away(
                "power_source": "battery", "sectors_up": [False, False, False]}  # fmt: skip
     async with _client(mqtt_url, mqtt_protocol) as c:
         await c.publish(topics.device(Kind.BTS, "M", Channel.TELEMETRY), encode(reading), qos=1)
-
-    async def lost() -> bool:
-        return any(e["village_id"] == "mbf" for e in _events(database_url))
-
-    await wait_until(lost, timeout_s=15)
-    assert [
-        (e["kind"], e["towers"]) for e in _events(database_url) if e["village_id"] == "mbf"
-    ] == [("lost", ["M"])]
+    await _mbf_lost_by(database_url, "M")
 
 
 async def test_the_service_runs_on_timescaledb(tsdb_url: str) -> None:

@@ -23,6 +23,7 @@ class VillageRow:
     operators: tuple[str, ...]
     measured: tuple[str, ...]
     dead_spot: bool
+    unknown: tuple[str, ...] = ()  # operators resting here on towers never heard from
 
 
 CSV_FIELDS = (
@@ -35,6 +36,7 @@ CSV_FIELDS = (
     "operators",
     "dead_spot",
     "judged_on_measurements",
+    "resting_on_unknown_towers",
 )
 
 
@@ -60,6 +62,7 @@ def rows_from_coverage(
                 tuple(o.value for o in pc.operators),
                 tuple(o.value for o in pc.measured),
                 pc.dead_spot,
+                tuple(o.value for o in pc.unknown),
             )
         )
     return rows, covered, centres
@@ -77,6 +80,7 @@ def rows_from_db(villages: Iterable[Mapping[str, Any]]) -> list[VillageRow]:
             tuple(r["operators"]),
             tuple(r["measured"]),
             r["dead_spot"],
+            tuple(r.get("unknown") or ()),
         )
         for r in villages
     ]
@@ -106,6 +110,12 @@ def report_lines(rows: list[VillageRow], centres_covered: int, centres: int) -> 
     )
     out.append("")
     out.append(f"Commune centres with 3G/4G: {centres_covered} of {centres}")
+    unknown = [r for r in rows if r.unknown and not r.operators]
+    if unknown:
+        out.append(
+            f"Resting on towers never heard from (not counted as covered): {len(unknown)}"
+            f" villages, {sum(v.population for v in unknown):,} people"
+        )
     out.append(f"Villages without mobile broadband (dead spots): {len(dead)}")
     for v in dead:
         probes = " — judged on probe measurements" if v.measured else ""
@@ -135,6 +145,7 @@ def write_csv(path: Path, rows: Iterable[VillageRow]) -> int:
                     " ".join(r.operators),
                     int(r.dead_spot),
                     " ".join(r.measured),
+                    " ".join(r.unknown),
                 ]
             )
             n += 1
