@@ -24,6 +24,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from devices.endpoint import MqttEndpoint
+from devices.kinds import Channel
 from ingest import wire
 from ingest.config import IngestConfig
 
@@ -33,6 +34,9 @@ RECONNECT_MAX_S = 30.0
 # QoS 0 messages are not flow-controlled by the broker; past this many held they are dropped
 # (at most once is what their sender asked for) so memory stays bounded.
 _QOS0_CAP_FACTOR = 4
+# A status (a will, above all) does not wait for its batch to fill: a village's coverage alert
+# waits on it. The channel is the topic's last level (devices.topics).
+_URGENT_SUFFIX = "/" + Channel.STATUS.value
 _REFUSED = {
     0x80: "unspecified error", 0x85: "client id not valid", 0x86: "bad user name or password",
     0x87: "not authorized", 0x88: "server unavailable", 0x8A: "banned",
@@ -124,6 +128,7 @@ class Receiver:
         self.ready = asyncio.Event()  # the buffer went non-empty or reached a batch
         self.subscribed = asyncio.Event()
         self._buffer: deque[Message] = deque()
+        self._urgent = False  # a status is held: the next batch goes at once
         self._intake_open = True
         self._stopping = False
         self._conn: _Connection | None = None
@@ -214,6 +219,7 @@ class Receiver:
         self._conn = conn
         self.generation += 1
         self._buffer.clear()  # held from a dead connection: the broker redelivers them
+        self._urgent = False
         self._paused = False
 
     def _lost(self) -> None:
@@ -222,6 +228,7 @@ class Receiver:
         self._paused = False
         self.subscribed.clear()
         self._buffer.clear()  # not acknowledged on this connection: the broker redelivers them
+        self._urgent = False
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -241,6 +248,9 @@ class Receiver:
                                     self.generation, time.monotonic()))
         held += 1
         self.held_max = max(self.held_max, held)
+        if packet.topic.endswith(_URGENT_SUFFIX):
+            self._urgent = True
+            self.ready.set()
         if held == 1 or held == self.config.batch_size:
             self.ready.set()
         # Not before the SUBACK: it may be queued behind a resumed session's redeliveries.
@@ -269,11 +279,12 @@ class Receiver:
             return 0.0
 
     async def take(self, size: int, age_s: float) -> list[Message]:
-        """Up to ``size`` messages, once ``size`` are held or the oldest is ``age_s`` old."""
+        """Up to ``size`` messages, once ``size`` are held, the oldest is ``age_s`` old or a
+        status is among them."""
         while not self._buffer:
             self.ready.clear()
             await self.ready.wait()
-        while len(self._buffer) < size:
+        while len(self._buffer) < size and not self._urgent:
             self.ready.clear()
             remaining = age_s - self.oldest_age_s()
             if remaining <= 0 or not self._buffer:
@@ -285,6 +296,7 @@ class Receiver:
         return self.take_now(size)
 
     def take_now(self, size: int) -> list[Message]:
+        self._urgent = False
         n = min(size, len(self._buffer))
         taken = [self._buffer.popleft() for _ in range(n)]
         if self._paused and len(self._buffer) <= self.config.window // 2:

@@ -165,15 +165,15 @@ async def test_every_message_kind_lands_with_its_own_timestamps_and_meta_history
         await client.publish(topics.device(Kind.PROBE, probe, Channel.MEASUREMENTS),
                              encode(_reading(probe, 1, lat=14.2, lon=109.0, operator="viettel",
                                              technology="4G", rsrp_dbm=-101.5)), qos=1)
-        # The device moved: a real change of the birth record.
-        await client.publish(meta, _meta(bts, sectors=[sector], lat=14.3), qos=1, retain=True)
+        # The device moved (a re-survey, 330 m): a real change of the birth record.
+        await client.publish(meta, _meta(bts, sectors=[sector], lat=14.103), qos=1, retain=True)
         await client.publish(status, encode({"device_id": bts, "state": "offline",
                                              "reason": "maintenance"}), qos=1, retain=True)
 
     async def settled() -> bool:
         events = _rows(database_url, "SELECT count(*) FROM status_events")[0][0]
         moved = _rows(database_url, "SELECT lat FROM devices WHERE device_id = %s", bts)
-        return events == 2 and moved == [(14.3,)]
+        return events == 2 and moved == [(14.103,)]
 
     await wait_until(settled)
     assert _rows(database_url, "SELECT seq, ts, battery_pct FROM telemetry_bts ORDER BY seq") == [
@@ -185,7 +185,7 @@ async def test_every_message_kind_lands_with_its_own_timestamps_and_meta_history
     # Two different documents (the repeated birth record is not a change), one row each.
     history = _rows(database_url, "SELECT meta->>'lat' FROM device_meta_history"
                                   " WHERE device_id = %s ORDER BY changed_at", bts)
-    assert history == [("14.1",), ("14.3",)]
+    assert history == [("14.1",), ("14.103",)]
     ((operator, meta_sectors),) = _rows(
         database_url, "SELECT operator, meta->'sectors' FROM devices WHERE device_id = %s", bts)
     assert operator == "viettel" and meta_sectors[0]["azimuth_deg"] == 120.0
