@@ -134,7 +134,7 @@ def report(snap: CoverageSnapshot, critical: list[dict[str, Any]]) -> dict[str, 
     frame = pd.DataFrame(snap.villages)
     for op in OPERATORS:
         frame[op] = [op not in ops for ops in frame["operators"]]
-    centres = {int(c["commune_code"]): not c["dead_spot"] for c in snap.communes}
+    centres = {int(c["commune_code"]): bool(c["operators"]) for c in snap.communes}
 
     def summarise(keys: list[str]) -> pd.DataFrame:
         groups = frame.groupby(keys, sort=True)

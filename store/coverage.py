@@ -212,9 +212,9 @@ def coverage_rows(conn: psycopg.Connection, kind: str = "village") -> list[Row]:
 
 
 def commune_centres(conn: psycopg.Connection) -> tuple[int, int]:
-    """(commune centres with 3G/4G, commune centres judged)."""
+    """(commune centres with 3G/4G from towers heard from, commune centres judged)."""
     row = conn.execute(
-        "SELECT count(*) FILTER (WHERE NOT dead_spot), count(*) FROM coverage_places"
+        "SELECT count(*) FILTER (WHERE cardinality(operators) > 0), count(*) FROM coverage_places"
         " WHERE place_kind = 'commune'"
     ).fetchone()
     return (int(row[0]), int(row[1])) if row else (0, 0)

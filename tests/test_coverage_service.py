@@ -5,6 +5,7 @@ sectors are stored with their reason; a restart does not repeat events."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -459,3 +460,28 @@ async def test_a_spoofed_birth_record_does_not_redraw_coverage(
         return service.coverage is not before
 
     await wait_until(rebuilt, timeout_s=15)
+
+
+async def test_a_flapping_tower_ends_in_its_last_state_with_events_in_step(
+    service: CoverageService, database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
+) -> None:
+    """Thirty flaps as fast as the broker takes them: the service reads the state once per
+    wake, so it may skip some, but it never ends anywhere but the last state, and the village's
+    events alternate (never two losses in a row)."""
+    status = topics.device(Kind.BTS, "M", Channel.STATUS)
+    async with _client(mqtt_url, mqtt_protocol) as c:
+        for i in range(30):
+            state = "offline" if i % 2 == 0 else "online"
+            await c.publish(status, encode({"device_id": "M", "state": state}), qos=1)
+        await c.publish(status, encode({"device_id": "M", "state": "offline"}), qos=1)
+
+    async def settled() -> bool:
+        with psycopg.connect(database_url) as conn:
+            (state,) = conn.execute("SELECT state FROM devices WHERE device_id = 'M'").fetchone()  # type: ignore[misc]
+        return state == "offline" and bool(_villages(database_url)["mbf"]["dead_spot"])
+
+    await wait_until(settled, timeout_s=20)
+    kinds = [e["kind"] for e in _events(database_url) if e["village_id"] == "mbf"]
+    assert kinds and kinds[-1] == "lost"
+    assert all(a != b for a, b in itertools.pairwise(kinds)), kinds
+    assert service.verdicts["M"].why is Why.OFFLINE

@@ -49,7 +49,7 @@ def rows_from_coverage(
         p = pc.place
         if kind == "commune":
             centres += 1
-            covered += not pc.dead_spot
+            covered += bool(pc.operators)  # not resting on towers never heard from
             continue
         rows.append(
             VillageRow(
