@@ -17,6 +17,7 @@ from devices.endpoint import MqttEndpoint
 from devices.kinds import Kind
 from devices.topics import Topics
 from ingest import Ingester
+from processing.coverage.serving import Why
 from simulators.clock import SimClock
 from simulators.device import SimulatedDevice
 from simulators.runner import run_plan
@@ -124,7 +125,8 @@ async def test_coverage_loss_from_a_will_and_from_a_district_power_cut(
                 ]  # fmt: skip
                 assert _alerts(database_url, "bts_offline") == []
 
-                await _power_cut(engine, clock, database_url, mqtt_url, mqtt_protocol, topics)
+                await _power_cut(engine, coverage, clock, database_url, mqtt_url,
+                                 mqtt_protocol, topics)  # fmt: skip
             await back.stop()
     finally:
         coverage_task.cancel()
@@ -132,8 +134,8 @@ async def test_coverage_loss_from_a_will_and_from_a_district_power_cut(
             await coverage_task
 
 
-async def _power_cut(engine: Any, clock: FakeClock, url: str, mqtt_url: str, protocol: int,
-                     topics: Topics) -> None:  # fmt: skip
+async def _power_cut(engine: Any, coverage: Any, clock: FakeClock, url: str, mqtt_url: str,
+                     protocol: int, topics: Topics) -> None:  # fmt: skip
     """All of Vân Canh's towers go off within a minute."""
     towers = scenario_devices(Kind.BTS, district=551)
     before = rows(url, "SELECT coalesce(max(id), 0) FROM coverage_events")[0][0]
@@ -149,6 +151,11 @@ async def _power_cut(engine: Any, clock: FakeClock, url: str, mqtt_url: str, pro
                 clock.advance(10)
         for t in towers:
             await wait_until(partial(_state_is, url, t.device_id, "offline"))
+
+    async def coverage_caught_up() -> bool:  # its events for every tower's loss are stored
+        return all(coverage.verdicts[t.device_id].why is Why.OFFLINE for t in towers)
+
+    await wait_until(coverage_caught_up, timeout_s=30)
     lost = set()
 
     async def villages_alerted() -> bool:
@@ -197,6 +204,13 @@ async def test_the_mountain_fibre_cut_scenario_raises_village_coverage_alerts(
             endpoint = MqttEndpoint.parse(mqtt_url, protocol=mqtt_protocol)
             played = asyncio.create_task(run_plan(plan, endpoint, topics=topics, speed=speed,
                                                   only_involved=True, stop_event=stop))  # fmt: skip
+
+            async def cut_taken() -> bool:  # every tower behind the cut judged, events stored
+                judged = [v.why for d, v in coverage.verdicts.items() if d in behind]
+                cut = {Why.BACKHAUL_DOWN, Why.UPLINK_DOWN}
+                return bool(judged) and all(why in cut for why in judged)
+
+            await wait_until(cut_taken, timeout_s=90)
 
             async def alerted() -> bool:
                 lost = _lost_villages(database_url)

@@ -92,7 +92,7 @@ class CoverageService:
         self.ready = asyncio.Event()
         self.fingerprints: dict[str, str] = {}
         self.feeders: dict[int, list[str]] = {}
-        self.verdicts: dict[str, Verdict] = {}
+        self.verdicts: dict[str, Verdict] = {}  # each site's, once its consequences are stored
         self.probe_rejected: Counter[str] = Counter()
         self.events_written = 0
         self.wakes = 0  # passes of the loop (tests wait on it)
@@ -208,7 +208,6 @@ class CoverageService:
         bts = await q.bts_registry(conn)
         cov = await asyncio.to_thread(build_coverage, doc, bts, self.config.coverage, verdicts)
         await self._load_measured(conn, cov)
-        self.verdicts = verdicts
         now = self.clock()
         previous, self.coverage = self.coverage, cov
         if previous is None:  # first build: diff against what was stored before a restart
@@ -219,6 +218,7 @@ class CoverageService:
         else:
             events = cov.update(now, previous=previous)
             await self._write(conn, previous.current, cov.current, events, now)
+        self.verdicts = verdicts
         await self._write_critical(conn)
         await q.write_rejections(
             conn,
@@ -250,17 +250,18 @@ class CoverageService:
             if (old := self.verdicts.get(d)) is None or old.state != v.state
         }
         unknown = frozenset(d for d, v in verdicts.items() if v.why is Why.UNKNOWN)
-        self.verdicts = verdicts
         now = self.clock()
         changed = (
             await asyncio.to_thread(cov.engine.apply, news, at=now.timestamp()) if news else set()
         )
         if not changed and unknown == cov.unknown_sites:
+            self.verdicts = verdicts
             return False
         cov.unknown_sites = unknown
         before = cov.current
         events = await asyncio.to_thread(cov.update, now, changed=changed)
         await self._write(conn, before, cov.current, events, now)
+        self.verdicts = verdicts  # what they caused is stored: watchers may rely on it
         log.info(
             "coverage: %d towers changed, %d village events (%.3f s)",
             len(changed),
