@@ -296,7 +296,11 @@ async def test_a_fibre_cut_behind_the_feeding_node_takes_its_towers_off_air(
     await wait_until(lost, timeout_s=15)
     events = {e["village_id"]: e for e in _events(database_url)}
     assert events["both"]["towers"] == ["M", "V"] and events["both"]["population"] == 700
-    assert service.verdicts["M"].why is Why.UPLINK_DOWN
+
+    async def judged() -> bool:  # verdicts are published just after their events commit
+        return service.verdicts["M"].why is Why.UPLINK_DOWN
+
+    await wait_until(judged, timeout_s=15)
     spliced = _reading("OLT-1", uplink_up=True) | {"seq": 2}
     await _publish(mqtt_url, mqtt_protocol, topic, spliced)
 
@@ -475,12 +479,15 @@ async def test_a_flapping_tower_ends_in_its_last_state_with_events_in_step(
             await c.publish(status, encode({"device_id": "M", "state": state}), qos=1)
         await c.publish(status, encode({"device_id": "M", "state": "offline"}), qos=1)
 
-    async def settled() -> bool:
+    async def settled() -> bool:  # the last status stored, and the service idle after it
         with psycopg.connect(database_url) as conn:
             (state,) = conn.execute("SELECT state FROM devices WHERE device_id = 'M'").fetchone()  # type: ignore[misc]
-        return state == "offline" and bool(_villages(database_url)["mbf"]["dead_spot"])
+        return state == "offline" and service.idle.is_set() and service.verdicts["M"].why is (
+            Why.OFFLINE
+        )
 
     await wait_until(settled, timeout_s=20)
+    assert _villages(database_url)["mbf"]["dead_spot"]
     kinds = [e["kind"] for e in _events(database_url) if e["village_id"] == "mbf"]
     assert kinds and kinds[-1] == "lost"
     assert all(a != b for a, b in itertools.pairwise(kinds)), kinds

@@ -96,6 +96,7 @@ class CoverageService:
         self.probe_rejected: Counter[str] = Counter()
         self.events_written = 0
         self.wakes = 0  # passes of the loop (tests wait on it)
+        self.idle = asyncio.Event()  # waiting, with no wake-up unread: what is stored is current
         self._pending: set[str] = set()
         self._wake = asyncio.Event()
         self._grace_ends = math.inf
@@ -150,8 +151,11 @@ class CoverageService:
             until = min(next_sweep, next_measured, critical_due)
             if grace_pending:
                 until = min(until, self._grace_ends)
+            if not self._wake.is_set():
+                self.idle.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(0.0, until - now))
+            self.idle.clear()
             if listening.done():
                 listening.result()  # the listener's connection failed: say so, and stop
                 raise RuntimeError("the coverage service stopped listening")

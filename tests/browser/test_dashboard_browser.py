@@ -114,7 +114,11 @@ def wait_map_drawn(page, timeout_s: float = 90) -> int:
 
 
 def settle(page) -> None:
-    """Wait until Streamlit has finished the run and the tables have drawn (for screenshots)."""
+    """Wait until Streamlit has finished the run and the tables have drawn (for screenshots,
+    and before a click: a form submitted while the page is still being redrawn can be lost)."""
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(
+        timeout=60_000
+    )
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=60_000)
     grids = page.locator('[data-testid="stDataFrame"] canvas')
     if grids.count():
