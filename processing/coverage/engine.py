@@ -184,6 +184,7 @@ class CoverageEngine:
         # sample taken before that measured another network and no longer counts.
         n_tiles = self.tile_cols * -(-self.grid.rows // t)
         self.changed_at = np.full((len(self.layers), n_tiles), -np.inf)
+        self.changes = 0  # how many times changed_at moved
         allp = np.vstack(pairs) if pairs else np.empty((0, 3), np.int64)
         allp = allp[np.lexsort((allp[:, 2], allp[:, 1], allp[:, 0]))]
         keys = allp[:, 0] * (1 << 32) + allp[:, 1]
@@ -245,6 +246,7 @@ class CoverageEngine:
     def mark_changed(self, sites: Mapping[str, float]) -> None:
         """Date a change of these sites' sectors (epoch seconds) over their windows' tiles, in
         each of their operator's layers."""
+        self.changes += 1
         for device_id, at in sites.items():
             i = self.site_index.get(device_id)
             for eid in self.site_emitters[i] if i is not None else ():

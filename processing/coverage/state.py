@@ -13,7 +13,7 @@ import numpy as np
 from devices.kinds import Operator
 from processing.coverage.engine import CoverageEngine
 from processing.coverage.kernel import Emitter
-from processing.coverage.measured import Measured
+from processing.coverage.measured import Measured, MeasuredCells
 from processing.coverage.places import Place, PlaceCoverage
 
 EVENT_KINDS = ("lost", "restored", "degraded", "improved")
@@ -54,6 +54,8 @@ class Coverage:
     # the same with every registered sector on air: the plan, to tell what unknown towers hold
     planned: dict[tuple[str, str], dict[Operator, frozenset[str]]] = field(default_factory=dict)
     unknown_sites: frozenset[str] = frozenset()  # towers never heard from
+    # the measured cells still valid, and for which (samples, engine changes) they were chosen
+    _valid: tuple[Measured, int, MeasuredCells] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         g = self.engine.grid
@@ -77,8 +79,7 @@ class Coverage:
         levels = eng.levels_at(self.rows, self.cols).copy()
         measured = np.zeros(levels.shape, bool)
         if self.measured is not None:
-            m = self.measured
-            cells = m.cells(m.ts > eng.changed_since(m.layer, m.flat))
+            cells = self._valid_cells(self.measured)
             for layer in range(len(eng.layers)):
                 found, value = cells.lookup(layer, self.flat)
                 levels[layer, found] = value[found]
@@ -110,6 +111,14 @@ class Coverage:
                 ),
             )
         return out
+
+    def _valid_cells(self, m: Measured) -> MeasuredCells:
+        """The measured cells whose samples still count (chosen again only after a change)."""
+        changes = self.engine.changes
+        if self._valid is None or self._valid[0] is not m or self._valid[1] != changes:
+            valid = m.ts > self.engine.changed_since(m.layer, m.flat)
+            self._valid = (m, changes, m.cells(valid))
+        return self._valid[2]
 
     def _rests_on_unknown(self, key: tuple[str, str]) -> set[Operator]:
         """Operators no known serving tower covers here but a tower never heard from would."""
