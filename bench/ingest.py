@@ -7,6 +7,11 @@
 (c) ``ioc ingest --instances 2`` on the shared subscription;
 (d) devices that batch: 50 readings per message, readings committed per second, and (d1) the
     same with one writer, so the gain of overlapping commits (``IOC_INGEST_WRITERS``) shows;
+(f) the drain: readings queued on the broker for the ingester's offline session, then the time
+    to commit them all (its start-up, measured on an empty queue, taken off), beside
+    ``mosquitto_sub -q 1`` draining the same queue: the ingester's own capacity, where the
+    flood phases are bound by the Python publishers;
+(g) peak RSS of an ingester rejecting floods of 1 MB payloads and of 60 KB topics;
 plus the writer's two ways (direct COPY, staged ON CONFLICT) on the same batches.
 
 Every phase publishes the same ~220-byte BTS readings at QoS 1 from 4 parallel publishers
@@ -246,6 +251,92 @@ def ingest_run(
     return out
 
 
+# -- (f) the drain: a queue already on the broker --------------------------------------------
+
+
+def drain_run(
+    broker: RestartableBroker, server_url: str, messages: int, work: Path
+) -> dict[str, Any]:
+    """``messages`` readings queued for the ingester's offline session and for a
+    ``mosquitto_sub -q 1`` session beside it; then each drains its queue. The flood phases are
+    bound by the Python publishers; this is the ingester's own capacity."""
+    root = f"drn{uuid.uuid4().hex[:6]}/ioc/v1"
+    sub = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-V", "mqttv5", "-q", "1",
+           "-c", "-i", f"dref-{root[:9]}", "-x", "3600", "-t", f"{root}/#"]  # fmt: skip
+    subprocess.run([*sub, "-E"], check=True, timeout=30)
+    with flood_database(server_url, PUBLISHERS, DEVICES, "ioc_bench_ingest") as url:
+        ing = IngesterProcess(database_url=url, mqtt_url=broker.url, topic_root=root,
+                              client_id=f"drain-{root[:9]}", log_dir=work, batch_size=1000,
+                              batch_age_s=0.2)  # fmt: skip
+        try:
+            # Its session exists before anything is queued; the start-up, on an empty queue,
+            # is measured here and taken off the drain below.
+            t0 = time.time()
+            ing.start()
+            startup_s = wait_for(ing.subscribed, 60, "ingester") - t0
+            assert ing.terminate() == 0, ing.log_tail()
+            Flood(broker.url, root, messages, work).finish()  # all of it queued, twice
+            t0 = time.time()
+            subprocess.run([*sub, "-C", str(messages)], check=True, stdout=subprocess.DEVNULL,
+                           timeout=3600)  # fmt: skip
+            reference_s = time.time() - t0
+            t0 = time.time()
+            ing.start()
+
+            def stored() -> bool:
+                h = ing.health()
+                return bool(h and h["stored"] >= messages)
+
+            drain_s = wait_for(stored, 3600, "ingester drain") - t0 - startup_s
+            assert ing.process is not None
+            peak = rss_mb(ing.process.pid, "VmHWM")
+            assert ing.terminate() == 0, ing.log_tail()
+        finally:
+            ing.close()
+        with psycopg.connect(url) as conn:
+            count = reading_count(conn)
+    return {"drain_msgs_per_s": messages / drain_s,
+            "drain_reference_msgs_per_s": messages / reference_s,
+            "startup_s": round(startup_s, 2), "peak_rss_mb": round(peak, 1),
+            "lost": messages - count.distinct, "duplicated": count.duplicated}  # fmt: skip
+
+
+# -- (g) memory under hostile floods ---------------------------------------------------------
+
+
+def hostile_rss(
+    broker: RestartableBroker, server_url: str, work: Path, *, topic: str, payload: bytes,
+    messages: int,
+) -> float:
+    """Peak RSS (MB) of an ingester that rejects ``messages`` copies of one hostile message
+    (``topic`` under its root, after ``{root}/``)."""
+    root = f"hst{uuid.uuid4().hex[:6]}/ioc/v1"
+    path = work / f"payload-{uuid.uuid4().hex[:6]}"
+    path.write_bytes(payload)
+    with flood_database(server_url, 1, 1, "ioc_bench_ingest") as url:
+        ing = IngesterProcess(database_url=url, mqtt_url=broker.url, topic_root=root,
+                              client_id=f"hostile-{root[:9]}", log_dir=work, batch_size=1000,
+                              batch_age_s=0.2).start()  # fmt: skip
+        try:
+            wait_for(ing.subscribed, 60, "ingester")
+            subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port),
+                            "-V", "mqttv5", "-q", "1", "-t", f"{root}/{topic}", "-f", str(path),
+                            "--repeat", str(messages), "--repeat-delay", "0"],
+                           check=True, timeout=600)  # fmt: skip
+
+            def settled() -> bool:
+                h = ing.health()
+                return bool(h and h["received"] >= messages)
+
+            wait_for(settled, 600, "ingester")
+            assert ing.process is not None
+            peak = rss_mb(ing.process.pid, "VmHWM")
+            assert ing.terminate() == 0, ing.log_tail()
+        finally:
+            ing.close()
+    return round(peak, 1)
+
+
 # -- the writer's two ways -----------------------------------------------------------------
 
 
@@ -323,6 +414,18 @@ def main() -> None:
             batched_one = ingest_run(broker, args.database_url, batched_messages, work,
                                      per_message=PER_MESSAGE, writers=1)
             log(f"    {batched_one['rate']:,.0f} readings/s")
+            drain_messages = 20_000 if args.quick else 300_000
+            log(f"(f) drain: {drain_messages:,} readings queued, ingester vs mosquitto_sub")
+            drain = drain_run(broker, args.database_url, drain_messages, work)
+            log(f"    {drain}")
+            floods = 40 if args.quick else 400
+            log(f"(g) peak RSS: {floods} payloads of 1 MB, {floods * 10} topics of 60 KB")
+            large_rss = hostile_rss(broker, args.database_url, work, messages=floods,
+                                    topic="bts/BTS-F0-0000/telemetry", payload=b"x" * 1_000_000)
+            long_rss = hostile_rss(broker, args.database_url, work, messages=floods * 10,
+                                   topic=f"bts/BTS-F0-0000/telemetry/{'x' * 60_000}",
+                                   payload=b"{}")  # fmt: skip
+            log(f"    1 MB payloads: {large_rss} MB, long topics: {long_rss} MB")
             writer_rows = 20_000 if args.quick else 100_000
             log(f"writer: direct COPY vs staged INSERT … ON CONFLICT, {writer_rows:,} rows")
             writer = writer_modes(args.database_url, writer_rows)
@@ -346,9 +449,15 @@ def main() -> None:
         "flood_p50_ms": round(one["p50_ms"], 1),
         "flood_p99_ms": round(one["p99_ms"], 1),
         "peak_rss_mb": one["peak_rss_mb"],
+        "drain_msgs_per_s": round(drain["drain_msgs_per_s"]),
+        "drain_reference_msgs_per_s": round(drain["drain_reference_msgs_per_s"]),
+        "drain_ratio": round(drain["drain_msgs_per_s"] / drain["drain_reference_msgs_per_s"], 3),
+        "drain_peak_rss_mb": drain["peak_rss_mb"],
+        "peak_rss_mb_large_payloads": large_rss,
+        "peak_rss_mb_long_topics": long_rss,
         "rss_mb_samples": one["rss_mb_samples"],
-        "lost": sum(r["lost"] for r in (one, paced, two, batched, batched_one)),
-        "duplicated": sum(r["duplicated"] for r in (one, paced, two, batched, batched_one)),
+        "lost": sum(r["lost"] for r in (one, paced, two, batched, batched_one, drain)),
+        "duplicated": sum(r["duplicated"] for r in (one, paced, two, batched, batched_one, drain)),
         "cpu_s": one["cpu_s"],
         "profile_s": one["profile_s"],
         "shared2_cpu_s": two["cpu_s"],

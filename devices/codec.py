@@ -21,7 +21,10 @@ from devices.topics import DeviceTopic, TopicError, Topics
 
 DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
 DEFAULT_MAX_FUTURE = timedelta(minutes=5)
-_TOPIC_CACHE_SIZE = 100_000
+# Readings older than the time series keep (store.schema_gen.RETENTION, 400 days) are not news.
+DEFAULT_MAX_AGE = timedelta(days=400)
+# Valid topics only, each under devices.topics.MAX_TOPIC_BYTES: a few MB at most.
+_TOPIC_CACHE_SIZE = 20_000
 
 
 class RejectReason(StrEnum):
@@ -34,6 +37,7 @@ class RejectReason(StrEnum):
     IDENTITY_MISMATCH = "identity_mismatch"
     OVERSIZE = "oversize"
     FUTURE_TIMESTAMP = "future_timestamp"
+    STALE_TIMESTAMP = "stale_timestamp"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,10 @@ class StatusRecord:
     state: DeviceState
     ts: datetime
     reason: str
+    # False for a status that carries no time of its own and was replayed by the broker (a
+    # retained message sent on subscribing): it says what the device last said, at some time
+    # before now, so it may set a state never known but never override a known one.
+    dated: bool = True
 
 
 Record = Readings | MetaRecord | StatusRecord
@@ -75,6 +83,7 @@ Record = Readings | MetaRecord | StatusRecord
 class Decoded:
     record: Record | None = None
     rejections: list[Rejection] = field(default_factory=list)
+    outbound: bool = False  # the service's own topic (alerts, commands): nothing to store
 
 
 # msgspec phrases range failures as "Expected `float` <= 100.0" and bad enum members as
@@ -98,36 +107,46 @@ class Codec:
         *,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         max_future: timedelta = DEFAULT_MAX_FUTURE,
+        max_age: timedelta = DEFAULT_MAX_AGE,
         is_known: Callable[[str], bool] = _always_known,
+        self_register: bool = True,
     ) -> None:
         self.topics = topics or Topics()
         self.max_payload_bytes = max_payload_bytes
         self.max_future = max_future
+        self.max_age = max_age
         self.is_known = is_known
+        # Off: a birth record from an id the registry does not hold is refused, so one
+        # credential cannot invent devices (production); on: it registers the device.
+        self.self_register = self_register
         self._readings = {
             k: msgspec.json.Decoder(READING_TYPES[k] | list[READING_TYPES[k]])  # type: ignore[valid-type]
             for k in Kind
         }
         self._meta = {k: msgspec.json.Decoder(META_TYPES[k]) for k in Kind}
         self._status = msgspec.json.Decoder(StatusPayload)
-        self._parsed: dict[str, DeviceTopic | TopicError] = {}
+        self._parsed: dict[str, DeviceTopic] = {}
 
     def _parse(self, topic: str) -> DeviceTopic:
-        # A fleet repeats the same few thousand topics: parse each once.
+        # A fleet repeats the same few thousand topics: parse each once. Only valid topics are
+        # kept, so what a device sends outside the grammar never stays in memory.
         parsed = self._parsed.get(topic)
         if parsed is None:
-            try:
-                parsed = self.topics.parse(topic)
-            except TopicError as err:
-                parsed = err
+            parsed = self.topics.parse(topic)
             if len(self._parsed) >= _TOPIC_CACHE_SIZE:
                 self._parsed.clear()
             self._parsed[topic] = parsed
-        if isinstance(parsed, TopicError):
-            raise parsed
         return parsed
 
-    def decode(self, topic: str, payload: bytes, received_at: datetime) -> Decoded:
+    @property
+    def cached_topics(self) -> int:
+        return len(self._parsed)
+
+    def decode(
+        self, topic: str, payload: bytes, received_at: datetime, *, retained: bool = False
+    ) -> Decoded:
+        """``retained``: the broker replayed a stored message on subscribing (MQTT RETAIN)."""
+
         def reject(reason: RejectReason, detail: str, device_id: str | None = None) -> Decoded:
             return Decoded(rejections=[Rejection(reason, detail, topic, payload, device_id)])
 
@@ -139,18 +158,23 @@ class Codec:
         try:
             source = self._parse(topic)
         except TopicError as err:
+            if self.topics.is_outbound(topic):
+                return Decoded(outbound=True)
             return reject(RejectReason(err.reason), str(err))
         device_id = source.device_id
         if source.channel is Channel.STATUS:
-            return self._decode_status(source, topic, payload, received_at)
+            return self._decode_status(source, topic, payload, received_at, retained)
         if (
             source.channel is not Channel.META
             and source.channel is not READING_CHANNEL[source.kind]
         ):
             detail = f"{source.kind.value} devices do not publish on {source.channel.value}"
             return reject(RejectReason.BAD_TOPIC, detail, device_id)
-        if source.channel is not Channel.META and not self.is_known(device_id):
-            return reject(RejectReason.UNKNOWN_DEVICE, f"no device {device_id!r} is registered")
+        if not self.is_known(device_id) and (
+            source.channel is not Channel.META or not self.self_register
+        ):
+            detail = f"no device {device_id!r} is registered"
+            return reject(RejectReason.UNKNOWN_DEVICE, detail, device_id)
         decoder = self._meta if source.channel is Channel.META else self._readings
         try:
             value = decoder[source.kind].decode(payload)
@@ -167,19 +191,26 @@ class Codec:
         if source.channel is Channel.META:
             return Decoded(MetaRecord(source, value, msgspec.to_builtins(value)))
 
-        limit = received_at + self.max_future
-        good = [r for r in items if r.ts <= limit]
+        latest, earliest = received_at + self.max_future, received_at - self.max_age
+        good = [r for r in items if earliest <= r.ts <= latest]
         out = Decoded(Readings(source, good) if good else None)
-        for r in items:
-            if r.ts > limit:
-                detail = f"reading seq {r.seq} at {r.ts.isoformat()} is after {limit.isoformat()}"
-                out.rejections.append(
-                    Rejection(RejectReason.FUTURE_TIMESTAMP, detail, topic, payload, device_id)
-                )
+        if len(good) < len(items):
+            # One row per message and reason, however many readings it carried.
+            late = [r for r in items if r.ts > latest]
+            early = [r for r in items if r.ts < earliest]
+            for reason, bad, side, limit in (
+                (RejectReason.FUTURE_TIMESTAMP, late, "after", latest),
+                (RejectReason.STALE_TIMESTAMP, early, "before", earliest),
+            ):
+                if bad:
+                    detail = (f"{len(bad)} of {len(items)} readings (first: seq {bad[0].seq} at "
+                              f"{bad[0].ts.isoformat()}) are {side} {limit.isoformat()}")
+                    out.rejections.append(Rejection(reason, detail, topic, payload, device_id))
         return out
 
     def _decode_status(
-        self, source: DeviceTopic, topic: str, payload: bytes, received_at: datetime
+        self, source: DeviceTopic, topic: str, payload: bytes, received_at: datetime,
+        retained: bool,
     ) -> Decoded:
         device_id = source.device_id
 
@@ -190,7 +221,7 @@ class Codec:
             return reject(RejectReason.UNKNOWN_DEVICE, f"no device {device_id!r} is registered")
         bare = _BARE_STATUS.get(payload.strip())
         if bare is not None:
-            return Decoded(StatusRecord(source, bare, received_at, "reported"))
+            return Decoded(StatusRecord(source, bare, received_at, "reported", not retained))
         try:
             status = self._status.decode(payload)
         except msgspec.ValidationError as err:
@@ -203,7 +234,10 @@ class Codec:
         ts = status.ts or received_at
         if ts > received_at + self.max_future:
             return reject(RejectReason.FUTURE_TIMESTAMP, f"status at {ts.isoformat()} is ahead")
-        return Decoded(StatusRecord(source, status.state, ts, status.reason or "reported"))
+        if ts < received_at - self.max_age:
+            return reject(RejectReason.STALE_TIMESTAMP, f"status at {ts.isoformat()} is too old")
+        dated = status.ts is not None or not retained
+        return Decoded(StatusRecord(source, status.state, ts, status.reason or "reported", dated))
 
 
 def encode(value: Any) -> bytes:

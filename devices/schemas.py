@@ -13,6 +13,7 @@ import msgspec
 
 from devices.kinds import DeviceState, Kind
 from devices.metrics import (
+    MAX_SECTORS,
     META,
     META_COMMON,
     READINGS,
@@ -80,14 +81,21 @@ def _meta_struct(kind: Kind) -> type[msgspec.Struct]:
     fields += _optional_fields(tuple(s for s in META_COMMON if s.name not in ("lat", "lon")))
     fields += _optional_fields(META[kind])
     if kind is Kind.BTS:
-        fields.append(("sectors", Annotated[list[Sector], msgspec.Meta(max_length=12)], []))  # type: ignore[valid-type]
+        # Absent, not empty, when a birth leaves them out: the registry keeps what it has
+        # (store.registry merges a birth over the registered record).
+        sectors = Annotated[list[Sector], msgspec.Meta(min_length=1, max_length=MAX_SECTORS)]  # type: ignore[valid-type]
+        fields.append(("sectors", sectors | None, None))
     return msgspec.defstruct(f"{kind.value.title()}Meta", fields, kw_only=True)
 
 
 class StatusPayload(msgspec.Struct, kw_only=True):
+    """A status with its own time: a replayed or late one cannot override a newer state. A bare
+    ``online``/``offline`` (older devices, most wills) is accepted too (devices.codec)."""
+
     device_id: DeviceId
     state: DeviceState
     ts: AwareDatetime | None = None
+    seq: Seq | None = None
     reason: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 

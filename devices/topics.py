@@ -12,8 +12,14 @@ from dataclasses import dataclass
 from devices.kinds import Channel, Kind
 
 DEFAULT_ROOT = "ioc/v1"
+# Longest topic the ingester reads: the grammar needs ~100 bytes past the root. Longer ones are
+# rejected on their length alone, so a hostile topic is never split, parsed or kept whole.
+MAX_TOPIC_BYTES = 512
+COMMANDS = "commands"
+ALERTS = "alerts"
 DEVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SHARED_GROUP = "ioc-ingest"
+_KINDS = frozenset(k.value for k in Kind)
 # One topic level of an alert topic: no separators or wildcards.
 ALERT_PART_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -49,30 +55,41 @@ class Topics:
     def commands(self, kind: Kind, device_id: str) -> str:
         """Filter of the commands a device may receive. One level deeper than the device grammar
         (``{root}/{kind}/{id}/commands/...``), so the ingester's subscription never matches it."""
-        return f"{self.device_tree(kind, device_id)[:-2]}/commands/#"
+        return f"{self.device_tree(kind, device_id)[:-2]}/{COMMANDS}/#"
 
     def everything(self) -> str:
-        """Filter of every topic under the root (service accounts' ACL entries)."""
+        """Filter of every topic under the root: the ingester's subscription, so that a topic
+        outside the grammar is seen and rejected rather than silently never delivered."""
         return f"{self.root}/#"
 
-    def all_devices(self) -> str:
-        """Filter that matches every device topic (the ingester's subscription)."""
-        return f"{self.root}/+/+/+"
-
-    def shared_all_devices(self, group: str = SHARED_GROUP) -> str:
-        return f"$share/{group}/{self.all_devices()}"
+    def shared_everything(self, group: str = SHARED_GROUP) -> str:
+        return f"$share/{group}/{self.everything()}"
 
     def alert(self, severity: str, rule: str, subject: str) -> str:
         """Where an alert's transitions go: ``{root}/alerts/{severity}/{rule}/{subject}``."""
         for name, part in (("severity", severity), ("rule", rule), ("subject", subject)):
             if not ALERT_PART_PATTERN.match(part):
                 raise ValueError(f"alert {name} {part!r} is not a topic level")
-        return f"{self.root}/alerts/{severity}/{rule}/{subject}"
+        return f"{self.root}/{ALERTS}/{severity}/{rule}/{subject}"
 
     def all_alerts(self) -> str:
-        return f"{self.root}/alerts/#"
+        return f"{self.root}/{ALERTS}/#"
+
+    def is_outbound(self, topic: str) -> bool:
+        """A topic the service itself publishes on (alerts, commands to devices): under the
+        root, but not a device's input."""
+        prefix = self.root + "/"
+        if not topic.startswith(prefix):
+            return False
+        parts = topic[len(prefix) :].split("/")
+        if parts[0] == ALERTS:
+            return True
+        return len(parts) >= 3 and parts[2] == COMMANDS and parts[0] in _KINDS
 
     def parse(self, topic: str) -> DeviceTopic:
+        if len(topic) > MAX_TOPIC_BYTES:
+            raise TopicError("bad_topic", f"topic of {len(topic)} characters exceeds "
+                             f"{MAX_TOPIC_BYTES}")  # fmt: skip
         prefix = self.root + "/"
         if not topic.startswith(prefix):
             raise TopicError("bad_topic", f"topic {topic!r} is not under {self.root!r}")

@@ -23,10 +23,24 @@ class IngestConfig:
     # 0 = one batch more than the writers, so one fills while the others commit. It bounds
     # the ingester's memory.
     receive_maximum: int = 0
+    # Bytes held from the broker and not yet committed, at most (past it the socket is not
+    # read, so TCP pushes back): a flood of large payloads cannot grow memory.
+    window_bytes: int = 64 * 1024 * 1024
+    # The largest packet the broker may send (MQTT 5 maximum packet size): above the shipped
+    # broker's 1 MB message_size_limit, so every message it accepts reaches us to be stored or
+    # rejected with a row; a broker without a limit cannot send one 256 MB packet.
+    max_packet_bytes: int = 4 * 1024 * 1024
     max_payload_bytes: int = 256 * 1024
     max_future_s: float = 300.0
+    # Older readings are rejected (stale_timestamp): the time series keep 400 days.
+    max_age_s: float = 400 * 86400.0
+    # A birth from an id the registry does not hold registers it (development) or is refused
+    # as unknown_device (production: one credential must not invent devices).
+    self_register: bool = False
     session_expiry_s: int = 7 * 24 * 3600
     keepalive_s: int = 30
+    # A connection that stayed up this long ends the backoff: the next outage retries at once.
+    stable_session_s: float = 30.0
     protocol: int = 5  # 4 = MQTT 3.1.1 (amqtt), persistent session via clean_session=False
     write_mode: WriteMode = WriteMode.DIRECT
     metrics_port: int | None = None  # HTTP /metrics and /health; None = none
@@ -44,6 +58,9 @@ class IngestConfig:
             raise ValueError(f"MQTT protocol {self.protocol} is not 5 or 4 (3.1.1)")
         if not 0 <= self.receive_maximum <= 65535:
             raise ValueError(f"receive maximum {self.receive_maximum} is not within 0…65535")
+        if self.window_bytes < self.max_packet_bytes:
+            raise ValueError(f"window of {self.window_bytes} bytes is below one packet "
+                             f"({self.max_packet_bytes} bytes)")  # fmt: skip
 
     @property
     def window(self) -> int:

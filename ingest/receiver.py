@@ -4,9 +4,10 @@ Messages are parsed a whole read at a time (``ingest/wire.py``) into a buffer th
 batches from. The broker should send at most ``window`` unacknowledged QoS 1 messages (MQTT 5
 receive-maximum), but Mosquitto 2.0.11 overshoots it while a backlog is queued (a PUBACK for
 the oldest message in flight releases up to a whole window more; eclipse-mosquitto#2301), so
-the buffer is bounded here too: at ``window`` messages held we stop reading the socket and
-TCP pushes back on the broker, which keeps the rest queued. Memory stays bounded while the
-database is slow or down, whatever the broker does.
+the buffer is bounded here too: at ``window`` messages held, or ``window_bytes`` held and not
+yet committed, we stop reading the socket and TCP pushes back on the broker, which keeps the
+rest queued. Memory stays bounded while the database is slow or down, and under a flood of
+large payloads, whatever the broker does.
 
 Every connection is a new *generation*. Messages of an older one are never acknowledged: the
 broker redelivers them on the resumed session, and the writer's idempotence makes storing
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import ssl
 import time
 from collections import deque
@@ -30,6 +32,7 @@ from ingest.config import IngestConfig
 
 log = logging.getLogger("ioc.ingest")
 HANDSHAKE_TIMEOUT_S = 10.0
+RECONNECT_FIRST_S = 0.5
 RECONNECT_MAX_S = 30.0
 # QoS 0 messages are not flow-controlled by the broker; past this many held they are dropped
 # (at most once is what their sender asked for) so memory stays bounded.
@@ -59,6 +62,11 @@ class Message:
     qos: int
     generation: int
     received: float  # time.monotonic() when it was read
+    retain: bool = False
+
+    @property
+    def size(self) -> int:
+        return len(self.payload) + len(self.topic)
 
 
 class _Connection(asyncio.Protocol):
@@ -87,7 +95,10 @@ class _Connection(asyncio.Protocol):
             log.error("unreadable packet from the broker (%s); reconnecting", err)
             self.close()
             return
-        del self.buf[:used]
+        if used == len(self.buf):
+            self.buf = bytearray()  # a bytearray never gives back what one large packet took
+        else:
+            del self.buf[:used]
         for packet in packets:
             if isinstance(packet, wire.Publish):
                 self.receiver.hold(packet)
@@ -135,6 +146,12 @@ class Receiver:
         self._task: asyncio.Task[None] | None = None
         self._paused = False
         self.held_max = 0  # high-water mark of messages held, for /health and the tests
+        self.bytes_in_hand = 0  # held, or taken and not yet acknowledged
+        self.bytes_max = 0  # high-water mark of bytes_in_hand
+        self.last_retry_s = 0.0  # the latest wait before reconnecting, jitter included
+        self.reconnects = 0
+        self.last_error = ""  # why the latest connection ended
+        self._connected_at = 0.0
         self.receive_s = 0.0  # time spent reading and parsing
 
     # -- connection --------------------------------------------------------------------
@@ -143,20 +160,28 @@ class Receiver:
         self._task = asyncio.create_task(self._run(), name="mqtt-receiver")
 
     async def _run(self) -> None:
-        backoff = 0.5
+        backoff = RECONNECT_FIRST_S
         while not self._stopping:
+            started = time.monotonic()
             try:
                 await self._session()
-                backoff = 0.5
             except (OSError, TimeoutError, Refused, wire.ProtocolError) as err:
                 level = logging.ERROR if isinstance(err, Refused) else logging.WARNING
-                log.log(level, "broker %s:%d: %s; retrying in %.1fs", self.endpoint.host,
-                        self.endpoint.port, str(err) or repr(err), backoff)
+                self.last_error = str(err) or repr(err)
+                log.log(level, "broker %s:%d: %s", self.endpoint.host, self.endpoint.port,
+                        self.last_error)  # fmt: skip
             finally:
                 self._lost()
             if self._stopping:
                 return
-            await asyncio.sleep(backoff)
+            up_s = time.monotonic() - self._connected_at if self._connected_at > started else 0.0
+            if up_s >= self.config.stable_session_s:
+                backoff = RECONNECT_FIRST_S  # a healthy session ended: this is a new outage
+            # Jitter: a fleet of ingesters (or a broker restart) does not reconnect in step.
+            self.last_retry_s = backoff * random.uniform(0.5, 1.0)
+            self.reconnects += 1
+            log.info("reconnecting in %.1fs", self.last_retry_s)
+            await asyncio.sleep(self.last_retry_s)
             backoff = min(RECONNECT_MAX_S, backoff * 2)
 
     async def _session(self) -> None:
@@ -174,12 +199,14 @@ class Receiver:
             config.client_id, protocol=config.protocol, keepalive_s=config.keepalive_s,
             username=self.endpoint.username, password=self.endpoint.password,
             session_expiry_s=config.session_expiry_s, receive_maximum=config.window,
+            maximum_packet_size=config.max_packet_bytes,
         ))
         ack = await asyncio.wait_for(conn.expect(wire.CONNACK), HANDSHAKE_TIMEOUT_S)
         session_present, code = wire.connack(ack.body, config.protocol)
         if code:
             raise Refused(f"connection refused: {_REFUSED.get(code, hex(code))}")
         self.connected = True
+        self._connected_at = time.monotonic()
         # Subscribe on every connection, resumed session or not: a lost subscription is a
         # silent stall in other consumers.
         conn.write(wire.subscribe_packet(1, self.subscription, protocol=config.protocol))
@@ -195,16 +222,20 @@ class Receiver:
         await self._keepalive(conn)
 
     async def _keepalive(self, conn: _Connection) -> None:
-        """Ping every half keepalive; a broker silent for 1.5 keepalives is gone."""
-        period = max(0.5, self.config.keepalive_s / 2)
+        """Ping every half keepalive; a ping that nothing answers (no PINGRESP, no other
+        packet) within the next half is a stalled broker or path: within one keepalive."""
+        period = max(0.25, self.config.keepalive_s / 2)
+        ping_sent: float | None = None
         while not conn.closed.done():
             try:
                 await asyncio.wait_for(asyncio.shield(conn.closed), period)
             except TimeoutError:
-                silent_s = time.monotonic() - conn.last_read
-                if not self._paused and silent_s > 1.5 * self.config.keepalive_s:
+                # While paused we read nothing, the PINGRESP included: not a stall.
+                if ping_sent is not None and conn.last_read < ping_sent and not self._paused:
                     conn.close()
-                    raise TimeoutError("broker silent past keepalive") from None
+                    raise TimeoutError(f"no PINGRESP within {period:.1f}s: broker stalled") \
+                        from None
+                ping_sent = time.monotonic()
                 conn.write(wire.PINGREQ_PACKET)
             while not conn.controls.empty():
                 packet = conn.controls.get_nowait()
@@ -218,8 +249,7 @@ class Receiver:
     def new_generation(self, conn: _Connection) -> None:
         self._conn = conn
         self.generation += 1
-        self._buffer.clear()  # held from a dead connection: the broker redelivers them
-        self._urgent = False
+        self._drop_held()  # held from a dead connection: the broker redelivers them
         self._paused = False
 
     def _lost(self) -> None:
@@ -227,13 +257,17 @@ class Receiver:
         self.connected = False
         self._paused = False
         self.subscribed.clear()
-        self._buffer.clear()  # not acknowledged on this connection: the broker redelivers them
-        self._urgent = False
+        self._drop_held()  # not acknowledged on this connection: the broker redelivers them
         if self._conn is not None:
             self._conn.close()
             self._conn = None
         if was and not self._stopping:
             log.warning("broker connection lost; reconnecting")
+
+    def _drop_held(self) -> None:
+        self.bytes_in_hand -= sum(m.size for m in self._buffer)
+        self._buffer.clear()
+        self._urgent = False
 
     # -- the buffer --------------------------------------------------------------------
 
@@ -244,17 +278,21 @@ class Receiver:
         if packet.qos == 0 and held >= _QOS0_CAP_FACTOR * self.config.window:
             self.qos0_dropped += 1
             return
-        self._buffer.append(Message(packet.topic, packet.payload, packet.mid, packet.qos,
-                                    self.generation, time.monotonic()))
+        message = Message(packet.topic, packet.payload, packet.mid, packet.qos,
+                          self.generation, time.monotonic(), packet.retain)  # fmt: skip
+        self._buffer.append(message)
         held += 1
         self.held_max = max(self.held_max, held)
+        self.bytes_in_hand += message.size
+        self.bytes_max = max(self.bytes_max, self.bytes_in_hand)
         if packet.topic.endswith(_URGENT_SUFFIX):
             self._urgent = True
             self.ready.set()
         if held == 1 or held == self.config.batch_size:
             self.ready.set()
         # Not before the SUBACK: it may be queued behind a resumed session's redeliveries.
-        if held >= self.config.window and not self._paused and self.subscribed.is_set():
+        full = held >= self.config.window or self.bytes_in_hand >= self.config.window_bytes
+        if full and not self._paused and self.subscribed.is_set():
             self._pause(True)
 
     def _pause(self, on: bool) -> None:
@@ -267,6 +305,14 @@ class Receiver:
         else:
             conn.last_read = time.monotonic()
             conn.transport.resume_reading()
+
+    @property
+    def paused(self) -> bool:
+        """Not reading the socket: the window (messages or bytes) is full."""
+        return self._paused
+
+    def session_age_s(self) -> float:
+        return time.monotonic() - self._connected_at if self.connected else 0.0
 
     @property
     def held(self) -> int:
@@ -299,12 +345,20 @@ class Receiver:
         self._urgent = False
         n = min(size, len(self._buffer))
         taken = [self._buffer.popleft() for _ in range(n)]
-        if self._paused and len(self._buffer) <= self.config.window // 2:
-            self._pause(False)
+        self._resume_if_room()
         return taken
 
+    def _resume_if_room(self) -> None:
+        room = (len(self._buffer) <= self.config.window // 2
+                and self.bytes_in_hand <= self.config.window_bytes // 2)  # fmt: skip
+        if self._paused and room:
+            self._pause(False)
+
     def ack(self, messages: list[Message]) -> int:
-        """Acknowledge committed messages of the current connection; returns how many."""
+        """Acknowledge committed messages of the current connection; returns how many. Their
+        bytes are released whatever their connection."""
+        self.bytes_in_hand -= sum(m.size for m in messages)
+        self._resume_if_room()
         generation = self.generation
         mids = [m.mid for m in messages if m.qos == 1 and m.generation == generation]
         if not mids or self._conn is None or not self.connected:

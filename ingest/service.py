@@ -35,13 +35,21 @@ from ingest.observe import IngestMetrics, serve_http
 from ingest.receiver import Message, Receiver
 from store.db import StoreUnavailable, aconnect
 from store.queries import known_device_ids
-from store.registry import registered_births
-from store.writer import TRANSIENT_ERRORS, Batch, WriteResult, registered_among, write_batch
+from store.registry import merged_birth, registered_births
+from store.writer import (
+    TRANSIENT_ERRORS,
+    Batch,
+    WriteResult,
+    prune_rejects,
+    registered_among,
+    write_batch,
+)
 
 log = logging.getLogger("ioc.ingest")
 T = TypeVar("T")
 RETRY_MAX_S = 30.0
 PROGRESS_EVERY_S = 30.0
+PRUNE_EVERY_S = 3600.0
 # Errors that say "this data", not "this database": the batch is split until the one message
 # the database refuses is found and stored as a reject, so it cannot stall the consumer.
 _REFUSED = (psycopg.DataError, psycopg.IntegrityError)
@@ -50,6 +58,7 @@ _REFUSED = (psycopg.DataError, psycopg.IntegrityError)
 @dataclass(slots=True)
 class IngestStats:
     received: int = 0
+    outbound: int = 0  # the service's own alert and command topics, seen and passed by
     stored: int = 0
     acked: int = 0
     duplicates: int = 0
@@ -78,11 +87,13 @@ class Ingester:
             Topics(config.topic_root),
             max_payload_bytes=config.max_payload_bytes,
             max_future=timedelta(seconds=config.max_future_s),
+            max_age=timedelta(seconds=config.max_age_s),
             is_known=self._known.__contains__,
+            self_register=config.self_register,
         )
         topics = Topics(config.topic_root)
         subscription = (
-            topics.shared_all_devices() if config.shared_subscription else topics.all_devices()
+            topics.shared_everything() if config.shared_subscription else topics.everything()
         )
         self.receiver = Receiver(config, subscription)
         self.subscribed = self.receiver.subscribed
@@ -144,7 +155,11 @@ class Ingester:
             "inflight": self.receiver.held + self.in_hand,
             "held_max": self.receiver.held_max,
             "window": self.config.window,
+            "bytes_in_hand": self.receiver.bytes_in_hand,
+            "bytes_max": self.receiver.bytes_max,
+            "window_bytes": self.config.window_bytes,
             "received": self.stats.received,
+            "outbound": self.stats.outbound,
             "stored": self.stats.stored,
             "acked": self.stats.acked,
             "duplicates": self.stats.duplicates,
@@ -172,6 +187,7 @@ class Ingester:
                 log.warning("metrics port %d not served: %s", self.config.metrics_port, err)
         self.receiver.start()
         progress = asyncio.create_task(self._progress())
+        prune = asyncio.create_task(self._prune())
         try:
             self._known.update(await self.links[0].run(known_device_ids))
             while not self._stop.is_set():
@@ -193,6 +209,7 @@ class Ingester:
             )
         finally:
             progress.cancel()
+            prune.cancel()
             for task in self._committing:
                 task.cancel()
             await asyncio.gather(*self._committing, return_exceptions=True)
@@ -256,7 +273,8 @@ class Ingester:
     def _decode(self, messages: list[Message], now: datetime) -> Batch:
         batch = Batch()
         for message in messages:
-            decoded = self.codec.decode(message.topic, message.payload, now)
+            decoded = self.codec.decode(message.topic, message.payload, now,
+                                        retained=message.retain)  # fmt: skip
             record = decoded.record
             if isinstance(record, Readings):
                 batch.readings[record.source.kind].extend(record.items)
@@ -266,6 +284,7 @@ class Ingester:
             elif isinstance(record, StatusRecord):
                 batch.statuses.append(record)
             batch.rejections.extend((now, r) for r in decoded.rejections)
+            batch.outbound += decoded.outbound
             batch.messages += 1
         return batch
 
@@ -273,8 +292,8 @@ class Ingester:
         self, conn: psycopg.AsyncConnection, messages: list[Message], batch: Batch, now: datetime
     ) -> tuple[Batch, WriteResult]:
         unknown = sorted(
-            {self.codec.topics.parse(r.topic).device_id for _, r in batch.rejections
-             if r.reason is RejectReason.UNKNOWN_DEVICE}
+            {r.device_id for _, r in batch.rejections
+             if r.reason is RejectReason.UNKNOWN_DEVICE and r.device_id is not None}
         )
         # Another ingester of the group may have registered them since we last looked.
         if unknown and (found := await registered_among(conn, unknown)):
@@ -302,7 +321,7 @@ class Ingester:
             id(m): why
             for m in births
             if (old := registered.get(m.source.device_id)) is not None
-            and (why := implausible_change(old, m.document)) is not None
+            and (why := implausible_change(old, merged_birth(old, m.document))) is not None
         }
         if not refused:
             return batch
@@ -362,6 +381,7 @@ class Ingester:
         self.stats.ack_s += time.perf_counter() - started
         s, m = self.stats, self.metrics
         s.received += len(messages)
+        s.outbound += batch.outbound
         s.acked += len(messages)  # counted as settled even when a reconnect voided the PUBACK
         s.stored += result.stored
         s.duplicates += result.duplicates
@@ -379,6 +399,17 @@ class Ingester:
         for _, rejection in batch.rejections:
             s.rejected[rejection.reason.value] += 1
             m.rejected.labels(rejection.reason.value).inc()
+
+    async def _prune(self) -> None:
+        """Rejects past their retention go (plain PostgreSQL; TimescaleDB has a policy)."""
+        while True:
+            try:
+                async with await aconnect(self.config.database_url) as conn:
+                    while (gone := await prune_rejects(conn)) > 0:
+                        log.info("pruned %d rejects past their retention", gone)
+            except (psycopg.Error, StoreUnavailable) as err:
+                log.warning("rejects not pruned this time: %s", err)
+            await asyncio.sleep(PRUNE_EVERY_S)
 
     async def _progress(self) -> None:
         while True:

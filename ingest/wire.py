@@ -15,7 +15,10 @@ from dataclasses import dataclass
 
 CONNECT, CONNACK, PUBLISH, PUBACK = 0x10, 0x20, 0x30, 0x40
 SUBSCRIBE, SUBACK, PINGREQ, PINGRESP, DISCONNECT = 0x82, 0x90, 0xC0, 0xD0, 0xE0
-PROP_SESSION_EXPIRY, PROP_RECEIVE_MAXIMUM = 0x11, 0x21
+PROP_SESSION_EXPIRY, PROP_RECEIVE_MAXIMUM, PROP_MAXIMUM_PACKET_SIZE = 0x11, 0x21, 0x27
+# SUBSCRIBE options (MQTT 5 §3.8.3.1): QoS 1, and retained messages only when the subscription
+# is new, so a resumed session is not sent every device's retained status again.
+_SUBSCRIBE_OPTIONS_V5 = 0x01 | (1 << 4)
 PINGREQ_PACKET = bytes([PINGREQ, 0])
 DISCONNECT_PACKET = bytes([DISCONNECT, 0])
 
@@ -47,13 +50,17 @@ def connect_packet(
     password: str | None = None,
     session_expiry_s: int = 0,
     receive_maximum: int = 65535,
+    maximum_packet_size: int = 0,
 ) -> bytes:
-    """CONNECT on a persistent session: clean start (5) / clean session (3.1.1) off."""
+    """CONNECT on a persistent session: clean start (5) / clean session (3.1.1) off.
+    ``maximum_packet_size`` (MQTT 5; 0 = the protocol's 256 MB) bounds one packet's memory."""
     flags = (0x80 if username else 0) | (0x40 if password else 0)
     body = utf8("MQTT") + bytes([protocol, flags]) + struct.pack("!H", keepalive_s)
     if protocol == 5:
         props = struct.pack("!BI", PROP_SESSION_EXPIRY, session_expiry_s)
         props += struct.pack("!BH", PROP_RECEIVE_MAXIMUM, receive_maximum)
+        if maximum_packet_size:
+            props += struct.pack("!BI", PROP_MAXIMUM_PACKET_SIZE, maximum_packet_size)
         body += varint(len(props)) + props
     body += utf8(client_id)
     if username:
@@ -65,7 +72,7 @@ def connect_packet(
 
 def subscribe_packet(packet_id: int, topic_filter: str, *, protocol: int) -> bytes:
     body = struct.pack("!H", packet_id) + (b"\x00" if protocol == 5 else b"")
-    body += utf8(topic_filter) + b"\x01"  # QoS 1; MQTT 5 options otherwise default
+    body += utf8(topic_filter) + bytes([_SUBSCRIBE_OPTIONS_V5 if protocol == 5 else 0x01])
     return bytes([SUBSCRIBE]) + varint(len(body)) + body
 
 
@@ -80,6 +87,7 @@ class Publish:
     payload: bytes
     mid: int
     qos: int
+    retain: bool = False  # replayed from the broker's store on subscribing
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +155,7 @@ def _publish(buf: bytearray, header: int, i: int, end: int, v5: bool) -> Publish
         topic = raw_topic.decode()
     except UnicodeDecodeError:
         topic = repr(raw_topic)  # brokers refuse these; one that passes is a bad topic
-    return Publish(topic, bytes(buf[j:end]), mid, qos)
+    return Publish(topic, bytes(buf[j:end]), mid, qos, bool(header & 1))
 
 
 def connack(body: bytes, protocol: int) -> tuple[bool, int]:

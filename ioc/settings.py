@@ -46,6 +46,17 @@ class Settings(BaseSettings):
     )
     max_payload_bytes: int = Field(256 * 1024, ge=1024, description="larger payloads are rejected")
     max_future_s: float = Field(300, ge=0, description="readings further ahead are rejected")
+    max_age_days: float = Field(
+        400, gt=0, description="older readings are rejected (stale_timestamp): the retention"
+    )
+    ingest_window_mb: int = Field(
+        64, ge=8, description="MB held from the broker and not yet committed, at most"
+    )
+    ingest_self_register: bool | None = Field(
+        None,
+        description="a birth record from an unregistered id registers it; unset: on in "
+        "development, off (unknown_device) in production, where it cannot be turned on",
+    )
     liveness_missed_intervals: int = Field(3, ge=1, description="silent intervals → offline")
     liveness_min_silence_s: float = Field(
         30.0, ge=0, description="never offline by silence sooner than this"
@@ -72,9 +83,18 @@ class Settings(BaseSettings):
 
         if self.mode == "production":
             problem = production_problem(self.database_url, self.mqtt_url)
+            if self.ingest_self_register:
+                problem = ("IOC_INGEST_SELF_REGISTER: in production, devices are registered "
+                           "through the registry, not by their own birth records")
             if problem:
                 raise PydanticCustomError("insecure", problem)
         return self
+
+    @property
+    def self_register(self) -> bool:
+        if self.ingest_self_register is None:
+            return self.mode == "development"
+        return self.ingest_self_register
 
     @classmethod
     def settings_customise_sources(

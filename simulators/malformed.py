@@ -11,7 +11,13 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from devices.codec import DEFAULT_MAX_FUTURE, DEFAULT_MAX_PAYLOAD_BYTES, RejectReason, encode
+from devices.codec import (
+    DEFAULT_MAX_AGE,
+    DEFAULT_MAX_FUTURE,
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    RejectReason,
+    encode,
+)
 from devices.kinds import READING_CHANNEL, Channel, Kind
 from devices.metrics import READINGS, MetricType
 from devices.topics import Topics
@@ -44,6 +50,7 @@ def malformed_messages(
         ),
         RejectReason.OVERSIZE: lambda: (good_topic, _oversize(reading)),
         RejectReason.FUTURE_TIMESTAMP: lambda: (good_topic, encode(_from_the_future(reading))),
+        RejectReason.STALE_TIMESTAMP: lambda: (good_topic, encode(_from_the_past(reading))),
     }
     out = []
     for reason in reasons:
@@ -93,3 +100,9 @@ def _oversize(reading: Mapping[str, Any]) -> bytes:
 def _from_the_future(reading: Mapping[str, Any]) -> dict[str, Any]:
     ahead = datetime.now(UTC) + DEFAULT_MAX_FUTURE + timedelta(days=1)
     return {**reading, "ts": ahead.isoformat(timespec="milliseconds")}
+
+
+def _from_the_past(reading: Mapping[str, Any]) -> dict[str, Any]:
+    # A clock reset to its epoch, as a device without a real-time battery comes back.
+    behind = datetime.now(UTC) - DEFAULT_MAX_AGE - timedelta(days=1)
+    return {**reading, "ts": behind.isoformat(timespec="milliseconds")}

@@ -10,19 +10,25 @@ import psycopg
 from devices.kinds import Kind
 
 # Birth records are re-sent on every reconnect: only a real change of the document is
-# written, and each change leaves a row in device_meta_history.
+# written, and each change leaves a row in device_meta_history. A birth is merged over the
+# registered record (merged_birth does the same in Python): a field it leaves out keeps its
+# registered value, so a partial record (older firmware, a foreign client) never wipes the
+# site's operator or sectors.
 UPSERT_DEVICE = """
 WITH upserted AS (
     INSERT INTO devices AS d (device_id, kind, name, operator, lat, lon, district_code,
                               commune_code, interval_s, meta, meta_updated)
     VALUES (%(device_id)s, %(kind)s, %(name)s, %(operator)s, %(lat)s, %(lon)s, %(district_code)s,
-            %(commune_code)s, %(interval_s)s, %(meta)s::jsonb, now())
+            %(commune_code)s, coalesce(%(interval_s)s, 60), %(meta)s::jsonb, now())
     ON CONFLICT (device_id) DO UPDATE SET
-        kind = EXCLUDED.kind, name = EXCLUDED.name, operator = EXCLUDED.operator,
-        lat = EXCLUDED.lat, lon = EXCLUDED.lon, district_code = EXCLUDED.district_code,
-        commune_code = EXCLUDED.commune_code, interval_s = EXCLUDED.interval_s,
-        meta = EXCLUDED.meta, meta_updated = now()
-    WHERE d.meta IS DISTINCT FROM EXCLUDED.meta
+        kind = EXCLUDED.kind, name = coalesce(%(name)s, d.name),
+        operator = coalesce(%(operator)s, d.operator),
+        lat = EXCLUDED.lat, lon = EXCLUDED.lon,
+        district_code = coalesce(%(district_code)s, d.district_code),
+        commune_code = coalesce(%(commune_code)s, d.commune_code),
+        interval_s = coalesce(%(interval_s)s, d.interval_s),
+        meta = coalesce(d.meta, '{}') || EXCLUDED.meta, meta_updated = now()
+    WHERE d.meta IS DISTINCT FROM coalesce(d.meta, '{}') || EXCLUDED.meta
     RETURNING device_id, meta
 )
 INSERT INTO device_meta_history (device_id, meta) SELECT device_id, meta FROM upserted
@@ -42,9 +48,14 @@ def device_row(kind: Kind, document: dict[str, Any]) -> dict[str, Any]:
         "lon": meta.get("lon"),
         "district_code": meta.get("district_code"),
         "commune_code": meta.get("commune_code"),
-        "interval_s": meta.get("interval_s") or 60,
+        "interval_s": meta.get("interval_s"),
         "meta": msgspec.json.encode(meta).decode(),
     }
+
+
+def merged_birth(registered: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
+    """The record a birth leaves in the registry: its fields over the registered ones."""
+    return registered | {k: v for k, v in document.items() if k not in _VOLATILE and v is not None}
 
 
 async def registered_births(

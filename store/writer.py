@@ -11,6 +11,7 @@ after :func:`write_batch` returns.
 
 from __future__ import annotations
 
+import hashlib
 import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -31,6 +32,10 @@ from store.tables import READING_TABLES, ReadingTable
 # Temporary tables live as long as their connection: remember which ones each has made.
 _STAGED: weakref.WeakKeyDictionary[psycopg.AsyncConnection, set[str]] = weakref.WeakKeyDictionary()
 
+# What a reject row keeps of a payload, a topic and a detail (migration 0010).
+REJECT_PAYLOAD_PREFIX = 1024
+REJECT_TEXT_PREFIX = 512
+
 # Errors that a retry of the whole batch clears: the database is not down, two writers met.
 TRANSIENT_ERRORS: tuple[type[psycopg.Error], ...] = (
     psycopg.errors.DeadlockDetected,
@@ -48,15 +53,26 @@ FROM (SELECT device_id FROM devices
 WHERE d.device_id = due.device_id
 """
 
+# A status changes the current state only when it is newer than the state it replaces; an
+# older one (late, replayed) is kept as history, once. An undated one (a retained bare status
+# replayed on subscribing) only sets a state never known.
 _APPLY_STATUS = """
 WITH changed AS (
     UPDATE devices SET state = %(state)s, state_since = %(ts)s, state_reason = %(reason)s,
         last_seen = CASE WHEN %(state)s = 'online' THEN now() ELSE last_seen END
     WHERE device_id = %(id)s AND state IS DISTINCT FROM %(state)s
-      AND (state_since IS NULL OR state_since <= %(ts)s)
-    RETURNING device_id)
+      AND (state_since IS NULL OR state = 'unknown'
+           OR (%(dated)s AND state_since <= %(ts)s))
+    RETURNING device_id),
+history AS (
+    SELECT device_id FROM devices
+    WHERE device_id = %(id)s AND %(dated)s AND state_since > %(ts)s
+      AND NOT EXISTS (SELECT 1 FROM status_events e WHERE e.device_id = %(id)s
+                      AND e.ts = %(ts)s AND e.state = %(state)s))
 INSERT INTO status_events (ts, device_id, state, reason)
 SELECT %(ts)s, device_id, %(state)s, %(reason)s FROM changed
+UNION ALL
+SELECT %(ts)s, device_id, %(state)s, %(reason)s || ' (late)' FROM history
 """
 
 
@@ -92,6 +108,7 @@ class Batch:
     statuses: list[StatusRecord] = field(default_factory=list)
     rejections: list[tuple[datetime, Rejection]] = field(default_factory=list)
     messages: int = 0
+    outbound: int = 0  # messages on the service's own topics: acknowledged, nothing stored
 
     def __len__(self) -> int:
         return self.messages
@@ -153,16 +170,28 @@ async def _copy_readings(
     return await _copy_staged(conn, table, items), mode is WriteMode.DIRECT
 
 
+def _prefix(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 async def _copy_rejections(
     conn: psycopg.AsyncConnection, rejections: list[tuple[datetime, Rejection]]
 ) -> None:
+    """One row per rejection, holding what it takes to recognise the payload (its first
+    REJECT_PAYLOAD_PREFIX bytes, size and SHA-256), never all of it: a device's rejected
+    bytes cannot fill the disk faster than its accepted ones."""
     cur = conn.cursor()
-    sql = "COPY rejects (received_at, reason, topic, device_id, detail, payload) FROM STDIN"
-    async with cur.copy(sql + " (FORMAT BINARY)") as copy:
-        copy.set_types(["timestamptz", "text", "text", "text", "text", "bytea"])
+    sql = ("COPY rejects (received_at, reason, topic, device_id, detail, payload, payload_size,"
+           " payload_sha256) FROM STDIN (FORMAT BINARY)")  # fmt: skip
+    async with cur.copy(sql) as copy:
+        copy.set_types(["timestamptz", "text", "text", "text", "text", "bytea", "int4", "bytea"])
         for received_at, r in rejections:
-            row = (received_at, r.reason.value, r.topic, r.device_id, r.detail, r.payload)
-            await copy.write_row(row)
+            payload = r.payload
+            await copy.write_row((
+                received_at, r.reason.value, _prefix(r.topic, REJECT_TEXT_PREFIX),
+                r.device_id, _prefix(r.detail, REJECT_TEXT_PREFIX),
+                payload[:REJECT_PAYLOAD_PREFIX], len(payload), hashlib.sha256(payload).digest(),
+            ))  # fmt: skip
 
 
 def latest_flags(batch: Batch) -> list[dict[str, Any]]:
@@ -208,6 +237,7 @@ async def write_batch(
                     "state": status.state.value,
                     "ts": status.ts,
                     "reason": status.reason,
+                    "dated": status.dated,
                 },
             )
             changes += cur.rowcount > 0
@@ -233,3 +263,12 @@ async def registered_among(conn: psycopg.AsyncConnection, device_ids: list[str])
         "SELECT device_id FROM devices WHERE device_id = ANY(%s)", (device_ids,)
     )
     return {row[0] for row in await cur.fetchall()}
+
+
+async def prune_rejects(conn: psycopg.AsyncConnection) -> int:
+    """Delete rejects past their retention where no policy does it (plain PostgreSQL,
+    migration 0010); returns how many went."""
+    cur = await conn.execute("SELECT prune_rejects()")
+    row = await cur.fetchone()
+    await conn.commit()
+    return int(row[0]) if row else 0

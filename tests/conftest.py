@@ -129,6 +129,7 @@ async def ingester(
         batch_size=50,
         batch_age_s=0.05,
         protocol=mqtt_protocol,
+        self_register=True,  # the development setting: births register new devices
     )
     service = Ingester(config)
     task = asyncio.create_task(service.run())

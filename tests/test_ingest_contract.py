@@ -5,8 +5,10 @@ its reason and raw bytes, and the counters say so on /metrics."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import urllib.request
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -56,7 +58,7 @@ async def observed(
     config = IngestConfig(
         database_url=database_url, mqtt_url=mqtt_url, topic_root=topics.root,
         client_id=f"obs-{topics.root.split('/')[0]}", batch_size=50, batch_age_s=0.05,
-        protocol=mqtt_protocol, metrics_port=free_port(),
+        protocol=mqtt_protocol, metrics_port=free_port(), self_register=True,
     )
     service = Ingester(config)
     task = asyncio.create_task(service.run())
@@ -79,19 +81,23 @@ async def test_every_bad_input_is_a_reject_with_reason_and_bytes_and_good_ones_a
 ) -> None:
     dev = "BTS-C-0001"
     telemetry = topics.device(Kind.BTS, dev, Channel.TELEMETRY)
-    bad: dict[str, tuple[str, bytes]] = {
-        "malformed_json": (telemetry, b"{not json"),
-        "schema": (telemetry, encode(_reading(dev, 900, battery_pct="full"))),
-        "out_of_range": (telemetry, encode(_reading(dev, 901, battery_pct=140.0))),
-        "unknown_kind": (f"{topics.root}/drone/{dev}/telemetry", encode(_reading(dev, 902))),
-        "bad_topic": (f"{topics.root}/bts/{dev}/video", encode(_reading(dev, 903))),
-        "unknown_device": (topics.device(Kind.BTS, "NOBODY", Channel.TELEMETRY),
-                           encode(_reading("NOBODY", 904))),
-        "identity_mismatch": (telemetry, encode(_reading("OTHER", 905))),
-        "oversize": (telemetry, b"[" + b" " * 300_000 + b"]"),
-        "future_timestamp": (telemetry,
-                             encode(_reading(dev, 906, NOW + timedelta(hours=2)))),
-    }
+    bad: list[tuple[str, str, bytes]] = [
+        ("malformed_json", telemetry, b"{not json"),
+        ("schema", telemetry, encode(_reading(dev, 900, battery_pct="full"))),
+        ("out_of_range", telemetry, encode(_reading(dev, 901, battery_pct=140.0))),
+        ("unknown_kind", f"{topics.root}/drone/{dev}/telemetry", encode(_reading(dev, 902))),
+        ("bad_topic", f"{topics.root}/bts/{dev}/video", encode(_reading(dev, 903))),
+        # Outside the grammar, under a device's own tree: seen (the subscription is root/#).
+        ("bad_topic", f"{telemetry}/extra", encode(_reading(dev, 908))),
+        ("bad_topic", f"{telemetry}/{'x' * 60_000}", encode(_reading(dev, 909))),
+        ("unknown_device", topics.device(Kind.BTS, "NOBODY", Channel.TELEMETRY),
+         encode(_reading("NOBODY", 904))),
+        ("identity_mismatch", telemetry, encode(_reading("OTHER", 905))),
+        ("oversize", telemetry, b"[" + b" " * 300_000 + b"]"),
+        ("future_timestamp", telemetry, encode(_reading(dev, 906, NOW + timedelta(hours=2)))),
+        ("stale_timestamp", telemetry,
+         encode(_reading(dev, 907, NOW - timedelta(days=20 * 365)))),
+    ]
     # A birth record PostgreSQL cannot store (NUL in text): refused by the database itself.
     refused = _meta("CAM-C-0009", name="cam\u0000era")
     good = [_reading(dev, i, NOW - timedelta(seconds=i), battery_pct=90.0) for i in range(60)]
@@ -101,12 +107,15 @@ async def test_every_bad_input_is_a_reject_with_reason_and_bytes_and_good_ones_a
         for i, reading in enumerate(good):
             await client.publish(telemetry, encode(reading), qos=1)
             if i == 30:  # the bad in the middle of the good
-                for topic, payload in bad.values():
+                for _, topic, payload in bad:
                     await client.publish(topic, payload, qos=1)
                 await client.publish(topics.device(Kind.CAMERA, "CAM-C-0009", Channel.META),
                                      refused, qos=1)
+        # The service's own topics under the root are passed by: no reject, no row.
+        await client.publish(topics.alert("critical", "bts_offline", dev), b"{}", qos=1)
+        await client.publish(f"{topics.commands(Kind.BTS, dev)[:-2]}/reboot", b"{}", qos=1)
 
-    sent = 1 + len(good) + len(bad) + 1
+    sent = 1 + len(good) + len(bad) + 1 + 2
 
     async def all_there() -> bool:
         # The ingester's own count too: a commit is visible here a moment before the
@@ -120,16 +129,22 @@ async def test_every_bad_input_is_a_reject_with_reason_and_bytes_and_good_ones_a
     assert _rows(database_url, "SELECT count(*), count(DISTINCT seq) FROM telemetry_bts") == [
         (60, 60)
     ]
-    stored = dict(_rows(database_url, "SELECT reason, payload FROM rejects WHERE reason <> "
-                                      "'schema' OR detail NOT LIKE 'database refused%%'"))
-    assert stored.keys() == bad.keys()
-    for reason, (_, payload) in bad.items():
-        assert bytes(stored[reason]) == payload, reason
+    stored = _rows(database_url, "SELECT reason, topic, payload, payload_size, payload_sha256"
+                                 " FROM rejects WHERE reason <> 'schema'"
+                                 " OR detail NOT LIKE 'database refused%%'")
+    assert sorted(r[0] for r in stored) == sorted(reason for reason, _, _ in bad)
+    # Each row identifies its payload (prefix, size, hash) and holds at most 1 KiB of it.
+    by_hash = {bytes(r[4]): r for r in stored}
+    for reason, topic, payload in bad:
+        row = by_hash[hashlib.sha256(payload).digest()]
+        assert row[0] == reason and row[3] == len(payload)
+        assert bytes(row[2]) == payload[:1024] and row[1] == topic[:512] + "…" * (len(topic) > 512)
     (db_refused,) = _rows(database_url, "SELECT payload, detail FROM rejects"
                                         " WHERE detail LIKE 'database refused%%'")
     assert bytes(db_refused[0]) == refused
+    assert observed.stats.outbound == 2
     # The counters agree with the table.
-    assert observed.stats.rejected == {**dict.fromkeys(bad, 1), "schema": 2}
+    assert observed.stats.rejected == {**Counter(reason for reason, _, _ in bad), "schema": 2}
     status, body = _get(observed.config.metrics_port or 0, "/metrics")
     text = body.decode()
     assert status == 200
@@ -206,7 +221,7 @@ async def test_mqtt_3_1_1_session_stores_and_acknowledges_everything(
         upgrade(conn)
     config = IngestConfig(database_url=database_url, mqtt_url=mqtt_url, topic_root=topics.root,
                           client_id=f"v311-{topics.root.split('/')[0]}", batch_size=20,
-                          batch_age_s=0.05, protocol=4)
+                          batch_age_s=0.05, protocol=4, self_register=True)
     dev = "OLT-V-0001"
     first = Ingester(config)
     task = asyncio.create_task(first.run())
@@ -248,7 +263,8 @@ async def test_a_status_batch_waits_for_the_batches_before_it_even_with_a_writer
         upgrade(conn)
     config = IngestConfig(database_url=database_url, mqtt_url=mqtt_url, topic_root=topics.root,
                           client_id=f"order-{topics.root.split('/')[0]}", batch_size=2,
-                          batch_age_s=30, protocol=mqtt_protocol, writers=2)
+                          batch_age_s=30, protocol=mqtt_protocol, writers=2,
+                          self_register=True)
     flapper, blocked = "BTS-O-0001", "BTS-O-0002"
     service = Ingester(config)
     task = asyncio.create_task(service.run())
