@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from devices.kinds import Kind
+from devices.topics import Topics
 from ioc.cli import _settings, clear_errors
 
 devices_app: typer.Typer = typer.Typer(help="Devices and their broker accounts.",
@@ -57,8 +58,12 @@ def devices_provision(
     ] = None,
     tls_port: Annotated[int, typer.Option(help="the TLS listener's port")] = 8883,
     bind: Annotated[str | None, typer.Option(help="listen address; default: all")] = None,
+    ingesters: Annotated[
+        int, typer.Option(help="ingester accounts ioc-ingest-1 … N, one per instance")
+    ] = 2,
     simulator: Annotated[
-        bool, typer.Option(help="also an account that may publish for every device (staging)")
+        bool, typer.Option(help="also an account that may publish for every device (staging, "
+                                "one connection)")
     ] = False,
     rotate: Annotated[
         list[str] | None, typer.Option(help="give this account a new password (repeatable)")
@@ -68,7 +73,7 @@ def devices_provision(
     ] = None,
 ) -> None:
     """Per-device broker accounts and ACL, service accounts, and the TLS broker config."""
-    from devices.topics import TopicError, Topics
+    from devices.topics import TopicError
     from ioc.provision import BrokerLayout, provision
 
     if not 1 <= tls_port <= 65535:
@@ -87,11 +92,11 @@ def devices_provision(
         tls_port=tls_port,
         bind_address=bind,
     )
-    done = provision(out, inventory, layout, topics=topics, simulator=simulator,
-                     rotate=rotate or (), owner=owner)  # fmt: skip
+    done = provision(out, inventory, layout, topics=topics, ingesters=ingesters,
+                     simulator=simulator, rotate=rotate or (), owner=owner)  # fmt: skip
     typer.echo(f"{done.devices} devices and {done.services} services: {len(done.created)} new "
                f"passwords, {len(done.removed)} accounts removed")  # fmt: skip
-    if any(name in done.created for name in _service_names()):
+    if any(name in done.created for name in _service_names(topics, ingesters)):
         typer.echo(f"service passwords: {done.services_env} (copy them into .env)")
     if done.devices and len(done.created) > 0:
         typer.echo(f"device passwords: {done.credentials} (0600; hand each to its device)")
@@ -101,7 +106,7 @@ def devices_provision(
                    f"there, or run `ioc certs dev --out {out / 'certs'}` for a trial", err=True)
 
 
-def _service_names() -> tuple[str, ...]:
-    from ioc.provision import Service
+def _service_names(topics: Topics, ingesters: int) -> set[str]:
+    from ioc.provision import service_accounts
 
-    return tuple(Service.ENV)
+    return {a.username for a in service_accounts(topics, ingesters=ingesters, simulator=True)}

@@ -47,6 +47,7 @@ RUNNING = ("ingest-1", "ingest-2", "processing", "coverage", "alerts", "dashboar
 APP_SERVICES = ("migrate", "ingest-1", "ingest-2", "processing", "coverage", "alerts",
                 "dashboard")
 VARIABLE = re.compile(r"\$\{(\w+)(?::([?-])([^}]*))?\}")
+ESCAPED = re.compile(r"\$\$\{?(\w+)")  # compose's $$NAME: the container's shell expands it
 
 
 def interpolate(value: str, env: dict[str, str]) -> str:
@@ -103,10 +104,29 @@ def test_two_ingesters_share_the_subscription_and_every_app_is_in_production_mod
     )
 
 
+def test_every_mqtt_connection_logs_in_with_an_account_of_its_own() -> None:
+    """The broker makes the username the client id, so two connections on one account would
+    end each other's (README, Security)."""
+    env = {k: "x" * 16 for k in read_env(ROOT / ".env.example")}
+    users = {}
+    for name, service in SERVICES.items():
+        url = service.get("environment", {}).get("IOC_MQTT_URL")
+        if url:
+            users[name] = urlsplit(interpolate(url, env)).username
+    check = re.search(r" -u (\S+) ", SERVICES["mosquitto"]["healthcheck"]["test"][-1])
+    assert check, "the broker's health check logs in with no account"
+    users["mosquitto (health check)"] = check[1]
+    assert len(set(users.values())) == len(users), users
+    for name in ("ingest-1", "ingest-2"):  # the client id it presents is its account's name
+        command = SERVICES[name]["command"]
+        assert command[command.index("--client-id") + 1] == users[name]
+
+
 def test_env_example_names_every_secret_and_none_of_its_values_would_start() -> None:
     example = read_env(ROOT / ".env.example")
     text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
     needed = {m[0] for m in VARIABLE.findall(text)}
+    needed |= set(ESCAPED.findall(text))  # read in the container, from env_file: .env
     assert needed == set(example), "compose and .env.example disagree"
     for name, value in example.items():
         assert secret_problem(value), f"{name}={value} would pass as a real secret"
@@ -251,6 +271,17 @@ class Stack:
         )
         wait_for_port(self.mqtt_port, proc=self.processes["mosquitto"])
 
+    def broker_healthcheck(self) -> int:
+        """The mosquitto service's health check, run here: its exit code."""
+        command = SERVICES["mosquitto"]["healthcheck"]["test"][-1]
+        for target, source in self.mounts(SERVICES["mosquitto"]).items():
+            command = command.replace(target, source)
+        command = command.replace("-h localhost -p 8883", f"-h 127.0.0.1 -p {self.mqtt_port}")
+        env = {**os.environ, **self.env_file}
+        done = subprocess.run(["sh", "-c", command.replace("$$", "$")], env=env,
+                              capture_output=True, timeout=30, check=False)  # fmt: skip
+        return done.returncode
+
     def stop(self) -> None:
         for process in self.processes.values():
             if process.poll() is None:
@@ -319,6 +350,7 @@ async def test_the_compose_services_run_as_processes_from_the_same_files(stack: 
                "/mosquitto/config", *owner, env=env)  # fmt: skip
     assert done.returncode == 0, done.stderr
     stack.start_broker()
+    assert stack.broker_healthcheck() == 0, stack.log("mosquitto")
     stack.run("migrate", wait=True)
     for name in RUNNING:
         stack.run(name)
@@ -358,8 +390,10 @@ async def test_the_compose_services_run_as_processes_from_the_same_files(stack: 
         answer = await asyncio.to_thread(_get_json, health_url)
         assert answer["stored"] > 0, f"{name} stored nothing: {answer}"
 
-    # The alert engine (processing's broker account, TLS) publishes a low-battery alert.
-    watcher = MqttEndpoint.parse(stack.environment("ingest-1")["IOC_MQTT_URL"])
+    # The alert engine (its own broker account, TLS) publishes a low-battery alert, seen on
+    # the monitor's account: on an ingester's, the watcher would take over its session.
+    monitor = read_env(certs.parent / "services.env")["IOC_MQTT_MONITOR_PASSWORD"]
+    watcher = MqttEndpoint.parse(url.format(u="ioc-monitor", p=monitor))
     async with aiomqtt.Client(watcher.host, watcher.port, username=watcher.username,
                               password=watcher.password, tls_params=watcher.tls_parameters(),
                               protocol=watcher.protocol_version) as client:  # fmt: skip

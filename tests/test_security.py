@@ -28,6 +28,7 @@ from ingest import IngestConfig, Ingester
 from ioc.certs import make_dev_ca
 from ioc.provision import (
     BrokerLayout,
+    Service,
     device_account,
     hash_matches,
     mosquitto_hash,
@@ -59,8 +60,9 @@ class Client:
     """A paho MQTT 5 client over TLS that records what happens to it."""
 
     def __init__(self, broker: SecureBroker, username: str | None, password: str | None,
-                 *, ca_file: Path | None = None) -> None:  # fmt: skip
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+                 *, ca_file: Path | None = None, client_id: str = "") -> None:  # fmt: skip
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  protocol=mqtt.MQTTv5)  # fmt: skip
         self.client.reconnect_delay_set(30, 60)  # no quick retries hiding a refusal
         if username is not None:
             self.client.username_pw_set(username, password)
@@ -166,8 +168,8 @@ def test_a_hash_made_by_mosquitto_passwd_verifies(tmp_path: Path) -> None:
 def test_a_device_cannot_publish_under_another_identity(
     secure: SecureBroker, clients: list[Client], kind: Kind, device_id: str
 ) -> None:
-    ingest = connect(secure, clients, "ioc-ingest")
-    ingest.subscribe(TOPICS.shared_all_devices())
+    ingest = connect(secure, clients, Service.ingest(1))
+    ingest.subscribe(TOPICS.shared_everything())
     spoofer = connect(secure, clients, "BTS-A")
     assert not spoofer.wait_connack().is_failure
     spoof = spoofer.publish(telemetry(kind, device_id), b"spoofed")
@@ -187,13 +189,39 @@ def test_a_device_reads_only_its_own_commands(
 ) -> None:
     device = connect(secure, clients, "BTS-A")
     device.subscribe(TOPICS.everything())  # granted, but filtered on delivery by the ACL
-    fleet = connect(secure, clients, "ioc-simulator")
+    fleet = connect(secure, clients, Service.SIMULATOR)
     fleet.wait_connack()
     command = TOPICS.commands(Kind.BTS, "BTS-A").replace("#", "reboot")
     fleet.publish(telemetry(Kind.BTS, "BTS-B"), b"not-for-A")
     fleet.publish(TOPICS.commands(Kind.BTS, "BTS-B").replace("#", "reboot"), b"B-command")
     fleet.publish(command, b"A-command")
     assert device.wait_for(b"A-command") == [(command, b"A-command")]
+
+
+def test_a_device_presenting_a_services_client_id_gets_only_its_own_session(
+    secure: SecureBroker, clients: list[Client]
+) -> None:
+    """The ids of the services are public (docker-compose.yml); the broker replaces the id a
+    client presents with its username, so the service keeps its connection and its queue."""
+    monitor = connect(secure, clients, Service.MONITOR, client_id=Service.MONITOR)
+    monitor.subscribe(TOPICS.everything())
+    hijacker = connect(secure, clients, "BTS-A", client_id=Service.MONITOR)
+    assert not hijacker.wait_connack().is_failure
+    hijacker.publish(telemetry(Kind.BTS, "BTS-A"), b"after-takeover-attempt")
+    monitor.wait_for(b"after-takeover-attempt")
+    assert not monitor.disconnected.is_set(), "a device's login ended a service's connection"
+    assert hijacker.received == []
+
+
+def test_a_second_connection_on_an_account_ends_the_first(
+    secure: SecureBroker, clients: list[Client]
+) -> None:
+    """The consequence an operator must know: one account, one connection."""
+    first = connect(secure, clients, "BTS-B", client_id="one")
+    assert not first.wait_connack().is_failure
+    second = connect(secure, clients, "BTS-B", client_id="another")
+    assert not second.wait_connack().is_failure
+    assert first.disconnected.wait(WAIT_S), "two connections shared one account's session"
 
 
 def test_wrong_password_and_anonymous_are_refused(
@@ -246,8 +274,8 @@ def test_a_broker_certificate_from_another_ca_is_refused(
 def test_an_oversize_payload_is_cut_by_the_broker(
     secure: SecureBroker, clients: list[Client]
 ) -> None:
-    ingest = connect(secure, clients, "ioc-ingest")
-    ingest.subscribe(TOPICS.all_devices())
+    ingest = connect(secure, clients, Service.ingest(1))
+    ingest.subscribe(TOPICS.everything())
     big = connect(secure, clients, "BTS-A")
     big.wait_connack()
     big.publish(telemetry(Kind.BTS, "BTS-A"), b"x" * (2 * 1024 * 1024))  # limit: 1 MiB
@@ -264,7 +292,8 @@ def test_reprovisioning_keeps_passwords_and_revokes_removed_devices(tmp_path: Pa
     layout = BrokerLayout(folder=str(tmp_path), data_dir=str(tmp_path / "data"))
     first = provision(tmp_path, DEVICES, layout, environ={})
     before = read_passwd(first.passwd)
-    assert set(before) == {"ioc-ingest", "ioc-processing", "BTS-A", "BTS-B", "CAM-1"}
+    assert set(before) == {"ioc-ingest-1", "ioc-ingest-2", "ioc-alerts", "ioc-healthcheck",
+                           "ioc-monitor", "BTS-A", "BTS-B", "CAM-1"}
     assert oct(first.passwd.stat().st_mode & 0o777) == "0o600"
     again = provision(tmp_path, DEVICES[:2], layout, environ={}, rotate=["BTS-B"])
     after = read_passwd(again.passwd)
@@ -277,12 +306,22 @@ def test_reprovisioning_keeps_passwords_and_revokes_removed_devices(tmp_path: Pa
 def test_a_service_password_from_the_environment_is_used(tmp_path: Path) -> None:
     layout = BrokerLayout(folder=str(tmp_path), data_dir=str(tmp_path / "data"))
     secret = "a-long-secret-from-env"
-    done = provision(tmp_path, [], layout, environ={"IOC_MQTT_INGEST_PASSWORD": secret})
-    assert hash_matches(read_passwd(done.passwd)["ioc-ingest"], secret)
-    with pytest.raises(ValueError, match="IOC_MQTT_INGEST_PASSWORD is an example value"):
-        provision(tmp_path, [], layout, environ={"IOC_MQTT_INGEST_PASSWORD": "change-me"})
-    assert "IOC_MQTT_INGEST_PASSWORD" not in done.services_env.read_text()
-    assert "IOC_MQTT_PROCESSING_PASSWORD" in done.services_env.read_text()
+    done = provision(tmp_path, [], layout, environ={"IOC_MQTT_INGEST_1_PASSWORD": secret})
+    assert hash_matches(read_passwd(done.passwd)["ioc-ingest-1"], secret)
+    with pytest.raises(ValueError, match="IOC_MQTT_INGEST_1_PASSWORD is an example value"):
+        provision(tmp_path, [], layout, environ={"IOC_MQTT_INGEST_1_PASSWORD": "change-me"})
+    assert "IOC_MQTT_INGEST_1_PASSWORD" not in done.services_env.read_text()
+    assert "IOC_MQTT_INGEST_2_PASSWORD" in done.services_env.read_text()
+    assert "IOC_MQTT_ALERTS_PASSWORD" in done.services_env.read_text()
+
+
+def test_each_ingester_instance_gets_an_account_of_its_own(tmp_path: Path) -> None:
+    layout = BrokerLayout(folder=str(tmp_path), data_dir=str(tmp_path / "data"))
+    done = provision(tmp_path, [], layout, environ={}, ingesters=3)
+    ingesters = sorted(u for u in read_passwd(done.passwd) if u.startswith("ioc-ingest-"))
+    assert ingesters == ["ioc-ingest-1", "ioc-ingest-2", "ioc-ingest-3"]
+    assert "IOC_MQTT_INGEST_3_PASSWORD" in done.services_env.read_text()
+    assert "\nuse_username_as_clientid true\n" in done.config.read_text()
 
 
 def test_the_acl_names_each_devices_own_subtree() -> None:
@@ -310,7 +349,7 @@ async def test_the_chain_account_topic_payload_holds_end_to_end(
     with connect_db(database_url) as conn:
         upgrade(conn)
     register_devices(database_url, ["BTS-A", "BTS-B"])
-    config = IngestConfig(database_url=database_url, mqtt_url=secure.url("ioc-ingest"),
+    config = IngestConfig(database_url=database_url, mqtt_url=secure.url(Service.ingest(1)),
                           topic_root=TOPICS.root, client_id="secure-ingest",
                           shared_subscription=True, batch_size=10, batch_age_s=0.05)  # fmt: skip
     service = Ingester(config)

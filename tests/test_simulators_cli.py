@@ -18,6 +18,7 @@ import pexpect
 import pytest
 
 from devices import Channel, Codec, Kind, Readings, Topics
+from ioc.provision import Service
 from tests.faults.secure import SecureBroker, start_secure_broker
 from tests.test_simulators import readings_of, watching
 
@@ -124,8 +125,8 @@ async def test_one_device_reaches_a_tls_broker_with_its_own_account(secure: Secu
     args = ["simulate", "device", "bts", "BTS-VTL-0002", "--interval", "0.3", "--url", url,
             "--ca-file", str(secure.certs.ca_cert), "--username", "BTS-VTL-0002"]  # fmt: skip
     topics = Topics()
-    watcher = MqttEndpoint.parse(secure.url("ioc-ingest"))
-    async with watching(secure.url("ioc-ingest"), watcher.protocol, topics) as live:
+    watcher = MqttEndpoint.parse(secure.url(Service.MONITOR))
+    async with watching(secure.url(Service.MONITOR), watcher.protocol, topics) as live:
         wrong = spawn(*args, "--password", "not-it", env=ioc_env())
         try:
             await expect(wrong, "# connection failed or lost: .*")

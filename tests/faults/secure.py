@@ -14,7 +14,7 @@ from devices.kinds import Kind
 from devices.topics import Topics
 from ioc.brokers import free_port, wait_for_port
 from ioc.certs import CertFiles, make_dev_ca
-from ioc.provision import BrokerLayout, Provisioned, provision, read_env
+from ioc.provision import BrokerLayout, Provisioned, Service, provision, read_env
 
 
 @dataclass
@@ -32,9 +32,8 @@ class SecureBroker:
 
     def password(self, username: str) -> str:
         env = read_env(self.provisioned.services_env)
-        for name, value in env.items():
-            if name == f"IOC_MQTT_{username.removeprefix('ioc-').upper()}_PASSWORD":
-                return value
+        if Service.password_variable(username) in env:
+            return env[Service.password_variable(username)]
         with self.provisioned.credentials.open(encoding="utf-8", newline="") as f:
             found = [r["password"] for r in csv.DictReader(f) if r["username"] == username]
         if not found:
