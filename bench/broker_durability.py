@@ -1,7 +1,7 @@
 """What a Mosquitto kill -9 loses of the QoS 1 messages it had PUBACKed, and what saving more
 often costs, for a few persistence settings.
 
-    python -m bench.broker_durability [--queued 50000] [--messages 2000]
+    python -m bench.broker_durability [--quick] [--queued 50000] [--messages 2000]
 
 Per setting, on a fresh broker (the project's tuning, persistence on): a persistent MQTT 5
 session subscribes and goes away; ``--queued`` readings are queued for it and the broker is
@@ -122,7 +122,11 @@ def main() -> None:
     parser.add_argument("--queued", type=int, default=50_000)
     parser.add_argument("--messages", type=int, default=2_000)
     parser.add_argument("--only", action="append", help="a setting's name (repeatable)")
+    parser.add_argument("--quick", action="store_true",
+                        help="5,000 queued, 500 published: within a minute")  # fmt: skip
     args = parser.parse_args()
+    if args.quick:
+        args.queued, args.messages = min(args.queued, 5_000), min(args.messages, 500)
     results = []
     for name, extra in SETTINGS.items():
         if args.only and name not in args.only:

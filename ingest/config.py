@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from devices.topics import SHARED_GROUP
 from store.writer import WriteMode
 
 
@@ -15,6 +16,7 @@ class IngestConfig:
     # Stable per instance: the broker keeps the unacknowledged messages of this id's session.
     client_id: str = "ioc-ingest-1"
     shared_subscription: bool = False
+    share_group: str = SHARED_GROUP  # a secret in production (ioc.production)
     batch_size: int = 1000
     batch_age_s: float = 0.2
     # Batches committing at once, each on its own database connection.

@@ -93,7 +93,9 @@ class Ingester:
         )
         topics = Topics(config.topic_root)
         subscription = (
-            topics.shared_everything() if config.shared_subscription else topics.everything()
+            topics.shared_everything(config.share_group)
+            if config.shared_subscription
+            else topics.everything()
         )
         self.receiver = Receiver(config, subscription)
         self.subscribed = self.receiver.subscribed

@@ -118,8 +118,13 @@ def scenario_load() -> None:
 
 def ingest_config(settings: Settings, client_id: str | None = None, shared: bool = False) -> Any:
     from ingest.config import IngestConfig
+    from ioc.production import share_group_problem
 
+    production = shared and settings.mode == "production"
+    if production and (problem := share_group_problem(settings.ingest_share_group)):
+        raise SettingError(problem)
     return IngestConfig(
+        share_group=settings.ingest_share_group,
         database_url=require_database(settings),
         mqtt_url=require_mqtt(settings),
         topic_root=settings.topic_root,
@@ -142,7 +147,9 @@ def ingest_config(settings: Settings, client_id: str | None = None, shared: bool
 @clear_errors
 def ingest(
     client_id: Annotated[str | None, typer.Option(help="stable MQTT client id")] = None,
-    shared: Annotated[bool, typer.Option(help="join the $share/ioc-ingest group")] = False,
+    shared: Annotated[
+        bool, typer.Option(help="join the ingesters' shared group (IOC_INGEST_SHARE_GROUP)")
+    ] = False,
     instances: Annotated[int, typer.Option(help="N ingesters on the shared subscription")] = 1,
     stats: Annotated[bool, typer.Option("--stats", help="ask running ones: keeping up?")] = False,
     metrics_port: Annotated[

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
+from devices.topics import SHARED_GROUP
+
 # Values that are examples, defaults of the images, or guesses an attacker tries first.
 EXAMPLE_SECRETS = frozenset(
     {"change-me", "changeme", "change_me", "example", "password", "passw0rd", "secret",
@@ -49,4 +51,15 @@ def production_problem(database_url: str | None, mqtt_url: str | None) -> str | 
             return f"{problem}; IOC_MODE=production refuses to start without real secrets"
     if mqtt_url and urlsplit(mqtt_url).scheme not in ("mqtts", "ssl"):
         return "IOC_MQTT_URL is not mqtts://; IOC_MODE=production sends passwords over TLS only"
+    return None
+
+
+def share_group_problem(group: str) -> str | None:
+    """Mosquitto 2.0's ACL file does not check subscriptions: a device that knows the
+    ingesters' shared-subscription group can join it and take a share of the readings (which
+    its ACL then refuses to deliver: lost). In production the group name is a secret."""
+    problem = "is the public default" if group == SHARED_GROUP else secret_problem(group)
+    if problem:
+        return (f"IOC_INGEST_SHARE_GROUP {problem}; in production it is a secret (a device "
+                "that knows it can join the ingesters' group)")
     return None

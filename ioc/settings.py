@@ -16,6 +16,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from devices.topics import SHARED_GROUP
+
 
 def _config_file() -> Path:
     return Path(os.environ.get("IOC_CONFIG", "ioc.toml"))
@@ -36,6 +38,12 @@ class Settings(BaseSettings):
     mqtt_protocol: int = Field(5, description="MQTT protocol: 5, or 4 for 3.1.1 brokers")
     topic_root: str = Field("ioc/v1", description="root of every device and alert topic")
     ingest_client_id: str = Field("ioc-ingest-1", description="stable MQTT client id")
+    ingest_share_group: str = Field(
+        SHARED_GROUP,
+        pattern=r"^[A-Za-z0-9_.-]{1,128}$",
+        description="the ingesters' shared-subscription group: a secret in production (a "
+        "device that knows it could join the group and take a share of the readings)",
+    )
     ingest_batch_size: int = Field(1000, ge=1, description="messages per transaction, at most")
     ingest_batch_age_s: float = Field(0.2, gt=0, description="flush a batch at least this often")
     ingest_writers: int = Field(

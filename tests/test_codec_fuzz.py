@@ -84,14 +84,17 @@ def test_the_mqtt_parser_reads_whole_packets_across_any_split(
     assert got == messages
 
 
-def _publish(topic: str, payload: bytes, mid: int, protocol: int) -> bytes:
-    # The broker's side of a QoS 1 PUBLISH, with a property (a user property) on MQTT 5.
+def _publish(
+    topic: str, payload: bytes, mid: int, protocol: int, *, qos: int = 1, retain: bool = False
+) -> bytes:
+    # The broker's side of a PUBLISH, with a property (a user property) on MQTT 5.
     props = b""
     if protocol == 5:
         user = b"\x26" + wire.utf8("k") + wire.utf8("v")
         props = wire.varint(len(user)) + user
-    body = wire.utf8(topic) + mid.to_bytes(2, "big") + props + payload
-    return bytes([0x32]) + wire.varint(len(body)) + body
+    packet_id = mid.to_bytes(2, "big") if qos else b""
+    body = wire.utf8(topic) + packet_id + props + payload
+    return bytes([wire.PUBLISH | qos << 1 | retain]) + wire.varint(len(body)) + body
 
 
 @settings(max_examples=300, deadline=None)
@@ -100,3 +103,46 @@ def test_the_mqtt_parser_refuses_garbage_with_its_own_error(data: bytes, protoco
     # A ProtocolError closes the connection (and it is reopened); nothing else may escape.
     with contextlib.suppress(wire.ProtocolError):
         wire.parse(bytearray(data), protocol)
+
+
+packets = st.lists(
+    st.one_of(
+        st.tuples(st.just("publish"), st.text(min_size=1, max_size=40), st.binary(max_size=300),
+                  st.integers(1, 65535), st.sampled_from([0, 1]), st.booleans()),
+        st.just(("pingresp",)),
+    ),
+    min_size=1, max_size=12,
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(stream_of=packets, chunks=st.lists(st.integers(1, 400), max_size=40),
+       protocol=st.sampled_from([4, 5]))  # fmt: skip
+def test_the_mqtt_parser_reads_the_same_packets_however_the_reads_split_or_coalesce(
+    stream_of: list[tuple[Any, ...]], chunks: list[int], protocol: int
+) -> None:
+    """As the receiver reads a socket: any number of reads, each ending anywhere (inside a
+    length, a topic, a payload) or holding many packets; the same packets come out."""
+    wanted: list[tuple[Any, ...]] = []
+    stream = b""
+    for packet in stream_of:
+        if packet[0] == "pingresp":
+            stream += bytes([wire.PINGRESP, 0])
+            wanted.append(("control", wire.PINGRESP))
+            continue
+        _, topic, payload, mid, qos, retain = packet
+        stream += _publish(topic, payload, mid, protocol, qos=qos, retain=retain)
+        wanted.append(("publish", topic, payload, mid if qos else 0, qos, retain))
+    got: list[tuple[Any, ...]] = []
+    buf, at = bytearray(), 0
+    for size in [*chunks, len(stream)]:  # the last read takes whatever is left
+        buf += stream[at : at + size]
+        at += size
+        parsed, used = wire.parse(buf, protocol)
+        del buf[:used]
+        for p in parsed:
+            if isinstance(p, wire.Publish):
+                got.append(("publish", p.topic, p.payload, p.mid, p.qos, p.retain))
+            else:
+                got.append(("control", p.kind))
+    assert got == wanted and not buf

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import socket
 import ssl
 import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import pytest
 
 from devices.endpoint import MqttEndpoint
 from devices.kinds import Channel, Kind
-from devices.topics import Topics
+from devices.topics import SHARED_GROUP, Topics
 from ingest import IngestConfig, Ingester
 from ioc.certs import make_dev_ca
 from ioc.provision import (
@@ -378,3 +379,43 @@ async def test_the_chain_account_topic_payload_holds_end_to_end(
     with connect_db(database_url) as conn:
         assert reading_keys(conn) == [("BTS-A", 1)]
         assert reject_reasons(conn) == {"identity_mismatch": 1}
+
+
+async def test_a_device_that_joins_the_public_share_group_takes_no_readings(
+    secure: SecureBroker, clients: list[Client], database_url: str
+) -> None:
+    """Mosquitto 2.0 lets any account subscribe to ``$share/…``; a share routed to a device is
+    refused by its ACL on delivery and dropped. With the ingesters on a secret group, a device
+    joining the public default (or any guess) is a group of its own and takes nothing."""
+    with connect_db(database_url) as conn:
+        upgrade(conn)
+    register_devices(database_url, ["BTS-A", "BTS-B"])
+    thief = connect(secure, clients, "BTS-A")
+    for group in (SHARED_GROUP, "ingest", "ioc"):
+        thief.subscribe(TOPICS.shared_everything(group))
+    config = IngestConfig(database_url=database_url, mqtt_url=secure.url(Service.ingest(1)),
+                          topic_root=TOPICS.root, client_id="share-ingest",
+                          shared_subscription=True, share_group=secrets.token_urlsafe(16),
+                          batch_size=10, batch_age_s=0.05)  # fmt: skip
+    service = Ingester(config)
+    task = asyncio.create_task(service.run())
+    try:
+        await asyncio.wait_for(service.subscribed.wait(), 20)
+        publisher = connect(secure, clients, "BTS-B")
+        start = datetime.now(UTC)
+        for seq in range(20):
+            ts = (start + timedelta(milliseconds=seq)).isoformat()
+            body = msgspec.json.encode({"device_id": "BTS-B", "ts": ts, "seq": seq})
+            publisher.wait_puback(publisher.publish(telemetry(Kind.BTS, "BTS-B"), body))
+
+        async def settled() -> bool:
+            return service.stats.received >= 20
+
+        await wait_until(settled, timeout_s=20)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    with connect_db(database_url) as conn:
+        assert sorted(reading_keys(conn)) == [("BTS-B", seq) for seq in range(20)]
+    assert thief.received == []

@@ -167,3 +167,24 @@ def test_production_settings_need_real_secrets_and_tls() -> None:
     assert "IOC_MQTT_URL" in str(production_problem(good_db, "mqtts://ioc-ingest@mq:8883"))
     plain = good_mqtt.replace("mqtts://", "mqtt://")
     assert "TLS" in str(production_problem(good_db, plain))
+
+
+def test_production_ingesters_on_the_shared_group_need_a_secret_group_name() -> None:
+    from ioc.cli import ingest_config
+    from ioc.errors import SettingError
+    from ioc.settings import Settings
+
+    urls = {"database_url": "postgresql://ioc:Xk3v9-wq7Lm2pR@db/ioc",
+            "mqtt_url": "mqtts://ioc-ingest-1:Zz81-kqpW3n7vHs@mosquitto:8883"}  # fmt: skip
+    public = Settings(mode="production", **urls)  # type: ignore[arg-type]
+    with pytest.raises(SettingError, match="IOC_INGEST_SHARE_GROUP is the public default"):
+        ingest_config(public, shared=True)
+    assert ingest_config(public, shared=False).share_group == public.ingest_share_group
+    secret = Settings(mode="production", ingest_share_group="g-Hq83nWv0pLz6-2kT", **urls)  # type: ignore[arg-type]
+    assert ingest_config(secret, shared=True).share_group == "g-Hq83nWv0pLz6-2kT"
+    with pytest.raises(ValueError, match="ingest_share_group"):
+        Settings(ingest_share_group="a/b")  # type: ignore[call-arg]
+    # Production refuses self-registration: one credential must not invent devices.
+    with pytest.raises(ValueError, match="IOC_INGEST_SELF_REGISTER"):
+        Settings(mode="production", ingest_self_register=True, **urls)  # type: ignore[arg-type]
+    assert not public.self_register and Settings().self_register  # type: ignore[call-arg]
