@@ -48,6 +48,7 @@ import psutil
 import psycopg
 
 from devices import Channel, Codec, Kind, Topics
+from ingest.config import IngestConfig
 from store.audit import reading_count, received_at_epoch
 from store.db import aconnect
 from store.writer import Batch, WriteMode, write_batch
@@ -62,6 +63,8 @@ from tests.procs import (
 PUBLISHERS = 4
 DEVICES = 250  # per publisher: 1,000 devices in all
 PER_MESSAGE = 50  # readings per message in (d)
+# The shipped IOC_INGEST_BATCH_SIZE.
+BATCH = IngestConfig(database_url="", mqtt_url="").batch_size
 
 
 def log(line: str) -> None:
@@ -196,7 +199,7 @@ def ingest_run(
     readings = messages * per_message
     with flood_database(server_url, PUBLISHERS, DEVICES, "ioc_bench_ingest") as url:
         ing = IngesterProcess(database_url=url, mqtt_url=broker.url, topic_root=root,
-                              client_id=f"bench-{root[:9]}", log_dir=work, batch_size=1000,
+                              client_id=f"bench-{root[:9]}", log_dir=work, batch_size=BATCH,
                               batch_age_s=0.2, instances=instances, writers=writers).start()
         try:
             wait_for(lambda: all(ing.subscribed(i) for i in range(instances)), 60, "ingester")
@@ -255,7 +258,8 @@ def ingest_run(
 
 
 def drain_run(
-    broker: RestartableBroker, server_url: str, messages: int, work: Path
+    broker: RestartableBroker, server_url: str, messages: int, work: Path, writers: int = 2,
+    batch_size: int = BATCH,
 ) -> dict[str, Any]:
     """``messages`` readings queued for the ingester's offline session and for a
     ``mosquitto_sub -q 1`` session beside it; then each drains its queue. The flood phases are
@@ -266,8 +270,8 @@ def drain_run(
     subprocess.run([*sub, "-E"], check=True, timeout=30)
     with flood_database(server_url, PUBLISHERS, DEVICES, "ioc_bench_ingest") as url:
         ing = IngesterProcess(database_url=url, mqtt_url=broker.url, topic_root=root,
-                              client_id=f"drain-{root[:9]}", log_dir=work, batch_size=1000,
-                              batch_age_s=0.2)  # fmt: skip
+                              client_id=f"drain-{root[:9]}", log_dir=work,
+                              batch_size=batch_size, batch_age_s=0.2, writers=writers)  # fmt: skip
         try:
             # Its session exists before anything is queued; the start-up, on an empty queue,
             # is measured here and taken off the drain below.
@@ -281,15 +285,21 @@ def drain_run(
                            timeout=3600)  # fmt: skip
             reference_s = time.time() - t0
             t0 = time.time()
+            pg0 = postgres_cpu_s()
             ing.start()
+            assert ing.process is not None
+            pid = ing.process.pid
+            cpu: list[float] = []
 
             def stored() -> bool:
+                cpu[:] = [cpu_s([pid])]  # while it lives
                 h = ing.health()
                 return bool(h and h["stored"] >= messages)
 
             drain_s = wait_for(stored, 3600, "ingester drain") - t0 - startup_s
-            assert ing.process is not None
-            peak = rss_mb(ing.process.pid, "VmHWM")
+            pg_s = sum(t - pg0.get(p, 0.0) for p, t in postgres_cpu_s().items())
+            peak = rss_mb(pid, "VmHWM")
+            profile = (ing.health() or {}).get("profile_s", {})
             assert ing.terminate() == 0, ing.log_tail()
         finally:
             ing.close()
@@ -297,7 +307,9 @@ def drain_run(
             count = reading_count(conn)
     return {"drain_msgs_per_s": messages / drain_s,
             "drain_reference_msgs_per_s": messages / reference_s,
-            "startup_s": round(startup_s, 2), "peak_rss_mb": round(peak, 1),
+            "startup_s": round(startup_s, 2), "peak_rss_mb": round(peak, 1), "profile_s": profile,
+            "cpu_s": {"ingester": round(cpu[0], 1), "postgres_all": round(pg_s, 1),
+                      "wall": round(drain_s + startup_s, 1)},
             "lost": messages - count.distinct, "duplicated": count.duplicated}  # fmt: skip
 
 
@@ -315,7 +327,7 @@ def hostile_rss(
     path.write_bytes(payload)
     with flood_database(server_url, 1, 1, "ioc_bench_ingest") as url:
         ing = IngesterProcess(database_url=url, mqtt_url=broker.url, topic_root=root,
-                              client_id=f"hostile-{root[:9]}", log_dir=work, batch_size=1000,
+                              client_id=f"hostile-{root[:9]}", log_dir=work, batch_size=BATCH,
                               batch_age_s=0.2).start()  # fmt: skip
         try:
             wait_for(ing.subscribed, 60, "ingester")

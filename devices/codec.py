@@ -23,7 +23,10 @@ DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
 DEFAULT_MAX_FUTURE = timedelta(minutes=5)
 # Readings older than the time series keep (store.schema_gen.RETENTION, 400 days) are not news.
 DEFAULT_MAX_AGE = timedelta(days=400)
-# Valid topics only, each under devices.topics.MAX_TOPIC_BYTES: a few MB at most.
+# The grammar needs ~100 characters past the root; a longer topic is rejected on its length
+# alone, so a hostile one is never split, parsed or kept.
+DEFAULT_MAX_TOPIC_CHARS = 512
+# Valid topics only, each within the limit above: a few MB at most.
 _TOPIC_CACHE_SIZE = 20_000
 
 
@@ -108,6 +111,7 @@ class Codec:
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         max_future: timedelta = DEFAULT_MAX_FUTURE,
         max_age: timedelta = DEFAULT_MAX_AGE,
+        max_topic_chars: int = DEFAULT_MAX_TOPIC_CHARS,
         is_known: Callable[[str], bool] = _always_known,
         self_register: bool = True,
     ) -> None:
@@ -115,6 +119,7 @@ class Codec:
         self.max_payload_bytes = max_payload_bytes
         self.max_future = max_future
         self.max_age = max_age
+        self.max_topic_chars = max_topic_chars
         self.is_known = is_known
         # Off: a birth record from an id the registry does not hold is refused, so one
         # credential cannot invent devices (production); on: it registers the device.
@@ -155,6 +160,9 @@ class Codec:
                 RejectReason.OVERSIZE,
                 f"payload of {len(payload)} bytes exceeds {self.max_payload_bytes}",
             )
+        if len(topic) > self.max_topic_chars:
+            detail = f"topic of {len(topic)} characters exceeds {self.max_topic_chars}"
+            return reject(RejectReason.BAD_TOPIC, detail)
         try:
             source = self._parse(topic)
         except TopicError as err:

@@ -12,9 +12,6 @@ from dataclasses import dataclass
 from devices.kinds import Channel, Kind
 
 DEFAULT_ROOT = "ioc/v1"
-# Longest topic the ingester reads: the grammar needs ~100 bytes past the root. Longer ones are
-# rejected on their length alone, so a hostile topic is never split, parsed or kept whole.
-MAX_TOPIC_BYTES = 512
 COMMANDS = "commands"
 ALERTS = "alerts"
 DEVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -87,9 +84,6 @@ class Topics:
         return len(parts) >= 3 and parts[2] == COMMANDS and parts[0] in _KINDS
 
     def parse(self, topic: str) -> DeviceTopic:
-        if len(topic) > MAX_TOPIC_BYTES:
-            raise TopicError("bad_topic", f"topic of {len(topic)} characters exceeds "
-                             f"{MAX_TOPIC_BYTES}")  # fmt: skip
         prefix = self.root + "/"
         if not topic.startswith(prefix):
             raise TopicError("bad_topic", f"topic {topic!r} is not under {self.root!r}")

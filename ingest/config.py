@@ -17,7 +17,9 @@ class IngestConfig:
     client_id: str = "ioc-ingest-1"
     shared_subscription: bool = False
     share_group: str = SHARED_GROUP  # a secret in production (ioc.production)
-    batch_size: int = 1000
+    # Under a backlog, fewer and larger commits: 5,000 drains 1.7x faster than 1,000
+    # (bench/ingest.py, drain); at a normal rate batch_age_s sends them sooner.
+    batch_size: int = 5000
     batch_age_s: float = 0.2
     # Batches committing at once, each on its own database connection.
     writers: int = 2
@@ -33,6 +35,7 @@ class IngestConfig:
     # rejected with a row; a broker without a limit cannot send one 256 MB packet.
     max_packet_bytes: int = 4 * 1024 * 1024
     max_payload_bytes: int = 256 * 1024
+    max_topic_chars: int = 512  # longer topics are bad_topic rejects, never parsed or cached
     max_future_s: float = 300.0
     # Older readings are rejected (stale_timestamp): the time series keep 400 days.
     max_age_s: float = 400 * 86400.0

@@ -88,6 +88,7 @@ class Ingester:
             max_payload_bytes=config.max_payload_bytes,
             max_future=timedelta(seconds=config.max_future_s),
             max_age=timedelta(seconds=config.max_age_s),
+            max_topic_chars=config.max_topic_chars,
             is_known=self._known.__contains__,
             self_register=config.self_register,
         )

@@ -136,6 +136,7 @@ def ingest_config(settings: Settings, client_id: str | None = None, shared: bool
         max_payload_bytes=settings.max_payload_bytes,
         max_future_s=settings.max_future_s,
         max_age_s=settings.max_age_days * 86400,
+        max_topic_chars=settings.max_topic_chars,
         window_bytes=settings.ingest_window_mb * 1024 * 1024,
         self_register=settings.self_register,
         protocol=settings.mqtt_protocol,

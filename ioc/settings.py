@@ -44,7 +44,10 @@ class Settings(BaseSettings):
         description="the ingesters' shared-subscription group: a secret in production (a "
         "device that knows it could join the group and take a share of the readings)",
     )
-    ingest_batch_size: int = Field(1000, ge=1, description="messages per transaction, at most")
+    ingest_batch_size: int = Field(
+        5000, ge=1, description="messages per transaction, at most (a backlog drains 1.7x "
+        "faster than at 1,000; at a normal rate IOC_INGEST_BATCH_AGE_S sends batches sooner)"
+    )
     ingest_batch_age_s: float = Field(0.2, gt=0, description="flush a batch at least this often")
     ingest_writers: int = Field(
         2, ge=1, le=8, description="batches committing at once, each on its own connection"
@@ -54,6 +57,9 @@ class Settings(BaseSettings):
     )
     max_payload_bytes: int = Field(256 * 1024, ge=1024, description="larger payloads are rejected")
     max_future_s: float = Field(300, ge=0, description="readings further ahead are rejected")
+    max_topic_chars: int = Field(
+        512, ge=128, le=65535, description="longer topics are rejected (bad_topic), unparsed"
+    )
     max_age_days: float = Field(
         400, gt=0, description="older readings are rejected (stale_timestamp): the retention"
     )

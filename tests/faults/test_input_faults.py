@@ -186,3 +186,64 @@ async def test_a_burst_of_ten_times_the_normal_rate_is_absorbed(
                     f"{peak_lag:.1f} s, {peak_held:.0f} held")  # fmt: skip
     assert burst >= 10, f"the publishers managed only {burst:.1f}x the normal rate"
     assert (figures.lost, figures.duplicated) == (0, 0)
+
+
+async def test_long_topics_and_extra_levels_are_rejected_without_holding_memory(
+    database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
+) -> None:
+    """Under its own tree a device's credential may publish any topic: 1,000 with a 60 KB
+    level and 100 with an extra level, among 100 good readings."""
+    device = "LONGTOPIC-1"
+    _prepare(database_url, [device])
+    topic = topics.device(Kind.BTS, device, Channel.TELEMETRY)
+    now = datetime.now(UTC)
+    messages = [(topic, _reading(device, seq, now - timedelta(seconds=seq)))
+                for seq in range(1, 101)]  # fmt: skip
+    hostile = [(f"{topic}/{i:04d}{'x' * 60_000}", b"{}") for i in range(1000)]
+    hostile += [(f"{topic}/extra", _reading(device, 1000 + i, now)) for i in range(100)]
+    accepted = {(device, seq) for seq in range(1, 101)}
+    async with running_ingester(database_url, mqtt_url, mqtt_protocol, topics) as ingester:
+        await _publish(mqtt_url, mqtt_protocol, messages[:50] + hostile + messages[50:])
+        await _stored(database_url, len(accepted), rejected_at_least=len(hostile))
+        cached, bytes_max = ingester.codec.cached_topics, ingester.receiver.bytes_max
+    figures = audit("long topics (60 KB x1,000) and extra levels", database_url, accepted,
+                    sent=len(messages) + len(hostile),
+                    note=f"bad_topic each; {cached} topic cached, at most "
+                         f"{bytes_max / 2**20:.1f} MB held")  # fmt: skip
+    with psycopg.connect(database_url) as conn:
+        reasons = conn.execute("SELECT reason, count(*), max(length(topic)) FROM rejects"
+                               " GROUP BY reason").fetchall()  # fmt: skip
+    assert reasons == [("bad_topic", len(hostile), 513)]  # cut at 512 characters and "…"
+    assert cached == 1 and bytes_max <= ingester.config.window_bytes + 64 * 1024
+    assert (figures.lost, figures.duplicated, figures.rejected) == (0, 0, len(hostile))
+
+
+async def test_one_message_of_many_bad_readings_is_one_small_reject_row(
+    database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
+) -> None:
+    """Amplification: 20 messages, each an array of 2,000 future-dated readings (~190 KB),
+    once became 2,000 reject rows each holding the whole payload."""
+    device = "AMPLIFY-1"
+    _prepare(database_url, [device])
+    topic = topics.device(Kind.BTS, device, Channel.TELEMETRY)
+    now = datetime.now(UTC)
+    good = [(topic, _reading(device, seq, now - timedelta(seconds=seq))) for seq in range(1, 101)]
+    ahead = now + timedelta(days=2)
+    arrays = [(topic, msgspec.json.encode([msgspec.json.decode(_reading(device, 10_000 * m + i,
+                                                                        ahead))
+                                           for i in range(2000)]))
+              for m in range(1, 21)]  # fmt: skip
+    accepted = {(device, seq) for seq in range(1, 101)}
+    async with running_ingester(database_url, mqtt_url, mqtt_protocol, topics):
+        await _publish(mqtt_url, mqtt_protocol, good[:50] + arrays + good[50:])
+        await _stored(database_url, len(accepted), rejected_at_least=len(arrays))
+    sent_bytes = sum(len(p) for _, p in arrays)
+    with psycopg.connect(database_url) as conn:
+        (n, kept, sizes) = conn.execute(
+            "SELECT count(*), sum(length(payload)), sum(payload_size) FROM rejects").fetchone()  # type: ignore[misc]
+    figures = audit("amplification: 20 arrays of 2,000 future readings", database_url, accepted,
+                    sent=len(good) + len(arrays),
+                    note=f"{n} reject rows keep {kept / 1024:.0f} KiB of "
+                         f"{sent_bytes / 2**20:.1f} MB sent")  # fmt: skip
+    assert (n, kept, sizes) == (len(arrays), 1024 * len(arrays), sent_bytes)
+    assert (figures.lost, figures.duplicated, figures.rejected) == (0, 0, len(arrays))
