@@ -143,10 +143,12 @@ def ingest_series(
 def reject_samples(
     conn: psycopg.Connection, since: datetime, reason: str | None = None, limit: int = 20
 ) -> list[dict[str, Any]]:
-    """The newest rejects (optionally of one reason) with their raw bytes."""
+    """The newest rejects (optionally of one reason) with the first bytes of their payload
+    and its whole size."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            "SELECT received_at, reason, topic, device_id, detail, payload FROM rejects"
+            "SELECT received_at, reason, topic, device_id, detail, payload, payload_size"
+            " FROM rejects"
             " WHERE received_at >= %(since)s AND (%(reason)s::text IS NULL OR reason = %(reason)s)"
             " ORDER BY received_at DESC LIMIT %(limit)s",
             {"since": since, "reason": reason, "limit": limit},

@@ -53,6 +53,7 @@ st.dataframe(
             "detail": [s["detail"] for s in samples],
             # Raw bytes as received: shown as text where they decode, never interpreted.
             "payload": [bytes(s["payload"])[:400].decode("utf-8", "replace") for s in samples],
+            "bytes": [num(s["payload_size"]) for s in samples],
         }
     ),
     hide_index=True,
