@@ -432,7 +432,7 @@ def main() -> None:
             drain = drain_run(broker, args.database_url, drain_messages, work)
             log(f"    {drain}")
             # Flat means: the peak does not grow with the flood once it exceeds the window.
-            floods = 200 if args.quick else 800
+            floods = 400 if args.quick else 800
             rss: dict[str, list[float]] = {"large_payloads": [], "long_topics": []}
             for n in (floods // 2, floods):
                 log(f"(g) peak RSS: {n} payloads of 1 MB, {n * 10} topics of 60 KB")

@@ -131,6 +131,8 @@ class Codec:
         self._meta = {k: msgspec.json.Decoder(META_TYPES[k]) for k in Kind}
         self._status = msgspec.json.Decoder(StatusPayload)
         self._parsed: dict[str, DeviceTopic] = {}
+        self._bounds_for: tuple[datetime | None, tuple[datetime, datetime]] = (
+            None, (datetime.min, datetime.max))  # fmt: skip
 
     def _parse(self, topic: str) -> DeviceTopic:
         # A fleet repeats the same few thousand topics: parse each once. Only valid topics are
@@ -142,6 +144,14 @@ class Codec:
                 self._parsed.clear()
             self._parsed[topic] = parsed
         return parsed
+
+    def _bounds(self, received_at: datetime) -> tuple[datetime, datetime]:
+        """The oldest and the newest time a reading received at ``received_at`` may carry;
+        a batch decodes all its messages with one ``received_at``, so they are kept."""
+        if self._bounds_for[0] is not received_at:
+            self._bounds_for = (received_at, (received_at - self.max_age,
+                                              received_at + self.max_future))  # fmt: skip
+        return self._bounds_for[1]
 
     @property
     def cached_topics(self) -> int:
@@ -199,7 +209,9 @@ class Codec:
         if source.channel is Channel.META:
             return Decoded(MetaRecord(source, value, msgspec.to_builtins(value)))
 
-        latest, earliest = received_at + self.max_future, received_at - self.max_age
+        earliest, latest = self._bounds(received_at)
+        if len(items) == 1 and earliest <= items[0].ts <= latest:
+            return Decoded(Readings(source, items))  # the common case, without the lists below
         good = [r for r in items if earliest <= r.ts <= latest]
         out = Decoded(Readings(source, good) if good else None)
         if len(good) < len(items):
@@ -240,9 +252,10 @@ class Codec:
             detail = f"payload names device {status.device_id!r}, topic names {device_id!r}"
             return reject(RejectReason.IDENTITY_MISMATCH, detail)
         ts = status.ts or received_at
-        if ts > received_at + self.max_future:
+        earliest, latest = self._bounds(received_at)
+        if ts > latest:
             return reject(RejectReason.FUTURE_TIMESTAMP, f"status at {ts.isoformat()} is ahead")
-        if ts < received_at - self.max_age:
+        if ts < earliest:
             return reject(RejectReason.STALE_TIMESTAMP, f"status at {ts.isoformat()} is too old")
         dated = status.ts is not None or not retained
         return Decoded(StatusRecord(source, status.state, ts, status.reason or "reported", dated))

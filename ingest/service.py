@@ -274,21 +274,21 @@ class Ingester:
         return take.result() if take in done else []
 
     def _decode(self, messages: list[Message], now: datetime) -> Batch:
-        batch = Batch()
+        batch = Batch(messages=len(messages))
+        decode, readings = self.codec.decode, batch.readings
         for message in messages:
-            decoded = self.codec.decode(message.topic, message.payload, now,
-                                        retained=message.retain)  # fmt: skip
+            decoded = decode(message.topic, message.payload, now, retained=message.retain)
             record = decoded.record
             if isinstance(record, Readings):
-                batch.readings[record.source.kind].extend(record.items)
+                readings[record.source.kind].extend(record.items)
             elif isinstance(record, MetaRecord):
                 self._known.add(record.source.device_id)
                 batch.metas.append(record)
             elif isinstance(record, StatusRecord):
                 batch.statuses.append(record)
-            batch.rejections.extend((now, r) for r in decoded.rejections)
+            if decoded.rejections:
+                batch.rejections.extend((now, r) for r in decoded.rejections)
             batch.outbound += decoded.outbound
-            batch.messages += 1
         return batch
 
     async def _commit(

@@ -197,18 +197,28 @@ async def _copy_rejections(
 def latest_flags(batch: Batch) -> list[dict[str, Any]]:
     """Per device, each serving flag's value in its newest reading of the batch that has it."""
     out: dict[str, dict[str, Any]] = {}
-    newest: dict[tuple[str, str], tuple[datetime, int]] = {}
     for kind, names in SERVING_FLAGS.items():
+        # device → flag → (ts, seq) of the reading its value came from; one pass, every
+        # reading of the batch (this runs for each reading stored).
+        newest: dict[str, dict[str, tuple[datetime, int]]] = {}
         for item in batch.readings.get(kind, ()):
+            when = None
             for name in names:
                 value = getattr(item, name)
-                key, when = (item.device_id, name), (item.ts, item.seq)
-                if value is None or (key in newest and newest[key] >= when):
+                if value is None:
                     continue
-                newest[key] = when
-                row = out.setdefault(item.device_id, {"device_id": item.device_id, "ts": item.ts})
+                device = item.device_id
+                seen = newest.setdefault(device, {})
+                when = when or (item.ts, item.seq)
+                if name in seen and seen[name] >= when:
+                    continue
+                seen[name] = when
+                row = out.get(device)
+                if row is None:
+                    row = out[device] = {"device_id": device, "ts": item.ts}
+                elif item.ts > row["ts"]:
+                    row["ts"] = item.ts
                 row[name] = value
-                row["ts"] = max(row["ts"], item.ts)
     return list(out.values())
 
 

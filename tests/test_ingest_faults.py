@@ -174,8 +174,9 @@ async def test_sigterm_commits_and_acknowledges_what_is_held_then_exits_0(
     with psycopg.connect(database_url) as conn:
         upgrade(conn)
     register_devices(database_url, device_ids(0, DEVICES) + device_ids(1, DEVICES))
-    # A batch that neither fills nor ages during the test: everything stays held.
-    slow = {"batch_size": 20_000, "batch_age_s": 3600}
+    # A batch that is never due during the test (it goes at a fifth of its size, 20,000, or
+    # after an hour): everything stays held.
+    slow = {"batch_size": 100_000, "batch_age_s": 3600}
     first = ingester(database_url, broker, tmp_path, "ingest-term", **slow).start()
     second = ingester(database_url, broker, tmp_path, "ingest-term")
     try:

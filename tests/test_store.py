@@ -6,13 +6,16 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from devices import Codec, Kind, Topics, encode
+from devices.schemas import READING_TYPES
 from store.db import Flavor, aconnect, connect
 from store.migrate import MIGRATIONS, current_flavor, plan, upgrade
 from store.schema_gen import GENERATED
 from store.tables import READING_TABLES
-from store.writer import Batch, write_batch
+from store.writer import Batch, latest_flags, write_batch
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -145,3 +148,38 @@ async def test_writer_is_idempotent_and_rollups_read_back_plain(database_url: st
 @pytest.mark.timescale
 async def test_writer_is_idempotent_and_rollups_read_back_timescale(tsdb_url: str) -> None:
     await _write_twice_and_roll_up(tsdb_url)
+
+
+flag_readings = st.lists(
+    st.tuples(st.sampled_from(["A", "B"]), st.integers(0, 5), st.integers(0, 3),
+              st.one_of(st.none(), st.lists(st.booleans(), min_size=1, max_size=3)),
+              st.one_of(st.none(), st.booleans())),
+    max_size=30,
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=flag_readings)
+def test_the_latest_flags_are_those_of_each_devices_newest_reading_that_has_them(
+    rows: list[tuple[str, int, int, list[bool] | None, bool | None]],
+) -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    batch = Batch()
+    reading = READING_TYPES[Kind.BTS]
+    batch.readings[Kind.BTS] = [
+        reading(device_id=d, ts=t0 + timedelta(seconds=s), seq=q, sectors_up=up, backhaul_up=bh)
+        for d, s, q, up, bh in rows
+    ]
+    expected: dict[str, dict[str, object]] = {}
+    for device in ("A", "B"):
+        mine = [r for r in batch.readings[Kind.BTS] if r.device_id == device]
+        row: dict[str, object] = {}
+        for name in ("sectors_up", "backhaul_up"):
+            having = [r for r in mine if getattr(r, name) is not None]
+            if having:  # the first of the newest (ts, seq), as they arrived
+                newest = max(having, key=lambda r: (r.ts, r.seq))
+                row[name] = getattr(newest, name)
+        if row:
+            flagged = [r.ts for r in mine if r.sectors_up is not None or r.backhaul_up is not None]
+            expected[device] = {"device_id": device, "ts": max(flagged), **row}
+    assert {r["device_id"]: r for r in latest_flags(batch)} == expected
