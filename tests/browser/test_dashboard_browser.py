@@ -104,10 +104,18 @@ def wait_map_drawn(page, timeout_s: float = 90) -> int:
     except Exception:
         page.screenshot(path=ARTIFACTS / "failed-map.png", full_page=True)
         raise
+    from playwright.sync_api import Error as PlaywrightError
+
     deadline = time.monotonic() + timeout_s
+    green = 0
     while True:
-        shot = np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("RGB"), dtype=int)
-        green = int((np.abs(shot - np.array(ONLINE_GREEN)) < 30).all(axis=2).sum())
+        try:
+            png = canvas.screenshot()
+        except PlaywrightError:  # a rerun replaced the canvas mid-shot: look at the new one
+            png = None
+        if png is not None:
+            shot = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=int)
+            green = int((np.abs(shot - np.array(ONLINE_GREEN)) < 30).all(axis=2).sum())
         if green > 200 or time.monotonic() > deadline:
             return green
         page.wait_for_timeout(250)  # poll the condition again, up to the deadline
