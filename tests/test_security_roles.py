@@ -183,8 +183,8 @@ def test_production_ingesters_on_the_shared_group_need_a_secret_group_name() -> 
     secret = Settings(mode="production", ingest_share_group="g-Hq83nWv0pLz6-2kT", **urls)  # type: ignore[arg-type]
     assert ingest_config(secret, shared=True).share_group == "g-Hq83nWv0pLz6-2kT"
     with pytest.raises(ValueError, match="ingest_share_group"):
-        Settings(ingest_share_group="a/b")  # type: ignore[call-arg]
+        Settings(ingest_share_group="a/b")
     # Production refuses self-registration: one credential must not invent devices.
     with pytest.raises(ValueError, match="IOC_INGEST_SELF_REGISTER"):
         Settings(mode="production", ingest_self_register=True, **urls)  # type: ignore[arg-type]
-    assert not public.self_register and Settings().self_register  # type: ignore[call-arg]
+    assert not public.self_register and Settings().self_register
