@@ -50,8 +50,9 @@ class Topics:
         return f"{self.device(kind, device_id, Channel.META).rsplit('/', 1)[0]}/#"
 
     def commands(self, kind: Kind, device_id: str) -> str:
-        """Filter of the commands a device may receive. One level deeper than the device grammar
-        (``{root}/{kind}/{id}/commands/...``), so the ingester's subscription never matches it."""
+        """Filter of the commands a device may receive: one level deeper than the device
+        grammar (``{root}/{kind}/{id}/commands/...``); the ingester sees them (it subscribes
+        to the whole root) and passes them by as outbound (``is_outbound``)."""
         return f"{self.device_tree(kind, device_id)[:-2]}/{COMMANDS}/#"
 
     def everything(self) -> str:

@@ -35,6 +35,11 @@ HANDSHAKE_TIMEOUT_S = 10.0
 RECONNECT_FIRST_S = 0.5
 RECONNECT_MAX_S = 30.0
 BATCH_TRIGGER_DIVISOR = 5  # a batch goes once a fifth of batch_size is held (take)
+
+
+def _due_at(size: int) -> int:
+    """Messages held that make a batch of at most ``size`` due."""
+    return max(1, size // BATCH_TRIGGER_DIVISOR)
 # QoS 0 messages are not flow-controlled by the broker; past this many held they are dropped
 # (at most once is what their sender asked for) so memory stays bounded.
 _QOS0_CAP_FACTOR = 4
@@ -131,7 +136,7 @@ class Receiver:
         self.config = config
         self.subscription = subscription
         self._window = config.window
-        self._enough = max(1, config.batch_size // BATCH_TRIGGER_DIVISOR)
+        self._enough = _due_at(config.batch_size)
         self._qos0_cap = _QOS0_CAP_FACTOR * config.window
         self.endpoint = MqttEndpoint.parse(config.mqtt_url, protocol=config.protocol)
         self.generation = 0
@@ -337,7 +342,7 @@ class Receiver:
         while not self._buffer:
             self.ready.clear()
             await self.ready.wait()
-        enough = max(1, size // BATCH_TRIGGER_DIVISOR)
+        enough = _due_at(size)
         while len(self._buffer) < enough and not self._urgent:
             self.ready.clear()
             remaining = age_s - self.oldest_age_s()

@@ -37,8 +37,13 @@ INSERT INTO device_meta_history (device_id, meta) SELECT device_id, meta FROM up
 _VOLATILE = ("ts", "seq")  # change on every birth; not part of the device's description
 
 
+def _description(document: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a birth record that describe the device (what the registry keeps)."""
+    return {k: v for k, v in document.items() if k not in _VOLATILE and v is not None}
+
+
 def device_row(kind: Kind, document: dict[str, Any]) -> dict[str, Any]:
-    meta = {k: v for k, v in document.items() if k not in _VOLATILE and v is not None}
+    meta = _description(document)
     return {
         "device_id": document["device_id"],
         "kind": kind.value,
@@ -55,7 +60,7 @@ def device_row(kind: Kind, document: dict[str, Any]) -> dict[str, Any]:
 
 def merged_birth(registered: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
     """The record a birth leaves in the registry: its fields over the registered ones."""
-    return registered | {k: v for k, v in document.items() if k not in _VOLATILE and v is not None}
+    return registered | _description(document)
 
 
 async def registered_births(

@@ -13,30 +13,18 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiomqtt
 import psycopg
 import pytest
 
 from devices import Channel, Kind, Topics, encode
-from devices.endpoint import MqttEndpoint
 from ingest import IngestConfig, Ingester
 from ioc.brokers import free_port
 from store.db import connect
 from store.migrate import upgrade
+from tests.clients import mqtt_client, query
 from tests.conftest import wait_until
 
 NOW = datetime.now(UTC)
-
-
-def _client(mqtt_url: str, protocol: int) -> aiomqtt.Client:
-    endpoint = MqttEndpoint.parse(mqtt_url)
-    version = aiomqtt.ProtocolVersion.V5 if protocol == 5 else aiomqtt.ProtocolVersion.V311
-    return aiomqtt.Client(endpoint.host, endpoint.port, protocol=version)
-
-
-def _rows(url: str, sql: str, *params: object) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 def _reading(device_id: str, seq: int, ts: datetime = NOW, **metrics: object) -> dict[str, Any]:
@@ -102,7 +90,7 @@ async def test_every_bad_input_is_a_reject_with_reason_and_bytes_and_good_ones_a
     refused = _meta("CAM-C-0009", name="cam\u0000era")
     good = [_reading(dev, i, NOW - timedelta(seconds=i), battery_pct=90.0) for i in range(60)]
     good[7]["firmware_build"] = "extra field, not in the contract"
-    async with _client(mqtt_url, mqtt_protocol) as client:
+    async with mqtt_client(mqtt_url, mqtt_protocol) as client:
         await client.publish(topics.device(Kind.BTS, dev, Channel.META), _meta(dev), qos=1)
         for i, reading in enumerate(good):
             await client.publish(telemetry, encode(reading), qos=1)
@@ -120,16 +108,16 @@ async def test_every_bad_input_is_a_reject_with_reason_and_bytes_and_good_ones_a
     async def all_there() -> bool:
         # The ingester's own count too: a commit is visible here a moment before the
         # ingester, on this same event loop, has counted it.
-        readings = int(_rows(database_url, "SELECT count(*) FROM telemetry_bts")[0][0])
-        rejects = int(_rows(database_url, "SELECT count(*) FROM rejects")[0][0])
+        readings = int(query(database_url, "SELECT count(*) FROM telemetry_bts")[0][0])
+        rejects = int(query(database_url, "SELECT count(*) FROM rejects")[0][0])
         return (readings >= len(good) and rejects >= len(bad) + 1
                 and observed.stats.received >= sent)
 
     await wait_until(all_there)
-    assert _rows(database_url, "SELECT count(*), count(DISTINCT seq) FROM telemetry_bts") == [
+    assert query(database_url, "SELECT count(*), count(DISTINCT seq) FROM telemetry_bts") == [
         (60, 60)
     ]
-    stored = _rows(database_url, "SELECT reason, topic, payload, payload_size, payload_sha256"
+    stored = query(database_url, "SELECT reason, topic, payload, payload_size, payload_sha256"
                                  " FROM rejects WHERE reason <> 'schema'"
                                  " OR detail NOT LIKE 'database refused%%'")
     assert sorted(r[0] for r in stored) == sorted(reason for reason, _, _ in bad)
@@ -139,7 +127,7 @@ async def test_every_bad_input_is_a_reject_with_reason_and_bytes_and_good_ones_a
         row = by_hash[hashlib.sha256(payload).digest()]
         assert row[0] == reason and row[3] == len(payload)
         assert bytes(row[2]) == payload[:1024] and row[1] == topic[:512] + "…" * (len(topic) > 512)
-    (db_refused,) = _rows(database_url, "SELECT payload, detail FROM rejects"
+    (db_refused,) = query(database_url, "SELECT payload, detail FROM rejects"
                                         " WHERE detail LIKE 'database refused%%'")
     assert bytes(db_refused[0]) == refused
     assert observed.stats.outbound == 2
@@ -163,7 +151,7 @@ async def test_every_message_kind_lands_with_its_own_timestamps_and_meta_history
     sector = {"sector": 1, "azimuth_deg": 120.0, "tilt_deg": 4.0, "band_mhz": 1800.0,
               "technology": "4G", "tx_power_dbm": 43.0, "beamwidth_deg": 65.0}
     late = NOW - timedelta(hours=3)
-    async with _client(mqtt_url, mqtt_protocol) as client:
+    async with mqtt_client(mqtt_url, mqtt_protocol) as client:
         meta = topics.device(Kind.BTS, bts, Channel.META)
         await client.publish(meta, _meta(bts, sectors=[sector], seq=1), qos=1, retain=True)
         await client.publish(meta, _meta(bts, sectors=[sector], seq=2), qos=1)  # same device
@@ -186,31 +174,31 @@ async def test_every_message_kind_lands_with_its_own_timestamps_and_meta_history
                                              "reason": "maintenance"}), qos=1, retain=True)
 
     async def settled() -> bool:
-        events = _rows(database_url, "SELECT count(*) FROM status_events")[0][0]
-        moved = _rows(database_url, "SELECT lat FROM devices WHERE device_id = %s", bts)
+        events = query(database_url, "SELECT count(*) FROM status_events")[0][0]
+        moved = query(database_url, "SELECT lat FROM devices WHERE device_id = %s", bts)
         return events == 2 and moved == [(14.103,)]
 
     await wait_until(settled)
-    assert _rows(database_url, "SELECT seq, ts, battery_pct FROM telemetry_bts ORDER BY seq") == [
+    assert query(database_url, "SELECT seq, ts, battery_pct FROM telemetry_bts ORDER BY seq") == [
         (3, late, 99.0),
         *[(s, NOW - timedelta(seconds=10 - s), 80.0 + s) for s in (10, 11, 12)],
     ]
-    assert _rows(database_url, "SELECT device_id, rsrp_dbm, technology FROM measurements_probe"
+    assert query(database_url, "SELECT device_id, rsrp_dbm, technology FROM measurements_probe"
                  ) == [(probe, -101.5, "4G")]
     # Two different documents (the repeated birth record is not a change), one row each.
-    history = _rows(database_url, "SELECT meta->>'lat' FROM device_meta_history"
+    history = query(database_url, "SELECT meta->>'lat' FROM device_meta_history"
                                   " WHERE device_id = %s ORDER BY changed_at", bts)
     assert history == [("14.1",), ("14.103",)]
-    ((operator, meta_sectors),) = _rows(
+    ((operator, meta_sectors),) = query(
         database_url, "SELECT operator, meta->'sectors' FROM devices WHERE device_id = %s", bts)
     assert operator == "viettel" and meta_sectors[0]["azimuth_deg"] == 120.0
-    assert sorted(_rows(database_url, "SELECT state, reason FROM status_events")) == [
+    assert sorted(query(database_url, "SELECT state, reason FROM status_events")) == [
         ("offline", "maintenance"), ("online", "reported")
     ]
-    assert _rows(database_url, "SELECT state FROM devices WHERE device_id = %s", bts) == [
+    assert query(database_url, "SELECT state FROM devices WHERE device_id = %s", bts) == [
         ("offline",)
     ]
-    assert _rows(database_url, "SELECT count(*) FROM rejects") == [(0,)]
+    assert query(database_url, "SELECT count(*) FROM rejects") == [(0,)]
 
 
 async def test_mqtt_3_1_1_session_stores_and_acknowledges_everything(
@@ -226,14 +214,14 @@ async def test_mqtt_3_1_1_session_stores_and_acknowledges_everything(
     first = Ingester(config)
     task = asyncio.create_task(first.run())
     await asyncio.wait_for(first.subscribed.wait(), 20)
-    async with _client(mqtt_url, 4) as client:
+    async with mqtt_client(mqtt_url, 4) as client:
         await client.publish(topics.device(Kind.BROADBAND, dev, Channel.META), _meta(dev), qos=1)
         for seq in range(100):
             await client.publish(topics.device(Kind.BROADBAND, dev, Channel.TELEMETRY),
                                  encode(_reading(dev, seq, uplink_up=True)), qos=1)
 
     async def stored() -> bool:
-        return _rows(database_url, "SELECT count(*) FROM telemetry_broadband") == [(100,)]
+        return query(database_url, "SELECT count(*) FROM telemetry_broadband") == [(100,)]
 
     await wait_until(stored)
     first.request_stop()
@@ -242,14 +230,14 @@ async def test_mqtt_3_1_1_session_stores_and_acknowledges_everything(
     second = Ingester(config)
     task = asyncio.create_task(second.run())
     await asyncio.wait_for(second.subscribed.wait(), 20)
-    async with _client(mqtt_url, 4) as client:
+    async with mqtt_client(mqtt_url, 4) as client:
         await client.publish(topics.device(Kind.BROADBAND, dev, Channel.TELEMETRY),
                              encode(_reading(dev, 100, uplink_up=False)), qos=1)
     await wait_until(lambda: asyncio.sleep(0, second.stats.received >= 1))
     second.request_stop()
     await asyncio.wait_for(task, 30)
     assert (second.stats.received, second.stats.duplicates) == (1, 0)
-    assert _rows(database_url, "SELECT count(*) FROM telemetry_broadband") == [(101,)]
+    assert query(database_url, "SELECT count(*) FROM telemetry_broadband") == [(101,)]
 
 
 
@@ -269,7 +257,7 @@ async def test_a_status_batch_waits_for_the_batches_before_it_even_with_a_writer
     service = Ingester(config)
     task = asyncio.create_task(service.run())
     await asyncio.wait_for(service.subscribed.wait(), 20)
-    async with _client(mqtt_url, mqtt_protocol) as client:
+    async with mqtt_client(mqtt_url, mqtt_protocol) as client:
         for dev in (flapper, blocked):
             await client.publish(topics.device(Kind.BTS, dev, Channel.META), _meta(dev), qos=1)
     await wait_until(lambda: asyncio.sleep(0, service.stats.received == 2))
@@ -280,7 +268,7 @@ async def test_a_status_batch_waits_for_the_batches_before_it_even_with_a_writer
 
     with psycopg.connect(database_url) as locker:
         locker.execute("SELECT 1 FROM devices WHERE device_id = %s FOR UPDATE", (blocked,))
-        async with _client(mqtt_url, mqtt_protocol) as client:
+        async with mqtt_client(mqtt_url, mqtt_protocol) as client:
             status_topic = topics.device(Kind.BTS, flapper, Channel.STATUS)
             await client.publish(topics.device(Kind.BTS, blocked, Channel.META),
                                  _meta(blocked, name="renamed"), qos=1)
@@ -295,6 +283,6 @@ async def test_a_status_batch_waits_for_the_batches_before_it_even_with_a_writer
     await wait_until(lambda: asyncio.sleep(0, service.stats.received == 6))
     service.request_stop()
     await asyncio.wait_for(task, 30)
-    states = _rows(database_url, "SELECT state FROM status_events WHERE device_id = %s"
+    states = query(database_url, "SELECT state FROM status_events WHERE device_id = %s"
                    " ORDER BY ts", flapper)
     assert states == [("offline",), ("online",)]

@@ -11,31 +11,19 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiomqtt
 import psycopg
 import pytest
 
 from devices import Channel, Codec, Kind, RejectReason, Topics, encode
-from devices.endpoint import MqttEndpoint
 from ingest import IngestConfig, Ingester
 from store.db import connect
 from store.migrate import upgrade
+from tests.clients import mqtt_client, query
 from tests.conftest import wait_until
 from tests.procs import RestartableBroker, register_devices
 
 SECTOR = {"sector": 1, "azimuth_deg": 120.0, "tilt_deg": 4.0, "band_mhz": 1800.0,
           "technology": "4G", "tx_power_dbm": 43.0, "beamwidth_deg": 65.0}  # fmt: skip
-
-
-def _client(mqtt_url: str, protocol: int) -> aiomqtt.Client:
-    endpoint = MqttEndpoint.parse(mqtt_url)
-    version = aiomqtt.ProtocolVersion.V5 if protocol == 5 else aiomqtt.ProtocolVersion.V311
-    return aiomqtt.Client(endpoint.host, endpoint.port, protocol=version)
-
-
-def _rows(database_url: str, sql: str, *params: object) -> list[tuple[Any, ...]]:
-    with psycopg.connect(database_url) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 def _config(database_url: str, mqtt_url: str, topics: Topics, name: str,
@@ -78,12 +66,12 @@ async def test_a_replayed_retained_status_never_overrides_a_newer_state(
     dev = "BTS-R-0001"
     register_devices(migrated, [dev])
     status_topic = topics.device(Kind.BTS, dev, Channel.STATUS)
-    async with _client(mqtt_url, mqtt_protocol) as client:
+    async with mqtt_client(mqtt_url, mqtt_protocol) as client:
         await client.publish(status_topic, b"online", qos=1, retain=True)
     first = await run(_config(migrated, mqtt_url, topics, "first", protocol=mqtt_protocol))
 
     def state() -> list[tuple[Any, ...]]:
-        return _rows(migrated, "SELECT state FROM devices WHERE device_id = %s", dev)
+        return query(migrated, "SELECT state FROM devices WHERE device_id = %s", dev)
 
     await wait_until(lambda: asyncio.sleep(0, state() == [("online",)]))
     assert first.stats.received == 1
@@ -102,12 +90,12 @@ async def test_a_replayed_retained_status_never_overrides_a_newer_state(
     # A dated status from before the offline is kept as history, once, and changes nothing.
     late = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
     body = encode({"device_id": dev, "state": "online", "ts": late, "seq": 7})
-    async with _client(mqtt_url, mqtt_protocol) as client:
+    async with mqtt_client(mqtt_url, mqtt_protocol) as client:
         for _ in range(2):
             await client.publish(status_topic, body, qos=1)
     await wait_until(lambda: asyncio.sleep(0, second.stats.received >= 3))
     assert state() == [("offline",)]
-    events = _rows(migrated, "SELECT state, reason FROM status_events WHERE device_id = %s"
+    events = query(migrated, "SELECT state, reason FROM status_events WHERE device_id = %s"
                              " ORDER BY ts", dev)  # fmt: skip
     assert events == [("online", "reported (late)"), ("online", "reported"),
                       ("offline", "missed 3 intervals")], events  # fmt: skip
@@ -122,12 +110,12 @@ async def test_a_partial_birth_keeps_the_registered_operator_and_sectors(
     full = {"device_id": dev, "name": dev, "lat": 14.0, "lon": 108.9, "operator": "viettel",
             "antenna_height_m": 30.0, "interval_s": 30, "sectors": [SECTOR]}  # fmt: skip
     partial = {"device_id": dev, "name": "renamed", "lat": 14.0001, "lon": 108.9}
-    async with _client(mqtt_url, mqtt_protocol) as client:
+    async with mqtt_client(mqtt_url, mqtt_protocol) as client:
         await client.publish(meta, encode(full), qos=1)
         await client.publish(meta, encode(partial), qos=1)
         await client.publish(meta, encode({**partial, "sectors": []}), qos=1)
     await wait_until(lambda: asyncio.sleep(0, ingester.stats.received >= 3))
-    ((name, operator, interval_s, doc),) = _rows(
+    ((name, operator, interval_s, doc),) = query(
         database_url, "SELECT name, operator, interval_s, meta FROM devices WHERE device_id = %s",
         dev)  # fmt: skip
     assert (name, operator, interval_s) == ("renamed", "viettel", 30)
@@ -145,15 +133,15 @@ async def test_a_birth_from_an_unregistered_id_is_refused_unless_self_registrati
     service = await run(_config(migrated, mqtt_url, topics, "reg", protocol=mqtt_protocol))
     assert not service.config.self_register  # the default: production's rule
     doc = {"name": "x", "lat": 14.0, "lon": 109.0, "operator": "viettel"}
-    async with _client(mqtt_url, mqtt_protocol) as client:
+    async with mqtt_client(mqtt_url, mqtt_protocol) as client:
         for dev in ("BTS-U-0001", "BTS-INVENTED"):
             await client.publish(topics.device(Kind.BTS, dev, Channel.META),
                                  encode({**doc, "device_id": dev}), qos=1)  # fmt: skip
     await wait_until(lambda: asyncio.sleep(0, service.stats.received >= 2))
-    assert _rows(migrated, "SELECT device_id, name FROM devices ORDER BY 1") == [
+    assert query(migrated, "SELECT device_id, name FROM devices ORDER BY 1") == [
         ("BTS-U-0001", "x")
     ]
-    assert _rows(migrated, "SELECT reason, device_id FROM rejects") == [
+    assert query(migrated, "SELECT reason, device_id FROM rejects") == [
         ("unknown_device", "BTS-INVENTED")
     ]
 
@@ -176,7 +164,7 @@ async def test_the_receive_window_is_bounded_in_bytes_while_the_database_waits(
     blocker = psycopg.connect(migrated)
     blocker.execute("LOCK TABLE telemetry_bts IN ACCESS EXCLUSIVE MODE")
     try:
-        async with _client(mqtt_url, 5) as client:
+        async with mqtt_client(mqtt_url, 5) as client:
             for m in range(60):
                 seqs = range(m * 2000, (m + 1) * 2000)
                 readings = [{"device_id": dev, "seq": seq, "battery_pct": 50.0,

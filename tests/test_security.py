@@ -12,7 +12,7 @@ import ssl
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -341,6 +341,26 @@ async def test_one_url_carries_account_tls_and_ca_for_aiomqtt(secure: SecureBrok
         await client.publish(telemetry(Kind.BTS, "BTS-A"), b"{}", qos=1)
 
 
+@contextlib.asynccontextmanager
+async def _secure_ingester(
+    secure: SecureBroker, database_url: str, *, share_group: str
+) -> AsyncIterator[Ingester]:
+    """An ingester on its own account, over TLS, in the shared group ``share_group``."""
+    config = IngestConfig(database_url=database_url, mqtt_url=secure.url(Service.ingest(1)),
+                          topic_root=TOPICS.root, client_id="secure-ingest",
+                          shared_subscription=True, share_group=share_group, batch_size=10,
+                          batch_age_s=0.05)  # fmt: skip
+    service = Ingester(config)
+    task = asyncio.create_task(service.run())
+    try:
+        await asyncio.wait_for(service.subscribed.wait(), 20)
+        yield service
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def test_the_chain_account_topic_payload_holds_end_to_end(
     secure: SecureBroker, database_url: str
 ) -> None:
@@ -350,13 +370,7 @@ async def test_the_chain_account_topic_payload_holds_end_to_end(
     with connect_db(database_url) as conn:
         upgrade(conn)
     register_devices(database_url, ["BTS-A", "BTS-B"])
-    config = IngestConfig(database_url=database_url, mqtt_url=secure.url(Service.ingest(1)),
-                          topic_root=TOPICS.root, client_id="secure-ingest",
-                          shared_subscription=True, batch_size=10, batch_age_s=0.05)  # fmt: skip
-    service = Ingester(config)
-    task = asyncio.create_task(service.run())
-    try:
-        await asyncio.wait_for(service.subscribed.wait(), 20)
+    async with _secure_ingester(secure, database_url, share_group=SHARED_GROUP) as service:
         now = datetime.now(UTC).isoformat()
         honest = msgspec.json.encode({"device_id": "BTS-A", "ts": now, "seq": 1})
         lying = msgspec.json.encode({"device_id": "BTS-B", "ts": now, "seq": 2})
@@ -372,10 +386,6 @@ async def test_the_chain_account_topic_payload_holds_end_to_end(
             return service.stats.received >= 2
 
         await wait_until(settled, timeout_s=20)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
     with connect_db(database_url) as conn:
         assert reading_keys(conn) == [("BTS-A", 1)]
         assert reject_reasons(conn) == {"identity_mismatch": 1}
@@ -393,14 +403,8 @@ async def test_a_device_that_joins_the_public_share_group_takes_no_readings(
     thief = connect(secure, clients, "BTS-A")
     for group in (SHARED_GROUP, "ingest", "ioc"):
         thief.subscribe(TOPICS.shared_everything(group))
-    config = IngestConfig(database_url=database_url, mqtt_url=secure.url(Service.ingest(1)),
-                          topic_root=TOPICS.root, client_id="share-ingest",
-                          shared_subscription=True, share_group=secrets.token_urlsafe(16),
-                          batch_size=10, batch_age_s=0.05)  # fmt: skip
-    service = Ingester(config)
-    task = asyncio.create_task(service.run())
-    try:
-        await asyncio.wait_for(service.subscribed.wait(), 20)
+    secret = secrets.token_urlsafe(16)
+    async with _secure_ingester(secure, database_url, share_group=secret) as service:
         publisher = connect(secure, clients, "BTS-B")
         start = datetime.now(UTC)
         for seq in range(20):
@@ -412,10 +416,6 @@ async def test_a_device_that_joins_the_public_share_group_takes_no_readings(
             return service.stats.received >= 20
 
         await wait_until(settled, timeout_s=20)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
     with connect_db(database_url) as conn:
         assert sorted(reading_keys(conn)) == [("BTS-B", seq) for seq in range(20)]
     assert thief.received == []
