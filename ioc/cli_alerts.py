@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ioc.cli import _database, _logging, _settings, clear_errors, require_database
+from ioc.cli_common import clear_errors, database, load_settings, require_database, setup_logging
 from ioc.errors import SettingError
 from ioc.settings import Settings
 
@@ -70,8 +70,8 @@ def run(
     """Run the alert engine: rules over status, telemetry and coverage → alerts → delivery."""
     from processing.alerts.engine import run_alerts
 
-    _logging()
-    config = alert_config(_settings(), evaluate=evaluate, deliver=deliver)
+    setup_logging()
+    config = alert_config(load_settings(), evaluate=evaluate, deliver=deliver)
     if not (evaluate or deliver):
         raise SettingError("--no-evaluate and --no-deliver together leave nothing to run")
     asyncio.run(run_alerts(config))
@@ -105,7 +105,7 @@ def list_(
         district_code=district,
         limit=limit,
     )
-    with _database(_settings()) as conn:
+    with database(load_settings()) as conn:
         rows = list_alerts(conn, filters)
     typer.echo(f"{'id':>7} {'severity':<8} {'state':<12} fs {'opened':<20} {'rule':<22} summary")
     for a in rows:
@@ -120,7 +120,7 @@ def show(alert_id: Annotated[int, typer.Argument(help="alert id")]) -> None:
     """One alert and its history of transitions."""
     from store.alerts import AlertNotFound, get_alert, transitions
 
-    with _database(_settings()) as conn:
+    with database(load_settings()) as conn:
         try:
             a = get_alert(conn, alert_id)
         except AlertNotFound as err:
@@ -138,7 +138,7 @@ def show(alert_id: Annotated[int, typer.Argument(help="alert id")]) -> None:
 def _operator_action(action: str, alert_id: int, by: str, text: str | None) -> None:
     from store.alerts import AlertNotFound, AlertStateError, acknowledge, resolve
 
-    with _database(_settings()) as conn:
+    with database(load_settings()) as conn:
         try:
             if action == "ack":
                 a = acknowledge(conn, alert_id, by, text)
@@ -188,7 +188,7 @@ def silence_(
     from processing.alerts.rules import load_rules
     from store.alerts import SilenceRequest, silence
 
-    settings = _settings()
+    settings = load_settings()
     if rule is not None:
         names = {r.name for r in load_rules(settings.alert_rules).rules}
         if rule not in names:
@@ -198,7 +198,7 @@ def silence_(
     starts = parse_time(start, "--start") if start else datetime.now(UTC)
     ends = parse_time(until, "--until") if until else starts + parse_duration(for_ or "", "--for")
     request = SilenceRequest(rule, subject, ends, by, comment, starts)
-    with _database(settings) as conn:
+    with database(settings) as conn:
         row = silence(conn, request)
     until_text = row.ends_at.astimezone().strftime("%Y-%m-%d %H:%M")
     typer.echo(f"silence {row.silence_id}: {row.rule or 'every rule'} on "
@@ -211,7 +211,7 @@ def silences(all_: Annotated[bool, typer.Option("--all", help="ended ones too")]
     """Silences in force (or all of them)."""
     from store.alerts import list_silences
 
-    with _database(_settings()) as conn:
+    with database(load_settings()) as conn:
         rows = list_silences(conn, include_ended=all_)
     for s in rows:
         fmt = "%Y-%m-%d %H:%M"
@@ -228,7 +228,7 @@ def unsilence(silence_id: Annotated[int, typer.Argument(help="silence id")]) -> 
     """End a silence now."""
     from store.alerts import end_silence
 
-    with _database(_settings()) as conn:
+    with database(load_settings()) as conn:
         try:
             end_silence(conn, silence_id)
         except LookupError as err:
@@ -242,7 +242,7 @@ def rules() -> None:
     """The rules in force (shipped defaults merged with IOC_ALERT_RULES)."""
     from processing.alerts.rules import load_rules
 
-    for r in load_rules(_settings().alert_rules).rules:
+    for r in load_rules(load_settings().alert_rules).rules:
         typer.echo(f"{r.name:<22} {r.severity.value:<8} {r.subject:<9} for {r.for_s:>4.0f}s  "
                    f"when {r.when.source}  |  {r.en} / {r.vi}")  # fmt: skip
 
@@ -253,7 +253,7 @@ def outbox() -> None:
     """Deliveries waiting per channel, and the latest error."""
     from store.alert_outbox import backlog
 
-    with _database(_settings()) as conn:
+    with database(load_settings()) as conn:
         rows = backlog(conn)
     for b in rows:
         oldest = b.oldest.astimezone().strftime("%H:%M:%S") if b.oldest else "-"

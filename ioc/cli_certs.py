@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ioc.cli import clear_errors
+from ioc.cli_common import clear_errors
 
 certs_app: typer.Typer = typer.Typer(help="TLS certificates.", no_args_is_help=True)
 DEFAULT_FOLDER = Path("deploy/mosquitto/certs")

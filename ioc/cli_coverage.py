@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ioc.cli import _database, _logging, _settings, clear_errors, require_database
+from ioc.cli_common import clear_errors, database, load_settings, require_database, setup_logging
 from ioc.errors import SettingError
 
 coverage_app: typer.Typer = typer.Typer(
@@ -109,10 +109,10 @@ def run(
     from processing.coverage.config import _thresholds
     from processing.coverage.service import CoverageServiceConfig, run_coverage
 
-    _logging()
+    setup_logging()
     thresholds = _thresholds() | {Technology.G4: threshold_4g, Technology.G3: threshold_3g}
     config = CoverageServiceConfig(
-        database_url=require_database(_settings()),
+        database_url=require_database(load_settings()),
         coverage=_config(
             resolution_m,
             thresholds_dbm=thresholds,
@@ -151,7 +151,7 @@ def report(
     else:
         from store.coverage import commune_centres, coverage_rows
 
-        with _database(_settings()) as conn:
+        with database(load_settings()) as conn:
             rows = rows_from_db(coverage_rows(conn, "village"))
             covered, centres = commune_centres(conn)
         if not rows:
@@ -182,7 +182,7 @@ def critical(
     else:
         from store.coverage import critical_top
 
-        with _database(_settings()) as conn:
+        with database(load_settings()) as conn:
             rows = critical_top(conn, top)
         if not rows:
             raise SettingError("no N-1 table in the database yet: run `ioc coverage run`")
@@ -217,7 +217,7 @@ def raster(
         from store.db import aconnect
 
         async def fetch() -> tuple[Any, Any, Any]:
-            conn = await aconnect(require_database(_settings()))
+            conn = await aconnect(require_database(load_settings()))
             try:
                 doc, bts = await q.places(conn), await q.bts_registry(conn)
                 inputs, feeders = await q.serving_inputs(conn), await q.feeders(conn)

@@ -10,7 +10,7 @@ import typer
 
 from devices.kinds import Kind
 from devices.topics import Topics
-from ioc.cli import _settings, clear_errors
+from ioc.cli_common import clear_errors, load_settings
 
 devices_app: typer.Typer = typer.Typer(help="Devices and their broker accounts.",
                                        no_args_is_help=True)  # fmt: skip
@@ -79,7 +79,7 @@ def devices_provision(
     if not 1 <= tls_port <= 65535:
         raise ValueError(f"--tls-port {tls_port} is not a port number")
     inventory = read_inventory(devices) if devices else scenario_inventory()
-    topics = Topics(_settings().topic_root)
+    topics = Topics(load_settings().topic_root)
     for kind, device_id in inventory:
         try:
             topics.device_tree(kind, device_id)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ioc.cli import _database, _settings, clear_errors
+from ioc.cli_common import clear_errors, database, load_settings
 
 roles_app: typer.Typer = typer.Typer(help="Database roles.", no_args_is_help=True)
 PASSWORD_ENV = "IOC_DASHBOARD_DB_PASSWORD"
@@ -29,7 +29,7 @@ def roles_dashboard_login(
     from store.migrate import upgrade
     from store.roles import dashboard_login
 
-    settings = _settings()
+    settings = load_settings()
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else os.environ.get(
         PASSWORD_ENV, ""
     )
@@ -37,7 +37,7 @@ def roles_dashboard_login(
     problem = secret_problem(password)
     if problem and (settings.mode == "production" or not password):
         raise ValueError(f"{source} {problem}")
-    with _database(settings) as conn:
+    with database(settings) as conn:
         upgrade(conn)  # the ioc_dashboard role comes with migration 0008
         created = dashboard_login(conn, login, password)
     typer.echo(f"role {login} {'created' if created else 'updated'}: member of ioc_dashboard")

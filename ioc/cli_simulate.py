@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from devices.kinds import Kind
-from ioc.cli import _logging, _settings, clear_errors, require_mqtt
+from ioc.cli_common import clear_errors, load_settings, require_mqtt, setup_logging
 
 simulate_app: typer.Typer = typer.Typer(
     help="Simulated devices (they speak MQTT only).", no_args_is_help=True
@@ -41,7 +41,7 @@ def _endpoint(
 ) -> Any:
     from devices.endpoint import MqttEndpoint
 
-    settings = _settings()
+    settings = load_settings()
     url = url or require_mqtt(settings)
     try:
         return MqttEndpoint.parse(
@@ -73,8 +73,8 @@ def simulate_fleet(
 
     from simulators.fleet import province_devices, run_fleet
 
-    _logging()
-    settings = _settings()
+    setup_logging()
+    settings = load_settings()
     if limit is not None and limit < 1:
         raise ValueError(f"--limit must be at least 1, not {limit}")
     everything = province_devices()
@@ -102,8 +102,8 @@ def simulate_probes(speed: Speed = None, url: Url = None) -> None:
     from seeds import load_scenario
     from simulators.fleet import run_fleet
 
-    _logging()
-    settings = _settings()
+    setup_logging()
+    settings = load_settings()
     sources = _probe_sources()
     asyncio.run(
         run_fleet(
@@ -160,13 +160,13 @@ def simulate_run(
             f"{plan.duration_s / 3600:g} h simulated at ×{speed or plan.speed:g}"
         )
         return
-    _logging()
+    setup_logging()
     endpoint = _endpoint(url)
     asyncio.run(
         run_plan(
             plan,
             endpoint,
-            topics=Topics(_settings().topic_root),
+            topics=Topics(load_settings().topic_root),
             speed=speed,
             only_involved=only_involved,
             report=_echo_err,
@@ -215,7 +215,7 @@ def simulate_device(
         device = SimulatedDevice(
             spec,
             endpoint,
-            topics=Topics(_settings().topic_root),
+            topics=Topics(load_settings().topic_root),
             clock=SimClock(speed=speed),
             interval_s=interval * speed,  # real seconds → simulated
             observer=lambda item: say(format_published(item)),
@@ -273,7 +273,7 @@ def simulate_load(
             specs[:devices],
             messages=messages,
             duration_s=duration,
-            topics=Topics(_settings().topic_root),
+            topics=Topics(load_settings().topic_root),
             connections=connections,
             rate=rate,
             qos=qos,

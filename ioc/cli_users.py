@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ioc.cli import _database, _settings, clear_errors
+from ioc.cli_common import clear_errors, database, load_settings
 
 users_app: typer.Typer = typer.Typer(help="Dashboard users and roles.", no_args_is_help=True)
 
@@ -36,7 +36,7 @@ def users_add(
     from store.users import add_user
 
     password = _password(password_stdin)
-    with _database(_settings()) as conn:
+    with database(load_settings()) as conn:
         upgrade(conn)
         user = add_user(conn, username, password, role, display_name=name, replace=replace)
     typer.echo(f"user {user.username} ({user.role.value}) saved")
@@ -48,7 +48,7 @@ def users_list() -> None:
     """List users and their roles."""
     from store.users import list_users
 
-    with _database(_settings()) as conn:
+    with database(load_settings()) as conn:
         for user in list_users(conn):
             state = "  disabled" if user.disabled else ""
             typer.echo(f"{user.username:<24} {user.role.value:<9} {user.display_name}{state}")
@@ -60,7 +60,7 @@ def users_disable(username: str) -> None:
     """Disable a user and end their sessions."""
     from store.users import set_disabled
 
-    with _database(_settings()) as conn:
+    with database(load_settings()) as conn:
         try:
             set_disabled(conn, username, True)
         except LookupError as err:
