@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from dashboard.i18n import num, pct, t
+from devices.health import DisplayState
 from store.dashboard import IngestHealth, MapDevice
 
 
@@ -30,7 +31,7 @@ def strip(
     top = st.columns(4)
     for column, kind in zip(top, ("bts", "camera", "broadband"), strict=False):
         rows = [d for d in devices if d.kind == kind]
-        online = sum(d.state in ("online", "on_battery", "degraded") for d in rows)
+        online = sum(DisplayState(d.state).live for d in rows)
         column.metric(
             t("head.online_of", kind=t("kind." + kind), total=num(len(rows))),
             num(online),

@@ -1,8 +1,9 @@
 """Every label of the dashboard, in Vietnamese (the default) and English, and locale formatting.
 
-Metric names come from their declarations in devices/metrics.py (``MetricSpec.label``), not
-from here. Numbers and dates go through babel so each language gets its own separators and
-date order; times are shown in the province's zone (ICT, UTC+7).
+Metric names come from their declarations in devices/metrics.py (``MetricSpec.label``), and
+device states from devices/health.py, not from here. Numbers and dates go through babel so each
+language gets its own separators and date order; times are shown in the province's zone (ICT,
+UTC+7).
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from datetime import datetime
 import streamlit as st
 from babel.dates import format_datetime, get_timezone
 from babel.numbers import format_decimal, format_percent
+
+from devices.health import STATE_LABELS
+from devices.kinds import Kind
+from devices.metrics import metric
 
 LANGS: dict[str, str] = {"vi": "Tiếng Việt", "en": "English"}
 DEFAULT_LANG = "vi"
@@ -65,11 +70,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "kind.bts": ("Trạm BTS", "BTS"),
     "kind.camera": ("Camera", "Cameras"),
     "kind.broadband": ("Nút băng rộng (OLT)", "Broadband nodes (OLT)"),
-    "state.online": ("hoạt động", "online"),
-    "state.on_battery": ("chạy ắc quy", "on battery"),
-    "state.degraded": ("suy giảm", "degraded"),
-    "state.offline": ("mất kết nối", "offline"),
-    "state.unknown": ("chưa rõ", "unknown"),
+    **{f"state.{s}": label for s, label in STATE_LABELS.items()},  # declared with the states
     "severity.critical": ("nghiêm trọng", "critical"),
     "severity.major": ("lớn", "major"),
     "severity.minor": ("nhỏ", "minor"),
@@ -255,6 +256,11 @@ def t(key: str, **fields: object) -> str:
     vi, en = CATALOGUE[key]
     text = vi if lang() == "vi" else en
     return text.format(**fields) if fields else text
+
+
+def metric_label(kind: Kind, name: str) -> str:
+    """A metric's name as its declaration gives it, in this session's language."""
+    return metric(kind, name).label[lang()]
 
 
 def locale() -> str:

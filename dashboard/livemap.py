@@ -17,17 +17,26 @@ from typing import Any
 import pandas as pd
 import pydeck as pdk
 
-from dashboard.i18n import ZONE, lang, num, t
+from dashboard.i18n import ZONE, metric_label, num, t
+from devices.health import KEY_METRICS, DisplayState
 from devices.kinds import Kind
 from devices.metrics import metric
-from store.dashboard import DISPLAY_STATES, MapDevice
+from store.dashboard import MapDevice
 
 STATE_COLOURS: dict[str, list[int]] = {
-    "online": [46, 204, 113, 230],
-    "on_battery": [241, 196, 15, 240],
-    "degraded": [230, 126, 34, 240],
-    "offline": [231, 76, 60, 250],
-    "unknown": [149, 165, 166, 200],
+    DisplayState.ONLINE: [46, 204, 113, 230],
+    DisplayState.ON_BATTERY: [241, 196, 15, 240],
+    DisplayState.DEGRADED: [230, 126, 34, 240],
+    DisplayState.OFFLINE: [231, 76, 60, 250],
+    DisplayState.UNKNOWN: [149, 165, 166, 200],
+}
+# The same states in the legend under the map (Streamlit's named colours).
+LEGEND_COLOURS: dict[DisplayState, str] = {
+    DisplayState.ONLINE: "green",
+    DisplayState.ON_BATTERY: "orange",
+    DisplayState.DEGRADED: "orange",
+    DisplayState.OFFLINE: "red",
+    DisplayState.UNKNOWN: "gray",
 }
 OPERATOR_COLOURS: dict[str, list[int]] = {
     "viettel": [236, 64, 122, 230],
@@ -45,11 +54,6 @@ PROVINCE_VIEW = {"latitude": 14.08, "longitude": 108.95, "zoom": 8.4}
 TOOLTIP = {
     "html": "<b>{title}</b><br/>{line1}<br/>{line2}<br/>{line3}",
     "style": {"backgroundColor": "#17202a", "color": "#ecf0f1", "fontSize": "12px"},
-}
-_KEY_METRICS: dict[str, tuple[str, ...]] = {
-    "bts": ("power_source", "battery_pct", "active_users", "sectors_up", "backhaul_up"),
-    "camera": ("fps", "recording", "tamper"),
-    "broadband": ("onts_online", "latency_ms", "uplink_up"),
 }
 
 
@@ -69,7 +73,7 @@ def _value(kind: str, name: str, value: Any) -> str | None:
     if isinstance(value, list):
         return f"sector {sum(bool(v) for v in value)}/{len(value)}"
     if isinstance(value, bool):
-        return None if value else f"{spec.label[lang()]}: ✗"  # label from the declaration
+        return None if value else f"{metric_label(Kind(kind), name)}: ✗"
     if isinstance(value, float):
         return f"{num(value, 1 if abs(value) < 100 else 0)} {spec.unit}".rstrip()
     if isinstance(value, int):
@@ -84,7 +88,7 @@ def _clock(moment: datetime | None) -> str:
 
 def device_frame(rows: Sequence[MapDevice], colour_by: str = "state") -> pd.DataFrame:
     """Only what the layer draws and the tooltip shows: this goes to the browser each refresh."""
-    states = {s: t("state." + s) for s in DISPLAY_STATES}
+    states = {s.value: t("state." + s) for s in DisplayState}
     seen = t("tip.last_seen")
 
     def colour(row: MapDevice) -> list[int]:
@@ -94,7 +98,7 @@ def device_frame(rows: Sequence[MapDevice], colour_by: str = "state") -> pd.Data
 
     def details(row: MapDevice) -> str:
         latest = row.latest or {}
-        shown = (_value(row.kind, n, latest[n]) for n in _KEY_METRICS.get(row.kind, ())
+        shown = (_value(row.kind, n, latest[n]) for n in KEY_METRICS.get(Kind(row.kind), ())
                  if latest.get(n) is not None)  # fmt: skip
         return " · ".join(v for v in shown if v) or "—"
 

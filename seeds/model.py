@@ -9,8 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from devices.kinds import Kind, Operator, Technology
-from devices.radio import ANTENNA_GAIN_DBI
+from devices.kinds import Kind, Operator
+from devices.sectors import SectorRecord
+
+# A site's sectors are the device contract's record (devices.sectors), under the scenario's name.
+BtsSector = SectorRecord
 
 LatLon = tuple[float, float]
 
@@ -60,18 +63,6 @@ class SeedPlace:
     district_code: int
     commune_code: int
     village_id: str | None  # the village, for kind "village"
-
-
-@dataclass(frozen=True, slots=True)
-class BtsSector:
-    sector: int  # 1-based, unique within the site; one entry per cell (sector × layer)
-    azimuth_deg: float
-    tilt_deg: float
-    band_mhz: float
-    technology: Technology
-    tx_power_dbm: float
-    beamwidth_deg: float
-    antenna_gain_dbi: float = ANTENNA_GAIN_DBI
 
 
 @dataclass(frozen=True, slots=True)

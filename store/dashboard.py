@@ -18,6 +18,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row, dict_row
 
+from devices.health import HEALTH, KEY_METRICS, Condition, DisplayState, Predicate, latest_metrics
 from devices.kinds import Kind
 from store.tables import READING_TABLES
 
@@ -25,8 +26,6 @@ from store.tables import READING_TABLES
 # liveness has (or soon will have) marked it offline. A constant bound lets TimescaleDB skip
 # every older chunk when planning.
 LATEST_WINDOW = timedelta(hours=1)
-
-DISPLAY_STATES = ("online", "on_battery", "degraded", "offline", "unknown")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,33 +37,44 @@ class MapDevice:
     lat: float
     lon: float
     district_code: int | None
-    state: str  # one of DISPLAY_STATES: liveness refined by the latest reading
+    state: str  # a devices.health.DisplayState: liveness refined by the latest reading
     last_seen: datetime | None
     latest: dict[str, Any] | None  # key metrics of the latest reading (metric name → value)
 
 
-# Per kind: the latest reading's key metrics, and when a live device counts as degraded.
-_LATEST: dict[Kind, tuple[str, str]] = {
-    Kind.BTS: (
-        "power_source, battery_pct, active_users, backhaul_up, sectors_up",
-        "CASE WHEN r.power_source = 'battery' THEN 'on_battery'"
-        " WHEN NOT r.backhaul_up OR false = ANY(r.sectors_up) THEN 'degraded' ELSE 'online' END",
-    ),
-    Kind.CAMERA: (
-        "online, fps, recording, tamper",
-        "CASE WHEN NOT r.online OR NOT r.recording OR r.tamper THEN 'degraded' ELSE 'online' END",
-    ),
-    Kind.BROADBAND: (
-        "uplink_up, onts_online, onts_total, latency_ms",
-        "CASE WHEN NOT r.uplink_up THEN 'degraded' ELSE 'online' END",
-    ),
-}
+def health_case(kind: Kind) -> sql.Composable:
+    """The kind's health rule (devices.health) as a CASE over its latest reading ``r``: the same
+    rules in the same order, so NULL (a metric not reported) satisfies none, as in Python."""
+
+    def condition(c: Condition) -> sql.Composable:
+        column = sql.Identifier("r", c.metric)
+        match c.predicate:
+            case Predicate.IS_FALSE:
+                return sql.SQL("NOT {}").format(column)
+            case Predicate.IS_TRUE:
+                return column
+            case Predicate.EQUALS:
+                return sql.SQL("{} = {}").format(column, sql.Literal(c.value))
+            case Predicate.ANY_FALSE:
+                return sql.SQL("false = ANY({})").format(column)
+        raise AssertionError(c.predicate)
+
+    whens = [
+        sql.SQL("WHEN {} THEN {}").format(
+            sql.SQL(" OR ").join(sql.SQL("({})").format(condition(c)) for c in rule.any_of),
+            sql.Literal(rule.state.value),
+        )
+        for rule in HEALTH.get(kind, ())
+    ]
+    return sql.SQL("CASE {} ELSE {} END").format(
+        sql.SQL(" ").join(whens), sql.Literal(DisplayState.ONLINE.value)
+    )
 
 
 def map_devices(conn: psycopg.Connection, now: datetime) -> list[MapDevice]:
     """Towers, cameras and broadband nodes with a position, in the state the map shows."""
     rows: list[MapDevice] = []
-    for kind, (columns, degraded) in _LATEST.items():
+    for kind in KEY_METRICS:
         query = sql.SQL(
             "SELECT d.device_id, d.kind, d.name, d.operator, d.lat, d.lon, d.district_code,"
             " CASE WHEN d.state <> 'online' THEN d.state WHEN r.device_id IS NULL THEN 'online'"
@@ -77,8 +87,8 @@ def map_devices(conn: psycopg.Connection, now: datetime) -> list[MapDevice]:
             " WHERE d.kind = %(kind)s AND d.lat IS NOT NULL AND d.lon IS NOT NULL"
             " ORDER BY d.device_id"
         ).format(
-            degraded=sql.SQL(degraded),
-            columns=sql.SQL(columns),
+            degraded=health_case(kind),
+            columns=sql.SQL(", ").join(sql.Identifier(m) for m in latest_metrics(kind)),
             table=sql.Identifier(READING_TABLES[kind].name),
         )
         with conn.cursor(row_factory=class_row(MapDevice)) as cur:

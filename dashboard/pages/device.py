@@ -10,7 +10,7 @@ import streamlit as st
 
 from dashboard.coverage_view import criticality_text, tower_criticality
 from dashboard.data import db
-from dashboard.i18n import ZONE_NAME, labeller, lang, num, t, when
+from dashboard.i18n import ZONE_NAME, labeller, lang, metric_label, num, t, when
 from devices.kinds import Kind
 from devices.metrics import metric
 from store import alerts, queries
@@ -92,7 +92,8 @@ else:
     for i, name in enumerate(columns):
         spec = metric(kind, name)
         with grid[i % 2]:
-            st.caption(f"{spec.label[lang()]} ({spec.unit})" if spec.unit else spec.label[lang()])
+            label = metric_label(kind, name)
+            st.caption(f"{label} ({spec.unit})" if spec.unit else label)
             st.line_chart(frame[[name]].astype(float), height=180)
 
 if kind is Kind.BTS:

@@ -10,7 +10,7 @@ import streamlit as st
 from dashboard import coverage_view, headline
 from dashboard.data import db, refresh_seconds, tile_url
 from dashboard.i18n import labeller, t, when
-from dashboard.livemap import MapOptions, deck
+from dashboard.livemap import LEGEND_COLOURS, MapOptions, deck
 from store import alerts, queries
 from store import dashboard as q
 
@@ -92,16 +92,7 @@ def live_map() -> None:
     st.pydeck_chart(
         deck(devices, villages, dead, districts, features, options), height=680, key="live-map"
     )
-    legend = "  ".join(
-        f":{c}[●] {t('state.' + s)}"
-        for s, c in (
-            ("online", "green"),
-            ("on_battery", "orange"),
-            ("degraded", "orange"),
-            ("offline", "red"),
-            ("unknown", "gray"),
-        )
-    )
+    legend = "  ".join(f":{c}[●] {t('state.' + s)}" for s, c in LEGEND_COLOURS.items())
     st.caption(
         f"{legend}  ·  {t('map.legend_villages')}  ·  {t('map.updated', when=when(now, 'medium'))}"
     )

@@ -12,20 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from devices.kinds import Operator, Technology
-from devices.metrics import BTS_META, SECTOR, SECTOR_OPTIONAL
 from devices.radio import ANTENNA_GAIN_DBI, KNOWN_BANDS_MHZ
+from devices.sectors import SectorRecord, out_of_range
 
-
-@dataclass(frozen=True, slots=True)
-class SectorInput:
-    sector: int
-    azimuth_deg: float
-    tilt_deg: float
-    band_mhz: float
-    technology: Technology
-    tx_power_dbm: float  # into the antenna
-    beamwidth_deg: float
-    antenna_gain_dbi: float = ANTENNA_GAIN_DBI
+# The engine's name for the contract's sector record.
+SectorInput = SectorRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,19 +40,8 @@ def _finite(*values: float) -> bool:
     return all(isinstance(v, int | float) and math.isfinite(v) for v in values)
 
 
-# The ranges are the device contract's (devices.metrics), checked again here because a
-# registry row may come from elsewhere than a decoded birth (a scenario load, an old row).
-_RANGED = {s.name: s for s in (*SECTOR, *SECTOR_OPTIONAL, *BTS_META) if s.min is not None}
-
-
-def _out_of_range(name: str, value: float) -> str | None:
-    spec = _RANGED[name]
-    assert spec.min is not None and spec.max is not None
-    if spec.min <= value <= spec.max:
-        return None
-    return f"{name} {value:g} {spec.unit} is not within {spec.min:g}–{spec.max:g} {spec.unit}"
-
-
+# The ranges are the device contract's, checked again here because a registry row may come from
+# elsewhere than a decoded birth (a scenario load, an old row).
 def sector_problem(s: SectorInput) -> str | None:
     numbers = {
         "azimuth_deg": s.azimuth_deg,
@@ -75,7 +55,7 @@ def sector_problem(s: SectorInput) -> str | None:
     if s.band_mhz not in KNOWN_BANDS_MHZ:
         bands = ", ".join(f"{b:g}" for b in sorted(KNOWN_BANDS_MHZ))
         return f"unknown band {s.band_mhz:g} MHz (known: {bands})"
-    return next(filter(None, (_out_of_range(k, v) for k, v in numbers.items())), None)
+    return next(filter(None, (out_of_range(k, v) for k, v in numbers.items())), None)
 
 
 def site_problem(site: SiteInput, inside: bool) -> str | None:
@@ -83,7 +63,7 @@ def site_problem(site: SiteInput, inside: bool) -> str | None:
         return "position is not a finite number"
     if not _finite(site.antenna_height_m):
         return f"antenna height {site.antenna_height_m} m is not a finite number"
-    if why := _out_of_range("antenna_height_m", site.antenna_height_m):
+    if why := out_of_range("antenna_height_m", site.antenna_height_m):
         return why
     if not inside:
         return f"position {site.lat:.5f}, {site.lon:.5f} is outside the province raster"
