@@ -53,7 +53,7 @@ from ioc.brokers import start_broker
 from ioc.scenario import load_into
 from seeds import load_scenario
 from store.migrate import upgrade
-from tests.databases import scratch_database
+from tests.support.databases import scratch_database
 
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 # The measured rules open at once and resolve at once; no flapping policy between trials.

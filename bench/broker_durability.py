@@ -6,8 +6,8 @@ often costs, for a few persistence settings.
 Per setting, on a fresh broker (the project's tuning, persistence on): a persistent MQTT 5
 session subscribes and goes away; ``--queued`` readings are queued for it and the broker is
 restarted cleanly on the setting measured (SIGTERM saves, so the backlog is on disk); then
-``--messages`` more readings are published (``tests/flood.py``, every one PUBACKed) and timed,
-the broker is killed with SIGKILL at once, started again, and the session drained with
+``--messages`` more readings are published (``tests/support/flood.py``, every one PUBACKed)
+and timed, the broker is killed with SIGKILL at once, started again, and the session drained with
 ``mosquitto_sub``: ``lost`` is what was PUBACKed and never came back. Mosquitto 2.0 rewrites its
 whole persistence file on each save, so a save on every change costs more the longer the queue.
 The last line is one JSON object.
@@ -82,7 +82,7 @@ def drain(port: int, expected: int) -> int:
 
 
 def flood(url: str, publisher: int, messages: int, timeout_s: float) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "tests.flood", "--url", url, "--root", ROOT, "--publisher",
+    cmd = [sys.executable, "-m", "tests.support.flood", "--url", url, "--root", ROOT, "--publisher",
            str(publisher), "--devices", "50", "--messages", str(messages)]
     done = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=True,
                           start_new_session=True)

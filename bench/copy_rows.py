@@ -18,7 +18,7 @@ from devices import Channel, Codec, Kind, Topics, encode
 from store.db import aconnect, connect
 from store.migrate import upgrade
 from store.writer import Batch, write_batch
-from tests.databases import scratch_database
+from tests.support.databases import scratch_database
 
 NOW = datetime.now(UTC)
 

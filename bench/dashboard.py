@@ -24,20 +24,20 @@ from typing import Any
 
 import psycopg
 
-from bench.fleet_history import (
-    fleet,
-    generate_history,
-    load_scenario_db,
-    set_states,
-    write_sample_coverage,
-)
 from dashboard import coverage_view
 from devices.kinds import DeviceState, Kind
 from store import alerts, coverage, queries, users
 from store import dashboard as q
 from store.alert_engine import NewAlert, open_alert
 from store.db import aconnect
-from tests.databases import scratch_database
+from tests.support.databases import scratch_database
+from tests.support.fleet_history import (
+    fleet,
+    generate_history,
+    load_scenario_db,
+    set_states,
+    write_sample_coverage,
+)
 
 
 def log(line: str) -> None:
@@ -118,7 +118,7 @@ def time_queries(url: str, now: datetime, repeat: int) -> dict[str, dict[str, fl
 
 def map_ready(url: str, password: str, navigations: int) -> dict[str, float]:
     """Seconds from a click on the map's link to the towers drawn, coverage layer on."""
-    from tests.browser.test_dashboard_browser import (
+    from tests.support.browser import (
         launch,
         login,
         start_dashboard,

@@ -16,7 +16,7 @@
 plus the writer's two ways (direct COPY, staged ON CONFLICT) on the same batches.
 
 Every phase publishes the same ~220-byte BTS readings at QoS 1 from 4 parallel publishers
-(``tests/flood.py``: distinct (device, seq) per message, built before the clock starts, each
+(``tests/support/flood.py``: distinct (device, seq) per message, built before the clock starts, each
 in its own session like the broker and the services). ``mosquitto_pub --repeat`` repeats one
 payload (the writer would store it once) and tops out near 5,000 msg/s here, so it only
 gives a second reference, ``broker_msgs_per_s_mosquitto_pub``. Throughput is messages over the
@@ -53,8 +53,8 @@ from ingest.config import IngestConfig
 from store.audit import reading_count, received_at_epoch
 from store.db import aconnect
 from store.writer import Batch, WriteMode, write_batch
-from tests.flood import BASE_TS, reading
-from tests.procs import (
+from tests.support.flood import BASE_TS, reading
+from tests.support.procs import (
     IngesterProcess,
     RestartableBroker,
     flood_database,

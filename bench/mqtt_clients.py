@@ -31,7 +31,7 @@ import paho.mqtt.client as mqtt
 
 from ingest.config import IngestConfig
 from ingest.receiver import Receiver
-from tests.procs import RestartableBroker, start_flood
+from tests.support.procs import RestartableBroker, start_flood
 
 BATCH = 1000
 

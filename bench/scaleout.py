@@ -3,9 +3,9 @@
     python -m bench.scaleout [--quick] [--messages N] [--max-ingesters 3] [--writers 2,1]
 
 Each round: a fresh database, N distinct ~200-byte QoS 1 readings from two flood publishers
-(tests/flood.py) into the project's Mosquitto, k ``python -m ioc ingest --shared`` processes;
-the rate is N over the time from the first publish to the last committed row. Every round
-also checks that each reading is stored exactly once. Rounds run 1..k then k..1 (unless
+(tests/support/flood.py) into the project's Mosquitto, k ``python -m ioc ingest --shared``
+processes; the rate is N over the time from the first publish to the last committed row. Every
+round also checks that each reading is stored exactly once. Rounds run 1..k then k..1 (unless
 --quick) and the best of each k is kept: the machine is shared and noisy, so the ratios
 between rounds of one run mean more than any absolute figure. Each pass is run with every
 ``--writers`` value (``IOC_INGEST_WRITERS`` of each ingester): more ingesters help only while
@@ -28,10 +28,11 @@ from pathlib import Path
 import psycopg
 
 from ioc.brokers import start_broker
-from store.audit import reading_count, reading_rows
-from tests.procs import (
+from store.audit import reading_count
+from tests.support.databases import stored_readings
+from tests.support.polling import wait_until
+from tests.support.procs import (
     IngesterProcess,
-    eventually,
     finish_flood,
     flood_database,
     start_flood,
@@ -44,11 +45,6 @@ ROOT = "bench/ioc/v1"
 
 def log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
-
-
-def rows(url: str) -> int:
-    with psycopg.connect(url) as conn:
-        return reading_rows(conn)
 
 
 async def one_round(server: str, mqtt_url: str, ingesters: int, writers: int, messages: int,
@@ -70,11 +66,11 @@ async def _round(
              for i in range(ingesters)]  # fmt: skip
     try:
         for p in procs:
-            await eventually(p.subscribed, timeout_s=60)
+            await wait_until(p.subscribed, timeout_s=60)
         floods = [start_flood(mqtt_url, root, publisher=p, devices=DEVICES,
                               messages=messages // PUBLISHERS) for p in range(PUBLISHERS)]
         results = [await finish_flood(f, timeout_s=600) for f in floods]
-        await eventually(lambda: rows(url) >= messages, timeout_s=600)
+        await wait_until(lambda: stored_readings(url) >= messages, timeout_s=600)
         done = time.time()
         with psycopg.connect(url) as conn:
             count = reading_count(conn)

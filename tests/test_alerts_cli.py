@@ -12,7 +12,7 @@ from pathlib import Path
 from store.alert_engine import NewAlert, open_alert
 from store.db import aconnect, connect
 from store.migrate import upgrade
-from tests.alerting import rows
+from tests.support.databases import rows
 
 
 def ioc(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -11,33 +11,30 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
-import pytest
-
 from devices.endpoint import MqttEndpoint
 from devices.kinds import Kind
 from devices.topics import Topics
 from ingest import Ingester
+from processing.coverage.service import CoverageService, CoverageServiceConfig
 from processing.coverage.serving import Why
 from simulators.clock import SimClock
 from simulators.device import SimulatedDevice
 from simulators.runner import run_plan
 from simulators.scenarios import load_plan
-from tests.alerting import (
+from tests.support.alerting import (
     AlertSubscriber,
     FakeClock,
     WebhookServer,
     engine_config,
     field_client,
     load_places,
-    rows,
     running_engine,
     scenario_devices,
     ticks,
 )
-from tests.conftest import wait_until
+from tests.support.databases import rows
+from tests.support.polling import wait_until
 from tests.test_simulators_scenarios import SCENARIOS
-
-service = pytest.importorskip("processing.coverage.service", reason="no coverage service yet")
 
 
 def _alerts(url: str, rule: str) -> list[tuple[Any, ...]]:
@@ -59,8 +56,8 @@ async def test_coverage_loss_from_a_will_and_from_a_district_power_cut(
 ) -> None:
     load_places(database_url)
     clock = FakeClock()
-    coverage = service.CoverageService(
-        service.CoverageServiceConfig(database_url=database_url), clock=clock
+    coverage = CoverageService(
+        CoverageServiceConfig(database_url=database_url), clock=clock
     )
     coverage_task = asyncio.create_task(coverage.run())
     hook, subscriber = WebhookServer(), AlertSubscriber()
@@ -188,8 +185,8 @@ async def test_the_mountain_fibre_cut_scenario_raises_village_coverage_alerts(
     plan = replace(plan, actions=(cut,), interval_s=2 * speed, duration_s=24 * 3600.0)
     behind = set(cut.device_ids)
     clock = FakeClock()
-    coverage = service.CoverageService(
-        service.CoverageServiceConfig(database_url=database_url), clock=clock
+    coverage = CoverageService(
+        CoverageServiceConfig(database_url=database_url), clock=clock
     )
     coverage_task = asyncio.create_task(coverage.run())
     stop = asyncio.Event()

@@ -18,19 +18,19 @@ from ingest import Ingester
 from processing.alerts.engine import AlertEngine
 from store.alerts import acknowledge
 from store.db import connect
-from tests.alerting import (
+from tests.support.alerting import (
     AlertSubscriber,
     FakeClock,
     WebhookServer,
     engine_config,
     field_client,
     load_places,
-    rows,
     running_engine,
     scenario_devices,
     ticks,
 )
-from tests.conftest import wait_until
+from tests.support.databases import rows
+from tests.support.polling import wait_until
 
 
 def _outbox(url: str, channel: str) -> list[tuple[Any, ...]]:

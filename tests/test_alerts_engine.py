@@ -17,7 +17,7 @@ from simulators.clock import SimClock
 from simulators.device import SimulatedDevice
 from store.alerts import AlertFilter, acknowledge, list_alerts, resolve, transitions
 from store.db import connect
-from tests.alerting import (
+from tests.support.alerting import (
     AlertSubscriber,
     FakeClock,
     WebhookServer,
@@ -25,12 +25,12 @@ from tests.alerting import (
     field_client,
     load_places,
     retained_alerts,
-    rows,
     running_engine,
     scenario_devices,
     ticks,
 )
-from tests.conftest import wait_until
+from tests.support.databases import rows
+from tests.support.polling import wait_until
 
 
 def _alerts(url: str, rule: str | None = None) -> list[tuple[Any, ...]]:

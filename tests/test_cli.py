@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import psycopg
 
-from tests.conftest import wait_until
+from tests.support.polling import wait_until
 
 
 def ioc(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -12,12 +12,11 @@ import pytest
 from devices.kinds import Operator, Technology
 from devices.radio import LandUse, bearing_deg, rsrp_dbm
 from processing.coverage import Coverage, CoverageConfig, CoverageEngine, Grid, Place, SiteState
-from processing.coverage.grid import to_latlon, to_utm
 from processing.coverage.measured import ProbeSample, bin_samples
 from processing.coverage.sites import SectorInput, SiteInput
+from tests.support.coverage_scene import LAT0, LON0, OUTLINE
+from tests.support.coverage_scene import offset as _offset
 
-LAT0, LON0 = 14.0, 108.9
-OUTLINE = ((13.85, 108.75), (13.85, 109.05), (14.15, 109.05), (14.15, 108.75))
 T0 = datetime(2026, 5, 31, tzinfo=UTC)
 
 
@@ -179,12 +178,6 @@ def test_one_bad_sector_leaves_the_rest_of_its_site() -> None:
 
 def _village(name: str, lat: float, lon: float, pop: int = 500) -> Place:
     return Place("village", name, name, 547, 21808, lat, lon, pop)
-
-
-def _offset(lat: float, lon: float, east_m: float, north_m: float) -> tuple[float, float]:
-    x, y = to_utm(lat, lon)
-    a, b = to_latlon(x + east_m, y + north_m)
-    return float(a), float(b)
 
 
 def two_operator_scene() -> tuple[CoverageEngine, list[Place]]:

@@ -5,23 +5,17 @@ from __future__ import annotations
 import asyncio
 from itertools import islice
 
-import psycopg
-
 from devices import Kind, Topics
 from devices.endpoint import MqttEndpoint
 from ingest import Ingester
 from seeds import load_scenario
 from simulators.fleet import Fleet
-from tests.conftest import wait_until
+from tests.support.databases import rows
+from tests.support.polling import wait_until
 
 PER_KIND = 4
 TELEMETRY = {Kind.BTS: "telemetry_bts", Kind.CAMERA: "telemetry_camera",
              Kind.BROADBAND: "telemetry_broadband"}
-
-
-def _rows(url: str, sql: str, *params: object) -> list[tuple[object, ...]]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 async def test_scenario_devices_reach_the_database_and_a_killed_one_goes_offline(
@@ -39,13 +33,13 @@ async def test_scenario_devices_reach_the_database_and_a_killed_one_goes_offline
     try:
         async def every_kind_has_readings() -> bool:
             counts = [
-                _rows(database_url, f"SELECT count(DISTINCT device_id) FROM {table}")[0][0]
+                rows(database_url, f"SELECT count(DISTINCT device_id) FROM {table}")[0][0]
                 for table in TELEMETRY.values()
             ]
             return counts == [PER_KIND] * len(TELEMETRY)
 
         await wait_until(every_kind_has_readings, timeout_s=60)
-        registered = _rows(
+        registered = rows(
             database_url, "SELECT device_id, kind, state FROM devices ORDER BY device_id"
         )
         assert registered == sorted(
@@ -55,17 +49,17 @@ async def test_scenario_devices_reach_the_database_and_a_killed_one_goes_offline
         await fleet.devices[victim].kill()
 
         async def offline_by_will() -> bool:
-            return _rows(
+            return rows(
                 database_url, "SELECT state, state_reason FROM devices WHERE device_id = %s", victim
             ) == [("offline", "will")]
 
         await wait_until(offline_by_will, timeout_s=60)
-        events = _rows(
+        events = rows(
             database_url,
             "SELECT state, reason FROM status_events WHERE device_id = %s ORDER BY ts",
             victim,
         )
         assert events[-1] == ("offline", "will")
-        assert _rows(database_url, "SELECT count(*) FROM rejects") == [(0,)]
+        assert rows(database_url, "SELECT count(*) FROM rejects") == [(0,)]
     finally:
         await asyncio.shield(fleet.stop())

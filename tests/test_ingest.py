@@ -10,24 +10,18 @@ import psycopg
 import pytest
 
 from devices import Channel, Kind, Topics, encode
-from devices.endpoint import MqttEndpoint
 from ingest import Ingester
 from processing.liveness import LivenessConfig, run_liveness
 from store.db import aconnect
 from store.liveness import apply_liveness
-from tests.conftest import wait_until
+from tests.support.clients import mqtt_client
+from tests.support.polling import wait_until
 
 
 def _count(url: str, sql: str, *params: object) -> int:
     with psycopg.connect(url) as conn:
         row = conn.execute(sql, params).fetchone()
         return int(row[0]) if row else 0
-
-
-def _client(mqtt_url: str, protocol: int, **kwargs: object) -> aiomqtt.Client:
-    endpoint = MqttEndpoint.parse(mqtt_url)
-    version = aiomqtt.ProtocolVersion.V5 if protocol == 5 else aiomqtt.ProtocolVersion.V311
-    return aiomqtt.Client(endpoint.host, endpoint.port, protocol=version, **kwargs)  # type: ignore[arg-type]
 
 
 def _meta(device_id: str) -> bytes:
@@ -76,7 +70,7 @@ async def test_readings_status_and_every_reject_land_in_the_database(
             encode({**good[0], "seq": 2000, "ts": (now + timedelta(hours=2)).isoformat()}),
         ),
     }
-    async with _client(mqtt_url, mqtt_protocol) as client:
+    async with mqtt_client(mqtt_url, mqtt_protocol) as client:
         await client.publish(
             topics.device(Kind.BTS, dev, Channel.META), _meta(dev), qos=1, retain=True
         )
@@ -123,7 +117,7 @@ async def test_a_device_killed_without_disconnect_goes_offline_by_its_will(
     will = aiomqtt.Will(
         status, encode({"device_id": dev, "state": "offline", "reason": "will"}), qos=1, retain=True
     )
-    device = _client(mqtt_url, mqtt_protocol, will=will, keepalive=5)
+    device = mqtt_client(mqtt_url, mqtt_protocol, will=will, keepalive=5)
     await device.__aenter__()
     await device.publish(
         topics.device(Kind.CAMERA, dev, Channel.META), _meta(dev), qos=1, retain=True
@@ -153,7 +147,7 @@ async def test_silence_past_missed_intervals_marks_offline_then_resumes(
     ingester: Ingester, database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
 ) -> None:
     dev = "OLT-T-0001"
-    async with _client(mqtt_url, mqtt_protocol) as client:
+    async with mqtt_client(mqtt_url, mqtt_protocol) as client:
         await client.publish(topics.device(Kind.BROADBAND, dev, Channel.META), _meta(dev), qos=1)
         await client.publish(topics.device(Kind.BROADBAND, dev, Channel.STATUS), b"online", qos=1)
     await wait_until(

@@ -21,8 +21,9 @@ from ingest import IngestConfig, Ingester
 from ioc.brokers import free_port
 from store.db import connect
 from store.migrate import upgrade
-from tests.clients import mqtt_client, query
-from tests.conftest import wait_until
+from tests.support.clients import mqtt_client
+from tests.support.databases import rows
+from tests.support.polling import wait_until
 
 NOW = datetime.now(UTC)
 
@@ -108,16 +109,16 @@ async def test_every_bad_input_is_a_reject_with_reason_and_bytes_and_good_ones_a
     async def all_there() -> bool:
         # The ingester's own count too: a commit is visible here a moment before the
         # ingester, on this same event loop, has counted it.
-        readings = int(query(database_url, "SELECT count(*) FROM telemetry_bts")[0][0])
-        rejects = int(query(database_url, "SELECT count(*) FROM rejects")[0][0])
+        readings = int(rows(database_url, "SELECT count(*) FROM telemetry_bts")[0][0])
+        rejects = int(rows(database_url, "SELECT count(*) FROM rejects")[0][0])
         return (readings >= len(good) and rejects >= len(bad) + 1
                 and observed.stats.received >= sent)
 
     await wait_until(all_there)
-    assert query(database_url, "SELECT count(*), count(DISTINCT seq) FROM telemetry_bts") == [
+    assert rows(database_url, "SELECT count(*), count(DISTINCT seq) FROM telemetry_bts") == [
         (60, 60)
     ]
-    stored = query(database_url, "SELECT reason, topic, payload, payload_size, payload_sha256"
+    stored = rows(database_url, "SELECT reason, topic, payload, payload_size, payload_sha256"
                                  " FROM rejects WHERE reason <> 'schema'"
                                  " OR detail NOT LIKE 'database refused%%'")
     assert sorted(r[0] for r in stored) == sorted(reason for reason, _, _ in bad)
@@ -127,7 +128,7 @@ async def test_every_bad_input_is_a_reject_with_reason_and_bytes_and_good_ones_a
         row = by_hash[hashlib.sha256(payload).digest()]
         assert row[0] == reason and row[3] == len(payload)
         assert bytes(row[2]) == payload[:1024] and row[1] == topic[:512] + "…" * (len(topic) > 512)
-    (db_refused,) = query(database_url, "SELECT payload, detail FROM rejects"
+    (db_refused,) = rows(database_url, "SELECT payload, detail FROM rejects"
                                         " WHERE detail LIKE 'database refused%%'")
     assert bytes(db_refused[0]) == refused
     assert observed.stats.outbound == 2
@@ -174,31 +175,31 @@ async def test_every_message_kind_lands_with_its_own_timestamps_and_meta_history
                                              "reason": "maintenance"}), qos=1, retain=True)
 
     async def settled() -> bool:
-        events = query(database_url, "SELECT count(*) FROM status_events")[0][0]
-        moved = query(database_url, "SELECT lat FROM devices WHERE device_id = %s", bts)
+        events = rows(database_url, "SELECT count(*) FROM status_events")[0][0]
+        moved = rows(database_url, "SELECT lat FROM devices WHERE device_id = %s", bts)
         return events == 2 and moved == [(14.103,)]
 
     await wait_until(settled)
-    assert query(database_url, "SELECT seq, ts, battery_pct FROM telemetry_bts ORDER BY seq") == [
+    assert rows(database_url, "SELECT seq, ts, battery_pct FROM telemetry_bts ORDER BY seq") == [
         (3, late, 99.0),
         *[(s, NOW - timedelta(seconds=10 - s), 80.0 + s) for s in (10, 11, 12)],
     ]
-    assert query(database_url, "SELECT device_id, rsrp_dbm, technology FROM measurements_probe"
+    assert rows(database_url, "SELECT device_id, rsrp_dbm, technology FROM measurements_probe"
                  ) == [(probe, -101.5, "4G")]
     # Two different documents (the repeated birth record is not a change), one row each.
-    history = query(database_url, "SELECT meta->>'lat' FROM device_meta_history"
+    history = rows(database_url, "SELECT meta->>'lat' FROM device_meta_history"
                                   " WHERE device_id = %s ORDER BY changed_at", bts)
     assert history == [("14.1",), ("14.103",)]
-    ((operator, meta_sectors),) = query(
+    ((operator, meta_sectors),) = rows(
         database_url, "SELECT operator, meta->'sectors' FROM devices WHERE device_id = %s", bts)
     assert operator == "viettel" and meta_sectors[0]["azimuth_deg"] == 120.0
-    assert sorted(query(database_url, "SELECT state, reason FROM status_events")) == [
+    assert sorted(rows(database_url, "SELECT state, reason FROM status_events")) == [
         ("offline", "maintenance"), ("online", "reported")
     ]
-    assert query(database_url, "SELECT state FROM devices WHERE device_id = %s", bts) == [
+    assert rows(database_url, "SELECT state FROM devices WHERE device_id = %s", bts) == [
         ("offline",)
     ]
-    assert query(database_url, "SELECT count(*) FROM rejects") == [(0,)]
+    assert rows(database_url, "SELECT count(*) FROM rejects") == [(0,)]
 
 
 async def test_mqtt_3_1_1_session_stores_and_acknowledges_everything(
@@ -221,7 +222,7 @@ async def test_mqtt_3_1_1_session_stores_and_acknowledges_everything(
                                  encode(_reading(dev, seq, uplink_up=True)), qos=1)
 
     async def stored() -> bool:
-        return query(database_url, "SELECT count(*) FROM telemetry_broadband") == [(100,)]
+        return rows(database_url, "SELECT count(*) FROM telemetry_broadband") == [(100,)]
 
     await wait_until(stored)
     first.request_stop()
@@ -237,7 +238,7 @@ async def test_mqtt_3_1_1_session_stores_and_acknowledges_everything(
     second.request_stop()
     await asyncio.wait_for(task, 30)
     assert (second.stats.received, second.stats.duplicates) == (1, 0)
-    assert query(database_url, "SELECT count(*) FROM telemetry_broadband") == [(101,)]
+    assert rows(database_url, "SELECT count(*) FROM telemetry_broadband") == [(101,)]
 
 
 
@@ -283,6 +284,6 @@ async def test_a_status_batch_waits_for_the_batches_before_it_even_with_a_writer
     await wait_until(lambda: asyncio.sleep(0, service.stats.received == 6))
     service.request_stop()
     await asyncio.wait_for(task, 30)
-    states = query(database_url, "SELECT state FROM status_events WHERE device_id = %s"
+    states = rows(database_url, "SELECT state FROM status_events WHERE device_id = %s"
                    " ORDER BY ts", flapper)
     assert states == [("offline",), ("online",)]

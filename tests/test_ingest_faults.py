@@ -13,14 +13,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from store.audit import reading_keys, reading_rows
+from store.audit import reading_keys
 from store.migrate import upgrade
-from tests.flood import device_ids, expected
-from tests.procs import (
+from tests.support.databases import stored_readings
+from tests.support.flood import device_ids, expected
+from tests.support.polling import wait_until
+from tests.support.procs import (
     IngesterProcess,
     RestartableBroker,
     ThrowawayPostgres,
-    eventually,
     finish_flood,
     register_devices,
     start_flood,
@@ -40,14 +41,6 @@ def prepare(database_url: str) -> set[tuple[str, int]]:
     register_devices(database_url, [d for p in range(PUBLISHERS) for d in device_ids(p, DEVICES)])
     per = N // PUBLISHERS
     return {key for p in range(PUBLISHERS) for key in expected(p, DEVICES, per)}
-
-
-def rows(database_url: str) -> int:
-    try:
-        with psycopg.connect(database_url, connect_timeout=3) as conn:
-            return reading_rows(conn)
-    except psycopg.OperationalError:
-        return -1  # the database is down
 
 
 def assert_exactly_once(database_url: str, published: set[tuple[str, int]]) -> None:
@@ -84,17 +77,18 @@ async def test_kill_9_mid_flood_then_restart_stores_every_reading_once(
     first = ingester(database_url, broker, tmp_path, "ingest-k9").start()
     second = ingester(database_url, broker, tmp_path, "ingest-k9")
     try:
-        await eventually(first.subscribed)
+        await wait_until(first.subscribed)
         running = floods(broker.url)
-        await eventually(lambda: rows(database_url) >= N // 4, state=lambda: rows(database_url))
+        await wait_until(lambda: stored_readings(database_url) >= N // 4,
+                         state=lambda: stored_readings(database_url))
         first.kill()
-        at_kill = rows(database_url)
+        at_kill = stored_readings(database_url)
         assert at_kill < N, "the flood was over before the kill: nothing was tested"
         for flood in running:
             await finish_flood(flood)  # every message is now with the broker
         second.start()  # the same client id: the broker resumes its session
-        await eventually(lambda: rows(database_url) >= N, timeout_s=120,
-                         state=lambda: rows(database_url))
+        await wait_until(lambda: stored_readings(database_url) >= N, timeout_s=120,
+                         state=lambda: stored_readings(database_url))
         assert_exactly_once(database_url, published)
     finally:
         first.close()
@@ -109,9 +103,9 @@ async def test_database_restarted_mid_flood_holds_a_bounded_window_then_drains(
     try:
         published = prepare(pg.url)
         ing.start()
-        await eventually(ing.subscribed)
+        await wait_until(ing.subscribed)
         running = floods(broker.url)
-        await eventually(lambda: rows(pg.url) >= N // 4, state=ing.health)
+        await wait_until(lambda: stored_readings(pg.url) >= N // 4, state=ing.health)
         pg.stop("immediate")
 
         def stalled() -> bool:
@@ -120,7 +114,7 @@ async def test_database_restarted_mid_flood_holds_a_bounded_window_then_drains(
 
         # Nothing is acknowledged while the database is down; the ingester stops reading at
         # its window of held messages and TCP holds the broker back, which keeps the rest.
-        await eventually(stalled, state=ing.health)
+        await wait_until(stalled, state=ing.health)
         h = ing.health()
         assert h is not None and not h["keeping_up"]
         stalled_at = h["received"]
@@ -132,9 +126,9 @@ async def test_database_restarted_mid_flood_holds_a_bounded_window_then_drains(
         h = ing.health()
         assert h is not None and h["held_max"] <= bound and h["received"] == stalled_at
         pg.start()
-        await eventually(lambda: rows(pg.url) >= N, timeout_s=120, state=ing.health)
+        await wait_until(lambda: stored_readings(pg.url) >= N, timeout_s=120, state=ing.health)
         assert_exactly_once(pg.url, published)
-        await eventually(lambda: bool((h := ing.health()) and h["keeping_up"]), state=ing.health)
+        await wait_until(lambda: bool((h := ing.health()) and h["keeping_up"]), state=ing.health)
     finally:
         ing.close()
         pg.cleanup()
@@ -146,16 +140,17 @@ async def test_broker_restarted_mid_flood_with_persistence_loses_and_doubles_not
     published = prepare(database_url)
     ing = ingester(database_url, broker, tmp_path, "ingest-br").start()
     try:
-        await eventually(ing.subscribed)
+        await wait_until(ing.subscribed)
         # Devices publishing steadily (about 3 s of it), so the restart lands mid-flood; the
         # publishers reconnect and resend what the broker had not acknowledged.
         running = floods(broker.url, rate=2_000)
-        await eventually(lambda: rows(database_url) >= N // 8, state=lambda: rows(database_url))
+        await wait_until(lambda: stored_readings(database_url) >= N // 8,
+                         state=lambda: stored_readings(database_url))
         broker.restart()
-        assert rows(database_url) < N, "the flood was over before the restart"
+        assert stored_readings(database_url) < N, "the flood was over before the restart"
         results = [await finish_flood(flood) for flood in running]
-        await eventually(lambda: rows(database_url) >= N, timeout_s=120,
-                         state=lambda: rows(database_url))
+        await wait_until(lambda: stored_readings(database_url) >= N, timeout_s=120,
+                         state=lambda: stored_readings(database_url))
         assert_exactly_once(database_url, published)
         assert ing.alive()
         h = ing.health()
@@ -180,18 +175,18 @@ async def test_sigterm_commits_and_acknowledges_what_is_held_then_exits_0(
     first = ingester(database_url, broker, tmp_path, "ingest-term", **slow).start()
     second = ingester(database_url, broker, tmp_path, "ingest-term")
     try:
-        await eventually(first.subscribed)
+        await wait_until(first.subscribed)
         await finish_flood(start_flood(broker.url, ROOT, devices=DEVICES, messages=held))
-        await eventually(lambda: bool((h := first.health()) and h["held"] == held))
-        assert rows(database_url) == 0
+        await wait_until(lambda: bool((h := first.health()) and h["held"] == held))
+        assert stored_readings(database_url) == 0
         assert first.terminate() == 0
-        assert rows(database_url) == held
+        assert stored_readings(database_url) == held
         # Had the PUBACKs not reached the broker, it would redeliver those 5,000 now.
         second.start()
-        await eventually(second.subscribed)
+        await wait_until(second.subscribed)
         await finish_flood(start_flood(broker.url, ROOT, publisher=1, devices=DEVICES,
                                        messages=10))
-        await eventually(lambda: rows(database_url) == held + 10)
+        await wait_until(lambda: stored_readings(database_url) == held + 10)
         h = second.health()
         assert h is not None and (h["received"], h["duplicates"]) == (10, 0)
         assert second.terminate() == 0

@@ -18,9 +18,10 @@ from devices import Channel, Codec, Kind, RejectReason, Topics, encode
 from ingest import IngestConfig, Ingester
 from store.db import connect
 from store.migrate import upgrade
-from tests.clients import mqtt_client, query
-from tests.conftest import wait_until
-from tests.procs import RestartableBroker, register_devices
+from tests.support.clients import mqtt_client
+from tests.support.databases import rows
+from tests.support.polling import wait_until
+from tests.support.procs import RestartableBroker, register_devices
 
 SECTOR = {"sector": 1, "azimuth_deg": 120.0, "tilt_deg": 4.0, "band_mhz": 1800.0,
           "technology": "4G", "tx_power_dbm": 43.0, "beamwidth_deg": 65.0}  # fmt: skip
@@ -71,7 +72,7 @@ async def test_a_replayed_retained_status_never_overrides_a_newer_state(
     first = await run(_config(migrated, mqtt_url, topics, "first", protocol=mqtt_protocol))
 
     def state() -> list[tuple[Any, ...]]:
-        return query(migrated, "SELECT state FROM devices WHERE device_id = %s", dev)
+        return rows(migrated, "SELECT state FROM devices WHERE device_id = %s", dev)
 
     await wait_until(lambda: asyncio.sleep(0, state() == [("online",)]))
     assert first.stats.received == 1
@@ -95,7 +96,7 @@ async def test_a_replayed_retained_status_never_overrides_a_newer_state(
             await client.publish(status_topic, body, qos=1)
     await wait_until(lambda: asyncio.sleep(0, second.stats.received >= 3))
     assert state() == [("offline",)]
-    events = query(migrated, "SELECT state, reason FROM status_events WHERE device_id = %s"
+    events = rows(migrated, "SELECT state, reason FROM status_events WHERE device_id = %s"
                              " ORDER BY ts", dev)  # fmt: skip
     assert events == [("online", "reported (late)"), ("online", "reported"),
                       ("offline", "missed 3 intervals")], events  # fmt: skip
@@ -115,7 +116,7 @@ async def test_a_partial_birth_keeps_the_registered_operator_and_sectors(
         await client.publish(meta, encode(partial), qos=1)
         await client.publish(meta, encode({**partial, "sectors": []}), qos=1)
     await wait_until(lambda: asyncio.sleep(0, ingester.stats.received >= 3))
-    ((name, operator, interval_s, doc),) = query(
+    ((name, operator, interval_s, doc),) = rows(
         database_url, "SELECT name, operator, interval_s, meta FROM devices WHERE device_id = %s",
         dev)  # fmt: skip
     assert (name, operator, interval_s) == ("renamed", "viettel", 30)
@@ -138,10 +139,10 @@ async def test_a_birth_from_an_unregistered_id_is_refused_unless_self_registrati
             await client.publish(topics.device(Kind.BTS, dev, Channel.META),
                                  encode({**doc, "device_id": dev}), qos=1)  # fmt: skip
     await wait_until(lambda: asyncio.sleep(0, service.stats.received >= 2))
-    assert query(migrated, "SELECT device_id, name FROM devices ORDER BY 1") == [
+    assert rows(migrated, "SELECT device_id, name FROM devices ORDER BY 1") == [
         ("BTS-U-0001", "x")
     ]
-    assert query(migrated, "SELECT reason, device_id FROM rejects") == [
+    assert rows(migrated, "SELECT reason, device_id FROM rejects") == [
         ("unknown_device", "BTS-INVENTED")
     ]
 

@@ -25,7 +25,7 @@ from ioc.brokers import MOSQUITTO_CONF, free_port, wait_for_port
 from ioc.certs import CertFiles, make_dev_ca
 from store.db import connect
 from store.migrate import upgrade
-from tests.conftest import wait_until
+from tests.support.polling import wait_until
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from store.audit import reading_keys, reading_rows
+from store.audit import reading_keys
 from store.migrate import upgrade
-from tests.flood import device_ids, expected
-from tests.procs import (
+from tests.support.databases import stored_readings
+from tests.support.flood import device_ids, expected
+from tests.support.polling import wait_until
+from tests.support.procs import (
     IngesterProcess,
     RestartableBroker,
-    eventually,
     finish_flood,
     register_devices,
     start_flood,
@@ -37,18 +38,13 @@ def broker() -> Iterator[RestartableBroker]:
     running.cleanup()
 
 
-def rows(database_url: str) -> int:
-    with psycopg.connect(database_url) as conn:
-        return reading_rows(conn)
-
-
 async def flood_and_check(database_url: str, mqtt_url: str) -> None:
     running = [start_flood(mqtt_url, ROOT, publisher=p, devices=DEVICES,
                            messages=N // PUBLISHERS) for p in range(PUBLISHERS)]
     for flood in running:
         await finish_flood(flood)
-    await eventually(lambda: rows(database_url) >= N, timeout_s=120,
-                     state=lambda: rows(database_url))
+    await wait_until(lambda: stored_readings(database_url) >= N, timeout_s=120,
+                     state=lambda: stored_readings(database_url))
     published = {k for p in range(PUBLISHERS) for k in expected(p, DEVICES, N // PUBLISHERS)}
     with psycopg.connect(database_url) as conn:
         keys = reading_keys(conn)
@@ -69,7 +65,7 @@ async def test_ingesters_on_the_shared_subscription_store_the_union_once(
     ]
     try:
         for ing in group:
-            await eventually(ing.subscribed)
+            await wait_until(ing.subscribed)
         # Registered after they started: each must find the others' devices in the registry.
         register_devices(database_url, [d for p in range(PUBLISHERS)
                                         for d in device_ids(p, DEVICES)])
@@ -97,7 +93,7 @@ async def test_ioc_ingest_instances_runs_a_group_and_stats_says_it_keeps_up(
     group = IngesterProcess(database_url=database_url, mqtt_url=broker.url, topic_root=ROOT,
                             client_id="multi", log_dir=tmp_path, instances=2).start()
     try:
-        await eventually(lambda: group.subscribed(0) and group.subscribed(1))
+        await wait_until(lambda: group.subscribed(0) and group.subscribed(1))
         await flood_and_check(database_url, broker.url)
         shares = [h["received"] for i in range(2) if (h := group.health(i)) is not None]
         assert len(shares) == 2 and sum(shares) == N and min(shares) > 0

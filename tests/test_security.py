@@ -9,7 +9,6 @@ import contextlib
 import secrets
 import socket
 import ssl
-import subprocess
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -28,20 +27,14 @@ from devices.topics import SHARED_GROUP, Topics
 from ingest import IngestConfig, Ingester
 from ioc.certs import make_dev_ca
 from ioc.provision import (
-    BrokerLayout,
     Service,
-    device_account,
-    hash_matches,
-    mosquitto_hash,
-    provision,
-    read_passwd,
 )
 from store.audit import reading_keys, reject_reasons
 from store.db import connect as connect_db
 from store.migrate import upgrade
-from tests.conftest import wait_until
 from tests.faults.secure import SecureBroker, start_secure_broker
-from tests.procs import register_devices
+from tests.support.polling import wait_until
+from tests.support.procs import register_devices
 
 TOPICS = Topics()
 DEVICES = [(Kind.BTS, "BTS-A"), (Kind.BTS, "BTS-B"), (Kind.CAMERA, "CAM-1")]
@@ -146,19 +139,6 @@ def connect(secure: SecureBroker, made: list[Client], username: str | None,
 
 def telemetry(kind: Kind, device_id: str) -> str:
     return TOPICS.device(kind, device_id, Channel.TELEMETRY)
-
-
-def test_the_password_file_is_mosquittos_own_format() -> None:
-    encoded = mosquitto_hash("s3cret")
-    assert encoded.startswith("$7$101$") and hash_matches(encoded, "s3cret")
-    assert not hash_matches(encoded, "s3cret!")
-
-
-def test_a_hash_made_by_mosquitto_passwd_verifies(tmp_path: Path) -> None:
-    path = tmp_path / "passwd"
-    path.touch()
-    subprocess.run(["mosquitto_passwd", "-b", str(path), "dev1", "pa55"], check=True)
-    assert hash_matches(read_passwd(path)["dev1"], "pa55")
 
 
 @pytest.mark.parametrize(
@@ -287,48 +267,6 @@ def test_an_oversize_payload_is_cut_by_the_broker(
     fence.publish(telemetry(Kind.BTS, "BTS-B"), b"fence")
     got = ingest.wait_for(b"fence")
     assert all(len(payload) < 1024 * 1024 for _, payload in got)
-
-
-def test_reprovisioning_keeps_passwords_and_revokes_removed_devices(tmp_path: Path) -> None:
-    layout = BrokerLayout(folder=str(tmp_path), data_dir=str(tmp_path / "data"))
-    first = provision(tmp_path, DEVICES, layout, environ={})
-    before = read_passwd(first.passwd)
-    assert set(before) == {"ioc-ingest-1", "ioc-ingest-2", "ioc-alerts", "ioc-healthcheck",
-                           "ioc-monitor", "BTS-A", "BTS-B", "CAM-1"}
-    assert oct(first.passwd.stat().st_mode & 0o777) == "0o600"
-    again = provision(tmp_path, DEVICES[:2], layout, environ={}, rotate=["BTS-B"])
-    after = read_passwd(again.passwd)
-    assert again.removed == ["CAM-1"] and "CAM-1" not in after
-    assert after["BTS-A"] == before["BTS-A"] and after["BTS-B"] != before["BTS-B"]
-    assert again.created == ["BTS-B"]
-    assert "user CAM-1" not in again.acl.read_text()
-
-
-def test_a_service_password_from_the_environment_is_used(tmp_path: Path) -> None:
-    layout = BrokerLayout(folder=str(tmp_path), data_dir=str(tmp_path / "data"))
-    secret = "a-long-secret-from-env"
-    done = provision(tmp_path, [], layout, environ={"IOC_MQTT_INGEST_1_PASSWORD": secret})
-    assert hash_matches(read_passwd(done.passwd)["ioc-ingest-1"], secret)
-    with pytest.raises(ValueError, match="IOC_MQTT_INGEST_1_PASSWORD is an example value"):
-        provision(tmp_path, [], layout, environ={"IOC_MQTT_INGEST_1_PASSWORD": "change-me"})
-    assert "IOC_MQTT_INGEST_1_PASSWORD" not in done.services_env.read_text()
-    assert "IOC_MQTT_INGEST_2_PASSWORD" in done.services_env.read_text()
-    assert "IOC_MQTT_ALERTS_PASSWORD" in done.services_env.read_text()
-
-
-def test_each_ingester_instance_gets_an_account_of_its_own(tmp_path: Path) -> None:
-    layout = BrokerLayout(folder=str(tmp_path), data_dir=str(tmp_path / "data"))
-    done = provision(tmp_path, [], layout, environ={}, ingesters=3)
-    ingesters = sorted(u for u in read_passwd(done.passwd) if u.startswith("ioc-ingest-"))
-    assert ingesters == ["ioc-ingest-1", "ioc-ingest-2", "ioc-ingest-3"]
-    assert "IOC_MQTT_INGEST_3_PASSWORD" in done.services_env.read_text()
-    assert "\nuse_username_as_clientid true\n" in done.config.read_text()
-
-
-def test_the_acl_names_each_devices_own_subtree() -> None:
-    acl = device_account(TOPICS, Kind.CAMERA, "CAM-1").acl()
-    assert acl == ("user CAM-1\ntopic write ioc/v1/camera/CAM-1/#\n"
-                   "topic read ioc/v1/camera/CAM-1/commands/#\n")  # fmt: skip
 
 
 async def test_one_url_carries_account_tls_and_ca_for_aiomqtt(secure: SecureBroker) -> None:

@@ -28,7 +28,7 @@ from simulators import (
     run_fleet,
 )
 from simulators.values import SOURCES, conform, reading_source
-from tests.conftest import wait_until
+from tests.support.polling import wait_until
 
 WAIT_S = 20.0
 DAY = datetime(2026, 11, 24, tzinfo=UTC)

@@ -12,7 +12,7 @@ from devices import READING_CHANNEL, Channel, Codec, Kind, RejectReason, Topics
 from simulators import DeviceModel, Fleet, MqttEndpoint, Outbox, Outgoing
 from simulators.malformed import GHOST_SUFFIX
 from simulators.outbox import MAX_BATCH
-from tests.conftest import wait_until
+from tests.support.polling import wait_until
 from tests.test_simulators import FLEET, json_of, make, poll_until, readings_of, watching
 
 

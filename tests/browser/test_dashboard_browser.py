@@ -7,30 +7,24 @@ Skips where no chromium is installed (.ci/run installs it).
 
 from __future__ import annotations
 
-import io
 import os
-import shutil
 import socket
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
-import httpx
-import numpy as np
 import pytest
 
-from ioc.up import dashboard_command
 from store import alerts
 from store.db import connect
+from tests.support.browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    launch,
+    login,
+    start_dashboard,
+    wait_http,
+    wait_map_drawn,
+)
 from tests.test_dashboard import PASSWORDS, alert_ids, scenario_url  # noqa: F401 (fixtures)
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).parents[2] / "test-artifacts" / "browser"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
-ONLINE_GREEN = (46, 204, 113)  # dashboard.livemap.STATE_COLOURS["online"]
 
 pytestmark = pytest.mark.skipif(
     not os.access(CHROMIUM, os.X_OK), reason=f"no chromium at {CHROMIUM} (apt-get install chromium)"
@@ -44,33 +38,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)  # polling a condition, with a deadline
-    raise AssertionError(f"{url} did not answer within {timeout_s}s")
-
-
-def start_dashboard(database_url: str, port: int, refresh_s: float = 5) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "IOC_DATABASE_URL": database_url,
-        "IOC_DASHBOARD_REFRESH_S": str(refresh_s),
-    }
-    return subprocess.Popen(  # the command `ioc up` and `ioc dashboard` run
-        dashboard_command(port),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
 @pytest.fixture
 def dashboard_url(scenario_url: str) -> Iterator[str]:  # noqa: F811
     port = _free_port()
@@ -81,44 +48,6 @@ def dashboard_url(scenario_url: str) -> Iterator[str]:  # noqa: F811
     finally:
         proc.terminate()
         proc.wait(10)
-
-
-def launch(p: Any) -> Any:
-    return p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-
-
-def login(page, base: str, username: str, password: str) -> None:
-    page.goto(base + "/")
-    page.get_by_label("Tên đăng nhập").fill(username)
-    page.get_by_label("Mật khẩu").fill(password)
-    page.get_by_role("button", name="Đăng nhập").click()
-
-
-def wait_map_drawn(page, timeout_s: float = 90) -> int:
-    """Wait until the map canvas shows online towers; returns how many of its pixels do."""
-    from PIL import Image
-
-    canvas = page.locator("canvas").first
-    try:
-        canvas.wait_for(state="visible", timeout=timeout_s * 1000)
-    except Exception:
-        page.screenshot(path=ARTIFACTS / "failed-map.png", full_page=True)
-        raise
-    from playwright.sync_api import Error as PlaywrightError
-
-    deadline = time.monotonic() + timeout_s
-    green = 0
-    while True:
-        try:
-            png = canvas.screenshot()
-        except PlaywrightError:  # a rerun replaced the canvas mid-shot: look at the new one
-            png = None
-        if png is not None:
-            shot = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=int)
-            green = int((np.abs(shot - np.array(ONLINE_GREEN)) < 30).all(axis=2).sum())
-        if green > 200 or time.monotonic() > deadline:
-            return green
-        page.wait_for_timeout(250)  # poll the condition again, up to the deadline
 
 
 def settle(page) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import psycopg
 
 from devices.kinds import Kind
-from store.audit import reading_keys, reading_rows, reject_reasons
+from store.audit import reading_keys, reject_reasons
 
 HEADER = (f"{'fault':<44} {'sent':>7} {'stored':>7} {'rejected':>8} {'cut':>5} "
           f"{'dup':>5} {'lost':>5}  note")  # fmt: skip
@@ -72,11 +72,3 @@ def audit(
     )
     return record(figures)
 
-
-def rows(database_url: str) -> int:
-    """Readings on disk, or -1 while the database does not answer."""
-    try:
-        with psycopg.connect(database_url, connect_timeout=3) as conn:
-            return reading_rows(conn)
-    except psycopg.OperationalError:
-        return -1

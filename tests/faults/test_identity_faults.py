@@ -23,10 +23,12 @@ from devices.kinds import Channel, Kind
 from devices.topics import Topics
 from ioc.provision import Service
 from store.migrate import upgrade
-from tests.faults.harness import audit, rows
+from tests.faults.harness import audit
 from tests.faults.secure import SecureBroker, start_secure_broker
-from tests.flood import reading
-from tests.procs import IngesterProcess, eventually, register_devices
+from tests.support.databases import stored_readings
+from tests.support.flood import reading
+from tests.support.polling import wait_until
+from tests.support.procs import IngesterProcess, register_devices
 
 TOPICS = Topics()
 DEVICES = ["BTS-H-0001", "BTS-H-0002", "BTS-H-0003"]
@@ -91,19 +93,19 @@ async def test_a_device_presenting_the_ingesters_client_id_takes_nothing(
     published: set[tuple[str, int]] = set()
     stolen, kicked = "", 0
     try:
-        await eventually(first.subscribed, state=first.log_tail)
+        await wait_until(first.subscribed, state=first.log_tail)
         assert first.terminate() == 0  # offline; its persistent session stays on the broker
         for device_id in DEVICES:
             published |= publish(secure, device_id, range(1, PER_DEVICE + 1))
         stolen = hijack(secure, DEVICES[0], persistent=True)  # while the queue waits
         again.start()
-        await eventually(again.subscribed, state=again.log_tail)
+        await wait_until(again.subscribed, state=again.log_tail)
         kicked = -broker_log(secure).count(KICKED)
         stolen += hijack(secure, DEVICES[1], persistent=False)  # while it is connected
         # A fence: once it is stored, whatever the hijack did to the session has happened.
         published |= publish(secure, DEVICES[2], range(PER_DEVICE + 1, PER_DEVICE + 2))
         with contextlib.suppress(AssertionError):  # a loss is counted and asserted below
-            await eventually(lambda: rows(database_url) >= len(published), timeout_s=30)
+            await wait_until(lambda: stored_readings(database_url) >= len(published), timeout_s=30)
         kicked += broker_log(secure).count(KICKED)
     finally:
         first.close()

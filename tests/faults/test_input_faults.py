@@ -21,9 +21,11 @@ from ingest import IngestConfig, Ingester
 from seeds import load_scenario
 from store.fault_audit import reading_times
 from store.migrate import upgrade
-from tests.faults.harness import audit, rows
-from tests.flood import device_ids, expected
-from tests.procs import IngesterProcess, eventually, finish_flood, register_devices, start_flood
+from tests.faults.harness import audit
+from tests.support.databases import stored_readings
+from tests.support.flood import device_ids, expected
+from tests.support.polling import wait_until
+from tests.support.procs import IngesterProcess, finish_flood, register_devices, start_flood
 
 
 def _reading(device_id: str, seq: int, ts: datetime) -> bytes:
@@ -42,14 +44,15 @@ async def _stored(database_url: str, at_least: int, rejected_at_least: int = 0) 
     def done() -> bool:
         with psycopg.connect(database_url) as conn:
             rejects = conn.execute("SELECT count(*) FROM rejects").fetchone()
-        return rows(database_url) >= at_least and bool(rejects and rejects[0] >= rejected_at_least)
+        enough = stored_readings(database_url) >= at_least
+        return enough and bool(rejects and rejects[0] >= rejected_at_least)
 
     try:
-        await eventually(done, timeout_s=60)
+        await wait_until(done, timeout_s=60)
     except AssertionError:
         with psycopg.connect(database_url) as conn:
             found = conn.execute("SELECT reason, count(*) FROM rejects GROUP BY reason").fetchall()
-        raise AssertionError(f"{rows(database_url)} stored, rejects {found}") from None
+        raise AssertionError(f"{stored_readings(database_url)} stored, rejects {found}") from None
 
 
 @contextlib.asynccontextmanager
@@ -154,7 +157,7 @@ async def test_a_burst_of_ten_times_the_normal_rate_is_absorbed(
     ing = IngesterProcess(database_url=database_url, mqtt_url=mqtt_url, topic_root=topics.root,
                           client_id="fault-burst", log_dir=tmp_path).start()  # fmt: skip
     try:
-        await eventually(ing.subscribed)
+        await wait_until(ing.subscribed)
         running = [start_flood(mqtt_url, topics.root, publisher=p, devices=per_device,
                                messages=per_publisher) for p in range(publishers)]  # fmt: skip
         peak_lag = peak_held = 0.0
@@ -163,7 +166,7 @@ async def test_a_burst_of_ten_times_the_normal_rate_is_absorbed(
             nonlocal peak_lag, peak_held
             if h := ing.health():
                 peak_lag, peak_held = max(peak_lag, h["lag_s"]), max(peak_held, h["held"])
-            return rows(database_url) >= len(published)
+            return stored_readings(database_url) >= len(published)
 
         async def watch() -> None:  # the ingester's lag while the burst is on
             while True:
@@ -173,7 +176,7 @@ async def test_a_burst_of_ten_times_the_normal_rate_is_absorbed(
         watcher = asyncio.create_task(watch())
         try:
             results = [await finish_flood(p) for p in running]
-            await eventually(drained, timeout_s=120)
+            await wait_until(drained, timeout_s=120)
         finally:
             watcher.cancel()
         assert ing.alive(), ing.log_tail()

@@ -20,12 +20,13 @@ from devices.topics import Topics
 from ioc.brokers import free_port, start_broker
 from store.audit import reading_keys
 from store.migrate import upgrade
-from tests.faults.harness import audit, rows
-from tests.flood import device_ids, expected
-from tests.procs import (
+from tests.faults.harness import audit
+from tests.support.databases import stored_readings
+from tests.support.flood import device_ids, expected
+from tests.support.polling import wait_until
+from tests.support.procs import (
     IngesterProcess,
     ThrowawayPostgres,
-    eventually,
     finish_flood,
     register_devices,
     start_flood,
@@ -102,14 +103,14 @@ async def test_ingester_kill_9_under_load(
     first = ingester(database_url, mqtt_url, topics.root, tmp_path, "fault-k9").start()
     again = ingester(database_url, mqtt_url, topics.root, tmp_path, "fault-k9")
     try:
-        await eventually(first.subscribed)
+        await wait_until(first.subscribed)
         running = floods(mqtt_url, topics.root)
-        await eventually(lambda: rows(database_url) >= N // 4)
+        await wait_until(lambda: stored_readings(database_url) >= N // 4)
         first.kill()
-        at_kill = rows(database_url)
+        at_kill = stored_readings(database_url)
         await finish(running)
         again.start()  # the same client id: the broker resumes the session and redelivers
-        await eventually(lambda: rows(database_url) >= N, timeout_s=90)
+        await wait_until(lambda: stored_readings(database_url) >= N, timeout_s=90)
     finally:
         first.close()
         again.close()
@@ -125,13 +126,13 @@ async def test_broker_restart_under_load(
     published = prepare(database_url)
     ing = ingester(database_url, restartable.url, topics.root, tmp_path, "fault-br").start()
     try:
-        await eventually(ing.subscribed)
+        await wait_until(ing.subscribed)
         running = floods(restartable.url, topics.root)
-        await eventually(lambda: rows(database_url) >= N // 4)
+        await wait_until(lambda: stored_readings(database_url) >= N // 4)
         restartable.restart()
-        at_restart = rows(database_url)
+        at_restart = stored_readings(database_url)
         reconnects = await finish(running)
-        await eventually(lambda: rows(database_url) >= N, timeout_s=90)
+        await wait_until(lambda: stored_readings(database_url) >= N, timeout_s=90)
         assert ing.alive(), ing.log_tail()
     finally:
         ing.close()
@@ -149,14 +150,14 @@ async def test_database_restart_under_load(
     try:
         published = prepare(pg.url)
         ing.start()
-        await eventually(ing.subscribed)
+        await wait_until(ing.subscribed)
         running = floods(mqtt_url, topics.root)
-        await eventually(lambda: rows(pg.url) >= N // 4)
+        await wait_until(lambda: stored_readings(pg.url) >= N // 4)
         pg.stop("immediate")  # a crash, as far as the clients can tell
-        await eventually(lambda: bool((h := ing.health()) and not h["database_up"]))
+        await wait_until(lambda: bool((h := ing.health()) and not h["database_up"]))
         await finish(running)
         pg.start()
-        await eventually(lambda: rows(pg.url) >= N, timeout_s=120)
+        await wait_until(lambda: stored_readings(pg.url) >= N, timeout_s=120)
         figures = audit("database crash and restart under load", pg.url, published,
                         note="stopped -m immediate mid-flood")  # fmt: skip
     finally:
@@ -222,7 +223,7 @@ async def test_disk_full_stops_acknowledging_then_drains_when_space_returns(
                 admin.execute("CREATE DATABASE ioc")
         published = prepare(database)
         ing = ingester(database, mqtt_url, topics.root, tmp_path, "fault-full").start()
-        await eventually(ing.subscribed)
+        await wait_until(ing.subscribed)
         if disk:
             disk.fill(leave_bytes=256 * 1024)
         else:  # no mount allowed here: a read-only database is the nearest fault
@@ -233,10 +234,10 @@ async def test_disk_full_stops_acknowledging_then_drains_when_space_returns(
         running = floods(mqtt_url, topics.root)
         # It says why it stopped acknowledging, and stays up.
         why = "No space left on device" if disk else "read-only transaction"
-        await eventually(lambda: why in ing.log_tail() or not ing.alive(), 90)
+        await wait_until(lambda: why in ing.log_tail() or not ing.alive(), 90)
         assert ing.alive() and why in ing.log_tail(), ing.log_tail()
         assert not (h := ing.health()) or not h["database_up"]
-        held_at = rows(database)
+        held_at = stored_readings(database)
         assert held_at < N, "everything fitted: the disk was never full"
         await finish(running)
         if disk:
@@ -244,7 +245,7 @@ async def test_disk_full_stops_acknowledging_then_drains_when_space_returns(
         else:
             with psycopg.connect(pg.url, autocommit=True) as admin:
                 admin.execute("ALTER DATABASE ioc RESET default_transaction_read_only")
-        await eventually(lambda: rows(database) >= N, timeout_s=120)
+        await wait_until(lambda: stored_readings(database) >= N, timeout_s=120)
         how = "64 MB tmpfs tablespace filled" if disk else "database set read-only"
         figures = audit("disk full, then space returns" if disk else "read-only database",
                         database, published, note=f"{how}; stalled at {held_at}")  # fmt: skip
@@ -271,16 +272,16 @@ async def test_broker_kill_9_under_load(
     register_devices(database_url, [FENCE[0]])
     ing = ingester(database_url, restartable.url, topics.root, tmp_path, "fault-bk9").start()
     try:
-        await eventually(ing.subscribed)
+        await wait_until(ing.subscribed)
         window = int((ing.health() or {})["window"])  # messages it may hold unacknowledged
         # A broker that has run a while has saved the ingester's session; a clean restart is
         # that save, so the kill tests the messages, not a session younger than the interval.
         restartable.restart()
         running = [start_flood(restartable.url, topics.root, publisher=p, devices=DEVICES,
                                messages=N // PUBLISHERS, rate=rate) for p in range(PUBLISHERS)]
-        await eventually(lambda: rows(database_url) >= N // 4)
+        await wait_until(lambda: stored_readings(database_url) >= N // 4)
         restartable.crash()
-        at_kill = rows(database_url)
+        at_kill = stored_readings(database_url)
         reconnects = await finish(running)
         await settled(ing, restartable.url, topics.root)
         assert ing.alive(), ing.log_tail()
@@ -309,7 +310,7 @@ async def settled(ing: IngesterProcess, mqtt_url: str, root: str) -> None:
         h = ing.health()
         return bool(h and h["inflight"] == 0) and FENCE in fence_keys(ing)
 
-    await eventually(done, timeout_s=90, state=ing.health)
+    await wait_until(done, timeout_s=90, state=ing.health)
 
 
 def fence_keys(ing: IngesterProcess) -> set[tuple[str, int]]:

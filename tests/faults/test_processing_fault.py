@@ -12,16 +12,16 @@ from pathlib import Path
 
 import aiomqtt
 import psycopg
+from store.queries import status_events
 
 from devices import Channel, Kind, Topics, encode
 from devices.endpoint import MqttEndpoint
 from store import coverage as q
 from store.migrate import upgrade
-from store.queries import status_events
 from tests.faults.harness import Figures, record
 from tests.faults.test_input_faults import running_ingester
-from tests.procs import eventually
-from tests.test_coverage_service import _load
+from tests.support.coverage_scene import load_scene
+from tests.support.polling import wait_until
 
 # What tower M going offline does to the three test villages (tests/test_coverage_service.py).
 EXPECTED = {("mbf", "lost"), ("both", "degraded")}
@@ -68,12 +68,12 @@ async def test_processing_kill_9_during_a_coverage_change(
 ) -> None:
     with psycopg.connect(database_url) as conn:
         upgrade(conn)
-    _load(database_url)
+    load_scene(database_url)
     log = tmp_path / "coverage.log"
     first = CoverageProcess(database_url, log).start()
     again = CoverageProcess(database_url, log)
     try:
-        await eventually(lambda: first.builds() >= 1, timeout_s=120)
+        await wait_until(lambda: first.builds() >= 1, timeout_s=120)
         assert _events(database_url) == []
         async with running_ingester(database_url, mqtt_url, mqtt_protocol, topics):
             e = MqttEndpoint.parse(mqtt_url, protocol=mqtt_protocol)
@@ -82,12 +82,12 @@ async def test_processing_kill_9_during_a_coverage_change(
                 await client.publish(status, encode({"device_id": "M", "state": "offline"}),
                                      qos=1)  # fmt: skip
             # Killed as soon as the change is in the database: mid-recompute, or just before.
-            await eventually(lambda: _offline_stored(database_url), timeout_s=30)
+            await wait_until(lambda: _offline_stored(database_url), timeout_s=30)
             first.kill()
             at_kill = len(_events(database_url))
             again.start()
-            await eventually(lambda: again.builds() >= 2, timeout_s=120)
-            await eventually(lambda: set(_events(database_url)) >= EXPECTED, timeout_s=30)
+            await wait_until(lambda: again.builds() >= 2, timeout_s=120)
+            await wait_until(lambda: set(_events(database_url)) >= EXPECTED, timeout_s=30)
     finally:
         first.kill()
         again.kill()

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,31 +33,10 @@ from ioc.brokers import RunningBroker, free_port, start_broker, wait_for_port
 from store.db import connect
 from store.migrate import upgrade
 from store.registry import UPSERT_DEVICE, device_row
-from tests.conftest import wait_until
-from tests.databases import scratch_database
-from tests.flood import device_ids
+from tests.support.databases import scratch_database
+from tests.support.flood import device_ids
 
 PG_SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
-
-
-async def eventually(
-    condition: Callable[[], bool],
-    timeout_s: float = 60.0,
-    *,
-    state: Callable[[], object] | None = None,
-) -> None:
-    """Wait, polling, until a (blocking, quick) condition holds; fail after the timeout,
-    saying what ``state`` returns then."""
-
-    async def check() -> bool:
-        return condition()
-
-    try:
-        await wait_until(check, timeout_s=timeout_s, every_s=0.1)
-    except AssertionError as err:
-        if state is None:
-            raise
-        raise AssertionError(f"{err}; state: {state()}") from None
 
 
 class RestartableBroker:
@@ -254,7 +233,7 @@ def start_flood(
 ) -> subprocess.Popen[bytes]:
     """A flood publisher; with ``go_path`` it prints ``ready`` once built and waits for that
     file, so several start in step and the clock starts with them."""
-    cmd = [sys.executable, "-m", "tests.flood", "--url", mqtt_url, "--root", topic_root,
+    cmd = [sys.executable, "-m", "tests.support.flood", "--url", mqtt_url, "--root", topic_root,
            "--publisher", str(publisher), "--devices", str(devices),
            "--messages", str(messages), "--per-message", str(per_message)]
     cmd += ["--start-at", str(start_at)] if start_at else []

@@ -1,7 +1,7 @@
 """A flood of distinct QoS 1 readings, as fast as the broker takes them: the load generator of
 the ingest tests and ``bench/ingest.py``.
 
-    python -m tests.flood --url mqtt://127.0.0.1:1883 --root ioc/v1 --publisher 0 \\
+    python -m tests.support.flood --url mqtt://127.0.0.1:1883 --root ioc/v1 --publisher 0 \\
         --devices 100 --messages 100000 [--per-message 50] [--times FILE]
 
 Every reading is a ~200-byte BTS telemetry object with its own (device, seq): device ``d`` of

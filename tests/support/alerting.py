@@ -25,7 +25,7 @@ from ioc.scenario import load_into
 from processing.alerts.config import AlertConfig
 from processing.alerts.engine import AlertEngine
 from seeds import load_scenario
-from tests.conftest import wait_until
+from tests.support.polling import wait_until
 
 
 class FakeClock:
@@ -227,7 +227,3 @@ async def ticks(engine: AlertEngine, n: int = 3) -> None:
 
     await wait_until(done, timeout_s=20)
 
-
-def rows(url: str, sql: str, *params: object) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(sql, params).fetchall()

@@ -1,0 +1,187 @@
+"""The compose stack running: this machine kind has no container engine, so every service of
+docker-compose.yml runs here as a plain process from the same file (tests/support/compose.py):
+its command, its environment, the files it mounts, with only host names, ports and mount
+points translated."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import os
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import msgspec
+import psycopg
+import pytest
+
+from devices.endpoint import MqttEndpoint
+from devices.kinds import Channel, Kind
+from devices.topics import Topics
+from ioc.provision import read_env
+from store.audit import reading_count
+from store.db import connect
+from tests.support.compose import ROOT, RUNNING, Stack
+from tests.support.polling import wait_until
+
+
+def ioc(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ioc", *args], env=env, capture_output=True,
+                          text=True, timeout=300, check=False)  # fmt: skip
+
+
+@pytest.fixture
+def stack(database_url: str, pg_server_url: str) -> Iterator[Stack]:
+    with tempfile.TemporaryDirectory(prefix="ioc-compose-") as tmp:
+        os.chmod(tmp, 0o755)  # the broker drops root for its own user
+        running = Stack(Path(tmp), database_url)
+        try:
+            yield running
+        finally:
+            running.stop()
+            # Its database goes with the fixture; the login role is the server's.
+            with psycopg.connect(pg_server_url, autocommit=True) as admin:
+                drop = psycopg.sql.SQL("DROP ROLE IF EXISTS {}")
+                admin.execute(drop.format(psycopg.sql.Identifier(running.dashboard_login)))
+
+
+def _get_json(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=3) as response:
+        return dict(msgspec.json.decode(response.read()))
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return bool(response.status == 200)
+    except (OSError, urllib.error.HTTPError):
+        return False
+
+
+async def _publish(url: str, messages: list[tuple[str, bytes]]) -> None:
+    e = MqttEndpoint.parse(url)
+    async with aiomqtt.Client(e.host, e.port, username=e.username, password=e.password,
+                              tls_params=e.tls_parameters(), protocol=e.protocol_version) as c:
+        for topic, payload in messages:
+            await c.publish(topic, payload, qos=1)
+
+
+def _reading(device_id: str, seq: int, **metrics: Any) -> bytes:
+    ts = datetime.now(UTC).isoformat()
+    return msgspec.json.encode({"device_id": device_id, "ts": ts, "seq": seq, **metrics})
+
+
+async def test_the_compose_services_run_as_processes_from_the_same_files(stack: Stack) -> None:
+    # The setup steps the compose file's header gives, with the .env the operator made.
+    env = {**os.environ, **stack.env_file}
+    certs = stack.folder / "deploy" / "mosquitto" / "certs"
+    owner = ["--owner", "mosquitto"] if os.geteuid() == 0 else []
+    done = ioc("certs", "dev", "--out", str(certs), *owner, env=env)
+    assert done.returncode == 0, done.stderr
+    done = ioc("devices", "provision", "--out", str(certs.parent), "--mount",
+               "/mosquitto/config", *owner, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    stack.start_broker()
+    assert stack.broker_healthcheck() == 0, stack.log("mosquitto")
+    stack.run("migrate", wait=True)
+    for name in RUNNING:
+        stack.run(name)
+
+    health = {n: f"http://127.0.0.1:{stack.ports[n]}/health" for n in ("ingest-1", "ingest-2")}
+    try:
+        await wait_until(lambda: all(_http_ok(u) for u in health.values()), timeout_s=90)
+    except AssertionError:
+        raise AssertionError(stack.log("ingest-1") + stack.log("ingest-2")) from None
+
+    # Three devices publish over TLS with their own provisioned accounts.
+    with (certs.parent / "credentials.csv").open(encoding="utf-8", newline="") as f:
+        bts = [r for r in csv.DictReader(f) if r["kind"] == "bts"][:3]
+    topics = Topics()
+    url = "mqtts://{u}:{p}@127.0.0.1:" + f"{stack.mqtt_port}?ca_file={certs / 'ca.crt'}"
+    per_device = 20
+    for row in bts:
+        topic = topics.device(Kind.BTS, row["username"], Channel.TELEMETRY)
+        await _publish(url.format(u=row["username"], p=row["password"]),
+                       [(topic, _reading(row["username"], seq, power_source="mains"))
+                        for seq in range(1, per_device + 1)])  # fmt: skip
+    owner_url = stack.environment("processing")["IOC_DATABASE_URL"]
+
+    def stored() -> int:
+        with connect(owner_url) as conn:
+            return reading_count(conn, Kind.BTS).distinct
+
+    await wait_until(lambda: stored() >= 3 * per_device, timeout_s=60)
+    with connect(owner_url) as conn:
+        count = reading_count(conn, Kind.BTS)
+    assert (count.rows, count.duplicated) == (3 * per_device, 0)
+    # The shared subscription split the work between the two ingesters (their counts can
+    # trail the rows by the batch just committed, so wait for them as for the rows).
+    await wait_until(lambda: sum(_get_json(u)["stored"] for u in health.values()) >= 3 * per_device,
+                     timeout_s=30)
+    for name, health_url in health.items():
+        answer = await asyncio.to_thread(_get_json, health_url)
+        assert answer["stored"] > 0, f"{name} stored nothing: {answer}"
+
+    # The alert engine (its own broker account, TLS) publishes a low-battery alert, seen on
+    # the monitor's account: on an ingester's, the watcher would take over its session.
+    monitor = read_env(certs.parent / "services.env")["IOC_MQTT_MONITOR_PASSWORD"]
+    watcher = MqttEndpoint.parse(url.format(u="ioc-monitor", p=monitor))
+    async with aiomqtt.Client(watcher.host, watcher.port, username=watcher.username,
+                              password=watcher.password, tls_params=watcher.tls_parameters(),
+                              protocol=watcher.protocol_version) as client:  # fmt: skip
+        await client.subscribe(topics.all_alerts(), qos=1)
+        device = bts[0]["username"]
+        await _publish(url.format(u=device, p=bts[0]["password"]), [(
+            topics.device(Kind.BTS, device, Channel.TELEMETRY),
+            _reading(device, per_device + 1, power_source="battery", battery_pct=12.0),
+        )])
+
+        async def first_alert() -> str:
+            async for message in client.messages:
+                return str(message.topic)
+            raise AssertionError("no alert")
+
+        try:
+            topic = await asyncio.wait_for(first_alert(), 90)
+        except TimeoutError:
+            raise AssertionError(stack.log("alerts")) from None
+    assert "bts_battery_low" in topic and device in topic
+
+    # The dashboard serves, logged in to the database as its read-only role.
+    try:
+        await wait_until(lambda: _http_ok(
+            f"http://127.0.0.1:{stack.ports['dashboard']}/_stcore/health"), timeout_s=90)
+    except AssertionError:
+        raise AssertionError(stack.log("dashboard")) from None
+    # The coverage engine judged every village of the scenario on the towers' states.
+    def judged() -> int:
+        with connect(owner_url) as conn:
+            row = conn.execute("SELECT count(*) FROM coverage_places").fetchone()
+        return row[0] if row else 0
+
+    try:
+        await wait_until(lambda: judged() > 0, timeout_s=120)
+    except AssertionError:
+        raise AssertionError(stack.log("coverage")) from None
+    for name in RUNNING:
+        assert stack.processes[name].poll() is None, f"{name} died: {stack.log(name)}"
+
+
+def test_a_service_refuses_the_example_secrets_in_one_line(database_url: str) -> None:
+    example = read_env(ROOT / ".env.example")
+    stack = Stack(Path(tempfile.gettempdir()), database_url)
+    stack.env_file = example
+    env = stack.environment("processing")
+    done = subprocess.run(stack.command("processing"), env=env, capture_output=True, text=True,
+                          timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "IOC_DATABASE_URL" in lines[0] and "example value" in lines[0]

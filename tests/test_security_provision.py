@@ -1,0 +1,79 @@
+"""What ``ioc devices provision`` writes, without a broker: Mosquitto's own password format,
+passwords kept and removed devices revoked on a second run, service passwords from the
+environment, an account per ingester instance, and an ACL that names each device's subtree."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from devices.kinds import Kind
+from devices.topics import Topics
+from ioc.provision import (
+    BrokerLayout,
+    device_account,
+    hash_matches,
+    mosquitto_hash,
+    provision,
+    read_passwd,
+)
+
+TOPICS = Topics()
+DEVICES = [(Kind.BTS, "BTS-A"), (Kind.BTS, "BTS-B"), (Kind.CAMERA, "CAM-1")]
+
+
+def test_the_password_file_is_mosquittos_own_format() -> None:
+    encoded = mosquitto_hash("s3cret")
+    assert encoded.startswith("$7$101$") and hash_matches(encoded, "s3cret")
+    assert not hash_matches(encoded, "s3cret!")
+
+
+def test_a_hash_made_by_mosquitto_passwd_verifies(tmp_path: Path) -> None:
+    path = tmp_path / "passwd"
+    path.touch()
+    subprocess.run(["mosquitto_passwd", "-b", str(path), "dev1", "pa55"], check=True)
+    assert hash_matches(read_passwd(path)["dev1"], "pa55")
+
+
+def test_reprovisioning_keeps_passwords_and_revokes_removed_devices(tmp_path: Path) -> None:
+    layout = BrokerLayout(folder=str(tmp_path), data_dir=str(tmp_path / "data"))
+    first = provision(tmp_path, DEVICES, layout, environ={})
+    before = read_passwd(first.passwd)
+    assert set(before) == {"ioc-ingest-1", "ioc-ingest-2", "ioc-alerts", "ioc-healthcheck",
+                           "ioc-monitor", "BTS-A", "BTS-B", "CAM-1"}
+    assert oct(first.passwd.stat().st_mode & 0o777) == "0o600"
+    again = provision(tmp_path, DEVICES[:2], layout, environ={}, rotate=["BTS-B"])
+    after = read_passwd(again.passwd)
+    assert again.removed == ["CAM-1"] and "CAM-1" not in after
+    assert after["BTS-A"] == before["BTS-A"] and after["BTS-B"] != before["BTS-B"]
+    assert again.created == ["BTS-B"]
+    assert "user CAM-1" not in again.acl.read_text()
+
+
+def test_a_service_password_from_the_environment_is_used(tmp_path: Path) -> None:
+    layout = BrokerLayout(folder=str(tmp_path), data_dir=str(tmp_path / "data"))
+    secret = "a-long-secret-from-env"
+    done = provision(tmp_path, [], layout, environ={"IOC_MQTT_INGEST_1_PASSWORD": secret})
+    assert hash_matches(read_passwd(done.passwd)["ioc-ingest-1"], secret)
+    with pytest.raises(ValueError, match="IOC_MQTT_INGEST_1_PASSWORD is an example value"):
+        provision(tmp_path, [], layout, environ={"IOC_MQTT_INGEST_1_PASSWORD": "change-me"})
+    assert "IOC_MQTT_INGEST_1_PASSWORD" not in done.services_env.read_text()
+    assert "IOC_MQTT_INGEST_2_PASSWORD" in done.services_env.read_text()
+    assert "IOC_MQTT_ALERTS_PASSWORD" in done.services_env.read_text()
+
+
+def test_each_ingester_instance_gets_an_account_of_its_own(tmp_path: Path) -> None:
+    layout = BrokerLayout(folder=str(tmp_path), data_dir=str(tmp_path / "data"))
+    done = provision(tmp_path, [], layout, environ={}, ingesters=3)
+    ingesters = sorted(u for u in read_passwd(done.passwd) if u.startswith("ioc-ingest-"))
+    assert ingesters == ["ioc-ingest-1", "ioc-ingest-2", "ioc-ingest-3"]
+    assert "IOC_MQTT_INGEST_3_PASSWORD" in done.services_env.read_text()
+    assert "\nuse_username_as_clientid true\n" in done.config.read_text()
+
+
+def test_the_acl_names_each_devices_own_subtree() -> None:
+    acl = device_account(TOPICS, Kind.CAMERA, "CAM-1").acl()
+    assert acl == ("user CAM-1\ntopic write ioc/v1/camera/CAM-1/#\n"
+                   "topic read ioc/v1/camera/CAM-1/commands/#\n")  # fmt: skip
