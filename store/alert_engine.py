@@ -19,6 +19,9 @@ from store.tables import READING_TABLES
 
 ENGINE_LOCK_KEY = 0x10C_A1E7  # advisory lock: one alert engine per database
 COVERAGE_CURSOR = "coverage_events"
+# Notified by migration 0007's triggers on a status change or new coverage events; a shipped
+# migration is never edited, so tests/test_alerts_decide.py checks the two spellings agree.
+INBOX_CHANNEL = "ioc_alert_inbox"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,13 @@ class CoverageEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class LatestReading:
+    device_id: str
+    ts: datetime
+    values: dict[str, Any]  # metric name → value, as the kind's reading table holds it
+
+
+@dataclass(frozen=True, slots=True)
 class UnresolvedAlert:
     alert_id: int
     rule: str
@@ -93,6 +103,11 @@ async def try_lock_engine(conn: psycopg.AsyncConnection) -> bool:
     cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (ENGINE_LOCK_KEY,))
     row = await cur.fetchone()
     return bool(row and row[0])
+
+
+async def listen_inbox(conn: psycopg.AsyncConnection) -> None:
+    """Be woken (``conn.notifies()``) when the engine has new inputs to read."""
+    await conn.execute(f"LISTEN {INBOX_CHANNEL}")
 
 
 async def subject_directory(conn: psycopg.AsyncConnection) -> SubjectDirectory:
@@ -150,7 +165,7 @@ async def db_now(conn: psycopg.AsyncConnection) -> datetime:
 
 async def latest_readings(
     conn: psycopg.AsyncConnection, kind: Kind, arrived_after: datetime, taken_after: datetime
-) -> list[dict[str, Any]]:
+) -> list[LatestReading]:
     """Each device's newest reading among those that arrived after ``arrived_after`` (readings
     taken before ``taken_after`` are history, not the present, and are left out)."""
     table = READING_TABLES[kind]
@@ -161,7 +176,13 @@ async def latest_readings(
             " WHERE received_at > %s AND ts > %s ORDER BY device_id, ts DESC, seq DESC",
             (arrived_after, taken_after),
         )
-        return await cur.fetchall()
+        found = await cur.fetchall()
+    out = []
+    for row in found:
+        device_id, ts = row.pop("device_id"), row.pop("ts")
+        row.pop("seq", None)
+        out.append(LatestReading(device_id, ts, row))
+    return out
 
 
 async def has_coverage_events(conn: psycopg.AsyncConnection) -> bool:

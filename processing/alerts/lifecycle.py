@@ -113,6 +113,12 @@ class Tracker:
     def sent(self, summary: str, now: datetime) -> None:
         self.sent_summary, self.sent_at = summary, now
 
+    def forget(self) -> None:
+        """The alert was resolved by an operator: wait for a clear before another opens."""
+        self.alert_id = None
+        self.flapping = False
+        self.closed_by_operator = self.raised
+
     @property
     def idle(self) -> bool:
         """Nothing to remember: no alert, not raised, not flapping, no recent changes."""

@@ -1,0 +1,66 @@
+"""The engine's writes: one tick's decision applied inside the transaction that took its inputs.
+
+A crash before the commit loses the writes and the consumed inputs together, so the tick is
+replayed, never half-applied. The database's answers (the id of an opened alert, a transition
+refused because an operator resolved the alert meanwhile) are recorded on the trackers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import psycopg
+
+from processing.alerts.decide import Write
+from processing.alerts.lifecycle import Act
+from store import alert_engine as q
+from store.alert_outbox import fan_out
+
+
+async def write(conn: psycopg.AsyncConnection, writes: list[Write], coverage_cursor: int | None,
+                channels: list[str], now: datetime) -> tuple[int, int]:  # fmt: skip
+    """Apply the writes, move the coverage cursor, end due silences, queue the deliveries;
+    returns (transitions written, outbox rows queued)."""
+    if coverage_cursor is not None:
+        await q.set_cursor(conn, q.COVERAGE_CURSOR, coverage_cursor)
+    written = 0
+    for w in writes:
+        written += await _apply(conn, w, now)
+    written += await q.unsilence_due(conn, now)
+    queued = await fan_out(conn, channels, now)
+    return written, queued
+
+
+async def _apply(conn: psycopg.AsyncConnection, w: Write, now: datetime) -> int:
+    t, rule = w.tracker, w.tracker.rule
+    if w.act is Act.OPEN:
+        assert w.severity is not None
+        alert = q.NewAlert(
+            rule.name, t.subject, rule.subject, w.severity.value, w.summary, w.summary_vi,
+            w.details, w.district_code, t.flapping, w.comment,
+        )  # fmt: skip
+        alert_id = await q.open_alert(conn, alert, now)
+        if alert_id is None:  # one is already unresolved (opened before a restart)
+            found = [a for a in await q.unresolved_alerts(conn)
+                     if (a.rule, a.subject) == t.key]  # fmt: skip
+            t.alert_id = found[0].alert_id if found else None
+            return 0
+        t.alert_id = alert_id
+        t.sent(w.summary, now)
+        return 1
+    if t.alert_id is None:
+        return 0
+    if w.act is Act.RESOLVE:
+        done = await q.engine_transition(conn, "resolved", t.alert_id, now, comment=w.comment)
+        t.alert_id = None
+        return int(done)
+    event = "flapping" if w.act is Act.FLAPPING else "updated"
+    done = await q.engine_transition(
+        conn, event, t.alert_id, now, comment=w.comment, summary=w.summary,
+        summary_vi=w.summary_vi, details=w.details, flapping=t.flapping,
+    )  # fmt: skip
+    if not done:
+        t.forget()
+    elif event == "updated":
+        t.sent(w.summary, now)
+    return int(done)
