@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import psycopg
 import pytest
-from store.queries import device_map
 
 from devices.codec import Codec, Readings
 from devices.kinds import Channel, Kind
@@ -22,6 +21,7 @@ from store.alert_engine import NewAlert, open_alert
 from store.audit import reading_count
 from store.db import aconnect, connect
 from store.migrate import upgrade
+from store.queries import device_map
 from store.roles import dashboard_login, member_of_dashboard
 from store.users import add_user, login
 from store.writer import Batch, write_batch
