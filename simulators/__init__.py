@@ -6,8 +6,9 @@ They talk to the broker only, like real devices, and import nothing of ours but 
 
 from devices.endpoint import MqttEndpoint
 from simulators.clock import SimClock
-from simulators.device import Counters, Gateway, Link, SimulatedDevice
+from simulators.device import Gateway, SimulatedDevice
 from simulators.fleet import Fleet, province_devices, run_fleet
+from simulators.link import Counters, Link
 from simulators.model import DeviceModel, DeviceSpec, Faults
 from simulators.outbox import Outbox, Outgoing
 from simulators.values import DeviceCondition, ReadingSource, reading_source

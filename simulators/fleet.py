@@ -21,7 +21,8 @@ from devices.endpoint import MqttEndpoint
 from devices.kinds import Kind
 from devices.topics import DEFAULT_ROOT, Topics
 from simulators.clock import SimClock
-from simulators.device import Counters, Gateway, Link, Observer, SimulatedDevice
+from simulators.device import Gateway, SimulatedDevice
+from simulators.link import Counters, Link, Observer
 from simulators.model import DeviceModel, DeviceSpec
 from simulators.outbox import DEFAULT_LIMIT
 from simulators.probes import PROBE_INTERVAL_S, ProbeValues

@@ -21,12 +21,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiomqtt
-import paho.mqtt.client as paho
-
 from devices.codec import encode
 from devices.endpoint import MqttEndpoint
 from devices.kinds import READING_CHANNEL
+from devices.mqtt_client import MqttLink
 from devices.topics import Topics
 from simulators.clock import SimClock, wall_clock_ts
 from simulators.model import DeviceSpec
@@ -88,21 +86,13 @@ class _Connection:
         self.last_ack_at = 0.0
         self._acks = asyncio.Event()
 
-    def on_publish(self, *_: Any) -> None:
+    def on_ack(self) -> None:
         self.acked += 1
         self.last_ack_at = time.perf_counter()
         self._acks.set()
 
-    async def run(self, client: aiomqtt.Client, pace: Callable[[], float] | None) -> None:
-        p: paho.Client = client._client
-        chained = p.on_publish
-
-        def on_publish(*args: Any) -> None:
-            self.on_publish(*args)
-            if chained is not None:
-                chained(*args)
-
-        p.on_publish = on_publish
+    async def run(self, link: MqttLink, pace: Callable[[], float] | None) -> None:
+        link.on_ack = self.on_ack
         turn = 0
         ts = wall_clock_ts()  # renewed every few publishes: (device, ts, seq) stays unique
         while self.sent < self.quota:
@@ -115,9 +105,7 @@ class _Connection:
                 self._acks.clear()
                 await self._acks.wait()
             device = self.devices[self.sent % len(self.devices)]
-            info = p.publish(device.topic, device.next_payload(ts), self.qos)
-            if info.rc != paho.MQTT_ERR_SUCCESS:
-                raise aiomqtt.MqttCodeError(info.rc, "could not publish (connection lost?)")
+            link.send(device.topic, device.next_payload(ts), self.qos)  # a lost link raises
             self.sent += 1
             turn += 1
             if turn >= YIELD_EVERY:
@@ -126,7 +114,7 @@ class _Connection:
                 ts = wall_clock_ts()
                 if time.perf_counter() >= self.deadline:
                     break
-        while self.acked < self.sent:  # QoS 0: paho reports each one written to the socket
+        while self.acked < self.sent:  # QoS 0: each one counts once written to the socket
             self._acks.clear()
             await self._acks.wait()
 
@@ -198,20 +186,14 @@ async def run_load(
     return LoadResult(sum(c.acked for c in conns), end - start, n, qos, payload_bytes)
 
 
-def _client(endpoint: MqttEndpoint, i: int) -> aiomqtt.Client:
-    e = endpoint
-    return aiomqtt.Client(
-        e.host,
-        e.port,
-        username=e.username,
-        password=e.password,
-        identifier=f"load-{i}-{secrets.token_hex(4)}",
-        protocol=e.protocol_version,
-        tls_params=e.tls_parameters(),
+def _client(endpoint: MqttEndpoint, i: int) -> MqttLink:
+    return MqttLink(
+        endpoint,
+        client_id=f"load-{i}-{secrets.token_hex(4)}",
         # paho's own in-flight limit rescans every queued message on each ack (O(window));
         # _Connection keeps the window itself, so paho is told there is none.
-        max_inflight_messages=0,
-        timeout=60,
+        max_inflight=0,
+        connect_timeout_s=60,
     )
 
 
