@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-import aiomqtt
 import httpx
 import msgspec
 import psycopg
 
 from devices.endpoint import MqttEndpoint
+from devices.mqtt_client import MqttLink, MqttLinkError
 from devices.topics import Topics
 from processing.alerts.config import AlertConfig
 from store.alert_outbox import Delivery, mark_delivered, mark_failed, pending
@@ -31,6 +31,7 @@ from store.db import StoreUnavailable, aconnect
 
 log = logging.getLogger("ioc.alerts.delivery")
 POLL_S = 0.2
+PUBACK_TIMEOUT_S = 10.0
 
 
 class DeliveryError(Exception):
@@ -60,39 +61,40 @@ class MqttChannel:
         self.endpoint = MqttEndpoint.parse(config.mqtt_url or "", protocol=config.mqtt_protocol)
         self.topics = Topics(config.topic_root)
         self.client_id = config.client_id
-        self._client: aiomqtt.Client | None = None
+        self._link: MqttLink | None = None
         self._lock = asyncio.Lock()
 
-    async def _connected(self) -> aiomqtt.Client:
+    async def _connected(self) -> MqttLink:
         async with self._lock:
-            if self._client is None:
-                e = self.endpoint
-                client = aiomqtt.Client(
-                    e.host, e.port, username=e.username, password=e.password,
-                    identifier=self.client_id, protocol=e.protocol_version,
-                    tls_params=e.tls_parameters(),
-                )  # fmt: skip
-                await client.__aenter__()
-                self._client = client
-            return self._client
+            if self._link is None:
+                link = MqttLink(self.endpoint, client_id=self.client_id)
+                await link.connect()
+                self._link = link
+            return self._link
 
     async def send(self, payload: dict[str, Any]) -> None:
         topic = self.topics.alert(payload["severity"], payload["rule"], payload["subject"])
         resolved = payload["state"] == "resolved"
         try:
-            client = await self._connected()
-            await client.publish(topic, msgspec.json.encode(payload), qos=1, retain=not resolved)
-            if resolved:
-                await client.publish(topic, b"", qos=1, retain=True)
-        except aiomqtt.MqttError as err:
+            link = await self._connected()
+            async with asyncio.timeout(PUBACK_TIMEOUT_S):
+                await self._publish(link, topic, msgspec.json.encode(payload), not resolved)
+                if resolved:
+                    await self._publish(link, topic, b"", True)
+        except (MqttLinkError, TimeoutError) as err:
             await self.close()
-            raise DeliveryError(f"MQTT: {err}") from err
+            raise DeliveryError(f"MQTT: {err or 'no acknowledgement in time'}") from err
+
+    async def _publish(self, link: MqttLink, topic: str, payload: bytes, retain: bool) -> None:
+        refused = await link.publish(topic, payload, 1, retain)
+        if refused:  # e.g. an ACL: counted as delivered, as before, since a retry cannot help
+            log.warning("mqtt: the broker refused %s: %s", topic, refused)
 
     async def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
+        link, self._link = self._link, None
+        if link is not None:
             with contextlib.suppress(Exception):
-                await client.__aexit__(None, None, None)
+                await link.disconnect()
 
 
 class WebhookChannel:
