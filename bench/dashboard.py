@@ -26,8 +26,7 @@ import psycopg
 
 from dashboard import coverage_view
 from devices.kinds import DeviceState, Kind
-from store import alerts, coverage, queries, users
-from store import dashboard as q
+from store import alerts, coverage, places, readings, registry, users
 from store.alert_engine import NewAlert, open_alert
 from store.db import aconnect
 from tests.support.databases import scratch_database
@@ -61,27 +60,27 @@ def page_queries(
     tower = fleet()[Kind.BTS][100]
     return {
         "map": {
-            "map_devices": lambda: q.map_devices(conn, now),
-            "ingest_health": lambda: q.ingest_health(conn, now),
+            "map_devices": lambda: registry.map_devices(conn, now),
+            "ingest_health": lambda: readings.ingest_health(conn, now),
             "open_alert_counts": lambda: alerts.open_counts(conn),
             "coverage_snapshot": lambda: coverage_view.snapshot(conn),
         },
         "alerts": {
-            "district_names": lambda: q.district_names(conn),
+            "district_names": lambda: places.district_names(conn),
             "list_alerts": lambda: alerts.list_alerts(
                 conn, alerts.AlertFilter(states=alerts.UNRESOLVED, limit=500)
             ),
             "transitions": lambda: alerts.transitions(conn, 1),
         },
         "device": {
-            "search_devices": lambda: q.search_devices(conn, "BTS-VTL-01"),
-            "device_detail": lambda: q.device_detail(conn, tower),
-            "status_events": lambda: queries.status_events(conn, tower),
+            "search_devices": lambda: registry.search_devices(conn, "BTS-VTL-01"),
+            "device_detail": lambda: registry.device_detail(conn, tower),
+            "status_events": lambda: registry.status_events(conn, tower),
             "device_alerts": lambda: alerts.list_alerts(conn, alerts.AlertFilter(subject=tower)),
-            "rollup_24h": lambda: q.rollup_series(
+            "rollup_24h": lambda: readings.rollup_series(
                 conn, Kind.BTS, tower, now - timedelta(days=1), now
             ),
-            "rollup_30d": lambda: q.rollup_series(
+            "rollup_30d": lambda: readings.rollup_series(
                 conn, Kind.BTS, tower, now - timedelta(days=30), now
             ),
             "tower_criticality": lambda: coverage_view.tower_criticality(conn, tower),
@@ -91,10 +90,10 @@ def page_queries(
             "critical_top": lambda: coverage.critical_top(conn, 50),
         },
         "ingest": {
-            "ingest_health": lambda: q.ingest_health(conn, now),
-            "ingest_series": lambda: q.ingest_series(conn, now),
-            "reject_counts": lambda: queries.reject_counts(conn, now - timedelta(hours=24)),
-            "reject_samples": lambda: q.reject_samples(conn, now - timedelta(hours=24)),
+            "ingest_health": lambda: readings.ingest_health(conn, now),
+            "ingest_series": lambda: readings.ingest_series(conn, now),
+            "reject_counts": lambda: readings.reject_counts(conn, now - timedelta(hours=24)),
+            "reject_samples": lambda: readings.reject_samples(conn, now - timedelta(hours=24)),
         },
     }
 
@@ -189,7 +188,7 @@ def main() -> None:
         asyncio.run(write_sample_coverage(url, now))
         rows = generate_history(url, now, days=days, interval_s=interval_s, progress=log)
         with psycopg.connect(url, autocommit=True) as conn:
-            refreshed = q.refresh_rollups(conn)
+            refreshed = readings.refresh_rollups(conn)
             conn.execute("ANALYZE")
             flavor = "timescale" if refreshed else "plain"
             password = "bench-pass-1"

@@ -9,7 +9,8 @@ import streamlit as st
 
 from dashboard.i18n import num, pct, t
 from devices.health import DisplayState
-from store.dashboard import IngestHealth, MapDevice
+from store.readings import IngestHealth
+from store.registry import MapDevice
 
 
 @dataclass(frozen=True, slots=True)

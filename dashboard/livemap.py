@@ -21,7 +21,7 @@ from dashboard.i18n import ZONE, metric_label, num, t
 from devices.health import KEY_METRICS, DisplayState
 from devices.kinds import Kind
 from devices.metrics import metric
-from store.dashboard import MapDevice
+from store.registry import MapDevice
 
 STATE_COLOURS: dict[str, list[int]] = {
     DisplayState.ONLINE: [46, 204, 113, 230],

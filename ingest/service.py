@@ -34,7 +34,7 @@ from ingest.config import IngestConfig
 from ingest.observe import IngestMetrics, serve_http
 from ingest.receiver import Message, Receiver
 from store.db import StoreUnavailable, aconnect
-from store.queries import known_device_ids
+from store.registry import known_device_ids
 from store.registry import merged_birth, registered_births
 from store.writer import (
     TRANSIENT_ERRORS,

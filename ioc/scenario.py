@@ -7,8 +7,8 @@ from dataclasses import asdict
 import psycopg
 
 from seeds import load_scenario
-from store.places import load_places, register_devices
-from store.registry import device_row
+from store.places import load_places
+from store.registry import device_row, register_devices
 
 
 def load_into(conn: psycopg.Connection) -> dict[str, int]:

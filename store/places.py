@@ -1,6 +1,7 @@
-"""Loading the scenario's places (districts, communes, villages, map features).
+"""The scenario's places (districts, communes, villages, map features): loading and reading.
 
-Takes plain rows so that store/ does not depend on seeds/; ``ioc scenario load`` converts.
+Loading takes plain rows so that store/ does not depend on seeds/; ``ioc scenario load``
+converts.
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ from typing import Any
 
 import msgspec
 import psycopg
-
-from store.registry import UPSERT_DEVICE
+from psycopg.rows import dict_row
 
 Row = Mapping[str, Any]
 
@@ -60,7 +60,31 @@ def load_places(
         )
 
 
-def register_devices(conn: psycopg.Connection, rows: Iterable[Row]) -> None:
-    """Upsert device registry rows (built with :func:`store.registry.device_row`)."""
-    with conn.transaction(), conn.cursor() as cur:
-        cur.executemany(UPSERT_DEVICE, list(rows))
+def districts(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT code, name, town, lat, lon, mountainous, polygon FROM districts ORDER BY code"
+        )
+        return cur.fetchall()
+
+
+def district_names(conn: psycopg.Connection) -> dict[int, str]:
+    return {int(c): str(n) for c, n in conn.execute("SELECT code, name FROM districts")}
+
+
+def map_features(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute("SELECT name, kind, points, synthetic FROM map_features ORDER BY kind, name")
+        return cur.fetchall()
+
+
+def villages(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    """Villages with their commune and district names, for the map, the reports and benchmarks."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT v.village_id, v.name, v.commune_code, c.name AS commune_name,"
+            " v.district_code, d.name AS district_name, v.lat, v.lon, v.population,"
+            " v.seed_dead_spot FROM villages v JOIN communes c ON c.code = v.commune_code"
+            " JOIN districts d ON d.code = v.district_code ORDER BY v.village_id"
+        )
+        return cur.fetchall()

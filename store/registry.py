@@ -1,13 +1,22 @@
-"""The device registry: one upsert for birth records and scenario loads, with change history."""
+"""The device registry: one upsert for birth records and scenario loads, with change history;
+the devices on the map, search, a device's detail and status history, the known ids."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import msgspec
 import psycopg
+from psycopg import sql
+from psycopg.rows import class_row, dict_row
 
+from devices.health import KEY_METRICS, latest_metrics
 from devices.kinds import Kind
+from store.readings import LATEST_WINDOW, health_case
+from store.tables import READING_TABLES
 
 # Birth records are re-sent on every reconnect: only a real change of the document is
 # written, and each change leaves a row in device_meta_history. A birth is merged over the
@@ -72,3 +81,122 @@ async def registered_births(
         (kind.value, device_ids),
     )
     return {r[0]: r[1] for r in await cur.fetchall() if isinstance(r[1], dict)}
+
+
+def register_devices(conn: psycopg.Connection, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Upsert device registry rows (built with :func:`device_row`)."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(UPSERT_DEVICE, list(rows))
+
+
+async def known_device_ids(conn: psycopg.AsyncConnection) -> set[str]:
+    cur = await conn.execute("SELECT device_id FROM devices")
+    return {row[0] for row in await cur.fetchall()}
+
+
+@dataclass(frozen=True, slots=True)
+class MapDevice:
+    device_id: str
+    kind: str
+    name: str | None
+    operator: str | None
+    lat: float
+    lon: float
+    district_code: int | None
+    state: str  # a devices.health.DisplayState: liveness refined by the latest reading
+    last_seen: datetime | None
+    latest: dict[str, Any] | None  # key metrics of the latest reading (metric name → value)
+
+
+def map_devices(conn: psycopg.Connection, now: datetime) -> list[MapDevice]:
+    """Towers, cameras and broadband nodes with a position, in the state the map shows."""
+    rows: list[MapDevice] = []
+    for kind in KEY_METRICS:
+        query = sql.SQL(
+            "SELECT d.device_id, d.kind, d.name, d.operator, d.lat, d.lon, d.district_code,"
+            " CASE WHEN d.state <> 'online' THEN d.state WHEN r.device_id IS NULL THEN 'online'"
+            " ELSE {health} END AS state, d.last_seen,"
+            " to_jsonb(r) - 'device_id' AS latest"
+            " FROM devices d LEFT JOIN LATERAL ("
+            "   SELECT device_id, {columns} FROM {table} t"
+            "   WHERE t.device_id = d.device_id AND t.ts > %(since)s"
+            "   ORDER BY t.ts DESC LIMIT 1) r ON true"
+            " WHERE d.kind = %(kind)s AND d.lat IS NOT NULL AND d.lon IS NOT NULL"
+            " ORDER BY d.device_id"
+        ).format(
+            health=health_case(kind),
+            columns=sql.SQL(", ").join(sql.Identifier(m) for m in latest_metrics(kind)),
+            table=sql.Identifier(READING_TABLES[kind].name),
+        )
+        with conn.cursor(row_factory=class_row(MapDevice)) as cur:
+            cur.execute(query, {"since": now - LATEST_WINDOW, "kind": kind.value})
+            rows += cur.fetchall()
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSummary:
+    device_id: str
+    kind: str
+    name: str | None
+    operator: str | None
+    district_code: int | None
+    state: str
+
+
+def search_devices(conn: psycopg.Connection, text: str, limit: int = 25) -> list[DeviceSummary]:
+    """Devices whose id or name contains ``text`` (any case); exact id first."""
+    pattern = "%" + text.strip().replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%"
+    with conn.cursor(row_factory=class_row(DeviceSummary)) as cur:
+        cur.execute(
+            "SELECT device_id, kind, name, operator, district_code, state FROM devices"
+            " WHERE kind <> 'probe' AND (device_id ILIKE %(p)s OR name ILIKE %(p)s)"
+            " ORDER BY (lower(device_id) = lower(%(t)s)) DESC, device_id LIMIT %(limit)s",
+            {"p": pattern, "t": text.strip(), "limit": limit},
+        )
+        return cur.fetchall()
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceDetail:
+    device_id: str
+    kind: str
+    name: str | None
+    operator: str | None
+    lat: float | None
+    lon: float | None
+    district_code: int | None
+    district_name: str | None
+    commune_code: int | None
+    commune_name: str | None
+    interval_s: int
+    meta: dict[str, Any]
+    state: str
+    state_since: datetime | None
+    state_reason: str | None
+    last_seen: datetime | None
+
+
+def device_detail(conn: psycopg.Connection, device_id: str) -> DeviceDetail | None:
+    with conn.cursor(row_factory=class_row(DeviceDetail)) as cur:
+        cur.execute(
+            "SELECT d.device_id, d.kind, d.name, d.operator, d.lat, d.lon, d.district_code,"
+            " ds.name AS district_name, d.commune_code, c.name AS commune_name, d.interval_s,"
+            " d.meta, d.state, d.state_since, d.state_reason, d.last_seen FROM devices d"
+            " LEFT JOIN districts ds ON ds.code = d.district_code"
+            " LEFT JOIN communes c ON c.code = d.commune_code WHERE d.device_id = %s",
+            (device_id,),
+        )
+        return cur.fetchone()
+
+
+def status_events(
+    conn: psycopg.Connection, device_id: str, limit: int = 50
+) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT ts, state, reason FROM status_events WHERE device_id = %s"
+            " ORDER BY ts DESC LIMIT %s",
+            (device_id, limit),
+        )
+        return cur.fetchall()

@@ -16,8 +16,7 @@ from processing.coverage import CoverageConfig
 from processing.coverage.service import CoverageService, CoverageServiceConfig
 from processing.coverage.serving import Why
 from store.migrate import upgrade
-from store.places import register_devices
-from store.registry import device_row
+from store.registry import device_row, register_devices
 from tests.support.clients import mqtt_client
 from tests.support.coverage_scene import (
     LAT0,

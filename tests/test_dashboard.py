@@ -14,8 +14,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard import coverage_view
 from dashboard.actions import acknowledge_alert
 from devices.kinds import DeviceState, Kind
-from store import alerts, coverage, users
-from store import dashboard as q
+from store import alerts, coverage, readings, registry, users
 from store.alert_engine import NewAlert, open_alert
 from store.db import aconnect, connect
 from store.users import PermissionDenied, Role
@@ -311,12 +310,12 @@ def test_page_queries_on_timescaledb(tsdb_url):
     set_states(tsdb_url, now - timedelta(minutes=5), {tower: DeviceState.ONLINE}, rejects=3)
     rows = generate_history(tsdb_url, now, days=2, interval_s=900, limit=3)
     with connect(tsdb_url, autocommit=True) as conn:
-        assert q.refresh_rollups(conn) == 8  # 1m and 1h for each of the four reading tables
-        hourly = q.rollup_series(conn, Kind.BTS, tower, now - timedelta(days=2), now)
-        minutes = q.rollup_series(conn, Kind.BTS, tower, now - timedelta(hours=6), now)
-        devices = {d.device_id: d for d in q.map_devices(conn, now)}
-        health = q.ingest_health(conn, now, window=timedelta(hours=1))
-        series = q.ingest_series(conn, now)
+        assert readings.refresh_rollups(conn) == 8  # 1m and 1h for each of the four reading tables
+        hourly = readings.rollup_series(conn, Kind.BTS, tower, now - timedelta(days=2), now)
+        minutes = readings.rollup_series(conn, Kind.BTS, tower, now - timedelta(hours=6), now)
+        devices = {d.device_id: d for d in registry.map_devices(conn, now)}
+        health = readings.ingest_health(conn, now, window=timedelta(hours=1))
+        series = readings.ingest_series(conn, now)
     assert rows == 3 * 3 * 192
     # Buckets that start inside the range: the first, partial hour falls outside it.
     assert 47 <= len(hourly) <= 49 and 188 <= sum(h["readings"] for h in hourly) <= 192

@@ -36,8 +36,8 @@ from devices.health import (
 from devices.kinds import Kind
 from devices.metrics import READINGS, SECTOR, SECTOR_OPTIONAL, MetricType
 from devices.sectors import SectorRecord, out_of_range
-from store.dashboard import health_case
 from store.db import connect
+from store.readings import health_case
 from store.tables import PG_TYPE
 
 ROOT = Path(__file__).parent.parent

@@ -12,8 +12,7 @@ from dashboard import auth
 from dashboard.actions import acknowledge_alert, silence_subject
 from dashboard.data import db
 from dashboard.i18n import labeller, lang, t, when
-from store import alerts
-from store import dashboard as q
+from store import alerts, places
 from store.users import PermissionDenied, Role
 
 SUBJECT_KINDS = ("bts", "camera", "broadband", "village", "district")
@@ -24,7 +23,7 @@ flash = st.session_state.pop("alerts_flash", None)
 if flash:
     st.success(flash)
 with db() as conn:
-    districts = q.district_names(conn)
+    districts = places.district_names(conn)
 
 district_labels: dict[int | None, str] = {None: t("alerts.all")}
 district_labels.update(districts.items())

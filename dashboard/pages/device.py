@@ -13,8 +13,7 @@ from dashboard.data import db
 from dashboard.i18n import ZONE_NAME, labeller, lang, metric_label, num, t, when
 from devices.kinds import Kind
 from devices.metrics import metric
-from store import alerts, queries
-from store import dashboard as q
+from store import alerts, readings, registry
 
 RANGES = {
     "6h": timedelta(hours=6),
@@ -29,7 +28,7 @@ text = st.text_input(t("device.search"), key="device_q", placeholder="BTS-VTL-00
 if not text.strip():
     st.stop()
 with db() as conn:
-    found = q.search_devices(conn, text)
+    found = registry.search_devices(conn, text)
 if not found:
     st.info(t("device.none"))
     st.stop()
@@ -41,8 +40,8 @@ device_id = st.selectbox(
 )
 now = datetime.now(UTC)
 with db() as conn:
-    device = q.device_detail(conn, device_id)
-    history = queries.status_events(conn, device_id, limit=50)
+    device = registry.device_detail(conn, device_id)
+    history = registry.status_events(conn, device_id, limit=50)
     its_alerts = alerts.list_alerts(conn, alerts.AlertFilter(subject=device_id, limit=50))
 if device is None:
     st.info(t("device.none"))
@@ -81,7 +80,7 @@ span = st.radio(
 )
 kind = Kind(device.kind)
 with db() as conn:
-    series = q.rollup_series(conn, kind, device_id, now - RANGES[span], now)
+    series = readings.rollup_series(conn, kind, device_id, now - RANGES[span], now)
 if not series:
     st.info(t("device.no_readings"))
 else:

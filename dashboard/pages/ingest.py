@@ -9,14 +9,13 @@ import streamlit as st
 
 from dashboard.data import db
 from dashboard.i18n import ZONE_NAME, num, t, when
-from store import dashboard as q
-from store import queries
+from store import readings
 
 now = datetime.now(UTC)
 with db() as conn:
-    health = q.ingest_health(conn, now)
-    series = q.ingest_series(conn, now)
-    reasons = queries.reject_counts(conn, now - timedelta(hours=24))
+    health = readings.ingest_health(conn, now)
+    series = readings.ingest_series(conn, now)
+    reasons = readings.reject_counts(conn, now - timedelta(hours=24))
 
 head = st.columns(3)
 head[0].metric(t("head.ingest"), num(health.messages_per_s, 1))
@@ -43,7 +42,7 @@ counts = pd.DataFrame(
 st.dataframe(counts, hide_index=True)
 reason = st.selectbox(t("ingest.reason"), list(counts[t("ingest.reason")]), key="ingest_reason")
 with db() as conn:
-    samples = q.reject_samples(conn, now - timedelta(hours=24), reason)
+    samples = readings.reject_samples(conn, now - timedelta(hours=24), reason)
 st.subheader(t("ingest.samples"))
 st.dataframe(
     pd.DataFrame(

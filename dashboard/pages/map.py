@@ -11,18 +11,24 @@ from dashboard import coverage_view, headline
 from dashboard.data import db, refresh_seconds, tile_url
 from dashboard.i18n import labeller, t, when
 from dashboard.livemap import LEGEND_COLOURS, MapOptions, deck
-from store import alerts, queries
-from store import dashboard as q
+from store import alerts, readings, registry
+from store import places as scenario_places
 
 
 @st.cache_data(ttl=300, show_spinner=False)
 def places() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """Districts, map features and villages: scenario data, re-read every few minutes."""
     with db() as conn:
-        return queries.districts(conn), queries.map_features(conn), q.villages(conn)
+        return (
+            scenario_places.districts(conn),
+            scenario_places.map_features(conn),
+            scenario_places.villages(conn),
+        )
 
 
-def focus_point(subject: str | None, devices: list[q.MapDevice]) -> tuple[float, float] | None:
+def focus_point(
+    subject: str | None, devices: list[registry.MapDevice]
+) -> tuple[float, float] | None:
     if not subject:
         return None
     districts, _, villages = places()
@@ -71,8 +77,8 @@ def live_map() -> None:
     now = datetime.now(UTC)
     districts, features, villages = places()
     with db() as conn:
-        devices = q.map_devices(conn, now)
-        health = q.ingest_health(conn, now)
+        devices = registry.map_devices(conn, now)
+        health = readings.ingest_health(conn, now)
         open_alerts = alerts.open_counts(conn)
         snap = coverage_view.snapshot(conn)
     dead = coverage_view.dead_spot_ids(snap)

@@ -12,8 +12,8 @@ import psycopg
 from devices import Channel, Kind, Topics, encode
 from processing.coverage.grid import to_latlon, to_utm
 from store import coverage as q
-from store.places import load_places, register_devices
-from store.registry import device_row
+from store.places import load_places
+from store.registry import device_row, register_devices
 from tests.support.clients import mqtt_client
 from tests.support.polling import wait_until
 

@@ -17,10 +17,10 @@ from devices.kinds import Channel, DeviceState, Kind
 from devices.topics import DeviceTopic
 from ioc.scenario import load_into
 from seeds import load_scenario
-from store import coverage, queries
-from store.dashboard import copy_backfill
+from store import coverage, places
 from store.db import aconnect
 from store.migrate import upgrade
+from store.readings import copy_backfill
 from store.writer import Batch, write_batch
 
 FLEET_KINDS = (Kind.BTS, Kind.CAMERA, Kind.BROADBAND)
@@ -130,7 +130,7 @@ LEVELS = {"viettel": {"4G": -92.0}, "mobifone": {"4G": -101.0}}
 
 def queries_villages(url: str) -> list[dict[str, Any]]:
     with psycopg.connect(url) as conn:
-        return queries.villages(conn)
+        return places.villages(conn)
 
 
 async def write_sample_coverage(url: str, now: datetime) -> None:

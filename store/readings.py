@@ -1,9 +1,8 @@
-"""Named read queries for the dashboard: the map's device layer, ingest health, device pages.
+"""Readings: the latest of a device and the health it gives it, rollup series, ingest health,
+rejects, and the bulk loaders that stand up weeks of history (benchmarks, tests).
 
 Every query is bounded by an index or a time window (chunk exclusion on TimescaleDB, the BRIN
 on ``received_at`` on plain PostgreSQL), so a page stays fast at 30 days of fleet telemetry.
-Read-only (alerts and coverage have their own modules), but for two bulk helpers that the
-benchmark and the tests use to stand up 30 days of history: copy_backfill, refresh_rollups.
 """
 
 from __future__ import annotations
@@ -16,30 +15,17 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import class_row, dict_row
+from psycopg.rows import dict_row
 
-from devices.health import HEALTH, KEY_METRICS, Condition, DisplayState, Predicate, latest_metrics
+from devices.health import HEALTH, Condition, DisplayState, Predicate
 from devices.kinds import Kind
+from store.db import Flavor, detect_flavor
 from store.tables import READING_TABLES
 
 # The latest reading of a device is looked for this far back; older means it is silent, and
 # liveness has (or soon will have) marked it offline. A constant bound lets TimescaleDB skip
 # every older chunk when planning.
 LATEST_WINDOW = timedelta(hours=1)
-
-
-@dataclass(frozen=True, slots=True)
-class MapDevice:
-    device_id: str
-    kind: str
-    name: str | None
-    operator: str | None
-    lat: float
-    lon: float
-    district_code: int | None
-    state: str  # a devices.health.DisplayState: liveness refined by the latest reading
-    last_seen: datetime | None
-    latest: dict[str, Any] | None  # key metrics of the latest reading (metric name → value)
 
 
 def health_case(kind: Kind) -> sql.Composable:
@@ -69,32 +55,6 @@ def health_case(kind: Kind) -> sql.Composable:
     return sql.SQL("CASE {} ELSE {} END").format(
         sql.SQL(" ").join(whens), sql.Literal(DisplayState.ONLINE.value)
     )
-
-
-def map_devices(conn: psycopg.Connection, now: datetime) -> list[MapDevice]:
-    """Towers, cameras and broadband nodes with a position, in the state the map shows."""
-    rows: list[MapDevice] = []
-    for kind in KEY_METRICS:
-        query = sql.SQL(
-            "SELECT d.device_id, d.kind, d.name, d.operator, d.lat, d.lon, d.district_code,"
-            " CASE WHEN d.state <> 'online' THEN d.state WHEN r.device_id IS NULL THEN 'online'"
-            " ELSE {degraded} END AS state, d.last_seen,"
-            " to_jsonb(r) - 'device_id' AS latest"
-            " FROM devices d LEFT JOIN LATERAL ("
-            "   SELECT device_id, {columns} FROM {table} t"
-            "   WHERE t.device_id = d.device_id AND t.ts > %(since)s"
-            "   ORDER BY t.ts DESC LIMIT 1) r ON true"
-            " WHERE d.kind = %(kind)s AND d.lat IS NOT NULL AND d.lon IS NOT NULL"
-            " ORDER BY d.device_id"
-        ).format(
-            degraded=health_case(kind),
-            columns=sql.SQL(", ").join(sql.Identifier(m) for m in latest_metrics(kind)),
-            table=sql.Identifier(READING_TABLES[kind].name),
-        )
-        with conn.cursor(row_factory=class_row(MapDevice)) as cur:
-            cur.execute(query, {"since": now - LATEST_WINDOW, "kind": kind.value})
-            rows += cur.fetchall()
-    return rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,60 +126,11 @@ def reject_samples(
         return cur.fetchall()
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceSummary:
-    device_id: str
-    kind: str
-    name: str | None
-    operator: str | None
-    district_code: int | None
-    state: str
-
-
-def search_devices(conn: psycopg.Connection, text: str, limit: int = 25) -> list[DeviceSummary]:
-    """Devices whose id or name contains ``text`` (any case); exact id first."""
-    pattern = "%" + text.strip().replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%"
-    with conn.cursor(row_factory=class_row(DeviceSummary)) as cur:
-        cur.execute(
-            "SELECT device_id, kind, name, operator, district_code, state FROM devices"
-            " WHERE kind <> 'probe' AND (device_id ILIKE %(p)s OR name ILIKE %(p)s)"
-            " ORDER BY (lower(device_id) = lower(%(t)s)) DESC, device_id LIMIT %(limit)s",
-            {"p": pattern, "t": text.strip(), "limit": limit},
-        )
-        return cur.fetchall()
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceDetail:
-    device_id: str
-    kind: str
-    name: str | None
-    operator: str | None
-    lat: float | None
-    lon: float | None
-    district_code: int | None
-    district_name: str | None
-    commune_code: int | None
-    commune_name: str | None
-    interval_s: int
-    meta: dict[str, Any]
-    state: str
-    state_since: datetime | None
-    state_reason: str | None
-    last_seen: datetime | None
-
-
-def device_detail(conn: psycopg.Connection, device_id: str) -> DeviceDetail | None:
-    with conn.cursor(row_factory=class_row(DeviceDetail)) as cur:
-        cur.execute(
-            "SELECT d.device_id, d.kind, d.name, d.operator, d.lat, d.lon, d.district_code,"
-            " ds.name AS district_name, d.commune_code, c.name AS commune_name, d.interval_s,"
-            " d.meta, d.state, d.state_since, d.state_reason, d.last_seen FROM devices d"
-            " LEFT JOIN districts ds ON ds.code = d.district_code"
-            " LEFT JOIN communes c ON c.code = d.commune_code WHERE d.device_id = %s",
-            (device_id,),
-        )
-        return cur.fetchone()
+def reject_counts(conn: psycopg.Connection, since: datetime) -> dict[str, int]:
+    rows = conn.execute(
+        "SELECT reason, count(*) FROM rejects WHERE received_at >= %s GROUP BY reason", (since,)
+    ).fetchall()
+    return {reason: int(n) for reason, n in rows}
 
 
 def rollup_series(
@@ -236,22 +147,6 @@ def rollup_series(
     ).format(columns=sql.SQL(", ").join(columns), view=sql.Identifier(table.rollup(interval)))
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(query, (device_id, since, until))
-        return cur.fetchall()
-
-
-def district_names(conn: psycopg.Connection) -> dict[int, str]:
-    return {int(c): str(n) for c, n in conn.execute("SELECT code, name FROM districts")}
-
-
-def villages(conn: psycopg.Connection) -> list[dict[str, Any]]:
-    """Villages with their commune and district names, for the map and the reports."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            "SELECT v.village_id, v.name, v.commune_code, c.name AS commune_name,"
-            " v.district_code, d.name AS district_name, v.lat, v.lon, v.population"
-            " FROM villages v JOIN communes c ON c.code = v.commune_code"
-            " JOIN districts d ON d.code = v.district_code ORDER BY v.village_id"
-        )
         return cur.fetchall()
 
 
@@ -284,7 +179,7 @@ def refresh_rollups(conn: psycopg.Connection) -> int:
     calls this once so the rollups stand as they would after weeks of running."""
     rows = conn.execute(
         "SELECT view_name FROM timescaledb_information.continuous_aggregates"
-        if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
+        if detect_flavor(conn) is Flavor.TIMESCALE
         else "SELECT NULL WHERE false"
     ).fetchall()
     for (view,) in rows:
