@@ -21,7 +21,7 @@ from store.alert_engine import NewAlert, open_alert
 from store.audit import reading_count
 from store.db import aconnect, connect
 from store.migrate import upgrade
-from store.queries import device_map
+from store.registry import map_devices
 from store.roles import dashboard_login, member_of_dashboard
 from store.users import add_user, login
 from store.writer import Batch, write_batch
@@ -90,7 +90,7 @@ async def _check_dashboard_role(url: str, role: str) -> None:
         add_user(owner, "op1", "operator-password", "operator")
     with connect(_as(url, role), autocommit=True) as dash:
         # Reads: the registry, a (hyper)table of readings, alerts.
-        assert [d.device_id for d in device_map(dash)] == [DEVICE]
+        assert [d.device_id for d in map_devices(dash, datetime.now(UTC))] == [DEVICE]
         assert reading_count(dash, Kind.BTS).rows == 1
         assert {a.alert_id for a in alerts.list_alerts(dash)} == {alert_id, other_id}
         # Its own sessions: logging in works.

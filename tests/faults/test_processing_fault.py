@@ -17,7 +17,7 @@ from devices import Channel, Kind, Topics, encode
 from devices.endpoint import MqttEndpoint
 from store import coverage as q
 from store.migrate import upgrade
-from store.queries import status_events
+from store.registry import status_events
 from tests.faults.harness import Figures, record
 from tests.faults.test_input_faults import running_ingester
 from tests.support.coverage_scene import load_scene
