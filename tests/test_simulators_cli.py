@@ -20,7 +20,7 @@ import pytest
 from devices import Channel, Codec, Kind, Readings, Topics
 from ioc.provision import Service
 from tests.faults.secure import SecureBroker, start_secure_broker
-from tests.test_simulators import readings_of, watching
+from tests.support.simulated import readings_of, watching
 
 WAIT_S = 30
 

@@ -13,7 +13,7 @@ from simulators import DeviceModel, Fleet, MqttEndpoint, Outbox, Outgoing
 from simulators.malformed import GHOST_SUFFIX
 from simulators.outbox import MAX_BATCH
 from tests.support.polling import wait_until
-from tests.test_simulators import FLEET, json_of, make, poll_until, readings_of, watching
+from tests.support.simulated import FLEET, WAIT_S, json_of, make, readings_of, watching
 
 
 def item(n: int, *, topic: str = "t/bts/X/telemetry", batchable: bool = True) -> Outgoing:
@@ -168,7 +168,7 @@ async def test_a_gateway_carries_many_devices_on_one_connection(
         topic = topics.device(d.kind, d.device_id, READING_CHANNEL[d.kind])
         seqs = [r["seq"] for s in live.seen if s.topic == topic for r in readings_of(s)]
         assert seqs == list(range(len(seqs)))
-    await poll_until(lambda: fleet.counters.connected == 0)
+    await wait_until(lambda: fleet.counters.connected == 0, WAIT_S)
 
 
 def test_gateway_size_must_not_be_negative() -> None:

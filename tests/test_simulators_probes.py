@@ -18,7 +18,7 @@ from seeds.geo import haversine_km, to_km
 from simulators import DeviceCondition, Fleet, MqttEndpoint
 from simulators.probes import SHADOW_SIGMA_DB, ProbeValues, RadioScene, probe_values
 from simulators.routes import tour
-from tests.test_simulators import watching
+from tests.support.simulated import watching
 
 SCENARIO = load_scenario()
 
