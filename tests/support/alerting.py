@@ -18,13 +18,13 @@ import aiomqtt
 import psycopg
 
 from devices.codec import encode
-from devices.endpoint import MqttEndpoint
 from devices.kinds import Channel, Kind
 from devices.topics import Topics
 from ioc.scenario import load_into
 from processing.alerts.config import AlertConfig
 from processing.alerts.engine import AlertEngine
 from seeds import load_scenario
+from tests.support.clients import mqtt_client
 from tests.support.polling import wait_until
 
 
@@ -101,11 +101,10 @@ class AlertSubscriber:
 
     @contextlib.asynccontextmanager
     async def running(self, mqtt_url: str, protocol: int, topics: Topics) -> AsyncIterator[None]:
-        e = MqttEndpoint.parse(mqtt_url, protocol=protocol)
         subscribed = asyncio.Event()
 
         async def listen() -> None:
-            async with aiomqtt.Client(e.host, e.port, protocol=e.protocol_version) as client:
+            async with mqtt_client(mqtt_url, protocol) as client:
                 await client.subscribe(topics.all_alerts(), qos=1)
                 subscribed.set()
                 async for m in client.messages:
@@ -131,10 +130,9 @@ async def retained_alerts(mqtt_url: str, protocol: int, topics: Topics) -> dict[
 
     A marker published after subscribing arrives after every retained message, so its arrival
     says the retained set is complete (no waiting on a timer)."""
-    e = MqttEndpoint.parse(mqtt_url, protocol=protocol)
     marker = topics.alert("info", "test_marker", "end")
     found: dict[str, Any] = {}
-    async with aiomqtt.Client(e.host, e.port, protocol=e.protocol_version) as client:
+    async with mqtt_client(mqtt_url, protocol) as client:
         await client.subscribe(topics.all_alerts(), qos=1)
         await client.publish(marker, b"{}", qos=1)
         async with asyncio.timeout(10):
@@ -190,8 +188,7 @@ class Field:
 
 @contextlib.asynccontextmanager
 async def field_client(mqtt_url: str, protocol: int, topics: Topics) -> AsyncIterator[Field]:
-    e = MqttEndpoint.parse(mqtt_url, protocol=protocol)
-    async with aiomqtt.Client(e.host, e.port, protocol=e.protocol_version) as client:
+    async with mqtt_client(mqtt_url, protocol) as client:
         yield Field(client, topics)
 
 
