@@ -34,7 +34,7 @@ from tests.support.alerting import (
 )
 from tests.support.databases import rows
 from tests.support.polling import wait_until
-from tests.test_simulators_scenarios import SCENARIOS
+from tests.support.simulated import SCENARIOS
 
 
 def _alerts(url: str, rule: str) -> list[tuple[Any, ...]]:

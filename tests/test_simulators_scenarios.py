@@ -23,8 +23,8 @@ from devices import Codec, RejectReason, Topics
 from simulators import MqttEndpoint
 from simulators.runner import RunLog, run_plan
 from simulators.scenarios import Action, Plan, ScenarioError, load_plan
+from tests.support.simulated import SCENARIOS
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 SHIPPED = sorted(p.name for p in SCENARIOS.glob("*.yaml"))
 REAL_S = 8.0  # a shipped scenario is played in about this many real seconds, if it can be
 GAP_S = 0.5  # real seconds, at least, between two events on one device

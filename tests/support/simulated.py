@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
@@ -19,6 +20,7 @@ from devices import Channel, Kind, Topics
 from simulators import MqttEndpoint
 
 WAIT_S = 20.0
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"  # the shipped scenario files
 
 
 @dataclass(frozen=True)
