@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import msgspec
 import pytest
 
@@ -23,6 +22,7 @@ from devices import Codec, RejectReason, Topics
 from simulators import MqttEndpoint
 from simulators.runner import RunLog, run_plan
 from simulators.scenarios import Action, Plan, ScenarioError, load_plan
+from tests.support.clients import mqtt_client
 from tests.support.simulated import SCENARIOS
 
 SHIPPED = sorted(p.name for p in SCENARIOS.glob("*.yaml"))
@@ -99,10 +99,9 @@ def test_durations_flapping_and_shares_read_as_documented(tmp_path: Path) -> Non
 
 async def _retained_under(url: str, protocol: int, topics: Topics) -> list[str]:
     """Every retained topic under ``topics.root`` (a sentinel marks the end of them)."""
-    e = MqttEndpoint.parse(url, protocol=protocol)
     sentinel = f"{topics.root}/zz-sentinel"
     seen: list[str] = []
-    async with aiomqtt.Client(e.host, e.port, protocol=e.protocol_version) as client:
+    async with mqtt_client(url, protocol) as client:
         await client.subscribe(f"{topics.root}/#", qos=1)
         await client.publish(sentinel, b"end", qos=1)
         async with asyncio.timeout(20):
@@ -145,10 +144,9 @@ class Arrival:
 
 @contextlib.asynccontextmanager
 async def recording(url: str, protocol: int, topics: Topics) -> AsyncIterator[list[Arrival]]:
-    e = MqttEndpoint.parse(url, protocol=protocol)
     got: list[Arrival] = []
     loop = asyncio.get_running_loop()
-    async with aiomqtt.Client(e.host, e.port, protocol=e.protocol_version) as client:
+    async with mqtt_client(url, protocol) as client:
         await client.subscribe(f"{topics.root}/#", qos=1)
 
         async def pump() -> None:

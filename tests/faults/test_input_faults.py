@@ -14,7 +14,6 @@ import msgspec
 import psycopg
 import pytest
 
-from devices.endpoint import MqttEndpoint
 from devices.kinds import Channel, Kind
 from devices.topics import Topics
 from ingest import IngestConfig, Ingester
@@ -22,6 +21,7 @@ from seeds import load_scenario
 from store.fault_audit import reading_times
 from store.migrate import upgrade
 from tests.faults.harness import audit
+from tests.support.clients import mqtt_client
 from tests.support.databases import stored_readings
 from tests.support.flood import device_ids, expected
 from tests.support.polling import wait_until
@@ -34,8 +34,7 @@ def _reading(device_id: str, seq: int, ts: datetime) -> bytes:
 
 
 async def _publish(mqtt_url: str, protocol: int, messages: list[tuple[str, bytes]]) -> None:
-    e = MqttEndpoint.parse(mqtt_url, protocol=protocol)
-    async with aiomqtt.Client(e.host, e.port, protocol=e.protocol_version) as client:
+    async with mqtt_client(mqtt_url, protocol) as client:
         for topic, payload in messages:
             await client.publish(topic, payload, qos=1)
 

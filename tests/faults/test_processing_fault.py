@@ -10,16 +10,15 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import aiomqtt
 import psycopg
 
 from devices import Channel, Kind, Topics, encode
-from devices.endpoint import MqttEndpoint
 from store import coverage as q
 from store.migrate import upgrade
 from store.registry import status_events
 from tests.faults.harness import Figures, record
 from tests.faults.test_input_faults import running_ingester
+from tests.support.clients import mqtt_client
 from tests.support.coverage_scene import load_scene
 from tests.support.polling import wait_until
 
@@ -76,8 +75,7 @@ async def test_processing_kill_9_during_a_coverage_change(
         await wait_until(lambda: first.builds() >= 1, timeout_s=120)
         assert _events(database_url) == []
         async with running_ingester(database_url, mqtt_url, mqtt_protocol, topics):
-            e = MqttEndpoint.parse(mqtt_url, protocol=mqtt_protocol)
-            async with aiomqtt.Client(e.host, e.port, protocol=e.protocol_version) as client:
+            async with mqtt_client(mqtt_url, mqtt_protocol) as client:
                 status = topics.device(Kind.BTS, "M", Channel.STATUS)
                 await client.publish(status, encode({"device_id": "M", "state": "offline"}),
                                      qos=1)  # fmt: skip
