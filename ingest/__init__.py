@@ -2,6 +2,5 @@
 
 from ingest.config import IngestConfig
 from ingest.service import Ingester, IngestStats
-from store.writer import WriteMode
 
-__all__ = ["IngestConfig", "IngestStats", "Ingester", "WriteMode"]
+__all__ = ["IngestConfig", "IngestStats", "Ingester"]

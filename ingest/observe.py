@@ -7,20 +7,54 @@ Each ingester has its own registry (several run in one test process), served wit
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from store.writer import Batch, WriteResult
+
 log = logging.getLogger("ioc.ingest")
 
 BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000)
 SECONDS_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+@dataclass(slots=True)
+class IngestStats:
+    received: int = 0
+    outbound: int = 0  # the service's own alert and command topics, seen and passed by
+    stored: int = 0
+    acked: int = 0
+    duplicates: int = 0
+    rejected: collections.Counter[str] = field(default_factory=collections.Counter)
+    batches: int = 0
+    state_changes: int = 0
+    fallbacks: int = 0
+    # Where the time goes (seconds on the event loop): write (COPY and commit, waiting on the
+    # database included) and acknowledge; decoding is the decoder's, receiving the receiver's.
+    write_s: float = 0.0
+    ack_s: float = 0.0
+
+    def count(self, rows: Batch, result: WriteResult) -> None:
+        """A committed batch."""
+        self.received += rows.messages
+        self.outbound += rows.outbound
+        self.acked += rows.messages  # counted as settled even when a reconnect voided the PUBACK
+        self.stored += result.stored
+        self.duplicates += result.duplicates
+        self.state_changes += result.state_changes
+        self.fallbacks += result.fallbacks
+        self.batches += 1
+        for _, rejection in rows.rejections:
+            self.rejected[rejection.reason.value] += 1
 
 
 class IngestMetrics:
@@ -45,8 +79,10 @@ class IngestMetrics:
             "ioc_ingest_batch_messages", "messages per commit", buckets=BATCH_BUCKETS, registry=r
         )
         self.commit_seconds = Histogram(
-            "ioc_ingest_commit_seconds", "time to write and commit a batch",
-            buckets=SECONDS_BUCKETS, registry=r,
+            "ioc_ingest_commit_seconds",
+            "time to write and commit a batch",
+            buckets=SECONDS_BUCKETS,
+            registry=r,
         )
         self.inflight = Gauge(
             "ioc_ingest_inflight", "messages received and not yet acknowledged", registry=r
@@ -59,6 +95,19 @@ class IngestMetrics:
         self.last_commit = Gauge(
             "ioc_ingest_last_commit_timestamp_seconds", "when a batch last committed", registry=r
         )
+
+    def count(self, rows: Batch, result: WriteResult, acked: int, seconds: float) -> None:
+        """A committed batch, of which ``acked`` messages were acknowledged."""
+        self.received.inc(rows.messages)
+        self.acked.inc(acked)
+        self.stored.inc(result.stored)
+        self.duplicates.inc(result.duplicates)
+        self.fallbacks.inc(result.fallbacks)
+        self.batch_messages.observe(rows.messages)
+        self.commit_seconds.observe(seconds)
+        self.last_commit.set_to_current_time()
+        for _, rejection in rows.rejections:
+            self.rejected.labels(rejection.reason.value).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

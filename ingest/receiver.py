@@ -23,11 +23,11 @@ import random
 import ssl
 import time
 from collections import deque
-from dataclasses import dataclass
 
 from devices.endpoint import MqttEndpoint
 from devices.kinds import Channel
 from ingest import wire
+from ingest.batch import Message
 from ingest.config import IngestConfig
 
 log = logging.getLogger("ioc.ingest")
@@ -40,36 +40,18 @@ BATCH_TRIGGER_DIVISOR = 5  # a batch goes once a fifth of batch_size is held (ta
 def _due_at(size: int) -> int:
     """Messages held that make a batch of at most ``size`` due."""
     return max(1, size // BATCH_TRIGGER_DIVISOR)
+
+
 # QoS 0 messages are not flow-controlled by the broker; past this many held they are dropped
 # (at most once is what their sender asked for) so memory stays bounded.
 _QOS0_CAP_FACTOR = 4
 # A status (a will, above all) does not wait for its batch to fill: a village's coverage alert
 # waits on it. The channel is the topic's last level (devices.topics).
 _URGENT_SUFFIX = "/" + Channel.STATUS.value
-_REFUSED = {
-    0x80: "unspecified error", 0x85: "client id not valid", 0x86: "bad user name or password",
-    0x87: "not authorized", 0x88: "server unavailable", 0x8A: "banned",
-    0x8F: "topic filter invalid", 0x97: "quota exceeded",
-    0x9E: "shared subscriptions not supported",
-    1: "protocol version", 2: "client id rejected", 3: "server unavailable",
-    4: "bad user name or password", 5: "not authorized",
-}
 
 
 class Refused(ConnectionError):
     """The broker answered, and said no."""
-
-
-@dataclass(slots=True)
-class Message:
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
-    generation: int
-    received: float  # time.monotonic() when it was read
-    retain: bool
-    size: int  # what it holds in memory, near enough: topic and payload
 
 
 class _Connection(asyncio.Protocol):
@@ -128,7 +110,7 @@ class _Connection(asyncio.Protocol):
                 return packet
             if packet.kind == wire.DISCONNECT:
                 code = packet.body[0] if packet.body else 0
-                raise Refused(f"broker disconnected us: {_REFUSED.get(code, hex(code))}")
+                raise Refused(f"broker disconnected us: {wire.reason(code)}")
 
 
 class Receiver:
@@ -141,7 +123,6 @@ class Receiver:
         self.endpoint = MqttEndpoint.parse(config.mqtt_url, protocol=config.protocol)
         self.generation = 0
         self.connected = False
-        self.qos0_dropped = 0
         self.ready = asyncio.Event()  # the buffer went non-empty or reached a batch
         self.subscribed = asyncio.Event()
         self._buffer: deque[Message] = deque()
@@ -201,16 +182,22 @@ class Receiver:
             HANDSHAKE_TIMEOUT_S,
         )
         config = self.config
-        conn.write(wire.connect_packet(
-            config.client_id, protocol=config.protocol, keepalive_s=config.keepalive_s,
-            username=self.endpoint.username, password=self.endpoint.password,
-            session_expiry_s=config.session_expiry_s, receive_maximum=config.window,
-            maximum_packet_size=config.max_packet_bytes,
-        ))
+        conn.write(
+            wire.connect_packet(
+                config.client_id,
+                protocol=config.protocol,
+                keepalive_s=config.keepalive_s,
+                username=self.endpoint.username,
+                password=self.endpoint.password,
+                session_expiry_s=config.session_expiry_s,
+                receive_maximum=config.window,
+                maximum_packet_size=config.max_packet_bytes,
+            )
+        )
         ack = await asyncio.wait_for(conn.expect(wire.CONNACK), HANDSHAKE_TIMEOUT_S)
         session_present, code = wire.connack(ack.body, config.protocol)
         if code:
-            raise Refused(f"connection refused: {_REFUSED.get(code, hex(code))}")
+            raise Refused(f"connection refused: {wire.reason(code)}")
         self.connected = True
         self._connected_at = time.monotonic()
         # Subscribe on every connection, resumed session or not: a lost subscription is a
@@ -220,10 +207,13 @@ class Receiver:
         codes = wire.suback_codes(suback.body, config.protocol)
         if not codes or codes[0] >= 0x80:
             code = codes[0] if codes else 0x80
-            raise Refused(f"subscription to {self.subscription} refused: "
-                          f"{_REFUSED.get(code, hex(code))}")
-        log.info("subscribed to %s as %s (session %s)", self.subscription, config.client_id,
-                 "resumed" if session_present else "new")
+            raise Refused(f"subscription to {self.subscription} refused: {wire.reason(code)}")
+        log.info(
+            "subscribed to %s as %s (session %s)",
+            self.subscription,
+            config.client_id,
+            "resumed" if session_present else "new",
+        )
         self.subscribed.set()
         await self._keepalive(conn)
 
@@ -239,8 +229,9 @@ class Receiver:
                 # While paused we read nothing, the PINGRESP included: not a stall.
                 if ping_sent is not None and conn.last_read < ping_sent and not self._paused:
                     conn.close()
-                    raise TimeoutError(f"no PINGRESP within {period:.1f}s: broker stalled") \
-                        from None
+                    raise TimeoutError(
+                        f"no PINGRESP within {period:.1f}s: broker stalled"
+                    ) from None
                 ping_sent = time.monotonic()
                 conn.write(wire.PINGREQ_PACKET)
             while not conn.controls.empty():
@@ -248,7 +239,7 @@ class Receiver:
                 if packet.kind == wire.DISCONNECT:
                     code = packet.body[0] if packet.body else 0
                     conn.close()
-                    raise Refused(f"broker disconnected us: {_REFUSED.get(code, hex(code))}")
+                    raise Refused(f"broker disconnected us: {wire.reason(code)}")
         if not self._stopping:
             raise ConnectionError("connection lost")
 
@@ -283,7 +274,6 @@ class Receiver:
             return  # stopping: left unacknowledged, so the broker keeps it for the next run
         held = len(self._buffer)
         if packet.qos == 0 and held >= self._qos0_cap:
-            self.qos0_dropped += 1
             return
         topic, payload = packet.topic, packet.payload
         size = len(payload) + len(topic)

@@ -23,6 +23,29 @@ PINGREQ_PACKET = bytes([PINGREQ, 0])
 DISCONNECT_PACKET = bytes([DISCONNECT, 0])
 
 
+# Reason codes a broker refuses or ends a connection with (MQTT 5 §2.4; 3.1.1 CONNACK §3.2.2.3).
+REASONS = {
+    0x80: "unspecified error",
+    0x85: "client id not valid",
+    0x86: "bad user name or password",
+    0x87: "not authorized",
+    0x88: "server unavailable",
+    0x8A: "banned",
+    0x8F: "topic filter invalid",
+    0x97: "quota exceeded",
+    0x9E: "shared subscriptions not supported",
+    1: "protocol version",
+    2: "client id rejected",
+    3: "server unavailable",
+    4: "bad user name or password",
+    5: "not authorized",
+}
+
+
+def reason(code: int) -> str:
+    return REASONS.get(code, hex(code))
+
+
 class ProtocolError(ValueError):
     """The broker sent something this client cannot read; the connection is closed."""
 
