@@ -48,6 +48,7 @@ from devices.endpoint import MqttEndpoint
 from devices.kinds import Kind
 from devices.topics import Topics
 from ioc.brokers import start_broker
+from ioc.configs import coverage_service_config
 from ioc.scenario import load_into
 from seeds import load_scenario
 from store.migrate import upgrade
@@ -144,9 +145,9 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 async def stranding_tower(url: str, towers: list[Any]) -> tuple[Any, list[str]]:
     """The tower whose loss alone strands a village, from a coverage build (N-1 table), and
     the villages it alone covers."""
-    from processing.coverage.service import CoverageService, CoverageServiceConfig
+    from processing.coverage.service import CoverageService
 
-    service = CoverageService(CoverageServiceConfig(database_url=url))
+    service = CoverageService(coverage_service_config(database_url=url))
     task = asyncio.create_task(service.run())
     try:
         await asyncio.wait_for(service.ready.wait(), 600)
@@ -327,9 +328,9 @@ async def trials(args: argparse.Namespace, url: str, mqtt_url: str, topics: Topi
 
 
 async def coverage_child(url: str) -> None:
-    from processing.coverage.service import CoverageServiceConfig, run_coverage
+    from processing.coverage.service import run_coverage
 
-    await run_coverage(CoverageServiceConfig(database_url=url))
+    await run_coverage(coverage_service_config(database_url=url))
 
 
 def main() -> None:

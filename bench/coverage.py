@@ -25,7 +25,8 @@ import tracemalloc
 import numpy as np
 
 from devices.radio import bearing_deg, rsrp_dbm
-from processing.coverage import CoverageConfig, CoverageEngine, SiteState
+from ioc.configs import coverage_config
+from processing.coverage import CoverageEngine, SiteState
 from processing.coverage.scenario import scenario_inputs
 from seeds import load_scenario
 
@@ -85,7 +86,7 @@ def main() -> None:
 
     say("loading the scenario…")
     scenario = load_scenario()
-    config = CoverageConfig()
+    config = coverage_config()
     inputs = scenario_inputs(scenario, config)
 
     # Memory first, traced (numpy reports its buffers to tracemalloc); the times below are

@@ -59,7 +59,7 @@ from bench.ingest_load import (
     wait_for,
 )
 from devices import Channel, Codec, Kind, Topics
-from ingest.config import IngestConfig
+from ioc.settings import Settings
 from store.audit import reading_count, received_at_epoch
 from store.db import aconnect
 from store.writer import Batch, WriteMode, write_batch
@@ -72,7 +72,7 @@ from tests.support.procs import (
 
 PER_MESSAGE = 50  # readings per message in (d)
 # The shipped IOC_INGEST_BATCH_SIZE.
-BATCH = IngestConfig(database_url="", mqtt_url="").batch_size
+BATCH = Settings.defaults().ingest.batch_size
 
 
 # -- (b), (c), (d): the ingester -----------------------------------------------------------

@@ -29,8 +29,8 @@ import uuid
 
 import paho.mqtt.client as mqtt
 
-from ingest.config import IngestConfig
 from ingest.receiver import Receiver
+from ioc.configs import ingest_config
 from tests.support.procs import RestartableBroker, start_flood
 
 BATCH = 1000
@@ -60,8 +60,8 @@ def drain_reference(port: int, root: str, messages: int) -> float:
 
 
 async def _drain_wire(url: str, root: str, messages: int) -> float:
-    config = IngestConfig(database_url="", mqtt_url=url, client_id="wire", batch_size=BATCH,
-                          session_expiry_s=3600)  # fmt: skip
+    config = ingest_config(database_url="", mqtt_url=url, client_id="wire", batch_size=BATCH,
+                           session_expiry_s=3600, self_register=False)  # fmt: skip
     receiver = Receiver(config, f"{root}/#")
     t0 = time.perf_counter()
     receiver.start()

@@ -1,11 +1,12 @@
 """The dashboard's one door to the database (a pool shared by all browser sessions) and its
-settings, read from the ``IOC_*`` variables that `ioc up` / `ioc dashboard` pass on."""
+config, which the shell's entry script (ioc/dashboard_main.py) builds from the settings tree
+and hands over with ``configure`` before the pages run: dashboard/ may not import ioc/."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 
 import psycopg
@@ -14,25 +15,41 @@ from psycopg_pool import ConnectionPool
 
 from dashboard.i18n import t
 
-# Declared and documented in ioc/settings.py; the dashboard may not import ioc/, so it reads
-# the environment that the shell sets from those settings.
-DATABASE_URL_ENV = "IOC_DATABASE_URL"
-REFRESH_ENV = "IOC_DASHBOARD_REFRESH_S"
-TILE_URL_ENV = "IOC_DASHBOARD_TILE_URL"
-SESSION_HOURS_ENV = "IOC_DASHBOARD_SESSION_HOURS"
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DashboardConfig:
+    database_url: str | None  # None: the pages say which setting is missing
+    refresh_s: float  # live map refresh period
+    tile_url: str | None  # an XYZ raster tile URL ({z}/{x}/{y}) on the closed network, or none
+    session_hours: float  # a login lasts
+
+
+# Set by the entry script at the top of every run, before st.navigation runs a page; one
+# value per server process, since every session reads the same settings.
+_config: DashboardConfig | None = None
+
+
+def configure(config: DashboardConfig) -> None:
+    global _config
+    _config = config
+
+
+def config() -> DashboardConfig:
+    if _config is None:
+        raise RuntimeError("the dashboard runs from ioc/dashboard_main.py (`ioc dashboard`)")
+    return _config
 
 
 def refresh_seconds() -> float:
-    return float(os.environ.get(REFRESH_ENV, "5"))
+    return config().refresh_s
 
 
 def tile_url() -> str | None:
-    """An XYZ raster tile URL ({z}/{x}/{y}) on the closed network, or None for no basemap."""
-    return os.environ.get(TILE_URL_ENV) or None
+    return config().tile_url
 
 
 def session_ttl() -> timedelta:
-    return timedelta(hours=float(os.environ.get(SESSION_HOURS_ENV, "12")))
+    return timedelta(hours=config().session_hours)
 
 
 @st.cache_resource(show_spinner=False)
@@ -48,9 +65,9 @@ def _pool(url: str) -> ConnectionPool:
 
 @contextmanager
 def db() -> Iterator[psycopg.Connection]:
-    url = os.environ.get(DATABASE_URL_ENV)
+    url = config().database_url
     if not url:
-        st.error(t("app.no_database", env=DATABASE_URL_ENV))
+        st.error(t("app.no_database", env="IOC_DATABASE_URL"))
         st.stop()
     with _pool(url).connection() as conn:
         yield conn

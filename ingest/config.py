@@ -1,10 +1,10 @@
-"""What an ingester needs to know; built by the ``ioc`` shell from settings."""
+"""What an ingester needs to know; built by the ``ioc`` shell from its settings tree
+(ioc/settings.py holds their defaults; the defaults here are engineering, not settings)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from devices.topics import SHARED_GROUP
 from store.writer import WriteMode
 
 
@@ -12,44 +12,40 @@ from store.writer import WriteMode
 class IngestConfig:
     database_url: str
     mqtt_url: str
-    topic_root: str = "ioc/v1"
+    topic_root: str
     # Stable per instance: the broker keeps the unacknowledged messages of this id's session.
-    client_id: str = "ioc-ingest-1"
+    client_id: str
     shared_subscription: bool = False
-    share_group: str = SHARED_GROUP  # a secret in production (ioc.production)
-    # Under a backlog, fewer and larger commits: 5,000 drains 1.7x faster than 1,000
-    # (bench/ingest.py, drain); at a normal rate batch_age_s sends them sooner.
-    batch_size: int = 5000
-    batch_age_s: float = 0.2
-    # Batches committing at once, each on its own database connection.
-    writers: int = 2
+    share_group: str  # a secret in production (ioc.production)
+    batch_size: int  # a batch commits when this full, or batch_age_s old
+    batch_age_s: float
+    writers: int  # batches committing at once, each on its own database connection
     # Unacknowledged messages the broker may have in flight to us (MQTT 5 receive-maximum);
     # 0 = one batch more than the writers, so one fills while the others commit. It bounds
     # the ingester's memory.
     receive_maximum: int = 0
     # Bytes held from the broker and not yet committed, at most (past it the socket is not
     # read, so TCP pushes back): a flood of large payloads cannot grow memory.
-    window_bytes: int = 64 * 1024 * 1024
+    window_bytes: int
     # The largest packet the broker may send (MQTT 5 maximum packet size): above the shipped
     # broker's 1 MB message_size_limit, so every message it accepts reaches us to be stored or
     # rejected with a row; a broker without a limit cannot send one 256 MB packet.
     max_packet_bytes: int = 4 * 1024 * 1024
-    max_payload_bytes: int = 256 * 1024
-    max_topic_chars: int = 512  # longer topics are bad_topic rejects, never parsed or cached
-    max_future_s: float = 300.0
-    # Older readings are rejected (stale_timestamp): the time series keep 400 days.
-    max_age_s: float = 400 * 86400.0
+    max_payload_bytes: int
+    max_topic_chars: int  # longer topics are bad_topic rejects, never parsed or cached
+    max_future_s: float
+    max_age_s: float  # older readings are rejected (stale_timestamp): the retention
     # A birth from an id the registry does not hold registers it (development) or is refused
     # as unknown_device (production: one credential must not invent devices).
-    self_register: bool = False
+    self_register: bool
     session_expiry_s: int = 7 * 24 * 3600
     keepalive_s: int = 30
     # A connection that stayed up this long ends the backoff: the next outage retries at once.
     stable_session_s: float = 30.0
-    protocol: int = 5  # 4 = MQTT 3.1.1 (amqtt), persistent session via clean_session=False
+    protocol: int  # 4 = MQTT 3.1.1 (amqtt), persistent session via clean_session=False
     write_mode: WriteMode = WriteMode.DIRECT
     metrics_port: int | None = None  # HTTP /metrics and /health; None = none
-    metrics_address: str = "127.0.0.1"
+    metrics_address: str
     stop_grace_s: float = 15.0  # on SIGTERM, how long to keep trying to commit what is held
 
     def __post_init__(self) -> None:

@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from ioc.cli_alerts import alerts_app
 from ioc.cli_certs import certs_app
-from ioc.cli_common import (
-    clear_errors,
-    database,
-    load_settings,
-    require_database,
-    require_mqtt,
-    setup_logging,
-)
+from ioc.cli_common import clear_errors, database, given, load_settings, setup_logging
 from ioc.cli_coverage import coverage_app
 from ioc.cli_devices import devices_app
 from ioc.cli_roles import roles_app
 from ioc.cli_simulate import simulate_app
 from ioc.cli_users import users_app
-from ioc.errors import SettingError
-from ioc.settings import Settings
+from ioc.configs import ingest_config, liveness_config, require_database
 
 app = typer.Typer(help="IOC telemetry service.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -74,34 +66,6 @@ def scenario_load() -> None:
     typer.echo("loaded " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
 
-def ingest_config(settings: Settings, client_id: str | None = None, shared: bool = False) -> Any:
-    from ingest.config import IngestConfig
-    from ioc.production import share_group_problem
-
-    production = shared and settings.mode == "production"
-    if production and (problem := share_group_problem(settings.ingest_share_group)):
-        raise SettingError(problem)
-    return IngestConfig(
-        share_group=settings.ingest_share_group,
-        database_url=require_database(settings),
-        mqtt_url=require_mqtt(settings),
-        topic_root=settings.topic_root,
-        client_id=client_id or settings.ingest_client_id,
-        shared_subscription=shared,
-        batch_size=settings.ingest_batch_size,
-        batch_age_s=settings.ingest_batch_age_s,
-        writers=settings.ingest_writers,
-        max_payload_bytes=settings.max_payload_bytes,
-        max_future_s=settings.max_future_s,
-        max_age_s=settings.max_age_days * 86400,
-        max_topic_chars=settings.max_topic_chars,
-        window_bytes=settings.ingest_window_mb * 1024 * 1024,
-        self_register=settings.self_register,
-        protocol=settings.mqtt_protocol,
-        metrics_address=settings.ingest_metrics_address,
-    )
-
-
 @app.command()
 @clear_errors
 def ingest(
@@ -112,17 +76,23 @@ def ingest(
     instances: Annotated[int, typer.Option(help="N ingesters on the shared subscription")] = 1,
     stats: Annotated[bool, typer.Option("--stats", help="ask running ones: keeping up?")] = False,
     metrics_port: Annotated[
-        int, typer.Option(envvar="IOC_INGEST_METRICS_PORT", help="/metrics, /health; 0: none")
-    ] = 9464,
+        int | None, typer.Option(help="/metrics, /health; 0: none (IOC_INGEST_METRICS_PORT)")
+    ] = None,
     log_json: Annotated[bool, typer.Option("--log-json", help="one JSON object a line")] = False,
 ) -> None:
     """Run an ingester: MQTT → database (SIGTERM drains, commits and acks, then exits 0)."""
     from ioc.cli_ingest import ingest_command
 
     setup_logging()
+    settings = load_settings()
     ingest_command(
-        lambda: ingest_config(load_settings(), client_id, shared or instances > 1),
-        instances=instances, stats=stats, metrics_port=metrics_port, log_json=log_json,
+        lambda: ingest_config(
+            settings, shared=shared or instances > 1, **given(client_id=client_id)
+        ),
+        instances=instances,
+        stats=stats,
+        metrics_port=settings.ingest.metrics_port if metrics_port is None else metrics_port,
+        log_json=log_json,
     )
 
 
@@ -130,17 +100,10 @@ def ingest(
 @clear_errors
 def processing() -> None:
     """Run the processing jobs (liveness)."""
-    from processing.liveness import LivenessConfig, run_liveness
+    from processing.liveness import run_liveness
 
     setup_logging()
-    settings = load_settings()
-    config = LivenessConfig(
-        database_url=require_database(settings),
-        missed_intervals=settings.liveness_missed_intervals,
-        min_silence_s=settings.liveness_min_silence_s,
-        check_every_s=settings.liveness_check_s,
-    )
-    asyncio.run(run_liveness(config))
+    asyncio.run(run_liveness(liveness_config(load_settings())))
 
 
 @app.command()
@@ -156,7 +119,7 @@ def dashboard(
 
     settings = load_settings()
     require_database(settings)
-    cmd = dashboard_command(port or settings.dashboard_port, address)
+    cmd = dashboard_command(port or settings.dashboard.port, address)
     os.execv(cmd[0], cmd)
 
 

@@ -9,9 +9,9 @@ from typing import Annotated, Any
 
 import typer
 
-from ioc.cli_common import clear_errors, database, load_settings, require_database, setup_logging
+from ioc.cli_common import clear_errors, database, load_settings, setup_logging
+from ioc.configs import alert_config
 from ioc.errors import SettingError
-from ioc.settings import Settings
 
 alerts_app: typer.Typer = typer.Typer(
     help="Alerts: the engine, and what operators do with alerts.", no_args_is_help=True
@@ -19,7 +19,6 @@ alerts_app: typer.Typer = typer.Typer(
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_WEBHOOK_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 
 
 def parse_duration(text: str, option: str) -> timedelta:
@@ -36,29 +35,6 @@ def parse_time(text: str, option: str) -> datetime:
         example = "2026-11-24T18:00+07:00"
         raise SettingError(f"{option}: {text!r} is not an ISO time ({example})") from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def alert_config(settings: Settings, *, evaluate: bool = True, deliver: bool = True) -> Any:
-    from processing.alerts.config import AlertConfig
-    from processing.alerts.rules import load_rules
-
-    for name, url in settings.alert_webhooks.items():
-        if not _WEBHOOK_NAME.match(name):
-            raise SettingError(f"IOC_ALERT_WEBHOOKS: name {name!r} must be letters, digits, _.-")
-        if not url.startswith(("http://", "https://")):
-            raise SettingError(f"IOC_ALERT_WEBHOOKS: {name}: {url!r} is not an http(s) URL")
-    load_rules(settings.alert_rules)  # a bad rules file stops here, with its one-line reason
-    return AlertConfig(
-        database_url=require_database(settings),
-        mqtt_url=settings.mqtt_url,
-        mqtt_protocol=settings.mqtt_protocol,
-        topic_root=settings.topic_root,
-        rules_path=settings.alert_rules,
-        webhooks=dict(settings.alert_webhooks),
-        evaluate=evaluate,
-        deliver=deliver,
-        webhook_timeout_s=settings.alert_webhook_timeout_s,
-    )
 
 
 @alerts_app.command("run")
@@ -190,7 +166,7 @@ def silence_(
 
     settings = load_settings()
     if rule is not None:
-        names = {r.name for r in load_rules(settings.alert_rules).rules}
+        names = {r.name for r in load_rules(settings.alert.rules).rules}
         if rule not in names:
             raise SettingError(f"--rule: no rule {rule!r} (ioc alerts rules lists them)")
     if (for_ is None) == (until is None):
@@ -242,7 +218,7 @@ def rules() -> None:
     """The rules in force (shipped defaults merged with IOC_ALERT_RULES)."""
     from processing.alerts.rules import load_rules
 
-    for r in load_rules(load_settings().alert_rules).rules:
+    for r in load_rules(load_settings().alert.rules).rules:
         typer.echo(f"{r.name:<22} {r.severity.value:<8} {r.subject:<9} for {r.for_s:>4.0f}s  "
                    f"when {r.when.source}  |  {r.en} / {r.vi}")  # fmt: skip
 

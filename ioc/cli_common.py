@@ -11,8 +11,9 @@ from typing import Any, TypeVar
 import typer
 from pydantic import ValidationError
 
+from ioc.configs import require_database
 from ioc.errors import ServiceFailed, SettingError
-from ioc.settings import Settings
+from ioc.settings import Settings, setting_name
 from store.db import StoreUnavailable
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -27,7 +28,7 @@ def clear_errors(func: F) -> F:
             return func(*args, **kwargs)
         except ValidationError as err:
             first = err.errors()[0]
-            name = "IOC_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
+            name = setting_name(first["loc"])
             typer.echo(f"ioc: {name}: {first['msg']}", err=True)
         except (SettingError, ServiceFailed, StoreUnavailable, ValueError) as err:
             typer.echo(f"ioc: {err}", err=True)
@@ -42,16 +43,9 @@ def load_settings() -> Settings:
     return Settings()
 
 
-def require_database(settings: Settings) -> str:
-    if not settings.database_url:
-        raise SettingError("IOC_DATABASE_URL is not set (or run `ioc up` for an embedded one)")
-    return settings.database_url
-
-
-def require_mqtt(settings: Settings) -> str:
-    if not settings.mqtt_url:
-        raise SettingError("IOC_MQTT_URL is not set (or run `ioc up` for an embedded broker)")
-    return settings.mqtt_url
+def given(**options: Any) -> dict[str, Any]:
+    """The options a user gave: an option left at None means "as the settings say"."""
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def database(settings: Settings) -> Any:

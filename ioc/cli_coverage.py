@@ -1,6 +1,6 @@
 """``ioc coverage``: the coverage service, the district report, N-1 criticality, the raster.
 
-Settings beyond the database URL are options with ``IOC_COVERAGE_*`` environment fallbacks.
+Options override the coverage settings (``IOC_COVERAGE_*``, ioc/settings.py).
 ``--scenario`` computes from the seeds scenario with every tower online, without a database.
 """
 
@@ -12,9 +12,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
-from ioc.cli_common import clear_errors, database, load_settings, require_database, setup_logging
+from ioc.cli_common import clear_errors, database, given, load_settings, setup_logging
+from ioc.configs import coverage_config, coverage_service_config, require_database
 from ioc.errors import SettingError
+from ioc.settings import CoverageSettings, Settings
 
 coverage_app: typer.Typer = typer.Typer(
     help="Coverage: dead-spot villages, N-1 criticality, the signal raster.",
@@ -22,8 +25,7 @@ coverage_app: typer.Typer = typer.Typer(
 )
 
 Resolution = Annotated[
-    float,
-    typer.Option(envvar="IOC_COVERAGE_RESOLUTION_M", help="raster cell size, metres"),
+    float | None, typer.Option(help="raster cell size, metres (IOC_COVERAGE_RESOLUTION_M)")
 ]
 Scenario = Annotated[
     bool,
@@ -31,17 +33,22 @@ Scenario = Annotated[
 ]
 
 
-def _config(resolution_m: float, **extra: Any) -> Any:
-    from processing.coverage import CoverageConfig
-
+def _settings(**coverage: Any) -> Settings:
+    """The settings, the coverage section overridden by the options given."""
+    settings = load_settings()
     try:
-        return CoverageConfig(resolution_m=resolution_m, **extra)
-    except ValueError as err:
-        raise SettingError(f"--resolution-m / IOC_COVERAGE_{err}") from None
+        section = CoverageSettings.model_validate(settings.coverage.model_dump() | coverage)
+    except ValidationError as err:
+        raise SettingError(f"--{err.errors()[0]['loc'][0]}: {err.errors()[0]['msg']}") from None
+    return settings.model_copy(update={"coverage": section})
+
+
+def _config(resolution_m: float | None) -> Any:
+    return coverage_config(_settings(**given(resolution_m=resolution_m)))
 
 
 @functools.cache
-def scenario_coverage(resolution_m: float = 100.0) -> Any:
+def scenario_coverage(resolution_m: float | None = None) -> Any:
     """The scenario's coverage (cached per process: a full recompute takes seconds)."""
     from processing.coverage.scenario import scenario_coverage as compute
     from seeds import load_scenario
@@ -59,72 +66,47 @@ def _names() -> tuple[dict[int, str], dict[int, str]]:
 @coverage_app.command("run")
 @clear_errors
 def run(
-    resolution_m: Resolution = 100.0,
+    resolution_m: Resolution = None,
     sweep_s: Annotated[
-        float,
-        typer.Option(
-            envvar="IOC_COVERAGE_SWEEP_S",
-            help="re-read every tower though no change was pushed (a safety net)",
-        ),
-    ] = 60.0,
+        float | None,
+        typer.Option(help="re-read every tower though no change was pushed (a safety net)"),
+    ] = None,
     unknown_grace_s: Annotated[
-        float,
-        typer.Option(
-            envvar="IOC_COVERAGE_UNKNOWN_GRACE_S",
-            help="towers never heard from serve this long after start-up, and not after",
-        ),
-    ] = 300.0,
-    threshold_4g: Annotated[
-        float, typer.Option(envvar="IOC_COVERAGE_THRESHOLD_4G_DBM", help="4G RSRP threshold")
-    ] = -110.0,
-    threshold_3g: Annotated[
-        float, typer.Option(envvar="IOC_COVERAGE_THRESHOLD_3G_DBM", help="3G RSCP threshold")
-    ] = -100.0,
+        float | None,
+        typer.Option(help="towers never heard from serve this long after start-up, and not after"),
+    ] = None,
+    threshold_4g: Annotated[float | None, typer.Option(help="4G RSRP threshold, dBm")] = None,
+    threshold_3g: Annotated[float | None, typer.Option(help="3G RSCP threshold, dBm")] = None,
     window_h: Annotated[
-        float,
-        typer.Option(
-            envvar="IOC_COVERAGE_MEASURED_WINDOW_H", help="probe samples this recent count"
-        ),
-    ] = 168.0,
+        float | None, typer.Option(help="probe samples this recent count, hours")
+    ] = None,
     min_samples: Annotated[
-        int,
-        typer.Option(envvar="IOC_COVERAGE_MIN_SAMPLES", help="samples a cell needs to be measured"),
-    ] = 5,
+        int | None, typer.Option(help="samples a cell needs to be measured")
+    ] = None,
     metropolitan: Annotated[
-        bool,
-        typer.Option(
-            envvar="IOC_COVERAGE_METROPOLITAN",
-            help="judge urban cells as a metropolitan centre (COST-231 Cm = 3 dB)",
-        ),
-    ] = False,
+        bool | None,
+        typer.Option(help="judge urban cells as a metropolitan centre (COST-231 Cm = 3 dB)"),
+    ] = None,
     min_probes: Annotated[
-        int,
-        typer.Option(
-            envvar="IOC_COVERAGE_MIN_PROBES", help="distinct probes a measured cell needs"
-        ),
-    ] = 2,
+        int | None, typer.Option(help="distinct probes a measured cell needs")
+    ] = None,
 ) -> None:
     """Run the coverage service: follows the towers and writes villages' coverage and events."""
-    from devices.kinds import Technology
-    from processing.coverage.config import _thresholds
-    from processing.coverage.service import CoverageServiceConfig, run_coverage
+    from processing.coverage.service import run_coverage
 
     setup_logging()
-    thresholds = _thresholds() | {Technology.G4: threshold_4g, Technology.G3: threshold_3g}
-    config = CoverageServiceConfig(
-        database_url=require_database(load_settings()),
-        coverage=_config(
-            resolution_m,
-            thresholds_dbm=thresholds,
-            measured_window_s=window_h * 3600.0,
-            measured_min_samples=min_samples,
-            measured_min_probes=min_probes,
-            metropolitan=metropolitan,
-            unknown_grace_s=unknown_grace_s,
-        ),
+    options = given(
+        resolution_m=resolution_m,
         sweep_s=sweep_s,
+        unknown_grace_s=unknown_grace_s,
+        threshold_4g_dbm=threshold_4g,
+        threshold_3g_dbm=threshold_3g,
+        measured_window_h=window_h,
+        min_samples=min_samples,
+        metropolitan=metropolitan,
+        min_probes=min_probes,
     )
-    asyncio.run(run_coverage(config))
+    asyncio.run(run_coverage(coverage_service_config(_settings(**options))))
 
 
 @coverage_app.command("report")

@@ -75,6 +75,7 @@ def devices_provision(
     """Per-device broker accounts and ACL, service accounts, and the TLS broker config."""
     from devices.topics import TopicError
     from ioc.provision import BrokerLayout, provision
+    from ioc.settings import broker_passwords
 
     if not 1 <= tls_port <= 65535:
         raise ValueError(f"--tls-port {tls_port} is not a port number")
@@ -93,7 +94,8 @@ def devices_provision(
         bind_address=bind,
     )
     done = provision(out, inventory, layout, topics=topics, ingesters=ingesters,
-                     simulator=simulator, rotate=rotate or (), owner=owner)  # fmt: skip
+                     simulator=simulator, rotate=rotate or (), owner=owner,
+                     environ=broker_passwords())  # fmt: skip
     typer.echo(f"{done.devices} devices and {done.services} services: {len(done.created)} new "
                f"passwords, {len(done.removed)} accounts removed")  # fmt: skip
     if any(name in done.created for name in _service_names(topics, ingesters)):

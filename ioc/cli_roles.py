@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Annotated
 
@@ -30,8 +29,8 @@ def roles_dashboard_login(
     from store.roles import dashboard_login
 
     settings = load_settings()
-    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else os.environ.get(
-        PASSWORD_ENV, ""
+    password = (
+        sys.stdin.readline().rstrip("\r\n") if password_stdin else settings.dashboard.db_password
     )
     source = "the password on stdin" if password_stdin else PASSWORD_ENV
     problem = secret_problem(password)

@@ -10,7 +10,8 @@ from typing import Annotated, Any
 import typer
 
 from devices.kinds import Kind
-from ioc.cli_common import clear_errors, load_settings, require_mqtt, setup_logging
+from ioc.cli_common import clear_errors, load_settings, setup_logging
+from ioc.configs import require_mqtt
 
 simulate_app: typer.Typer = typer.Typer(
     help="Simulated devices (they speak MQTT only).", no_args_is_help=True
@@ -18,9 +19,7 @@ simulate_app: typer.Typer = typer.Typer(
 
 Url = Annotated[str | None, typer.Option(help="broker, mqtt[s]://host:port (default IOC_MQTT_URL)")]
 Username = Annotated[str | None, typer.Option(help="broker user name")]
-Password = Annotated[
-    str | None, typer.Option(envvar="IOC_SIMULATE_PASSWORD", help="broker password")
-]
+Password = Annotated[str | None, typer.Option(help="broker password (IOC_SIMULATE_PASSWORD)")]
 CaFile = Annotated[
     Path | None, typer.Option(help="PEM file of the CAs to trust (mqtts:// URLs only)")
 ]
@@ -46,9 +45,9 @@ def _endpoint(
     try:
         return MqttEndpoint.parse(
             url,
-            protocol=settings.mqtt_protocol,
+            protocol=settings.mqtt.protocol,
             username=username,
-            password=password,
+            password=password or settings.simulate.password,
             ca_file=str(ca_file) if ca_file else None,
         )
     except ValueError as err:
@@ -87,7 +86,7 @@ def simulate_fleet(
             devices,
             endpoint=_endpoint(url),
             topic_root=settings.topic_root,
-            speed=speed or settings.simulate_speed,
+            speed=speed or settings.simulate.speed,
             on_progress=_echo_err,
             gateway_size=gateway,
             probes=sources,
@@ -110,7 +109,7 @@ def simulate_probes(speed: Speed = None, url: Url = None) -> None:
             [d for d in load_scenario().devices() if d.device_id in sources],
             endpoint=_endpoint(url),
             topic_root=settings.topic_root,
-            speed=speed or settings.simulate_speed,
+            speed=speed or settings.simulate.speed,
             on_progress=_echo_err,
             probes=sources,
         )

@@ -230,14 +230,14 @@ def provision(
     ingesters: int = 2,
     simulator: bool = False,
     rotate: Iterable[str] = (),
-    environ: Mapping[str, str] | None = None,
+    environ: Mapping[str, str],
     owner: str | int | None = None,
 ) -> Provisioned:
     """Write ``passwd``, ``acl`` and ``mosquitto.conf`` into ``folder``; new passwords go to
     ``credentials.csv`` (devices) and ``services.env`` (services). ``owner``: the user the broker
-    runs as (it drops root), who must read ``passwd``; the compose image's is uid 1883."""
+    runs as (it drops root), who must read ``passwd``; the compose image's is uid 1883.
+    ``environ``: the service passwords already chosen, ``IOC_MQTT_{ACCOUNT}_PASSWORD``."""
     topics = topics or Topics()
-    environ = os.environ if environ is None else environ
     folder.mkdir(parents=True, exist_ok=True)
     result = Provisioned(folder)
     services = service_accounts(topics, ingesters=ingesters, simulator=simulator)

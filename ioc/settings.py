@@ -1,30 +1,153 @@
-"""Every setting of the service, in one place: ``IOC_*`` environment variables, else a TOML
-config file (``IOC_CONFIG``, or ``ioc.toml`` in the working directory), else these defaults."""
+"""Every setting of the service, in one tree and the only place their defaults live:
+``IOC_*`` environment variables, else a TOML config file (``IOC_CONFIG``, or ``ioc.toml`` in
+the working directory), else these defaults.
+
+A section's variables are ``IOC_{SECTION}_{FIELD}`` (``IOC_INGEST_BATCH_SIZE`` →
+``ingest.batch_size``); its TOML table is ``[section]``. The services' own config classes
+(ingest/, processing/) are built from this tree by the shell (ioc/configs.py): they may not
+import ioc/, and hold no defaults of these settings.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
-from devices.topics import SHARED_GROUP
+from devices.topics import DEFAULT_ROOT, SHARED_GROUP
+
+PREFIX = "IOC_"
 
 
 def _config_file() -> Path:
     return Path(os.environ.get("IOC_CONFIG", "ioc.toml"))
 
 
+class Section(BaseModel):
+    # A misspelt key in a TOML file is an error, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid")
+
+
+class MqttSettings(Section):
+    url: str | None = Field(
+        None, description="mqtt://[user:password@]host:port; unset: `ioc up` starts a broker"
+    )
+    protocol: int = Field(5, description="MQTT protocol: 5, or 4 for 3.1.1 brokers")
+
+
+class IngestSettings(Section):
+    client_id: str = Field("ioc-ingest-1", description="stable MQTT client id")
+    share_group: str = Field(
+        SHARED_GROUP,
+        pattern=r"^[A-Za-z0-9_.-]{1,128}$",
+        description="the ingesters' shared-subscription group: a secret in production (a "
+        "device that knows it could join the group and take a share of the readings)",
+    )
+    batch_size: int = Field(
+        5000, ge=1, description="messages per transaction, at most (a backlog drains 1.7x "
+        "faster than at 1,000; at a normal rate IOC_INGEST_BATCH_AGE_S sends batches sooner)"
+    )
+    batch_age_s: float = Field(0.2, gt=0, description="flush a batch at least this often")
+    writers: int = Field(
+        2, ge=1, le=8, description="batches committing at once, each on its own connection"
+    )
+    metrics_address: str = Field(
+        "127.0.0.1", description="where /metrics and /health listen (0.0.0.0 in a container)"
+    )
+    metrics_port: int = Field(9464, ge=0, le=65535, description="/metrics, /health; 0: none")
+    window_mb: int = Field(64, ge=8, description="MB held from the broker and not yet committed")
+    self_register: bool | None = Field(
+        None,
+        description="a birth record from an unregistered id registers it; unset: on in "
+        "development, off (unknown_device) in production, where it cannot be turned on",
+    )
+
+
+class LivenessSettings(Section):
+    missed_intervals: int = Field(3, ge=1, description="silent intervals → offline")
+    min_silence_s: float = Field(30.0, ge=0, description="never offline by silence sooner")
+    check_s: float = Field(2.0, gt=0, description="how often liveness is evaluated")
+
+
+class CoverageSettings(Section):
+    resolution_m: float = Field(100.0, description="raster cell size, metres")
+    sweep_s: float = Field(
+        60.0, gt=0, description="re-read every tower though no change was pushed (a safety net)"
+    )
+    unknown_grace_s: float = Field(
+        300.0, ge=0, description="towers never heard from serve this long after start-up"
+    )
+    # Outdoor coverage edges, ours: RSRP −110 dBm (4G), RSCP −100 dBm (3G), RxLev −100 dBm (2G).
+    threshold_4g_dbm: float = Field(-110.0, description="4G RSRP threshold")
+    threshold_3g_dbm: float = Field(-100.0, description="3G RSCP threshold")
+    threshold_2g_dbm: float = Field(-100.0, description="2G RxLev threshold")
+    measured_window_h: float = Field(168.0, gt=0, description="probe samples this recent count")
+    min_samples: int = Field(5, ge=1, description="samples a cell needs to be measured")
+    min_probes: int = Field(2, ge=1, description="distinct probes a measured cell needs")
+    metropolitan: bool = Field(
+        False, description="judge urban cells as a metropolitan centre (COST-231 Cm = 3 dB)"
+    )
+
+
+class AlertSettings(Section):
+    rules: str | None = Field(
+        None, description="TOML file merged over the shipped alert rules (processing/alerts)"
+    )
+    webhooks: dict[str, str] = Field(
+        default_factory=dict, description='alert webhooks, name → URL: {"ops": "https://…"}'
+    )
+    webhook_timeout_s: float = Field(5.0, gt=0, description="one webhook POST, at most")
+
+
+class DashboardSettings(Section):
+    port: int = Field(8501, description="Streamlit port")
+    refresh_s: float = Field(5.0, gt=0, description="live map refresh period")
+    tile_url: str | None = Field(
+        None, description="basemap raster tiles {z}/{x}/{y} on the closed network; unset: none"
+    )
+    session_hours: float = Field(12.0, gt=0, description="a dashboard login lasts")
+    db_password: str = Field(
+        "", description="the password `ioc roles dashboard-login` gives the dashboard's login"
+    )
+
+
+class SimulateSettings(Section):
+    speed: float = Field(60.0, gt=0, description="time acceleration of the fleet")
+    password: str | None = Field(None, description="broker password of `ioc simulate` devices")
+
+
+class _EnvSource(EnvSettingsSource):
+    """``IOC_{SECTION}_*`` variables a section does not declare are ignored, as unknown
+    ``IOC_*`` variables always were: ``.env`` holds the broker accounts' passwords
+    (``IOC_MQTT_{ACCOUNT}_PASSWORD``), which are no setting of the mqtt section."""
+
+    def explode_env_vars(
+        self, field_name: str, field: FieldInfo, env_vars: Mapping[str, str | None]
+    ) -> dict[str, Any]:
+        exploded = super().explode_env_vars(field_name, field, env_vars)
+        section = field.annotation
+        if isinstance(section, type) and issubclass(section, Section):
+            return {k: v for k, v in exploded.items() if k in section.model_fields}
+        return exploded
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="IOC_", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX, extra="forbid", env_nested_delimiter="_", env_nested_max_split=1
+    )
 
     mode: Literal["development", "production"] = Field(
         "development", description="production: refuse to start on unset or example secrets"
@@ -32,29 +155,8 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="PostgreSQL/TimescaleDB URL; unset: `ioc up` starts an embedded one"
     )
-    mqtt_url: str | None = Field(
-        None, description="mqtt://[user:password@]host:port; unset: `ioc up` starts a broker"
-    )
-    mqtt_protocol: int = Field(5, description="MQTT protocol: 5, or 4 for 3.1.1 brokers")
-    topic_root: str = Field("ioc/v1", description="root of every device and alert topic")
-    ingest_client_id: str = Field("ioc-ingest-1", description="stable MQTT client id")
-    ingest_share_group: str = Field(
-        SHARED_GROUP,
-        pattern=r"^[A-Za-z0-9_.-]{1,128}$",
-        description="the ingesters' shared-subscription group: a secret in production (a "
-        "device that knows it could join the group and take a share of the readings)",
-    )
-    ingest_batch_size: int = Field(
-        5000, ge=1, description="messages per transaction, at most (a backlog drains 1.7x "
-        "faster than at 1,000; at a normal rate IOC_INGEST_BATCH_AGE_S sends batches sooner)"
-    )
-    ingest_batch_age_s: float = Field(0.2, gt=0, description="flush a batch at least this often")
-    ingest_writers: int = Field(
-        2, ge=1, le=8, description="batches committing at once, each on its own connection"
-    )
-    ingest_metrics_address: str = Field(
-        "127.0.0.1", description="where /metrics and /health listen (0.0.0.0 in a container)"
-    )
+    topic_root: str = Field(DEFAULT_ROOT, description="root of every device and alert topic")
+    # What a device may send the ingester, at most: top-level names, as they always were.
     max_payload_bytes: int = Field(256 * 1024, ge=1024, description="larger payloads are rejected")
     max_future_s: float = Field(300, ge=0, description="readings further ahead are rejected")
     max_topic_chars: int = Field(
@@ -63,52 +165,54 @@ class Settings(BaseSettings):
     max_age_days: float = Field(
         400, gt=0, description="older readings are rejected (stale_timestamp): the retention"
     )
-    ingest_window_mb: int = Field(
-        64, ge=8, description="MB held from the broker and not yet committed, at most"
-    )
-    ingest_self_register: bool | None = Field(
-        None,
-        description="a birth record from an unregistered id registers it; unset: on in "
-        "development, off (unknown_device) in production, where it cannot be turned on",
-    )
-    liveness_missed_intervals: int = Field(3, ge=1, description="silent intervals → offline")
-    liveness_min_silence_s: float = Field(
-        30.0, ge=0, description="never offline by silence sooner than this"
-    )
-    liveness_check_s: float = Field(2.0, gt=0, description="how often liveness is evaluated")
-    dashboard_port: int = Field(8501, description="Streamlit port")
-    dashboard_refresh_s: float = Field(5.0, gt=0, description="live map refresh period")
-    dashboard_tile_url: str | None = Field(
-        None, description="basemap raster tiles {z}/{x}/{y} on the closed network; unset: none"
-    )
-    dashboard_session_hours: float = Field(12.0, gt=0, description="a dashboard login lasts")
-    simulate_speed: float = Field(60.0, gt=0, description="time acceleration of the fleet")
-    alert_rules: str | None = Field(
-        None, description="TOML file merged over the shipped alert rules (processing/alerts)"
-    )
-    alert_webhooks: dict[str, str] = Field(
-        default_factory=dict, description='alert webhooks, name → URL: {"ops": "https://…"}'
-    )
-    alert_webhook_timeout_s: float = Field(5.0, gt=0, description="one webhook POST, at most")
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    liveness: LivenessSettings = Field(default_factory=LivenessSettings)
+    coverage: CoverageSettings = Field(default_factory=CoverageSettings)
+    # IOC_ALERT_*: the section is named for its variables.
+    alert: AlertSettings = Field(default_factory=AlertSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    simulate: SimulateSettings = Field(default_factory=SimulateSettings)
 
     @model_validator(mode="after")
     def _secrets_in_production(self) -> Settings:
         from ioc.production import production_problem
 
         if self.mode == "production":
-            problem = production_problem(self.database_url, self.mqtt_url)
-            if self.ingest_self_register:
+            problem = production_problem(self.database_url, self.mqtt.url)
+            if self.ingest.self_register:
                 problem = ("IOC_INGEST_SELF_REGISTER: in production, devices are registered "
                            "through the registry, not by their own birth records")
             if problem:
                 raise PydanticCustomError("insecure", problem)
         return self
 
+    @classmethod
+    def defaults(cls, **values: Any) -> Settings:
+        """The tree from ``values`` and the defaults alone, neither environment nor file read
+        (tests and benches: what they build does not depend on the shell they run in)."""
+        return _Defaults(**values)
+
     @property
     def self_register(self) -> bool:
-        if self.ingest_self_register is None:
+        if self.ingest.self_register is None:
             return self.mode == "development"
-        return self.ingest_self_register
+        return self.ingest.self_register
+
+    def as_env(self) -> dict[str, str]:
+        """These settings as the ``IOC_*`` variables that read back into them (unset: absent)."""
+        out: dict[str, str] = {}
+        for name, value in self.model_dump(mode="json").items():
+            if isinstance(value, dict) and isinstance(getattr(self, name), Section):
+                out |= {f"{PREFIX}{name}_{k}".upper(): _env_value(v) for k, v in value.items()
+                        if v is not None}  # fmt: skip
+            elif value is not None:
+                out[f"{PREFIX}{name}".upper()] = _env_value(value)
+        return out
+
+    def child_environ(self) -> dict[str, str]:
+        """The environment of a child ``ioc`` process: ours, with every setting as we hold it."""
+        return {**os.environ, **self.as_env()}
 
     @classmethod
     def settings_customise_sources(
@@ -120,4 +224,36 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
-        return (init_settings, env_settings, toml)
+        return (init_settings, _EnvSource(settings_cls), toml)
+
+
+class _Defaults(Settings):
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def _env_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)  # numbers, true/false, and {"name": "url"} as pydantic reads them
+
+
+def setting_name(loc: tuple[int | str, ...]) -> str:
+    """``("ingest", "batch_size")`` → ``IOC_INGEST_BATCH_SIZE``: how a user names a setting."""
+    return PREFIX + "_".join(str(part) for part in loc).upper() if loc else "settings"
+
+
+def broker_passwords() -> dict[str, str]:
+    """The broker service accounts' passwords, ``IOC_MQTT_{ACCOUNT}_PASSWORD`` (from ``.env``):
+    their names follow the accounts (``ioc-ingest-3`` with three ingesters), so they are no
+    fixed settings; ``ioc devices provision`` hashes them into the broker's password file."""
+    head = f"{PREFIX}MQTT_"
+    return {k: v for k, v in os.environ.items() if k.startswith(head) and k.endswith("_PASSWORD")}

@@ -25,9 +25,7 @@ log = logging.getLogger("ioc.up")
 
 
 def dashboard_command(port: int, address: str = "127.0.0.1") -> list[str]:
-    import dashboard
-
-    app_path = Path(dashboard.__file__).parent / "app.py"
+    app_path = Path(__file__).parent / "dashboard_main.py"
     return [
         sys.executable,
         "-m",
@@ -118,7 +116,7 @@ def run_up(settings: Settings, *, speed: float | None, limit: int | None, port: 
     # because a shell starting us in the background leaves it ignored.
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
-    _check_port_free(port or settings.dashboard_port)
+    _check_port_free(port or settings.dashboard.port)
     from store.db import connect
     from store.migrate import upgrade
 
@@ -126,12 +124,11 @@ def run_up(settings: Settings, *, speed: float | None, limit: int | None, port: 
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ioc-up-")))
         os.chmod(root, 0o755)  # the embedded PostgreSQL runs as its own user when we are root
         database_url = settings.database_url or _embedded_database(stack, root)
-        protocol = settings.mqtt_protocol
-        mqtt_url = settings.mqtt_url
-        if mqtt_url is None:
+        mqtt = settings.mqtt
+        if mqtt.url is None:
             broker = start_broker(root / "broker")
             stack.callback(broker.stop)
-            mqtt_url, protocol = broker.url, broker.protocol
+            mqtt = mqtt.model_copy(update={"url": broker.url, "protocol": broker.protocol})
             log.info("broker: %s on %s", broker.name, broker.url)
         with connect(database_url) as conn:
             applied = upgrade(conn)
@@ -140,15 +137,12 @@ def run_up(settings: Settings, *, speed: float | None, limit: int | None, port: 
             log.info("scenario loaded: %s", counts)
             login = _first_login(conn, throwaway=settings.database_url is None)
 
-        env = {
-            **os.environ,
-            "IOC_DATABASE_URL": database_url,
-            "IOC_MQTT_URL": mqtt_url,
-            "IOC_MQTT_PROTOCOL": str(protocol),
-        }
+        # The children read what we hold: the embedded database and broker included.
+        ours = settings.model_copy(update={"database_url": database_url, "mqtt": mqtt})
+        env = ours.child_environ()
         ioc = [sys.executable, "-m", "ioc"]
-        dashboard_port = port or settings.dashboard_port
-        fleet = [*ioc, "simulate", "fleet", "--speed", str(speed or settings.simulate_speed)]
+        dashboard_port = port or settings.dashboard.port
+        fleet = [*ioc, "simulate", "fleet", "--speed", str(speed or settings.simulate.speed)]
         if limit:
             fleet += ["--limit", str(limit)]
         logs = root / "logs"

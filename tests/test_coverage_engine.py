@@ -11,7 +11,8 @@ import pytest
 
 from devices.kinds import Operator, Technology
 from devices.radio import LandUse, bearing_deg, rsrp_dbm
-from processing.coverage import Coverage, CoverageConfig, CoverageEngine, Grid, Place, SiteState
+from ioc.configs import coverage_config
+from processing.coverage import Coverage, CoverageEngine, Grid, Place, SiteState
 from processing.coverage.measured import ProbeSample, bin_samples
 from processing.coverage.sites import SectorInput, SiteInput
 from tests.support.coverage_scene import LAT0, LON0, OUTLINE
@@ -55,7 +56,7 @@ def engine(sites: list[SiteInput], *, res: float = 200.0, land: LandUse = LandUs
     grid = Grid.around(OUTLINE, res)
     lu = np.full(grid.shape, land, np.int8)
     lu[: grid.rows // 3] = LandUse.SUBURBAN  # some variety for the land-use corrections
-    eng = CoverageEngine(grid, lu, sites, CoverageConfig(resolution_m=res, **cfg))  # type: ignore[arg-type]
+    eng = CoverageEngine(grid, lu, sites, coverage_config(resolution_m=res, **cfg))  # type: ignore[arg-type]
     eng.recompute_full()
     return eng
 
@@ -251,5 +252,5 @@ def test_measured_no_service_turns_predicted_coverage_into_a_dead_spot() -> None
     assert after.dead_spot and after.measured == (Operator.MOBIFONE,)
     assert [(e.village_id, e.kind, e.towers) for e in events] == [("mbf", "lost", ())]
     # Too few samples in a cell: the prediction stands.
-    few = bin_samples(bad[:3], eng.grid, eng.layers, CoverageConfig(measured_min_samples=5), T0)
+    few = bin_samples(bad[:3], eng.grid, eng.layers, coverage_config(measured_min_samples=5), T0)
     assert few.cells().cells.get(layer(eng, Operator.MOBIFONE, Technology.G4)) is None

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 
 from devices import Channel, Kind, Topics, encode
-from processing.coverage import CoverageConfig
+from ioc.configs import coverage_config
 from processing.coverage.service import CoverageService, CoverageServiceConfig
 from processing.coverage.serving import Why
 from store.migrate import upgrade
@@ -37,7 +37,7 @@ async def test_the_service_runs_on_timescaledb(tsdb_url: str) -> None:
         upgrade(conn)
     load_scene(tsdb_url)
     svc = CoverageService(
-        CoverageServiceConfig(database_url=tsdb_url, coverage=CoverageConfig(resolution_m=200.0))
+        CoverageServiceConfig(database_url=tsdb_url, coverage=coverage_config(resolution_m=200.0))
     )
     stop = asyncio.Event()
     stop.set()

@@ -14,7 +14,7 @@ import pytest
 from dashboard.coverage_view import headline, snapshot
 from devices import Channel, Kind, Topics, encode
 from ingest import Ingester
-from processing.coverage import CoverageConfig
+from ioc.configs import coverage_config
 from processing.coverage.service import CoverageService, CoverageServiceConfig
 from processing.coverage.serving import Why
 from store import coverage as q
@@ -201,7 +201,7 @@ async def test_a_tower_never_heard_from_is_unknown_not_covered(
     svc = CoverageService(
         CoverageServiceConfig(
             database_url=database_url,
-            coverage=CoverageConfig(resolution_m=200.0, unknown_grace_s=0.0),
+            coverage=coverage_config(resolution_m=200.0, unknown_grace_s=0.0),
         )
     )
     stop = asyncio.Event()
@@ -235,7 +235,7 @@ async def test_a_restart_writes_no_events_for_nothing(
 ) -> None:
     again = CoverageService(
         CoverageServiceConfig(
-            database_url=database_url, coverage=CoverageConfig(resolution_m=200.0)
+            database_url=database_url, coverage=coverage_config(resolution_m=200.0)
         )
     )
     stop = asyncio.Event()

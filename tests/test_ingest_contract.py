@@ -17,8 +17,9 @@ import psycopg
 import pytest
 
 from devices import Channel, Kind, Topics, encode
-from ingest import IngestConfig, Ingester
+from ingest import Ingester
 from ioc.brokers import free_port
+from ioc.configs import ingest_config
 from store.db import connect
 from store.migrate import upgrade
 from tests.support.clients import mqtt_client
@@ -44,7 +45,7 @@ async def observed(
     """An ingester with its /metrics and /health served."""
     with connect(database_url) as conn:
         upgrade(conn)
-    config = IngestConfig(
+    config = ingest_config(
         database_url=database_url, mqtt_url=mqtt_url, topic_root=topics.root,
         client_id=f"obs-{topics.root.split('/')[0]}", batch_size=50, batch_age_s=0.05,
         protocol=mqtt_protocol, metrics_port=free_port(), self_register=True,
@@ -208,9 +209,9 @@ async def test_mqtt_3_1_1_session_stores_and_acknowledges_everything(
     """The same ingester on MQTT 3.1.1 (clean session off, no properties on the wire)."""
     with connect(database_url) as conn:
         upgrade(conn)
-    config = IngestConfig(database_url=database_url, mqtt_url=mqtt_url, topic_root=topics.root,
-                          client_id=f"v311-{topics.root.split('/')[0]}", batch_size=20,
-                          batch_age_s=0.05, protocol=4, self_register=True)
+    config = ingest_config(database_url=database_url, mqtt_url=mqtt_url, topic_root=topics.root,
+                           client_id=f"v311-{topics.root.split('/')[0]}", batch_size=20,
+                           batch_age_s=0.05, protocol=4, self_register=True)
     dev = "OLT-V-0001"
     first = Ingester(config)
     task = asyncio.create_task(first.run())
@@ -250,10 +251,10 @@ async def test_a_status_batch_waits_for_the_batches_before_it_even_with_a_writer
     device's outage would vanish from its history."""
     with connect(database_url) as conn:
         upgrade(conn)
-    config = IngestConfig(database_url=database_url, mqtt_url=mqtt_url, topic_root=topics.root,
-                          client_id=f"order-{topics.root.split('/')[0]}", batch_size=2,
-                          batch_age_s=30, protocol=mqtt_protocol, writers=2,
-                          self_register=True)
+    config = ingest_config(database_url=database_url, mqtt_url=mqtt_url, topic_root=topics.root,
+                           client_id=f"order-{topics.root.split('/')[0]}", batch_size=2,
+                           batch_age_s=30, protocol=mqtt_protocol, writers=2,
+                           self_register=True)
     flapper, blocked = "BTS-O-0001", "BTS-O-0002"
     service = Ingester(config)
     task = asyncio.create_task(service.run())

@@ -16,6 +16,7 @@ import pytest
 
 from devices import Channel, Codec, Kind, RejectReason, Topics, encode
 from ingest import IngestConfig, Ingester
+from ioc.configs import ingest_config
 from store.db import connect
 from store.migrate import upgrade
 from tests.support.clients import mqtt_client
@@ -29,9 +30,9 @@ SECTOR = {"sector": 1, "azimuth_deg": 120.0, "tilt_deg": 4.0, "band_mhz": 1800.0
 
 def _config(database_url: str, mqtt_url: str, topics: Topics, name: str,
             **kwargs: Any) -> IngestConfig:  # fmt: skip
-    kwargs = {"batch_size": 50, "batch_age_s": 0.05, **kwargs}
-    return IngestConfig(database_url=database_url, mqtt_url=mqtt_url, topic_root=topics.root,
-                        client_id=f"{name}-{topics.root.split('/')[0]}", **kwargs)  # fmt: skip
+    kwargs = {"batch_size": 50, "batch_age_s": 0.05, "self_register": False, **kwargs}
+    return ingest_config(database_url=database_url, mqtt_url=mqtt_url, topic_root=topics.root,
+                         client_id=f"{name}-{topics.root.split('/')[0]}", **kwargs)  # fmt: skip
 
 
 @pytest.fixture

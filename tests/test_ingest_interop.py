@@ -20,9 +20,10 @@ import pytest
 
 from devices import Channel, Kind, Topics, encode
 from devices.endpoint import MqttEndpoint
-from ingest import IngestConfig, Ingester
+from ingest import Ingester
 from ioc.brokers import MOSQUITTO_CONF, free_port, wait_for_port
 from ioc.certs import CertFiles, make_dev_ca
+from ioc.configs import ingest_config
 from store.db import connect
 from store.migrate import upgrade
 from tests.support.polling import wait_until
@@ -117,10 +118,10 @@ async def test_the_wire_code_keeps_a_session_on_each_broker_protocol_and_transpo
     with connect(database_url) as conn:
         upgrade(conn)
     dev = "BTS-I-0001"
-    config = IngestConfig(database_url=database_url, mqtt_url=running.url,
-                          topic_root=topics.root, client_id=f"interop-{topics.root[:11]}",
-                          protocol=case.protocol, batch_size=20, batch_age_s=0.05,
-                          self_register=True)  # fmt: skip
+    config = ingest_config(database_url=database_url, mqtt_url=running.url,
+                           topic_root=topics.root, client_id=f"interop-{topics.root[:11]}",
+                           protocol=case.protocol, batch_size=20, batch_age_s=0.05,
+                           self_register=True)  # fmt: skip
     t0 = datetime.now(UTC) - timedelta(minutes=5)
 
     def readings(seqs: range) -> list[tuple[str, bytes]]:

@@ -24,8 +24,9 @@ import pytest
 from devices.endpoint import MqttEndpoint
 from devices.kinds import Channel, Kind
 from devices.topics import SHARED_GROUP, Topics
-from ingest import IngestConfig, Ingester
+from ingest import Ingester
 from ioc.certs import make_dev_ca
+from ioc.configs import ingest_config
 from ioc.provision import (
     Service,
 )
@@ -284,10 +285,10 @@ async def _secure_ingester(
     secure: SecureBroker, database_url: str, *, share_group: str
 ) -> AsyncIterator[Ingester]:
     """An ingester on its own account, over TLS, in the shared group ``share_group``."""
-    config = IngestConfig(database_url=database_url, mqtt_url=secure.url(Service.ingest(1)),
-                          topic_root=TOPICS.root, client_id="secure-ingest",
-                          shared_subscription=True, share_group=share_group, batch_size=10,
-                          batch_age_s=0.05)  # fmt: skip
+    config = ingest_config(database_url=database_url, mqtt_url=secure.url(Service.ingest(1)),
+                           topic_root=TOPICS.root, client_id="secure-ingest",
+                           shared_subscription=True, share_group=share_group, batch_size=10,
+                           batch_age_s=0.05, self_register=False)  # fmt: skip
     service = Ingester(config)
     task = asyncio.create_task(service.run())
     try:

@@ -170,21 +170,22 @@ def test_production_settings_need_real_secrets_and_tls() -> None:
 
 
 def test_production_ingesters_on_the_shared_group_need_a_secret_group_name() -> None:
-    from ioc.cli import ingest_config
+    from ioc.configs import ingest_config
     from ioc.errors import SettingError
     from ioc.settings import Settings
 
     urls = {"database_url": "postgresql://ioc:Xk3v9-wq7Lm2pR@db/ioc",
-            "mqtt_url": "mqtts://ioc-ingest-1:Zz81-kqpW3n7vHs@mosquitto:8883"}  # fmt: skip
-    public = Settings(mode="production", **urls)  # type: ignore[arg-type]
+            "mqtt": {"url": "mqtts://ioc-ingest-1:Zz81-kqpW3n7vHs@mosquitto:8883"}}  # fmt: skip
+    public = Settings.defaults(mode="production", **urls)
     with pytest.raises(SettingError, match="IOC_INGEST_SHARE_GROUP is the public default"):
         ingest_config(public, shared=True)
-    assert ingest_config(public, shared=False).share_group == public.ingest_share_group
-    secret = Settings(mode="production", ingest_share_group="g-Hq83nWv0pLz6-2kT", **urls)  # type: ignore[arg-type]
+    assert ingest_config(public, shared=False).share_group == public.ingest.share_group
+    secret = Settings.defaults(mode="production", ingest={"share_group": "g-Hq83nWv0pLz6-2kT"},
+                               **urls)  # fmt: skip
     assert ingest_config(secret, shared=True).share_group == "g-Hq83nWv0pLz6-2kT"
-    with pytest.raises(ValueError, match="ingest_share_group"):
-        Settings(ingest_share_group="a/b")
+    with pytest.raises(ValueError, match=r"ingest\.share_group"):
+        Settings.defaults(ingest={"share_group": "a/b"})
     # Production refuses self-registration: one credential must not invent devices.
     with pytest.raises(ValueError, match="IOC_INGEST_SELF_REGISTER"):
-        Settings(mode="production", ingest_self_register=True, **urls)  # type: ignore[arg-type]
-    assert not public.self_register and Settings().self_register
+        Settings.defaults(mode="production", ingest={"self_register": True}, **urls)
+    assert not public.self_register and Settings.defaults().self_register

@@ -10,6 +10,7 @@ import streamlit as st
 
 from dashboard import auth
 from dashboard.actions import acknowledge_alert, silence_subject
+from dashboard.app import page
 from dashboard.data import db
 from dashboard.i18n import labeller, lang, t, when
 from store import alerts, places
@@ -114,10 +115,10 @@ info[1].metric(t("alerts.state"), t("alert_state." + alert.state))
 info[2].metric(t("alerts.opened"), when(alert.opened_at, "short"))
 info[3].metric(t("alerts.subject"), alert.subject)
 links = st.columns(4)
-links[0].page_link("pages/map.py", label=t("alerts.on_map"), query_params={"focus": alert.subject})
+links[0].page_link(page("map"), label=t("alerts.on_map"), query_params={"focus": alert.subject})
 if alert.subject_kind in DEVICE_KINDS:
     links[1].page_link(
-        "pages/device.py",
+        page("device"),
         label=t("alerts.to_device"),
         query_params={"id": alert.subject},
     )

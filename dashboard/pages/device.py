@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
+from dashboard.app import page
 from dashboard.coverage_view import criticality_text, tower_criticality
 from dashboard.data import db
 from dashboard.i18n import ZONE_NAME, labeller, lang, metric_label, num, t, when
@@ -128,7 +129,7 @@ with right:
     for a in its_alerts:
         text = a.summary_vi if lang() == "vi" else a.summary
         st.page_link(
-            "pages/alerts.py",
+            page("alerts"),
             query_params={"alert": str(a.alert_id)},
             label=f"#{a.alert_id} · {t('severity.' + a.severity)} ·"
             f" {t('alert_state.' + a.state)} · {text[:80]}",

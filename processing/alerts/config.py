@@ -1,25 +1,26 @@
-"""What the alert engine needs to know; built by the ``ioc`` shell from settings."""
+"""What the alert engine needs to know; built by the ``ioc`` shell from its settings tree
+(ioc/settings.py holds their defaults; the timings here are engineering, not settings)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AlertConfig:
     database_url: str
-    mqtt_url: str | None = None  # None: alerts are not published on MQTT
-    mqtt_protocol: int = 5
-    topic_root: str = "ioc/v1"
-    rules_path: str | None = None  # a TOML file merged over the shipped rules
-    webhooks: dict[str, str] = field(default_factory=dict)  # name → URL
+    mqtt_url: str | None  # None: alerts are not published on MQTT
+    mqtt_protocol: int
+    topic_root: str
+    rules_path: str | None  # a TOML file merged over the shipped rules
+    webhooks: dict[str, str]  # name → URL
     evaluate: bool = True  # run the rules (one engine per database holds the lock)
     deliver: bool = True  # run the outbox dispatchers
     tick_s: float = 0.25  # longest wait between two evaluations
     telemetry_every_s: float = 1.0
     telemetry_overlap_s: float = 5.0  # re-read readings this far back: late commits are seen
     telemetry_fresh_s: float = 600.0  # older readings are history, not the present state
-    webhook_timeout_s: float = 5.0
+    webhook_timeout_s: float
     retry_first_s: float = 1.0
     retry_max_s: float = 300.0
     client_id: str = "ioc-alerts"

@@ -1,4 +1,6 @@
-"""The coverage engine's settings, with the defaults the seed facts are calibrated against."""
+"""The coverage engine's config, built by the ``ioc`` shell from its settings tree (ioc/settings.py
+holds those defaults, the ones the seed facts are calibrated against); the defaults here are the
+engine's own, not settings."""
 
 from __future__ import annotations
 
@@ -8,16 +10,10 @@ from dataclasses import dataclass, field
 from devices.kinds import Technology
 
 
-def _thresholds() -> dict[Technology, float]:
-    # Outdoor coverage edges, ours and configurable: RSRP −110 dBm (4G), RSCP −100 dBm (3G),
-    # RxLev −100 dBm (2G).
-    return {Technology.G4: -110.0, Technology.G3: -100.0, Technology.G2: -100.0}
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CoverageConfig:
-    resolution_m: float = 100.0
-    thresholds_dbm: dict[Technology, float] = field(default_factory=_thresholds)
+    resolution_m: float
+    thresholds_dbm: dict[Technology, float]  # the coverage edge of each technology
     # The seed documents count villages without mobile *broadband*: 2G is in the raster but
     # does not save a village from being a dead spot.
     broadband: frozenset[Technology] = frozenset({Technology.G4, Technology.G3})
@@ -27,15 +23,15 @@ class CoverageConfig:
     max_range_km: float = 20.0  # Hata's range; no prediction beyond
     tile_cells: int = 32  # spatial index tiles, in cells
     # Judge urban cells as a metropolitan centre: COST-231 Hata's Cm = 3 dB (devices.radio)
-    metropolitan: bool = False
+    metropolitan: bool
     threads: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))  # full recompute
-    measured_window_s: float = 7 * 86_400.0  # probe samples younger than this count
-    measured_min_samples: int = 5  # per raster cell, operator and technology
+    measured_window_s: float  # probe samples younger than this count
+    measured_min_samples: int  # per raster cell, operator and technology
     # ...taken by at least this many probes: one phone with a bad antenna is not a dead spot
-    measured_min_probes: int = 2
+    measured_min_probes: int
     # Towers never heard from serve this long after the service starts (the fleet may still
     # be connecting), and not after.
-    unknown_grace_s: float = 300.0
+    unknown_grace_s: float
 
     def __post_init__(self) -> None:
         if not 10.0 <= self.resolution_m <= 1000.0:

@@ -50,10 +50,10 @@ class CoverageEngine:
         grid: Grid,
         land_use: npt.NDArray[np.int8],
         sites: Sequence[SiteInput],
-        config: CoverageConfig | None = None,
+        config: CoverageConfig,
     ) -> None:
         self.grid = grid
-        self.config = config or CoverageConfig()
+        self.config = config
         self.land_use = land_use
         self.rejections: list[Rejection] = []
         self.sites: list[SiteInput] = []

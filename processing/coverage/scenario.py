@@ -66,9 +66,8 @@ def land_use_points(villages: list[Village], communes: list[Commune]) -> list[Pl
     return points
 
 
-def scenario_inputs(scenario: Scenario, config: CoverageConfig | None = None) -> Inputs:
-    cfg = config or CoverageConfig()
-    grid = Grid.around(scenario.outline, cfg.resolution_m)
+def scenario_inputs(scenario: Scenario, config: CoverageConfig) -> Inputs:
+    grid = Grid.around(scenario.outline, config.resolution_m)
     lu = land_use(
         grid,
         land_use_points(list(scenario.villages), list(scenario.communes)),
@@ -79,7 +78,7 @@ def scenario_inputs(scenario: Scenario, config: CoverageConfig | None = None) ->
     return Inputs(grid, lu, [site_input(b) for b in scenario.bts], places, scenario.outline)
 
 
-def scenario_coverage(scenario: Scenario, config: CoverageConfig | None = None) -> Coverage:
+def scenario_coverage(scenario: Scenario, config: CoverageConfig) -> Coverage:
     """The scenario with every tower online: full recompute, verdicts, covering towers."""
     inputs = scenario_inputs(scenario, config)
     engine = CoverageEngine(inputs.grid, inputs.land_use, inputs.sites, config)

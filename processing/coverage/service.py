@@ -19,7 +19,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,7 +41,7 @@ log = logging.getLogger("ioc.coverage")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CoverageServiceConfig:
     database_url: str
-    coverage: CoverageConfig = field(default_factory=CoverageConfig)
+    coverage: CoverageConfig
     sweep_s: float = 60.0  # re-read everything though nothing woke us: the safety net
     measured_poll_s: float = 30.0
     critical_every_s: float = 60.0

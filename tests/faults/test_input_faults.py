@@ -16,7 +16,8 @@ import pytest
 
 from devices.kinds import Channel, Kind
 from devices.topics import Topics
-from ingest import IngestConfig, Ingester
+from ingest import Ingester
+from ioc.configs import ingest_config
 from seeds import load_scenario
 from store.fault_audit import reading_times
 from store.migrate import upgrade
@@ -60,9 +61,9 @@ async def running_ingester(
 ) -> AsyncIterator[Ingester]:
     """An in-process ingester started after the test registered its devices: a device
     registered later reaches a running ingester only through its meta message."""
-    config = IngestConfig(database_url=database_url, mqtt_url=mqtt_url, topic_root=topics.root,
-                          client_id=f"fault-{topics.root.split('/')[0]}", batch_size=50,
-                          batch_age_s=0.05, protocol=protocol)  # fmt: skip
+    config = ingest_config(database_url=database_url, mqtt_url=mqtt_url, topic_root=topics.root,
+                           client_id=f"fault-{topics.root.split('/')[0]}", batch_size=50,
+                           batch_age_s=0.05, protocol=protocol, self_register=False)  # fmt: skip
     service = Ingester(config)
     task = asyncio.create_task(service.run())
     await asyncio.wait_for(service.subscribed.wait(), 20)

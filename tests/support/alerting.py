@@ -20,6 +20,7 @@ import psycopg
 from devices.codec import encode
 from devices.kinds import Channel, Kind
 from devices.topics import Topics
+from ioc.configs import alert_config
 from ioc.scenario import load_into
 from processing.alerts.config import AlertConfig
 from processing.alerts.engine import AlertEngine
@@ -199,7 +200,7 @@ def engine_config(database_url: str, mqtt_url: str, protocol: int, topics: Topic
         "topic_root": topics.root, "tick_s": 0.05, "telemetry_every_s": 0.1,
         "retry_first_s": 2.0, "client_id": f"alerts-{topics.root.split('/')[0]}",
     }  # fmt: skip
-    return AlertConfig(**(settings | overrides))
+    return alert_config(**(settings | overrides))
 
 
 @contextlib.asynccontextmanager

@@ -1,0 +1,150 @@
+"""The services' configs, built from the settings tree: ingest/ and processing/ may not import
+ioc/, so their config classes hold no defaults of the settings, and this is where the two meet.
+
+Each builder takes ``fields`` that win over the settings: the CLI's options, and the tests' and
+benches' own (a test gives each run its own topic root and a tiny batch).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from ioc.errors import SettingError
+from ioc.settings import Settings
+
+if TYPE_CHECKING:
+    from ingest.config import IngestConfig
+    from processing.alerts.config import AlertConfig
+    from processing.coverage.config import CoverageConfig
+    from processing.coverage.service import CoverageServiceConfig
+    from processing.liveness import LivenessConfig
+
+_WEBHOOK_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
+
+
+def require_database(settings: Settings) -> str:
+    if not settings.database_url:
+        raise SettingError("IOC_DATABASE_URL is not set (or run `ioc up` for an embedded one)")
+    return settings.database_url
+
+
+def require_mqtt(settings: Settings) -> str:
+    if not settings.mqtt.url:
+        raise SettingError("IOC_MQTT_URL is not set (or run `ioc up` for an embedded broker)")
+    return settings.mqtt.url
+
+
+def _urls(settings: Settings, fields: dict[str, Any], *, mqtt: bool = True) -> dict[str, Any]:
+    urls = {"database_url": fields["database_url"] if "database_url" in fields
+            else require_database(settings)}  # fmt: skip
+    if mqtt:
+        urls["mqtt_url"] = fields["mqtt_url"] if "mqtt_url" in fields else require_mqtt(settings)
+    return urls
+
+
+def ingest_config(
+    settings: Settings | None = None, *, shared: bool = False, **fields: Any
+) -> IngestConfig:
+    """``shared``: on the ingesters' shared subscription, whose group is a secret in
+    production."""
+    from ingest.config import IngestConfig
+    from ioc.production import share_group_problem
+
+    s = settings or Settings.defaults()
+    production = shared and s.mode == "production"
+    if production and (problem := share_group_problem(s.ingest.share_group)):
+        raise SettingError(problem)
+    values: dict[str, Any] = {
+        "topic_root": s.topic_root,
+        "client_id": s.ingest.client_id,
+        "shared_subscription": shared,
+        "share_group": s.ingest.share_group,
+        "batch_size": s.ingest.batch_size,
+        "batch_age_s": s.ingest.batch_age_s,
+        "writers": s.ingest.writers,
+        "max_payload_bytes": s.max_payload_bytes,
+        "max_future_s": s.max_future_s,
+        "max_age_s": s.max_age_days * 86400,
+        "max_topic_chars": s.max_topic_chars,
+        "window_bytes": s.ingest.window_mb * 1024 * 1024,
+        "self_register": s.self_register,
+        "protocol": s.mqtt.protocol,
+        "metrics_address": s.ingest.metrics_address,
+    }
+    return IngestConfig(**(values | fields | _urls(s, fields)))
+
+
+def liveness_config(settings: Settings) -> LivenessConfig:
+    from processing.liveness import LivenessConfig
+
+    return LivenessConfig(
+        database_url=require_database(settings),
+        missed_intervals=settings.liveness.missed_intervals,
+        min_silence_s=settings.liveness.min_silence_s,
+        check_every_s=settings.liveness.check_s,
+    )
+
+
+def coverage_config(settings: Settings | None = None, **fields: Any) -> CoverageConfig:
+    from devices.kinds import Technology
+    from processing.coverage.config import CoverageConfig
+
+    c = (settings or Settings.defaults()).coverage
+    values: dict[str, Any] = {
+        "resolution_m": c.resolution_m,
+        "thresholds_dbm": {
+            Technology.G4: c.threshold_4g_dbm,
+            Technology.G3: c.threshold_3g_dbm,
+            Technology.G2: c.threshold_2g_dbm,
+        },
+        "measured_window_s": c.measured_window_h * 3600.0,
+        "measured_min_samples": c.min_samples,
+        "measured_min_probes": c.min_probes,
+        "metropolitan": c.metropolitan,
+        "unknown_grace_s": c.unknown_grace_s,
+    }
+    try:
+        return CoverageConfig(**(values | fields))
+    except ValueError as err:
+        raise SettingError(f"IOC_COVERAGE_{err}") from None
+
+
+def coverage_service_config(
+    settings: Settings | None = None, **fields: Any
+) -> CoverageServiceConfig:
+    from processing.coverage.service import CoverageServiceConfig
+
+    s = settings or Settings.defaults()
+    values: dict[str, Any] = {"coverage": coverage_config(s), "sweep_s": s.coverage.sweep_s}
+    return CoverageServiceConfig(**(values | fields | _urls(s, fields, mqtt=False)))
+
+
+def alert_config(
+    settings: Settings | None = None,
+    *,
+    evaluate: bool = True,
+    deliver: bool = True,
+    **fields: Any,
+) -> AlertConfig:
+    from processing.alerts.config import AlertConfig
+    from processing.alerts.rules import load_rules
+
+    s = settings or Settings.defaults()
+    for name, url in s.alert.webhooks.items():
+        if not _WEBHOOK_NAME.match(name):
+            raise SettingError(f"IOC_ALERT_WEBHOOKS: name {name!r} must be letters, digits, _.-")
+        if not url.startswith(("http://", "https://")):
+            raise SettingError(f"IOC_ALERT_WEBHOOKS: {name}: {url!r} is not an http(s) URL")
+    load_rules(s.alert.rules)  # a bad rules file stops here, with its one-line reason
+    values: dict[str, Any] = {
+        "mqtt_url": s.mqtt.url,  # None: alerts are not published on MQTT
+        "mqtt_protocol": s.mqtt.protocol,
+        "topic_root": s.topic_root,
+        "rules_path": s.alert.rules,
+        "webhooks": dict(s.alert.webhooks),
+        "evaluate": evaluate,
+        "deliver": deliver,
+        "webhook_timeout_s": s.alert.webhook_timeout_s,
+    }
+    return AlertConfig(**(values | fields | _urls(s, fields, mqtt=False)))
