@@ -114,7 +114,7 @@ def run(
 def report(
     csv: Annotated[Path | None, typer.Option(help="write one row per village to this CSV")] = None,
     scenario: Scenario = False,
-    resolution_m: Resolution = 100.0,
+    resolution_m: Resolution = None,
 ) -> None:
     """Villages, dead spots and people without signal, per district."""
     from processing.coverage.report import (
@@ -153,7 +153,7 @@ def report(
 def critical(
     top: Annotated[int, typer.Option(min=1, help="how many towers")] = 20,
     scenario: Scenario = False,
-    resolution_m: Resolution = 100.0,
+    resolution_m: Resolution = None,
 ) -> None:
     """N-1: the towers whose loss alone would leave the most people without signal."""
     from processing.coverage.report import critical_lines
@@ -180,7 +180,7 @@ def raster(
         str | None, typer.Option(help="one operator (viettel, mobifone, …); default: all")
     ] = None,
     scenario: Scenario = False,
-    resolution_m: Resolution = 100.0,
+    resolution_m: Resolution = None,
 ) -> None:
     """Draw the 3G/4G raster as a PNG, dead-spot villages ringed in red."""
     from devices.kinds import Operator

@@ -14,6 +14,7 @@ from ioc.errors import SettingError
 from ioc.settings import Settings
 
 if TYPE_CHECKING:
+    from dashboard.data import DashboardConfig
     from ingest.config import IngestConfig
     from processing.alerts.config import AlertConfig
     from processing.coverage.config import CoverageConfig
@@ -148,3 +149,14 @@ def alert_config(
         "webhook_timeout_s": s.alert.webhook_timeout_s,
     }
     return AlertConfig(**(values | fields | _urls(s, fields, mqtt=False)))
+
+
+def dashboard_config(settings: Settings) -> DashboardConfig:
+    from dashboard.data import DashboardConfig
+
+    return DashboardConfig(
+        database_url=settings.database_url,
+        refresh_s=settings.dashboard.refresh_s,
+        tile_url=settings.dashboard.tile_url,
+        session_hours=settings.dashboard.session_hours,
+    )

@@ -4,18 +4,8 @@ it reads the settings like every service and hands the dashboard its config."""
 from __future__ import annotations
 
 from dashboard.app import main
-from dashboard.data import DashboardConfig
+from ioc.configs import dashboard_config
 from ioc.settings import Settings
-
-
-def dashboard_config(settings: Settings) -> DashboardConfig:
-    return DashboardConfig(
-        database_url=settings.database_url,
-        refresh_s=settings.dashboard.refresh_s,
-        tile_url=settings.dashboard.tile_url,
-        session_hours=settings.dashboard.session_hours,
-    )
-
 
 # Read on every run, not cached: half a millisecond beside a page's queries, and a cached copy
 # would outlive the environment it was read from (AppTest runs many apps in one process).

@@ -191,7 +191,8 @@ class Settings(BaseSettings):
     def defaults(cls, **values: Any) -> Settings:
         """The tree from ``values`` and the defaults alone, neither environment nor file read
         (tests and benches: what they build does not depend on the shell they run in)."""
-        return _Defaults(**values)
+        validated = _Defaults(**values)
+        return cls.model_construct(**{name: getattr(validated, name) for name in cls.model_fields})
 
     @property
     def self_register(self) -> bool:
