@@ -76,15 +76,16 @@ def ingest_config(
     return IngestConfig(**(values | fields | _urls(s, fields)))
 
 
-def liveness_config(settings: Settings) -> LivenessConfig:
+def liveness_config(settings: Settings | None = None, **fields: Any) -> LivenessConfig:
     from processing.liveness import LivenessConfig
 
-    return LivenessConfig(
-        database_url=require_database(settings),
-        missed_intervals=settings.liveness.missed_intervals,
-        min_silence_s=settings.liveness.min_silence_s,
-        check_every_s=settings.liveness.check_s,
-    )
+    s = settings or Settings.defaults()
+    values: dict[str, Any] = {
+        "missed_intervals": s.liveness.missed_intervals,
+        "min_silence_s": s.liveness.min_silence_s,
+        "check_every_s": s.liveness.check_s,
+    }
+    return LivenessConfig(**(values | fields | _urls(s, fields, mqtt=False)))
 
 
 def coverage_config(settings: Settings | None = None, **fields: Any) -> CoverageConfig:

@@ -18,12 +18,13 @@ log = logging.getLogger("ioc.processing")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LivenessConfig:
+    # Built by the ioc shell from its settings tree (ioc/settings.py holds the defaults).
     database_url: str
-    missed_intervals: int = 3
+    missed_intervals: int
     # An accelerated fleet reports every second; a batch stalled for longer than three of
     # those is an ingest hiccup, not three missed reports.
-    min_silence_s: float = 30.0
-    check_every_s: float = 2.0
+    min_silence_s: float
+    check_every_s: float
 
 
 def utc_now() -> datetime:

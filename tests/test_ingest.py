@@ -11,7 +11,8 @@ import pytest
 
 from devices import Channel, Kind, Topics, encode
 from ingest import Ingester
-from processing.liveness import LivenessConfig, run_liveness
+from ioc.configs import liveness_config
+from processing.liveness import run_liveness
 from store.db import aconnect
 from store.liveness import apply_liveness
 from tests.support.clients import mqtt_client
@@ -166,7 +167,7 @@ async def test_silence_past_missed_intervals_marks_offline_then_resumes(
         "SELECT count(*) FROM status_events WHERE device_id = %s AND reason = 'missed_intervals'"
     )
     # Ten seconds of silence is past 3 intervals of 1 s but inside the 30 s floor: still online.
-    config = LivenessConfig(database_url=database_url, missed_intervals=3, check_every_s=0.05)
+    config = liveness_config(database_url=database_url, missed_intervals=3, check_every_s=0.05)
     async with await aconnect(database_url) as conn:
         soon = datetime.now(UTC) + timedelta(seconds=10)
         assert await apply_liveness(conn, soon, config.missed_intervals, 30.0) == ([], [])
