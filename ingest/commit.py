@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import psycopg
 
-from devices.codec import Decoded, MetaRecord, Rejection, RejectReason
+from devices.codec import Decoded, MetaRecord, Record, Rejection, RejectReason
 from devices.kinds import Kind
 from devices.plausible import implausible_change
 from ingest.batch import BatchDecoder, InHand, Message
@@ -142,12 +143,13 @@ class Committer:
             for part in in_hand.halves():
                 await self._store(link, part)
             return
-        ((message, _),) = in_hand.entries
+        (message,) = in_hand.messages
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         log.warning("database refused the message on %s: %s", message.topic, first)
         rejection = Rejection(RejectReason.SCHEMA, f"database refused it: {first}",
                               message.topic, message.payload)  # fmt: skip
-        refused = InHand([(message, Decoded(rejections=[rejection]))], datetime.now(UTC))
+        refused = InHand([replace(message, outcome=Decoded(rejections=[rejection]))],
+                         datetime.now(UTC))  # fmt: skip
         started = time.perf_counter()
         result = await link.run(lambda conn: write_batch(conn, refused.rows))
         self._account(refused, result, time.perf_counter() - started)
@@ -164,17 +166,17 @@ async def refuse_implausible(conn: psycopg.AsyncConnection, in_hand: InHand) -> 
     """A base station's birth record that moves, re-powers or re-owns the site beyond a field
     change (``devices.plausible``) is rejected, not registered: it would redraw coverage on one
     device's word."""
-    births = {
-        i: decoded.record
-        for i, (_, decoded) in enumerate(in_hand.entries)
-        if isinstance(decoded.record, MetaRecord) and decoded.record.source.kind is Kind.BTS
-    }
+    births: dict[int, MetaRecord] = {}
+    for i, message in enumerate(in_hand.messages):
+        record = message.record
+        if isinstance(record, MetaRecord) and record.source.kind is Kind.BTS:
+            births[i] = record
     if not births:
         return in_hand
     registered = await registered_births(
         conn, Kind.BTS, [m.source.device_id for m in births.values()]
     )
-    outcomes: dict[int, Decoded] = {}
+    outcomes: dict[int, Record | Decoded] = {}
     for i, meta in births.items():
         device_id = meta.source.device_id
         old = registered.get(device_id)
@@ -182,7 +184,7 @@ async def refuse_implausible(conn: psycopg.AsyncConnection, in_hand: InHand) -> 
         if why is None:
             continue
         log.warning("birth record of %s refused: %s", device_id, why)
-        message = in_hand.entries[i][0]
+        message = in_hand.messages[i]
         detail = f"implausible change of its registered birth record: {why}"
         rejection = Rejection(RejectReason.OUT_OF_RANGE, detail, message.topic, message.payload,
                               device_id)  # fmt: skip
