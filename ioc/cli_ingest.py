@@ -25,7 +25,6 @@ from ingest.config import IngestConfig
 from ingest.observe import JsonFormatter
 
 log = logging.getLogger("ioc.ingest")
-DEFAULT_METRICS_PORT = 9464
 RESTART_DELAY_S = 1.0
 
 
