@@ -15,8 +15,8 @@ from devices.endpoint import MqttEndpoint
 from devices.kinds import Kind
 from devices.topics import Topics
 from ingest import Ingester
-from ioc.configs import coverage_config
-from processing.coverage.service import CoverageService, CoverageServiceConfig
+from ioc.configs import coverage_service_config
+from processing.coverage.service import CoverageService
 from processing.coverage.serving import Why
 from simulators.clock import SimClock
 from simulators.device import SimulatedDevice
@@ -58,7 +58,7 @@ async def test_coverage_loss_from_a_will_and_from_a_district_power_cut(
     load_places(database_url)
     clock = FakeClock()
     coverage = CoverageService(
-        CoverageServiceConfig(database_url=database_url, coverage=coverage_config()), clock=clock
+        coverage_service_config(database_url=database_url), clock=clock
     )
     coverage_task = asyncio.create_task(coverage.run())
     hook, subscriber = WebhookServer(), AlertSubscriber()
@@ -187,7 +187,7 @@ async def test_the_mountain_fibre_cut_scenario_raises_village_coverage_alerts(
     behind = set(cut.device_ids)
     clock = FakeClock()
     coverage = CoverageService(
-        CoverageServiceConfig(database_url=database_url, coverage=coverage_config()), clock=clock
+        coverage_service_config(database_url=database_url), clock=clock
     )
     coverage_task = asyncio.create_task(coverage.run())
     stop = asyncio.Event()

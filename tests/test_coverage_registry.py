@@ -12,8 +12,8 @@ from typing import Any
 import psycopg
 
 from devices import Channel, Kind, Topics, encode
-from ioc.configs import coverage_config
-from processing.coverage.service import CoverageService, CoverageServiceConfig
+from ioc.configs import coverage_config, coverage_service_config
+from processing.coverage.service import CoverageService
 from processing.coverage.serving import Why
 from store.migrate import upgrade
 from store.registry import device_row, register_devices
@@ -37,7 +37,7 @@ async def test_the_service_runs_on_timescaledb(tsdb_url: str) -> None:
         upgrade(conn)
     load_scene(tsdb_url)
     svc = CoverageService(
-        CoverageServiceConfig(database_url=tsdb_url, coverage=coverage_config(resolution_m=200.0))
+        coverage_service_config(database_url=tsdb_url, coverage=coverage_config(resolution_m=200.0))
     )
     stop = asyncio.Event()
     stop.set()

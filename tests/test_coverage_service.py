@@ -14,8 +14,8 @@ import pytest
 from dashboard.coverage_view import headline, snapshot
 from devices import Channel, Kind, Topics, encode
 from ingest import Ingester
-from ioc.configs import coverage_config
-from processing.coverage.service import CoverageService, CoverageServiceConfig
+from ioc.configs import coverage_config, coverage_service_config
+from processing.coverage.service import CoverageService
 from processing.coverage.serving import Why
 from store import coverage as q
 from tests.support.clients import mqtt_client
@@ -199,7 +199,7 @@ async def test_a_tower_never_heard_from_is_unknown_not_covered(
             "UPDATE devices SET state = 'unknown', state_since = NULL WHERE device_id = 'M'"
         )
     svc = CoverageService(
-        CoverageServiceConfig(
+        coverage_service_config(
             database_url=database_url,
             coverage=coverage_config(resolution_m=200.0, unknown_grace_s=0.0),
         )
@@ -234,7 +234,7 @@ async def test_a_restart_writes_no_events_for_nothing(
     coverage_service: CoverageService, database_url: str
 ) -> None:
     again = CoverageService(
-        CoverageServiceConfig(
+        coverage_service_config(
             database_url=database_url, coverage=coverage_config(resolution_m=200.0)
         )
     )

@@ -42,7 +42,7 @@ log = logging.getLogger("ioc.coverage")
 class CoverageServiceConfig:
     database_url: str
     coverage: CoverageConfig
-    sweep_s: float = 60.0  # re-read everything though nothing woke us: the safety net
+    sweep_s: float  # re-read everything though nothing woke us: the safety net
     measured_poll_s: float = 30.0
     critical_every_s: float = 60.0
 
