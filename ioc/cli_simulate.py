@@ -47,7 +47,7 @@ def _endpoint(
             url,
             protocol=settings.mqtt.protocol,
             username=username,
-            password=password or settings.simulate.password,
+            password=password,
             ca_file=str(ca_file) if ca_file else None,
         )
     except ValueError as err:
@@ -205,7 +205,7 @@ def simulate_device(
         raise ValueError(f"--interval must be positive, not {interval}")
     if speed <= 0:
         raise ValueError(f"--speed must be positive, not {speed}")
-    endpoint = _endpoint(url, username, password, ca_file)
+    endpoint = _endpoint(url, username, password or load_settings().simulate.password, ca_file)
 
     def say(line: str) -> None:
         typer.echo(line)
@@ -265,7 +265,7 @@ def simulate_load(
     specs = [d for d in _scenario_devices() if d.kind in SOURCES]
     if not 1 <= devices <= len(specs):
         raise ValueError(f"--devices must be between 1 and {len(specs)}, not {devices}")
-    endpoint = _endpoint(url, username, password, ca_file)
+    endpoint = _endpoint(url, username, password or load_settings().simulate.password, ca_file)
     result = asyncio.run(
         run_load(
             endpoint,
