@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.fixtures.broker",
     "tests.fixtures.ingest",
     "tests.fixtures.coverage",
+    "tests.fixtures.dashboard",
 ]

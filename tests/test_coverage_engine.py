@@ -4,61 +4,26 @@ incremental recompute against the full one, refused input, measurements, events 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
 import pytest
 
 from devices.kinds import Operator, Technology
-from devices.radio import LandUse, bearing_deg, rsrp_dbm
+from devices.radio import bearing_deg, rsrp_dbm
 from ioc.configs import coverage_config
-from processing.coverage import Coverage, CoverageEngine, Grid, Place, SiteState
+from processing.coverage import Coverage, CoverageEngine, SiteState
 from processing.coverage.measured import ProbeSample, bin_samples
-from processing.coverage.sites import SectorInput, SiteInput
-from tests.support.coverage_scene import LAT0, LON0, OUTLINE
-from tests.support.coverage_scene import offset as _offset
-
-T0 = datetime(2026, 5, 31, tzinfo=UTC)
-
-
-def sector(n: int, az: float, *, tech: Technology = Technology.G4, band: float = 1800.0,
-           power: float = 44.5, tilt: float = 4.0) -> SectorInput:  # fmt: skip
-    return SectorInput(n, az, tilt, band, tech, power, 65.0)
-
-
-def site(device_id: str, op: Operator, lat: float, lon: float, *sectors: SectorInput,
-         height: float = 35.0) -> SiteInput:  # fmt: skip
-    secs = sectors or (sector(1, 0.0), sector(2, 120.0), sector(3, 240.0))
-    return SiteInput(device_id, op, lat, lon, height, secs)
-
-
-def random_sites(n: int, seed: int) -> list[SiteInput]:
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        op = list(Operator)[i % 4]
-        turn = float(rng.uniform(0, 120))
-        secs = [sector(k + 1, round((turn + 120 * k) % 360, 1), tilt=float(rng.uniform(2, 8)))
-                for k in range(3)]  # fmt: skip
-        if rng.random() < 0.5:
-            secs += [sector(4 + k, round((turn + 120 * k) % 360, 1), tech=Technology.G3,
-                            band=2100.0, power=42.5) for k in range(3)]  # fmt: skip
-        if rng.random() < 0.3:
-            secs.append(sector(len(secs) + 1, 90.0, tech=Technology.G4, band=900.0))
-        lat = float(rng.uniform(13.88, 14.12))
-        lon = float(rng.uniform(108.78, 109.02))
-        out.append(site(f"S{i:03d}", op, lat, lon, *secs, height=float(rng.uniform(25, 45))))
-    return out
-
-
-def engine(sites: list[SiteInput], *, res: float = 200.0, land: LandUse = LandUse.RURAL_OPEN,
-           **cfg: object) -> CoverageEngine:  # fmt: skip
-    grid = Grid.around(OUTLINE, res)
-    lu = np.full(grid.shape, land, np.int8)
-    lu[: grid.rows // 3] = LandUse.SUBURBAN  # some variety for the land-use corrections
-    eng = CoverageEngine(grid, lu, sites, coverage_config(resolution_m=res, **cfg))  # type: ignore[arg-type]
-    eng.recompute_full()
-    return eng
+from processing.coverage.sites import SiteInput
+from tests.support.coverage_scene import LAT0, LON0
+from tests.support.radio_scene import (
+    T0,
+    engine,
+    random_sites,
+    sector,
+    site,
+    two_operator_scene,
+)
 
 
 def layer(eng: CoverageEngine, op: Operator, tech: Technology) -> int:
@@ -153,8 +118,9 @@ def test_a_tower_going_offline_leaves_no_trace_of_itself() -> None:
             "not a finite number",
         ),
         (
-            site("GAIN", Operator.VIETTEL, LAT0, LON0,
-                 replace(sector(1, 0.0), antenna_gain_dbi=40.0)),
+            site(
+                "GAIN", Operator.VIETTEL, LAT0, LON0, replace(sector(1, 0.0), antenna_gain_dbi=40.0)
+            ),
             "antenna_gain_dbi 40 dBi is not within 0–25 dBi",
         ),
     ],
@@ -175,22 +141,6 @@ def test_one_bad_sector_leaves_the_rest_of_its_site() -> None:
     eng = engine([s])
     assert [(r.device_id, r.sector) for r in eng.rejections] == [("MIX", 2)]
     assert (eng.best[layer(eng, Operator.VIETTEL, Technology.G4)] >= 0).any()
-
-
-def _village(name: str, lat: float, lon: float, pop: int = 500) -> Place:
-    return Place("village", name, name, 547, 21808, lat, lon, pop)
-
-
-def two_operator_scene() -> tuple[CoverageEngine, list[Place]]:
-    """Viettel site V; Mobifone site M 9 km east: both reach "both", only M reaches "mbf"."""
-    v = site("V", Operator.VIETTEL, LAT0, LON0)
-    m = site("M", Operator.MOBIFONE, *_offset(LAT0, LON0, 9000, 0))
-    places = [
-        _village("both", *_offset(LAT0, LON0, 4500, 300), 700),
-        _village("mbf", *_offset(LAT0, LON0, 16000, 0), 400),
-        _village("far", *_offset(LAT0, LON0, -14000, -14000), 90),
-    ]
-    return engine([v, m], res=100.0), places
 
 
 def test_events_name_the_tower_the_operators_and_the_people() -> None:

@@ -22,9 +22,8 @@ from processing.coverage.serving import (
     judge_all,
 )
 from processing.coverage.sites import site_from_meta
-from tests.test_coverage_engine import (
-    LAT0,
-    LON0,
+from tests.support.coverage_scene import LAT0, LON0
+from tests.support.radio_scene import (
     T0,
     engine,
     sector,

@@ -3,8 +3,6 @@ Bình Định scenario, a day of telemetry for part of the fleet, alerts, reject
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,69 +13,13 @@ from dashboard import coverage_view
 from dashboard.actions import acknowledge_alert
 from devices.kinds import DeviceState, Kind
 from store import alerts, coverage, readings, registry, users
-from store.alert_engine import NewAlert, open_alert
-from store.db import aconnect, connect
+from store.db import connect
 from store.users import PermissionDenied, Role
-from tests.support.databases import scratch_database
-from tests.support.fleet_history import (
-    fleet,
-    generate_history,
-    load_scenario_db,
-    set_states,
-    write_sample_coverage,
-)
+from tests.fixtures.dashboard import PASSWORDS
+from tests.support.fleet_history import fleet, generate_history, load_scenario_db, set_states
 
 # The shell's entry script, as `ioc dashboard` runs it; pages are relative to it.
 APP = str(Path(__file__).parent.parent / "ioc" / "dashboard_main.py")
-OFFLINE_BTS = 40
-PASSWORDS = {"viewer": "viewer-pass-1", "operator": "operator-pass-1", "admin": "admin-pass-12"}
-
-
-async def _open_alerts(url: str, now: datetime) -> list[int]:
-    conn = await aconnect(url)
-    ids = []
-    try:
-        for rule, subject, kind, severity in (
-            ("bts_offline", "BTS-VTL-0001", "bts", "major"),
-            ("district_power_cut", "540", "district", "critical"),
-        ):
-            alert = NewAlert(rule, subject, kind, severity, f"{subject} is down (en)",
-                             f"{subject} mất kết nối (vi)", {"towers": 1}, 540)  # fmt: skip
-            alert_id = await open_alert(conn, alert, now)
-            assert alert_id is not None
-            ids.append(alert_id)
-    finally:
-        await conn.close()
-    return ids
-
-
-@pytest.fixture(scope="module")
-def scenario_url(pg_server_url: str) -> Iterator[str]:
-    """One scenario database for the module: loading it takes a few seconds."""
-    with scratch_database(pg_server_url) as url:
-        now = datetime.now(UTC)
-        load_scenario_db(url)
-        ids = fleet()
-        states = {i: DeviceState.ONLINE for kind_ids in ids.values() for i in kind_ids}
-        states.update({i: DeviceState.OFFLINE for i in ids[Kind.BTS][:OFFLINE_BTS]})
-        set_states(url, now - timedelta(minutes=5), states, rejects=12)
-        generate_history(url, now, days=1, interval_s=600, limit=20)
-        asyncio.run(write_sample_coverage(url, now))
-        with connect(url, autocommit=True) as conn:
-            for role, password in PASSWORDS.items():
-                users.add_user(conn, role, password, role, display_name=f"Test {role}")
-        yield url
-
-
-@pytest.fixture
-def alert_ids(scenario_url: str) -> list[int]:
-    """Two fresh open alerts (earlier tests may have acknowledged the previous ones)."""
-    with connect(scenario_url, autocommit=True) as conn:
-        for alert in alerts.list_alerts(conn, alerts.AlertFilter(states=alerts.UNRESOLVED)):
-            alerts.resolve(conn, alert.alert_id, "test", "fresh start")
-    return asyncio.run(_open_alerts(scenario_url, datetime.now(UTC)))
-
-
 def token(url: str, role: str) -> str:
     with connect(url, autocommit=True) as conn:
         session = users.login(conn, role, PASSWORDS[role])

@@ -15,6 +15,7 @@ import pytest
 
 from store import alerts
 from store.db import connect
+from tests.fixtures.dashboard import PASSWORDS
 from tests.support.browser import (
     ARTIFACTS,
     CHROMIUM,
@@ -24,7 +25,6 @@ from tests.support.browser import (
     wait_http,
     wait_map_drawn,
 )
-from tests.test_dashboard import PASSWORDS, alert_ids, scenario_url  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.skipif(
     not os.access(CHROMIUM, os.X_OK), reason=f"no chromium at {CHROMIUM} (apt-get install chromium)"
@@ -39,7 +39,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def dashboard_url(scenario_url: str) -> Iterator[str]:  # noqa: F811
+def dashboard_url(scenario_url: str) -> Iterator[str]:
     port = _free_port()
     proc = start_dashboard(scenario_url, port)
     try:
@@ -62,7 +62,7 @@ def settle(page) -> None:
         grids.first.wait_for(state="visible")
 
 
-def test_operator_acknowledges_and_viewer_is_refused(dashboard_url, scenario_url, alert_ids):  # noqa: F811
+def test_operator_acknowledges_and_viewer_is_refused(dashboard_url, scenario_url, alert_ids):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     outside: list[str] = []
     with sync_api.sync_playwright() as p:

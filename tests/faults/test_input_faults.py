@@ -4,8 +4,6 @@ burst of ten times the province's normal rate at a running ingester."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,8 +14,6 @@ import pytest
 
 from devices.kinds import Channel, Kind
 from devices.topics import Topics
-from ingest import Ingester
-from ioc.configs import ingest_config
 from seeds import load_scenario
 from store.fault_audit import reading_times
 from store.migrate import upgrade
@@ -25,6 +21,7 @@ from tests.faults.harness import audit
 from tests.support.clients import mqtt_client
 from tests.support.databases import stored_readings
 from tests.support.flood import device_ids, expected
+from tests.support.ingesters import running_ingester
 from tests.support.polling import wait_until
 from tests.support.procs import IngesterProcess, finish_flood, register_devices, start_flood
 
@@ -55,26 +52,6 @@ async def _stored(database_url: str, at_least: int, rejected_at_least: int = 0) 
         raise AssertionError(f"{stored_readings(database_url)} stored, rejects {found}") from None
 
 
-@contextlib.asynccontextmanager
-async def running_ingester(
-    database_url: str, mqtt_url: str, protocol: int, topics: Topics
-) -> AsyncIterator[Ingester]:
-    """An in-process ingester started after the test registered its devices: a device
-    registered later reaches a running ingester only through its meta message."""
-    config = ingest_config(database_url=database_url, mqtt_url=mqtt_url, topic_root=topics.root,
-                           client_id=f"fault-{topics.root.split('/')[0]}", batch_size=50,
-                           batch_age_s=0.05, protocol=protocol, self_register=False)  # fmt: skip
-    service = Ingester(config)
-    task = asyncio.create_task(service.run())
-    await asyncio.wait_for(service.subscribed.wait(), 20)
-    try:
-        yield service
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 def _prepare(database_url: str, device_ids: list[str]) -> None:
     with psycopg.connect(database_url) as conn:
         upgrade(conn)
@@ -97,7 +74,9 @@ async def test_device_clock_skew_keeps_their_timestamps_and_rejects_the_far_futu
             messages.append((topics.device(Kind.BTS, device, Channel.TELEMETRY),
                              _reading(device, seq, ts)))  # fmt: skip
     accepted = {k for k in sent if k[0] != "SKEW-FAR"}
-    async with running_ingester(database_url, mqtt_url, mqtt_protocol, topics):
+    async with running_ingester(
+        database_url, mqtt_url, mqtt_protocol, topics, self_register=False, name="fault"
+    ):
         await _publish(mqtt_url, mqtt_protocol, messages)
         await _stored(database_url, len(accepted), rejected_at_least=50)
     figures = audit("device clock skew (-3 d, +2 min, +2 h)", database_url, accepted,
@@ -127,7 +106,9 @@ async def test_oversize_payloads_are_cut_by_the_broker_or_rejected_by_the_ingest
             messages.append((topic, big))
     cut = 0
     accepted = {(device, seq) for seq in range(1, 101)}
-    async with running_ingester(database_url, mqtt_url, mqtt_protocol, topics):
+    async with running_ingester(
+        database_url, mqtt_url, mqtt_protocol, topics, self_register=False, name="fault"
+    ):
         await _publish(mqtt_url, mqtt_protocol, messages)
         try:  # 2 MiB: past the broker's message_size_limit, which drops the connection
             await _publish(mqtt_url, mqtt_protocol, [(topic, b"x" * (2 << 20))])
@@ -205,7 +186,9 @@ async def test_long_topics_and_extra_levels_are_rejected_without_holding_memory(
     hostile = [(f"{topic}/{i:04d}{'x' * 60_000}", b"{}") for i in range(1000)]
     hostile += [(f"{topic}/extra", _reading(device, 1000 + i, now)) for i in range(100)]
     accepted = {(device, seq) for seq in range(1, 101)}
-    async with running_ingester(database_url, mqtt_url, mqtt_protocol, topics) as ingester:
+    async with running_ingester(
+        database_url, mqtt_url, mqtt_protocol, topics, self_register=False, name="fault"
+    ) as ingester:
         await _publish(mqtt_url, mqtt_protocol, messages[:50] + hostile + messages[50:])
         await _stored(database_url, len(accepted), rejected_at_least=len(hostile))
         cached, bytes_max = ingester.codec.cached_topics, ingester.receiver.bytes_max
@@ -237,13 +220,16 @@ async def test_one_message_of_many_bad_readings_is_one_small_reject_row(
                                            for i in range(2000)]))
               for m in range(1, 21)]  # fmt: skip
     accepted = {(device, seq) for seq in range(1, 101)}
-    async with running_ingester(database_url, mqtt_url, mqtt_protocol, topics):
+    async with running_ingester(
+        database_url, mqtt_url, mqtt_protocol, topics, self_register=False, name="fault"
+    ):
         await _publish(mqtt_url, mqtt_protocol, good[:50] + arrays + good[50:])
         await _stored(database_url, len(accepted), rejected_at_least=len(arrays))
     sent_bytes = sum(len(p) for _, p in arrays)
     with psycopg.connect(database_url) as conn:
         (n, kept, sizes) = conn.execute(
-            "SELECT count(*), sum(length(payload)), sum(payload_size) FROM rejects").fetchone()  # type: ignore[misc]
+            "SELECT count(*), sum(length(payload)), sum(payload_size) FROM rejects"
+        ).fetchone()  # type: ignore[misc]
     figures = audit("amplification: 20 arrays of 2,000 future readings", database_url, accepted,
                     sent=len(good) + len(arrays),
                     note=f"{n} reject rows keep {kept / 1024:.0f} KiB of "

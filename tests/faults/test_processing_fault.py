@@ -17,9 +17,9 @@ from store import coverage as q
 from store.migrate import upgrade
 from store.registry import status_events
 from tests.faults.harness import Figures, record
-from tests.faults.test_input_faults import running_ingester
 from tests.support.clients import mqtt_client
 from tests.support.coverage_scene import load_scene
+from tests.support.ingesters import running_ingester
 from tests.support.polling import wait_until
 
 # What tower M going offline does to the three test villages (tests/test_coverage_service.py).
@@ -74,7 +74,9 @@ async def test_processing_kill_9_during_a_coverage_change(
     try:
         await wait_until(lambda: first.builds() >= 1, timeout_s=120)
         assert _events(database_url) == []
-        async with running_ingester(database_url, mqtt_url, mqtt_protocol, topics):
+        async with running_ingester(
+            database_url, mqtt_url, mqtt_protocol, topics, self_register=False, name="fault"
+        ):
             async with mqtt_client(mqtt_url, mqtt_protocol) as client:
                 status = topics.device(Kind.BTS, "M", Channel.STATUS)
                 await client.publish(status, encode({"device_id": "M", "state": "offline"}),
