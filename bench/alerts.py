@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -53,6 +52,7 @@ from ioc.scenario import load_into
 from seeds import load_scenario
 from store.migrate import upgrade
 from tests.support.databases import scratch_database
+from tests.support.environment import clean_environ
 from tests.support.polling import wait_until
 
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -94,7 +94,7 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     scenario = load_scenario()
     towers = [d for d in scenario.devices() if d.kind is Kind.BTS]
     broker = start_broker(work / "broker")
-    root = f"bench{uuid.uuid4().hex[:6]}/ioc/v1"
+    root = Topics.under(f"bench{uuid.uuid4().hex[:6]}").root
     topics = Topics(root)
     try:
         with scratch_database(args.database_url, "ioc_bench_alerts") as url:
@@ -108,7 +108,7 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             else:
                 victims = towers[:: max(1, len(towers) // args.trials)][: args.trials]
             (work / "rules.toml").write_text(RULES)
-            clean = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
+            clean = clean_environ()
             env = {**clean, "IOC_DATABASE_URL": url, "IOC_MQTT_URL": broker.url,
                    "IOC_TOPIC_ROOT": root, "IOC_ALERT_RULES": str(work / "rules.toml"),
                    "IOC_INGEST_METRICS_PORT": "0"}  # fmt: skip

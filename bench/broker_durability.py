@@ -26,9 +26,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from devices.topics import Topics
 from ioc.brokers import free_port, mosquitto_config, wait_for_port
 
-ROOT = "bench/ioc/v1"
+ROOT = Topics.under("bench").root
 SESSION = "durability-drain"
 SETTINGS: dict[str, list[str]] = {
     "autosave_interval 60 (time)": ["autosave_interval 60"],

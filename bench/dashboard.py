@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import socket
 import statistics
 import sys
@@ -30,6 +29,7 @@ from store import alerts, coverage, places, readings, registry, users
 from store.alert_engine import NewAlert, open_alert
 from store.db import aconnect
 from tests.support.databases import scratch_database
+from tests.support.environment import harness
 from tests.support.fleet_history import (
     fleet,
     generate_history,
@@ -173,7 +173,7 @@ def main() -> None:
     interval_s = 1800 if args.quick else args.interval_s
     server = (
         args.url
-        or os.environ.get("IOC_TEST_TSDB_URL")
+        or harness().tsdb_url
         or "postgresql://postgres@127.0.0.1:5432/postgres"
     )
     with scratch_database(server, "ioc_bench_dashboard") as url:

@@ -83,7 +83,7 @@ def ingest_run(
     instances: int = 1, per_message: int = 1, latency: bool = False, rate: float | None = None,
     writers: int = 2,
 ) -> dict[str, Any]:
-    root = f"ing{uuid.uuid4().hex[:6]}/ioc/v1"
+    root = Topics.under(f"ing{uuid.uuid4().hex[:6]}").root
     readings = messages * per_message
     with flood_database(server_url, PUBLISHERS, DEVICES, "ioc_bench_ingest") as url:
         ing = IngesterProcess(database_url=url, mqtt_url=broker.url, topic_root=root,
@@ -152,7 +152,7 @@ def drain_run(
     """``messages`` readings queued for the ingester's offline session and for a
     ``mosquitto_sub -q 1`` session beside it; then each drains its queue. The flood phases are
     bound by the Python publishers; this is the ingester's own capacity."""
-    root = f"drn{uuid.uuid4().hex[:6]}/ioc/v1"
+    root = Topics.under(f"drn{uuid.uuid4().hex[:6]}").root
     sub = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-V", "mqttv5", "-q", "1",
            "-c", "-i", f"dref-{root[:9]}", "-x", "3600", "-t", f"{root}/#"]  # fmt: skip
     subprocess.run([*sub, "-E"], check=True, timeout=30)
@@ -210,7 +210,7 @@ def hostile_rss(
 ) -> float:
     """Peak RSS (MB) of an ingester that rejects ``messages`` copies of one hostile message
     (``topic`` under its root, after ``{root}/``)."""
-    root = f"hst{uuid.uuid4().hex[:6]}/ioc/v1"
+    root = Topics.under(f"hst{uuid.uuid4().hex[:6]}").root
     path = work / f"payload-{uuid.uuid4().hex[:6]}"
     path.write_bytes(payload)
     with flood_database(server_url, 1, 1, "ioc_bench_ingest") as url:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import psutil
 
+from devices.topics import Topics
 from tests.support.flood import reading
 from tests.support.procs import (
     RestartableBroker,
@@ -119,7 +120,7 @@ def reference_subscriber(
 
 
 def broker_reference(broker: RestartableBroker, messages: int, work: Path) -> float:
-    root = f"ref{uuid.uuid4().hex[:6]}/ioc/v1"
+    root = Topics.under(f"ref{uuid.uuid4().hex[:6]}").root
     receiver = reference_subscriber(broker, root, messages)
     flood = Flood(broker.url, root, messages, work)
     end = wait_for(lambda: receiver.poll() is not None, 3600, "mosquitto_sub")
@@ -128,7 +129,7 @@ def broker_reference(broker: RestartableBroker, messages: int, work: Path) -> fl
 
 
 def mosquitto_pub_reference(broker: RestartableBroker, messages: int) -> float:
-    root = f"pub{uuid.uuid4().hex[:6]}/ioc/v1"
+    root = Topics.under(f"pub{uuid.uuid4().hex[:6]}").root
     receiver = reference_subscriber(broker, root, messages)
     payload = json.dumps(reading("BTS-F0-0000", 1))
     t0 = time.time()

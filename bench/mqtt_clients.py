@@ -29,6 +29,7 @@ import uuid
 
 import paho.mqtt.client as mqtt
 
+from devices.topics import Topics
 from ingest.receiver import Receiver
 from ioc.configs import ingest_config
 from tests.support.procs import RestartableBroker, start_flood
@@ -139,7 +140,7 @@ def main() -> None:
     messages = args.messages or (20_000 if args.quick else 200_000)
     broker = RestartableBroker()
     try:
-        root = f"cli{uuid.uuid4().hex[:6]}/ioc/v1"
+        root = Topics.under(f"cli{uuid.uuid4().hex[:6]}").root
         make_sessions(broker, root)
         log(f"queueing {messages:,} readings for three offline sessions")
         queue(broker, root, messages)

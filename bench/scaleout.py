@@ -27,9 +27,11 @@ from pathlib import Path
 
 import psycopg
 
+from devices.topics import Topics
 from ioc.brokers import start_broker
 from store.audit import reading_count
 from tests.support.databases import stored_readings
+from tests.support.environment import harness
 from tests.support.polling import wait_until
 from tests.support.procs import (
     IngesterProcess,
@@ -40,7 +42,7 @@ from tests.support.procs import (
 
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 PUBLISHERS, DEVICES = 2, 50
-ROOT = "bench/ioc/v1"
+ROOT = Topics.under("bench").root
 
 
 def log(line: str) -> None:
@@ -93,7 +95,7 @@ async def main() -> None:
     args = parser.parse_args()
     writer_counts = [int(w) for w in args.writers.split(",")]
     messages = args.messages or (20_000 if args.quick else 200_000)
-    server = os.environ.get("IOC_BENCH_DATABASE_URL", LOCAL_PG)
+    server = (harness().bench_database_url or LOCAL_PG)
     counts = list(range(1, args.max_ingesters + 1))
     order = counts if args.quick else counts + counts[::-1]
     best: dict[tuple[int, int], float] = {}

@@ -37,9 +37,10 @@ from ioc.brokers import RunningBroker, start_broker
 from simulators.fleet import Fleet, province_devices
 from simulators.load import ReadingTemplate
 from simulators.values import SOURCES
+from tests.support.environment import clean_environ
 
 SPEED = 60.0
-ROOT = "bench/ioc/v1"
+ROOT = Topics.under("bench").root
 CONNECTIONS = 4
 
 
@@ -113,7 +114,7 @@ def mosquitto_pub_rate(broker: RunningBroker, body: bytes, qos: int, per_conn: i
 
 
 def load_rate(broker: RunningBroker, qos: int, per_conn: int) -> tuple[float, int]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
+    env = clean_environ()
     env |= {"IOC_MQTT_URL": broker.url, "IOC_MQTT_PROTOCOL": "5", "IOC_TOPIC_ROOT": ROOT}
     done = subprocess.run(
         [sys.executable, "-m", "ioc", "simulate", "load", "--devices", str(CONNECTIONS),

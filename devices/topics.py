@@ -40,6 +40,11 @@ class TopicError(ValueError):
 class Topics:
     root: str = DEFAULT_ROOT
 
+    @classmethod
+    def under(cls, prefix: str) -> Topics:
+        """The production grammar below ``prefix``: a test run's or a bench's own tree."""
+        return cls(f"{prefix}/{DEFAULT_ROOT}")
+
     def device(self, kind: Kind, device_id: str, channel: Channel) -> str:
         if not DEVICE_ID_PATTERN.match(device_id):
             raise ValueError(f"device id {device_id!r} does not match {DEVICE_ID_PATTERN.pattern}")

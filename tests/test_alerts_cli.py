@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -13,10 +12,11 @@ from store.alert_engine import NewAlert, open_alert
 from store.db import aconnect, connect
 from store.migrate import upgrade
 from tests.support.databases import rows
+from tests.support.environment import clean_environ
 
 
 def ioc(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
+    clean = clean_environ()
     return subprocess.run([sys.executable, "-m", "ioc", "alerts", *args], env={**clean, **env},
                           capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
 

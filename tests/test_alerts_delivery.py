@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 from datetime import datetime, timedelta
@@ -30,6 +29,7 @@ from tests.support.alerting import (
     ticks,
 )
 from tests.support.databases import rows
+from tests.support.environment import clean_environ
 from tests.support.polling import wait_until
 
 
@@ -120,7 +120,7 @@ async def test_an_engine_killed_before_delivery_delivers_once_after_restart(
     camera = scenario_devices(Kind.CAMERA)[0]
     hook, subscriber = WebhookServer(), AlertSubscriber()
     with hook.running():
-        clean = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
+        clean = clean_environ()
         env = {**clean, "IOC_DATABASE_URL": database_url, "IOC_MQTT_URL": mqtt_url,
                "IOC_MQTT_PROTOCOL": str(mqtt_protocol), "IOC_TOPIC_ROOT": topics.root,
                "IOC_ALERT_WEBHOOKS": json.dumps({"ops": hook.url})}  # fmt: skip

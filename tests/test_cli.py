@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import subprocess
@@ -13,11 +12,12 @@ from pathlib import Path
 import psutil
 import psycopg
 
+from tests.support.environment import clean_environ
 from tests.support.polling import wait_until
 
 
 def ioc(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
+    clean = clean_environ()
     return subprocess.run([sys.executable, "-m", "ioc", *args], env={**clean, **env},
                           capture_output=True, text=True, timeout=120, check=False)
 
@@ -61,7 +61,7 @@ def test_ioc_up_on_a_taken_port_says_so_before_starting_anything() -> None:
 async def test_ioc_up_runs_the_slice_and_stops_everything_on_sigterm(
     database_url: str, mqtt_url: str, mqtt_protocol: int, tmp_path: Path
 ) -> None:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
+    clean = clean_environ()
     env = {**clean, "IOC_DATABASE_URL": database_url, "IOC_MQTT_URL": mqtt_url,
            "IOC_MQTT_PROTOCOL": str(mqtt_protocol)}
     with socket.socket() as s:

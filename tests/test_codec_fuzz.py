@@ -14,7 +14,7 @@ from devices import Channel, Codec, Kind, RejectReason, Topics, encode
 from ingest import wire
 
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
-TOPICS = Topics("fuzz/ioc/v1")
+TOPICS = Topics.under("fuzz")
 CODEC = Codec(TOPICS)
 DEVICE_TOPICS = [TOPICS.device(k, "DEV-1", c) for k in Kind for c in Channel]
 

@@ -4,7 +4,6 @@ volumes, production mode, an MQTT account per connection, every secret in .env.e
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -25,6 +24,7 @@ from tests.support.compose import (
     VARIABLE,
     interpolate,
 )
+from tests.support.environment import inherited_environ
 
 
 def test_every_service_is_pinned_healthy_restarting_and_on_named_volumes() -> None:
@@ -109,7 +109,7 @@ def test_docker_compose_config_accepts_it_where_docker_compose_exists(tmp_path: 
         pytest.skip("no `docker compose` or `docker-compose` here; the document tests above "
                     "stand in for it")
     command, drop_name = validator
-    env = {**os.environ, **{k: "x" * 16 for k in read_env(ROOT / ".env.example")}}
+    env = inherited_environ(**{k: "x" * 16 for k in read_env(ROOT / ".env.example")})
     # env_file: .env must exist; a copy of the example beside a copy of the compose file.
     document = dict(COMPOSE)
     if drop_name:

@@ -30,6 +30,7 @@ from ioc.provision import read_env
 from store.audit import reading_count
 from store.db import connect
 from tests.support.compose import ROOT, RUNNING, Stack
+from tests.support.environment import inherited_environ
 from tests.support.polling import wait_until
 
 
@@ -81,7 +82,7 @@ def _reading(device_id: str, seq: int, **metrics: Any) -> bytes:
 
 async def test_the_compose_services_run_as_processes_from_the_same_files(stack: Stack) -> None:
     # The setup steps the compose file's header gives, with the .env the operator made.
-    env = {**os.environ, **stack.env_file}
+    env = inherited_environ(**stack.env_file)
     certs = stack.folder / "deploy" / "mosquitto" / "certs"
     owner = ["--owner", "mosquitto"] if os.geteuid() == 0 else []
     done = ioc("certs", "dev", "--out", str(certs), *owner, env=env)

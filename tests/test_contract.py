@@ -25,6 +25,7 @@ from devices import (
     encode,
 )
 from devices.metrics import META, META_COMMON, SECTOR
+from devices.topics import DEFAULT_ROOT
 
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 TOPICS = Topics()
@@ -147,11 +148,16 @@ BAD_INPUT: list[tuple[str, str, bytes, RejectReason]] = [
     ),
     (
         "unknown kind",
-        "ioc/v1/drone/DEV-1/telemetry",
+        f"{DEFAULT_ROOT}/drone/DEV-1/telemetry",
         encode(reading(Kind.BTS)),
         RejectReason.UNKNOWN_KIND,
     ),
-    ("bad channel", "ioc/v1/bts/DEV-1/video", encode(reading(Kind.BTS)), RejectReason.BAD_TOPIC),
+    (
+        "bad channel",
+        f"{DEFAULT_ROOT}/bts/DEV-1/video",
+        encode(reading(Kind.BTS)),
+        RejectReason.BAD_TOPIC,
+    ),
     (
         "wrong channel for kind",
         topic(Kind.BTS, Channel.MEASUREMENTS),
@@ -208,7 +214,7 @@ def test_future_reading_in_an_array_rejects_only_that_reading() -> None:
 
 
 def test_topic_grammar_builds_and_parses_its_own_topics() -> None:
-    topics = Topics("t1/ioc/v1")
+    topics = Topics.under("t1")
     for kind in Kind:
         for channel in Channel:
             built = topics.device(kind, "ABC-001", channel)

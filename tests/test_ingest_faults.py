@@ -13,6 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from devices.topics import Topics
 from store.audit import reading_keys
 from store.migrate import upgrade
 from tests.support.databases import stored_readings
@@ -31,7 +32,7 @@ BATCH = 100  # IngesterProcess's default
 N = 12_000  # per test: 120 batches
 PUBLISHERS = 2
 DEVICES = 50
-ROOT = "fault/ioc/v1"
+ROOT = Topics.under("fault").root
 ONE_READ_MESSAGES = 256 * 1024 // 250  # asyncio reads 256 KiB at a time; a message is ~260 B
 
 

@@ -185,7 +185,7 @@ async def test_the_receive_window_is_bounded_in_bytes_while_the_database_waits(
 
 
 def test_one_message_of_many_bad_readings_is_one_reject_and_bad_topics_are_not_kept() -> None:
-    topics = Topics("h/ioc/v1")
+    topics = Topics.under("h")
     codec = Codec(topics)
     now = datetime.now(UTC)
     dev = "BTS-A-0001"

@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from devices.topics import Topics
 from store.audit import reading_keys
 from store.migrate import upgrade
 from tests.support.databases import stored_readings
@@ -28,7 +29,7 @@ from tests.support.procs import (
 N = 10_000
 PUBLISHERS = 2
 DEVICES = 40
-ROOT = "share/ioc/v1"
+ROOT = Topics.under("share").root
 
 
 @pytest.fixture

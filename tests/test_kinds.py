@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from devices.sectors import SectorRecord, out_of_range
 from store.db import connect
 from store.readings import health_case
 from store.tables import PG_TYPE
+from tests.support.environment import inherited_environ
 
 ROOT = Path(__file__).parent.parent
 NEW_METRIC = '    _f("mains_voltage_v", "V", 0, 300, "Mains voltage", "Điện áp lưới"),\n'
@@ -85,7 +85,7 @@ def test_a_metric_declared_once_reaches_schema_codec_simulator_and_dashboard(
     text = declared.read_text(encoding="utf-8")
     assert ANCHOR in text, "the BTS declaration moved: update the anchor"
     declared.write_text(text.replace(ANCHOR, ANCHOR[:-1] + NEW_METRIC + ")"), encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = inherited_environ(PYTHONPATH=str(ROOT))
     done = subprocess.run(
         [sys.executable, "-c", FLOW], cwd=tmp_path, env=env, capture_output=True, text=True
     )

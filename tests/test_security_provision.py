@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from devices.kinds import Kind
-from devices.topics import Topics
+from devices.topics import DEFAULT_ROOT, Topics
 from ioc.provision import (
     BrokerLayout,
     device_account,
@@ -75,5 +75,5 @@ def test_each_ingester_instance_gets_an_account_of_its_own(tmp_path: Path) -> No
 
 def test_the_acl_names_each_devices_own_subtree() -> None:
     acl = device_account(TOPICS, Kind.CAMERA, "CAM-1").acl()
-    assert acl == ("user CAM-1\ntopic write ioc/v1/camera/CAM-1/#\n"
-                   "topic read ioc/v1/camera/CAM-1/commands/#\n")  # fmt: skip
+    assert acl == (f"user CAM-1\ntopic write {DEFAULT_ROOT}/camera/CAM-1/#\n"
+                   f"topic read {DEFAULT_ROOT}/camera/CAM-1/commands/#\n")  # fmt: skip

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -18,15 +17,17 @@ import pexpect
 import pytest
 
 from devices import Channel, Codec, Kind, Readings, Topics
+from devices.topics import DEFAULT_ROOT
 from ioc.provision import Service
 from tests.faults.secure import SecureBroker, start_secure_broker
+from tests.support.environment import clean_environ
 from tests.support.simulated import readings_of, watching
 
 WAIT_S = 30
 
 
 def ioc_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
+    env = clean_environ()
     return {**env, "PYTHONUNBUFFERED": "1", **extra}
 
 
@@ -151,7 +152,8 @@ async def test_a_broker_refusal_is_shown_to_the_engineer(secure: SecureBroker) -
         env=ioc_env(IOC_SIMULATE_PASSWORD=secure.password("BTS-VTL-0002")),
     )  # fmt: skip
     try:
-        await expect(child, "# broker refused ioc/v1/bts/BTS-VTL-0003/meta: Not authorized")
+        refused = f"# broker refused {DEFAULT_ROOT}/bts/BTS-VTL-0003/meta: Not authorized"
+        await expect(child, refused)
         child.sendline("quit")
         await asyncio.to_thread(child.expect, pexpect.EOF)
     finally:

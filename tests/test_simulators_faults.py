@@ -70,7 +70,7 @@ def test_a_backlog_goes_out_in_arrays_and_lone_messages_stay_alone() -> None:
 
 
 def model(kind: Kind = Kind.BTS, device_id: str = "BTS-F-01") -> DeviceModel:
-    return DeviceModel(make(kind, device_id), topics=Topics("t1/ioc/v1"))
+    return DeviceModel(make(kind, device_id), topics=Topics.under("t1"))
 
 
 async def test_duplicates_reorder_skew_and_burst_change_what_is_queued() -> None:

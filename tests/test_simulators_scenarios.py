@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -23,6 +22,7 @@ from simulators import MqttEndpoint
 from simulators.runner import RunLog, run_plan
 from simulators.scenarios import Action, Plan, ScenarioError, load_plan
 from tests.support.clients import mqtt_client
+from tests.support.environment import clean_environ
 from tests.support.simulated import SCENARIOS
 
 SHIPPED = sorted(p.name for p in SCENARIOS.glob("*.yaml"))
@@ -117,7 +117,7 @@ async def test_the_cli_refuses_a_bad_file_before_publishing_anything(
 ) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(GOOD_HEAD + "  - at: 2m\n    event: up\n    device: BTS-NOPE\n", "utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
+    env = clean_environ()
     env |= {"IOC_MQTT_URL": mqtt_url, "IOC_MQTT_PROTOCOL": str(mqtt_protocol),
             "IOC_TOPIC_ROOT": topics.root}  # fmt: skip
     done = await asyncio.to_thread(

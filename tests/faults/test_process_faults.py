@@ -22,6 +22,7 @@ from store.audit import reading_keys
 from store.migrate import upgrade
 from tests.faults.harness import audit
 from tests.support.databases import stored_readings
+from tests.support.environment import harness
 from tests.support.flood import device_ids, expected
 from tests.support.polling import wait_until
 from tests.support.procs import (
@@ -185,7 +186,7 @@ class TinyDisk:
     @classmethod
     def try_mount(cls, path: Path, size_mb: int, owner: str | None) -> TinyDisk | None:
         # IOC_FAULTS_NO_MOUNT=1 takes the read-only path where mounting would work.
-        if os.geteuid() != 0 or not shutil.which("mount") or os.environ.get("IOC_FAULTS_NO_MOUNT"):
+        if os.geteuid() != 0 or not shutil.which("mount") or harness().faults_no_mount:
             return None
         try:
             return cls(path, size_mb, owner)

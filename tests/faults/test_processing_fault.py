@@ -19,6 +19,7 @@ from store.registry import status_events
 from tests.faults.harness import Figures, record
 from tests.support.clients import mqtt_client
 from tests.support.coverage_scene import load_scene
+from tests.support.environment import clean_environ
 from tests.support.ingesters import running_ingester
 from tests.support.polling import wait_until
 
@@ -34,7 +35,7 @@ class CoverageProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> CoverageProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
+        env = clean_environ()
         env["IOC_DATABASE_URL"] = self.database_url
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ioc", "coverage", "run", "--resolution-m", "200"],

@@ -4,7 +4,6 @@ used by the browser test and ``bench/dashboard.py``."""
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import subprocess
 import time
@@ -15,6 +14,7 @@ import httpx
 import numpy as np
 
 from ioc.up import dashboard_command
+from tests.support.environment import inherited_environ
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts" / "browser"
@@ -37,7 +37,7 @@ def wait_http(url: str, timeout_s: float = 60) -> None:
 
 def start_dashboard(database_url: str, port: int, refresh_s: float = 5) -> subprocess.Popen[bytes]:
     env = {
-        **os.environ,
+        **inherited_environ(),
         "IOC_DATABASE_URL": database_url,
         "IOC_DASHBOARD_REFRESH_S": str(refresh_s),
     }

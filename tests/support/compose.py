@@ -21,6 +21,7 @@ import yaml
 
 from ioc.brokers import free_port, wait_for_port
 from ioc.provision import read_env
+from tests.support.environment import clean_environ, inherited_environ
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
@@ -85,7 +86,7 @@ class Stack:
 
     def environment(self, name: str) -> dict[str, str]:
         service = SERVICES[name]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
+        env = clean_environ()
         env.update(self.env_file)
         mounts = self.mounts(service)
         for key, value in service.get("environment", {}).items():
@@ -159,7 +160,7 @@ class Stack:
         for target, source in self.mounts(SERVICES["mosquitto"]).items():
             command = command.replace(target, source)
         command = command.replace("-h localhost -p 8883", f"-h 127.0.0.1 -p {self.mqtt_port}")
-        env = {**os.environ, **self.env_file}
+        env = inherited_environ(**self.env_file)
         done = subprocess.run(["sh", "-c", command.replace("$$", "$")], env=env,
                               capture_output=True, timeout=30, check=False)  # fmt: skip
         return done.returncode

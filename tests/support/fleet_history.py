@@ -14,7 +14,7 @@ import psycopg
 
 from devices.codec import Rejection, RejectReason, StatusRecord
 from devices.kinds import Channel, DeviceState, Kind
-from devices.topics import DeviceTopic
+from devices.topics import DEFAULT_ROOT, DeviceTopic
 from ioc.scenario import load_into
 from seeds import load_scenario
 from store import coverage, places
@@ -24,6 +24,8 @@ from store.readings import copy_backfill
 from store.writer import Batch, write_batch
 
 FLEET_KINDS = (Kind.BTS, Kind.CAMERA, Kind.BROADBAND)
+
+TELEMETRY_TOPIC = f"{DEFAULT_ROOT}/bts/x/telemetry"
 
 
 def fleet() -> dict[Kind, list[str]]:
@@ -59,7 +61,7 @@ def set_states(
         reason = reasons[i % len(reasons)]
         payload = b'{"device_id": "BTS-VTL-0001", "ts": "not a time"' if i % 2 else b"\xff\xfe"
         batch.rejections.append(
-            (now - timedelta(seconds=i), Rejection(reason, f"sample {i}", "ioc/v1/bts/x/telemetry",
+            (now - timedelta(seconds=i), Rejection(reason, f"sample {i}", TELEMETRY_TOPIC,
                                                    payload, "BTS-VTL-0001"))
         )  # fmt: skip
 

@@ -1,7 +1,7 @@
 """A flood of distinct QoS 1 readings, as fast as the broker takes them: the load generator of
 the ingest tests and ``bench/ingest.py``.
 
-    python -m tests.support.flood --url mqtt://127.0.0.1:1883 --root ioc/v1 --publisher 0 \\
+    python -m tests.support.flood --url mqtt://127.0.0.1:1883 --root ROOT --publisher 0 \\
         --devices 100 --messages 100000 [--per-message 50] [--times FILE]
 
 Every reading is a ~200-byte BTS telemetry object with its own (device, seq): device ``d`` of
@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 from devices import Channel, Kind, Topics, encode
 from devices.endpoint import MqttEndpoint
+from devices.topics import DEFAULT_ROOT
 
 BASE_TS = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -217,7 +218,7 @@ _FIXED_SIZE = {0x11: 4, 0x13: 2, 0x21: 2, 0x22: 2, 0x24: 1, 0x25: 1, 0x27: 4, 0x
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--url", required=True)
-    parser.add_argument("--root", default="ioc/v1")
+    parser.add_argument("--root", default=DEFAULT_ROOT)
     parser.add_argument("--publisher", type=int, default=0)
     parser.add_argument("--devices", type=int, default=100)
     parser.add_argument("--messages", type=int, required=True)

@@ -34,6 +34,7 @@ from store.db import connect
 from store.migrate import upgrade
 from store.registry import UPSERT_DEVICE, device_row
 from tests.support.databases import scratch_database
+from tests.support.environment import inherited_environ
 from tests.support.flood import device_ids
 
 PG_SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
@@ -137,7 +138,7 @@ class IngesterProcess:
         self.metrics_port = free_port()
         self.log_path = log_dir / f"{client_id}.log"
         self.env = {
-            **os.environ,
+            **inherited_environ(),
             "IOC_DATABASE_URL": database_url,
             "IOC_MQTT_URL": mqtt_url,
             "IOC_TOPIC_ROOT": topic_root,
