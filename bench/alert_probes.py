@@ -106,8 +106,12 @@ class Victim:
     async def online(self) -> None:
         d, e = self.device, self.endpoint
         self.n += 1
-        will = aiomqtt.Will(self.status_topic, encode(
-            {"device_id": d.device_id, "state": "offline", "reason": "will"}), qos=1, retain=True)
+        will = aiomqtt.Will(
+            self.status_topic,
+            encode({"device_id": d.device_id, "state": "offline", "reason": "will"}),
+            qos=1,
+            retain=True,
+        )
         self.client = aiomqtt.Client(e.host, e.port, identifier=f"bench-{d.device_id}-{self.n}",
                                      will=will)  # fmt: skip
         await self.client.__aenter__()

@@ -205,8 +205,13 @@ async def trials(args: argparse.Namespace, url: str, mqtt_url: str, topics: Topi
                        (int(fleet_size * 0.95),), [(True,)], 240):  # fmt: skip
         print("the fleet is not 95 % online after 240 s; measuring anyway", file=sys.stderr)
     if coverage:  # its connections are open (COVERED, before each drop, waits for its build)
-        connected = await _poll(url, "SELECT count(*) >= 2 FROM pg_stat_activity"
-                                " WHERE application_name = %s", (COVERAGE_APP,), [(True,)], 120)
+        connected = await _poll(
+            url,
+            "SELECT count(*) >= 2 FROM pg_stat_activity WHERE application_name = %s",
+            (COVERAGE_APP,),
+            [(True,)],
+            120,
+        )
         if not connected:
             print("the coverage service has not connected after 120 s", file=sys.stderr)
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
@@ -297,9 +302,7 @@ async def trials(args: argparse.Namespace, url: str, mqtt_url: str, topics: Topi
     windows[-1:] = [(w[0], len(watcher.opened)) for w in windows[-1:]]
     ids = [alert_id for alert_id, _ in watcher.opened]
     # The same alert delivered twice, or more than one alert opened for one drop.
-    duplicates = len(ids) - len(set(ids)) + sum(
-        max(0, len(set(ids[a:b])) - 1) for a, b in windows
-    )
+    duplicates = len(ids) - len(set(ids)) + sum(max(0, len(set(ids[a:b])) - 1) for a, b in windows)
     alert_s = [v for r in rows if (v := r["alert_on_mqtt"]) is not None]
     event_s = [v for r in rows if (v := r.get("coverage_event_committed")) is not None]
     p99, will_p99 = pct(alert_s, 0.99), pct(will_s, 0.99)
@@ -335,15 +338,24 @@ async def coverage_child(url: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="20 trials, the full fleet (under a minute)")
+    parser.add_argument(
+        "--quick", action="store_true", help="20 trials, the full fleet (under a minute)"
+    )
     parser.add_argument("--trials", type=int, default=100)
-    parser.add_argument("--speed", type=float, default=1.0,
-                        help="fleet time acceleration (1: the normal rate, a reading a minute)")
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="fleet time acceleration (1: the normal rate, a reading a minute)",
+    )
     parser.add_argument("--fleet-limit", type=int, default=None, help="only N fleet devices")
     parser.add_argument("--database-url", default=LOCAL_PG, help="server for a scratch database")
-    parser.add_argument("--rule", choices=("coverage_lost", "bts_offline"),
-                        default="coverage_lost", help="the alert measured")
+    parser.add_argument(
+        "--rule",
+        choices=("coverage_lost", "bts_offline"),
+        default="coverage_lost",
+        help="the alert measured",
+    )
     parser.add_argument("--fleet-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--coverage-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mqtt-url", help=argparse.SUPPRESS)

@@ -56,8 +56,12 @@ class Broker:
         lines = self.extra if extra is None else extra
         conf.write_text(conf.read_text(encoding="utf-8") + "\n".join(lines) + "\n", "utf-8")
         log = (self.state / "mosquitto.log").open("ab")
-        self.process = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            ["mosquitto", "-c", str(conf)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         wait_for_port(self.port, proc=self.process)
 
     def stop(self, signal_name: str = "TERM") -> None:
@@ -70,23 +74,76 @@ class Broker:
 
 
 def subscribe_session(port: int) -> None:
-    subprocess.run(["mosquitto_sub", "-p", str(port), "-V", "mqttv5", "-c", "-x", "86400",
-                    "-i", SESSION, "-q", "1", "-t", f"{ROOT}/#", "-E"], check=True)
+    subprocess.run(
+        [
+            "mosquitto_sub",
+            "-p",
+            str(port),
+            "-V",
+            "mqttv5",
+            "-c",
+            "-x",
+            "86400",
+            "-i",
+            SESSION,
+            "-q",
+            "1",
+            "-t",
+            f"{ROOT}/#",
+            "-E",
+        ],
+        check=True,
+    )
 
 
 def drain(port: int, expected: int) -> int:
     """Distinct messages the session gets back (it stops at ``expected``, or after 30 s)."""
-    done = subprocess.run(["mosquitto_sub", "-p", str(port), "-V", "mqttv5", "-c", "-x", "86400",
-                           "-i", SESSION, "-q", "1", "-t", f"{ROOT}/#", "-C", str(expected),
-                           "-W", "30"], capture_output=True, check=False)
+    done = subprocess.run(
+        [
+            "mosquitto_sub",
+            "-p",
+            str(port),
+            "-V",
+            "mqttv5",
+            "-c",
+            "-x",
+            "86400",
+            "-i",
+            SESSION,
+            "-q",
+            "1",
+            "-t",
+            f"{ROOT}/#",
+            "-C",
+            str(expected),
+            "-W",
+            "30",
+        ],
+        capture_output=True,
+        check=False,
+    )
     return len(set(done.stdout.splitlines()))
 
 
 def flood(url: str, publisher: int, messages: int, timeout_s: float) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "tests.support.flood", "--url", url, "--root", ROOT, "--publisher",
-           str(publisher), "--devices", "50", "--messages", str(messages)]
-    done = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=True,
-                          start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.support.flood",
+        "--url",
+        url,
+        "--root",
+        ROOT,
+        "--publisher",
+        str(publisher),
+        "--devices",
+        "50",
+        "--messages",
+        str(messages),
+    ]
+    done = subprocess.run(
+        cmd, capture_output=True, timeout=timeout_s, check=True, start_new_session=True
+    )
     return dict(json.loads(done.stdout.decode().strip().splitlines()[-1]))
 
 
@@ -113,9 +170,15 @@ def measure(name: str, extra: list[str], queued: int, messages: int) -> dict[str
             broker.process.kill()
         shutil.rmtree(state, ignore_errors=True)
     seconds = timed["end"] - timed["start"]
-    return {"setting": name, "queued_before": queued, "published": messages,
-            "acked": timed["acked"], "publish_msgs_per_s": round(messages / seconds),
-            "recovered": got, "lost": queued + messages - got}
+    return {
+        "setting": name,
+        "queued_before": queued,
+        "published": messages,
+        "acked": timed["acked"],
+        "publish_msgs_per_s": round(messages / seconds),
+        "recovered": got,
+        "lost": queued + messages - got,
+    }
 
 
 def main() -> None:

@@ -26,15 +26,28 @@ NOW = datetime.now(UTC)
 
 def payload() -> bytes:
     """A typical ~200-byte BTS telemetry reading."""
-    return encode({"device_id": "BTS-VTL-0001", "ts": NOW.isoformat(), "seq": 123456,
-                   "power_source": "mains", "battery_pct": 100.0, "cabinet_temp_c": 31.5,
-                   "sectors_up": [True, True, True], "active_users": 412, "prb_util_pct": 47.2,
-                   "backhaul_up": True})
+    return encode(
+        {
+            "device_id": "BTS-VTL-0001",
+            "ts": NOW.isoformat(),
+            "seq": 123456,
+            "power_source": "mains",
+            "battery_pct": 100.0,
+            "cabinet_temp_c": 31.5,
+            "sectors_up": [True, True, True],
+            "active_users": 412,
+            "prb_util_pct": 47.2,
+            "backhaul_up": True,
+        }
+    )
 
 
 def pydantic_model() -> type[pydantic.BaseModel]:
-    fields: dict[str, Any] = {"device_id": (str, ...), "ts": (pydantic.AwareDatetime, ...),
-                              "seq": (Annotated[int, pydantic.Field(ge=0)], ...)}
+    fields: dict[str, Any] = {
+        "device_id": (str, ...),
+        "ts": (pydantic.AwareDatetime, ...),
+        "seq": (Annotated[int, pydantic.Field(ge=0)], ...),
+    }
     for spec in READINGS[Kind.BTS]:
         bounds = pydantic.Field(ge=spec.min, le=spec.max)
         kind: Any = {

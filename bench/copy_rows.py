@@ -30,10 +30,18 @@ def batches(devices: int, per_device: int, batch_size: int) -> list[Batch]:
         device_id = f"BTS-B-{d:05d}"
         topic = topics.device(Kind.BTS, device_id, Channel.TELEMETRY)
         for i in range(per_device):
-            body = {"device_id": device_id, "ts": (NOW - timedelta(seconds=i)).isoformat(),
-                    "seq": i, "power_source": "mains", "battery_pct": 99.0, "cabinet_temp_c": 30.1,
-                    "sectors_up": [True, True, True], "active_users": 200, "prb_util_pct": 40.0,
-                    "backhaul_up": True}
+            body = {
+                "device_id": device_id,
+                "ts": (NOW - timedelta(seconds=i)).isoformat(),
+                "seq": i,
+                "power_source": "mains",
+                "battery_pct": 99.0,
+                "cabinet_temp_c": 30.1,
+                "sectors_up": [True, True, True],
+                "active_users": 200,
+                "prb_util_pct": 40.0,
+                "backhaul_up": True,
+            }
             record = codec.decode(topic, encode(body), NOW).record
             assert record is not None
             if out[-1].messages >= batch_size:
@@ -69,12 +77,19 @@ def main() -> None:
         rows = devices * per_device
         first_s, stored, _ = asyncio.run(write_all(url, work))
         again_s, stored_again, dup = asyncio.run(write_all(url, work))
-    print(json.dumps({
-        "rows": rows, "batch_size": args.batch_size,
-        "copy_rows_per_s": round(rows / first_s), "stored": stored,
-        "redelivery_rows_per_s": round(rows / again_s), "redelivered_stored": stored_again,
-        "duplicates_skipped": dup,
-    }))
+    print(
+        json.dumps(
+            {
+                "rows": rows,
+                "batch_size": args.batch_size,
+                "copy_rows_per_s": round(rows / first_s),
+                "stored": stored,
+                "redelivery_rows_per_s": round(rows / again_s),
+                "redelivered_stored": stored_again,
+                "duplicates_skipped": dup,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -171,11 +171,7 @@ def main() -> None:
     args = parser.parse_args()
     days = 1 if args.quick else args.days
     interval_s = 1800 if args.quick else args.interval_s
-    server = (
-        args.url
-        or harness().tsdb_url
-        or "postgresql://postgres@127.0.0.1:5432/postgres"
-    )
+    server = args.url or harness().tsdb_url or "postgresql://postgres@127.0.0.1:5432/postgres"
     with scratch_database(server, "ioc_bench_dashboard") as url:
         now = datetime.now(UTC)
         t0 = time.perf_counter()

@@ -32,13 +32,11 @@ The last line is one JSON object.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import subprocess
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +55,11 @@ from bench.ingest_load import (
     postgres_cpu_s,
     rss_mb,
     wait_for,
+    writer_modes,
 )
-from devices import Channel, Codec, Kind, Topics
+from devices import Topics
 from ioc.settings import Settings
 from store.audit import reading_count, received_at_epoch
-from store.db import aconnect
-from store.writer import Batch, WriteMode, write_batch
-from tests.support.flood import BASE_TS, reading
 from tests.support.procs import (
     IngesterProcess,
     RestartableBroker,
@@ -79,16 +75,31 @@ BATCH = Settings.defaults().ingest.batch_size
 
 
 def ingest_run(
-    broker: RestartableBroker, server_url: str, messages: int, work: Path, *,
-    instances: int = 1, per_message: int = 1, latency: bool = False, rate: float | None = None,
+    broker: RestartableBroker,
+    server_url: str,
+    messages: int,
+    work: Path,
+    *,
+    instances: int = 1,
+    per_message: int = 1,
+    latency: bool = False,
+    rate: float | None = None,
     writers: int = 2,
 ) -> dict[str, Any]:
     root = Topics.under(f"ing{uuid.uuid4().hex[:6]}").root
     readings = messages * per_message
     with flood_database(server_url, PUBLISHERS, DEVICES, "ioc_bench_ingest") as url:
-        ing = IngesterProcess(database_url=url, mqtt_url=broker.url, topic_root=root,
-                              client_id=f"bench-{root[:9]}", log_dir=work, batch_size=BATCH,
-                              batch_age_s=0.2, instances=instances, writers=writers).start()
+        ing = IngesterProcess(
+            database_url=url,
+            mqtt_url=broker.url,
+            topic_root=root,
+            client_id=f"bench-{root[:9]}",
+            log_dir=work,
+            batch_size=BATCH,
+            batch_age_s=0.2,
+            instances=instances,
+            writers=writers,
+        ).start()
         try:
             wait_for(lambda: all(ing.subscribed(i) for i in range(instances)), 60, "ingester")
             assert ing.process is not None
@@ -124,11 +135,16 @@ def ingest_run(
         "duplicated": count.duplicated,
         "peak_rss_mb": round(peak, 1),
         "rss_mb_samples": [round(x, 1) for x in rss[:: max(1, len(rss) // 8)]],
-        "cpu_s": {"ingester": round(cpu1[0] - cpu0[0], 1), "broker": round(cpu1[1] - cpu0[1], 1),
-                  "postgres_all": round(pg_s, 1),
-                  "publishers": round(publisher_cpu, 1)},
-        "profile_s": {k: round(sum(h["profile_s"][k] for h in healths), 2)
-                      for k in ("receive", "decode", "write", "ack")},
+        "cpu_s": {
+            "ingester": round(cpu1[0] - cpu0[0], 1),
+            "broker": round(cpu1[1] - cpu0[1], 1),
+            "postgres_all": round(pg_s, 1),
+            "publishers": round(publisher_cpu, 1),
+        },
+        "profile_s": {
+            k: round(sum(h["profile_s"][k] for h in healths), 2)
+            for k in ("receive", "decode", "write", "ack")
+        },
         "wall_s": round(end - flood.t0, 1),
     }
     if latency:
@@ -146,7 +162,11 @@ def ingest_run(
 
 
 def drain_run(
-    broker: RestartableBroker, server_url: str, messages: int, work: Path, writers: int = 2,
+    broker: RestartableBroker,
+    server_url: str,
+    messages: int,
+    work: Path,
+    writers: int = 2,
     batch_size: int = BATCH,
 ) -> dict[str, Any]:
     """``messages`` readings queued for the ingester's offline session and for a
@@ -205,7 +225,12 @@ def drain_run(
 
 
 def hostile_rss(
-    broker: RestartableBroker, server_url: str, work: Path, *, topic: str, payload: bytes,
+    broker: RestartableBroker,
+    server_url: str,
+    work: Path,
+    *,
+    topic: str,
+    payload: bytes,
     messages: int,
 ) -> float:
     """Peak RSS (MB) of an ingester that rejects ``messages`` copies of one hostile message
@@ -237,40 +262,6 @@ def hostile_rss(
     return round(peak, 1)
 
 
-# -- the writer's two ways -----------------------------------------------------------------
-
-
-def writer_modes(server_url: str, rows: int) -> dict[str, float]:
-    codec, topics, now = Codec(), Topics(), datetime.now(UTC)
-    batches: list[Batch] = []
-    for i in range(rows):
-        if not batches or batches[-1].messages >= 1000:
-            batches.append(Batch())
-        device = f"BTS-W-{i % 1000:04d}"
-        body = {**reading(device, i // 1000), "ts": (BASE_TS + timedelta(seconds=i)).isoformat()}
-        record = codec.decode(topics.device(Kind.BTS, device, Channel.TELEMETRY),
-                              json.dumps(body).encode(), now).record
-        batches[-1].readings[Kind.BTS].extend(record.items)  # type: ignore[union-attr]
-        batches[-1].messages += 1
-
-    async def write_all(url: str, mode: WriteMode) -> float:
-        conn = await aconnect(url)
-        start = time.perf_counter()
-        for batch in batches:
-            await write_batch(conn, batch, mode=mode)
-        elapsed = time.perf_counter() - start
-        await conn.close()
-        return rows / elapsed
-
-    out: dict[str, float] = {}
-    for mode in (WriteMode.DIRECT, WriteMode.STAGED):
-        with flood_database(server_url, PUBLISHERS, DEVICES, "ioc_bench_ingest") as url:
-            out[f"{mode.value}_rows_per_s"] = round(asyncio.run(write_all(url, mode)))
-            if mode is WriteMode.DIRECT:  # everything again: the fallback path, all duplicates
-                out["redelivery_rows_per_s"] = round(asyncio.run(write_all(url, mode)))
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="about 20,000 messages a phase")
@@ -299,20 +290,28 @@ def main() -> None:
             paced_rate = one["rate"] / 2
             paced_messages = int(paced_rate * (10 if args.quick else 60)) // PUBLISHERS * PUBLISHERS
             log(f"(e) one ingester at {paced_rate:,.0f} msg/s (half of (b)), {paced_messages:,}")
-            paced = ingest_run(broker, args.database_url, paced_messages, work, latency=True,
-                               rate=paced_rate)
+            paced = ingest_run(
+                broker, args.database_url, paced_messages, work, latency=True, rate=paced_rate
+            )
             log(f"    p50 {paced['p50_ms']:.1f} ms, p99 {paced['p99_ms']:.1f} ms")
             log(f"(c) two ingesters on the shared subscription, {messages:,} messages")
             two = ingest_run(broker, args.database_url, messages, work, instances=2)
             log(f"    {two['rate']:,.0f} msg/s, lost {two['lost']}, duplicated {two['duplicated']}")
             batched_messages = messages // PER_MESSAGE
             log(f"(d) {batched_messages:,} messages of {PER_MESSAGE} readings")
-            batched = ingest_run(broker, args.database_url, batched_messages, work,
-                                 per_message=PER_MESSAGE)
+            batched = ingest_run(
+                broker, args.database_url, batched_messages, work, per_message=PER_MESSAGE
+            )
             log(f"    {batched['rate']:,.0f} readings/s")
             log("(d1) the same with one writer (IOC_INGEST_WRITERS=1): no commit overlaps")
-            batched_one = ingest_run(broker, args.database_url, batched_messages, work,
-                                     per_message=PER_MESSAGE, writers=1)
+            batched_one = ingest_run(
+                broker,
+                args.database_url,
+                batched_messages,
+                work,
+                per_message=PER_MESSAGE,
+                writers=1,
+            )
             log(f"    {batched_one['rate']:,.0f} readings/s")
             drain_messages = 20_000 if args.quick else 300_000
             log(f"(f) drain: {drain_messages:,} readings queued, ingester vs mosquitto_sub")
@@ -323,12 +322,26 @@ def main() -> None:
             rss: dict[str, list[float]] = {"large_payloads": [], "long_topics": []}
             for n in (floods // 2, floods):
                 log(f"(g) peak RSS: {n} payloads of 1 MB, {n * 10} topics of 60 KB")
-                rss["large_payloads"].append(hostile_rss(
-                    broker, args.database_url, work, messages=n,
-                    topic="bts/BTS-F0-0000/telemetry", payload=b"x" * 1_000_000))
-                rss["long_topics"].append(hostile_rss(
-                    broker, args.database_url, work, messages=n * 10,
-                    topic=f"bts/BTS-F0-0000/telemetry/{'x' * 60_000}", payload=b"{}"))
+                rss["large_payloads"].append(
+                    hostile_rss(
+                        broker,
+                        args.database_url,
+                        work,
+                        messages=n,
+                        topic="bts/BTS-F0-0000/telemetry",
+                        payload=b"x" * 1_000_000,
+                    )
+                )
+                rss["long_topics"].append(
+                    hostile_rss(
+                        broker,
+                        args.database_url,
+                        work,
+                        messages=n * 10,
+                        topic=f"bts/BTS-F0-0000/telemetry/{'x' * 60_000}",
+                        payload=b"{}",
+                    )
+                )
                 log(f"    1 MB payloads: {rss['large_payloads'][-1]} MB, long topics: "
                     f"{rss['long_topics'][-1]} MB")  # fmt: skip
             writer_rows = 20_000 if args.quick else 100_000

@@ -69,8 +69,12 @@ async def _round(
     try:
         for p in procs:
             await wait_until(p.subscribed, timeout_s=60)
-        floods = [start_flood(mqtt_url, root, publisher=p, devices=DEVICES,
-                              messages=messages // PUBLISHERS) for p in range(PUBLISHERS)]
+        floods = [
+            start_flood(
+                mqtt_url, root, publisher=p, devices=DEVICES, messages=messages // PUBLISHERS
+            )
+            for p in range(PUBLISHERS)
+        ]
         results = [await finish_flood(f, timeout_s=600) for f in floods]
         await wait_until(lambda: stored_readings(url) >= messages, timeout_s=600)
         done = time.time()
@@ -89,13 +93,15 @@ async def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one pass of 20,000 messages")
     parser.add_argument("--messages", type=int, help="readings per round")
     parser.add_argument("--max-ingesters", type=int, default=3)
-    parser.add_argument("--writers", default="2,1",
-                        help="IOC_INGEST_WRITERS values to run, comma-separated (first: the JSON's"
-                        " readings_per_s)")
+    parser.add_argument(
+        "--writers",
+        default="2,1",
+        help="IOC_INGEST_WRITERS values to run, comma-separated (first: the JSON's readings_per_s)",
+    )
     args = parser.parse_args()
     writer_counts = [int(w) for w in args.writers.split(",")]
     messages = args.messages or (20_000 if args.quick else 200_000)
-    server = (harness().bench_database_url or LOCAL_PG)
+    server = harness().bench_database_url or LOCAL_PG
     counts = list(range(1, args.max_ingesters + 1))
     order = counts if args.quick else counts + counts[::-1]
     best: dict[tuple[int, int], float] = {}

@@ -223,13 +223,19 @@ class Codec:
                 (RejectReason.STALE_TIMESTAMP, early, "before", earliest),
             ):
                 if bad:
-                    detail = (f"{len(bad)} of {len(items)} readings (first: seq {bad[0].seq} at "
-                              f"{bad[0].ts.isoformat()}) are {side} {limit.isoformat()}")
+                    detail = (
+                        f"{len(bad)} of {len(items)} readings (first: seq {bad[0].seq} at "
+                        f"{bad[0].ts.isoformat()}) are {side} {limit.isoformat()}"
+                    )
                     out.rejections.append(Rejection(reason, detail, topic, payload, device_id))
         return out
 
     def _decode_status(
-        self, source: DeviceTopic, topic: str, payload: bytes, received_at: datetime,
+        self,
+        source: DeviceTopic,
+        topic: str,
+        payload: bytes,
+        received_at: datetime,
         retained: bool,
     ) -> Decoded:
         device_id = source.device_id

@@ -30,6 +30,7 @@ app.add_typer(coverage_app, name="coverage")
 app.add_typer(roles_app, name="roles")
 app.add_typer(simulate_app, name="simulate")
 
+
 @db_app.command("upgrade")
 @clear_errors
 def db_upgrade() -> None:

@@ -62,8 +62,10 @@ def devices_provision(
         int, typer.Option(help="ingester accounts ioc-ingest-1 … N, one per instance")
     ] = 2,
     simulator: Annotated[
-        bool, typer.Option(help="also an account that may publish for every device (staging, "
-                                "one connection)")
+        bool,
+        typer.Option(
+            help="also an account that may publish for every device (staging, one connection)"
+        ),
     ] = False,
     rotate: Annotated[
         list[str] | None, typer.Option(help="give this account a new password (repeatable)")
@@ -104,8 +106,11 @@ def devices_provision(
         typer.echo(f"device passwords: {done.credentials} (0600; hand each to its device)")
     typer.echo(f"broker config: {done.config}")
     if not (out / "certs" / "server.crt").exists():
-        typer.echo(f"no certificate in {out / 'certs'}: put ca.crt, server.crt, server.key "
-                   f"there, or run `ioc certs dev --out {out / 'certs'}` for a trial", err=True)
+        typer.echo(
+            f"no certificate in {out / 'certs'}: put ca.crt, server.crt, server.key "
+            f"there, or run `ioc certs dev --out {out / 'certs'}` for a trial",
+            err=True,
+        )
 
 
 def _service_names(topics: Topics, ingesters: int) -> set[str]:

@@ -68,21 +68,32 @@ def run_many(config: IngestConfig, instances: int, *, log_json: bool) -> None:
     ports = instance_ports(config.metrics_port, instances)
 
     def start(i: int) -> subprocess.Popen[bytes]:
-        cmd = [sys.executable, "-m", "ioc", "ingest", "--shared",
-               "--client-id", f"{config.client_id}-{i + 1}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "ioc",
+            "ingest",
+            "--shared",
+            "--client-id",
+            f"{config.client_id}-{i + 1}",
+        ]
         cmd += ["--metrics-port", str(ports[i] or 0)]
         cmd += ["--log-json"] if log_json else []
         # Its own session, as a service: a terminal's Ctrl-C reaches the children through us.
         return subprocess.Popen(cmd, start_new_session=True)
 
     children = [start(i) for i in range(instances)]
-    log.info("started %d ingesters on the shared subscription: %s", instances,
-             ", ".join(f"{config.client_id}-{i + 1}" for i in range(instances)))
+    log.info(
+        "started %d ingesters on the shared subscription: %s",
+        instances,
+        ", ".join(f"{config.client_id}-{i + 1}" for i in range(instances)),
+    )
     while not stopping:
         for i, child in enumerate(children):
             if child.poll() is not None and not stopping:
-                log.warning("ingester %d exited with code %d; restarting it",
-                            i + 1, child.returncode)
+                log.warning(
+                    "ingester %d exited with code %d; restarting it", i + 1, child.returncode
+                )
                 time.sleep(RESTART_DELAY_S)
                 children[i] = start(i)
         time.sleep(0.2)

@@ -60,6 +60,8 @@ def share_group_problem(group: str) -> str | None:
     its ACL then refuses to deliver: lost). In production the group name is a secret."""
     problem = "is the public default" if group == SHARED_GROUP else secret_problem(group)
     if problem:
-        return (f"IOC_INGEST_SHARE_GROUP {problem}; in production it is a secret (a device "
-                "that knows it can join the ingesters' group)")
+        return (
+            f"IOC_INGEST_SHARE_GROUP {problem}; in production it is a secret (a device "
+            "that knows it can join the ingesters' group)"
+        )
     return None

@@ -57,8 +57,10 @@ class IngestSettings(Section):
         "device that knows it could join the group and take a share of the readings)",
     )
     batch_size: int = Field(
-        5000, ge=1, description="messages per transaction, at most (a backlog drains 1.7x "
-        "faster than at 1,000; at a normal rate IOC_INGEST_BATCH_AGE_S sends batches sooner)"
+        5000,
+        ge=1,
+        description="messages per transaction, at most (a backlog drains 1.7x "
+        "faster than at 1,000; at a normal rate IOC_INGEST_BATCH_AGE_S sends batches sooner)",
     )
     batch_age_s: float = Field(0.2, gt=0, description="flush a batch at least this often")
     writers: int = Field(
@@ -181,8 +183,10 @@ class Settings(BaseSettings):
         if self.mode == "production":
             problem = production_problem(self.database_url, self.mqtt.url)
             if self.ingest.self_register:
-                problem = ("IOC_INGEST_SELF_REGISTER: in production, devices are registered "
-                           "through the registry, not by their own birth records")
+                problem = (
+                    "IOC_INGEST_SELF_REGISTER: in production, devices are registered "
+                    "through the registry, not by their own birth records"
+                )
             if problem:
                 raise PydanticCustomError("insecure", problem)
         return self

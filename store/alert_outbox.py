@@ -80,9 +80,7 @@ async def fan_out(
     return len(rows)
 
 
-async def pending(
-    conn: psycopg.AsyncConnection, channel: str, limit: int = 2000
-) -> list[Delivery]:
+async def pending(conn: psycopg.AsyncConnection, channel: str, limit: int = 2000) -> list[Delivery]:
     """Undelivered rows of a channel, in delivery order per alert (alert, seq)."""
     async with conn.cursor(row_factory=class_row(Delivery)) as cur:
         await cur.execute(

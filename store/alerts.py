@@ -110,9 +110,7 @@ def list_alerts(conn: psycopg.Connection, filters: AlertFilter | None = None) ->
         where.append("opened_at >= %(since)s")
         params["since"] = f.since
     params["limit"] = f.limit
-    order = (
-        "(state = 'resolved'), array_position(%(order)s::text[], severity), opened_at DESC"
-    )
+    order = "(state = 'resolved'), array_position(%(order)s::text[], severity), opened_at DESC"
     params["order"] = list(SEVERITIES)
     with conn.cursor(row_factory=class_row(AlertRow)) as cur:
         cur.execute(

@@ -25,9 +25,7 @@ class ReadingCount:
 
 def reading_count(conn: psycopg.Connection, kind: Kind = Kind.BTS) -> ReadingCount:
     table = READING_TABLES[kind].name
-    row = conn.execute(
-        f"SELECT count(*), count(DISTINCT (device_id, seq)) FROM {table}"
-    ).fetchone()
+    row = conn.execute(f"SELECT count(*), count(DISTINCT (device_id, seq)) FROM {table}").fetchone()
     return ReadingCount(int(row[0]), int(row[1])) if row else ReadingCount(0, 0)
 
 

@@ -57,16 +57,17 @@ async def test_coverage_loss_from_a_will_and_from_a_district_power_cut(
 ) -> None:
     load_places(database_url)
     clock = FakeClock()
-    coverage = CoverageService(
-        coverage_service_config(database_url=database_url), clock=clock
-    )
+    coverage = CoverageService(coverage_service_config(database_url=database_url), clock=clock)
     coverage_task = asyncio.create_task(coverage.run())
     hook, subscriber = WebhookServer(), AlertSubscriber()
     try:
         await asyncio.wait_for(coverage.ready.wait(), 240)
         # The one tower whose loss alone leaves a village without any signal (N-1 table).
-        stranding = rows(database_url, "SELECT device_id FROM critical_towers"
-                         " WHERE villages_all = 1 ORDER BY population_all DESC LIMIT 1")
+        stranding = rows(
+            database_url,
+            "SELECT device_id FROM critical_towers"
+            " WHERE villages_all = 1 ORDER BY population_all DESC LIMIT 1",
+        )
         assert stranding, "the scenario has a tower whose loss strands a village"
         victim = next(d for d in scenario_devices(Kind.BTS) if d.device_id == stranding[0][0])
         endpoint = MqttEndpoint.parse(mqtt_url, protocol=mqtt_protocol)
@@ -186,9 +187,7 @@ async def test_the_mountain_fibre_cut_scenario_raises_village_coverage_alerts(
     plan = replace(plan, actions=(cut,), interval_s=2 * speed, duration_s=24 * 3600.0)
     behind = set(cut.device_ids)
     clock = FakeClock()
-    coverage = CoverageService(
-        coverage_service_config(database_url=database_url), clock=clock
-    )
+    coverage = CoverageService(coverage_service_config(database_url=database_url), clock=clock)
     coverage_task = asyncio.create_task(coverage.run())
     stop = asyncio.Event()
     subscriber = AlertSubscriber()

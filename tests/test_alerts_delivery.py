@@ -71,8 +71,10 @@ async def test_failing_and_hanging_webhooks_retry_with_backoff_and_delay_nobody_
                 await field.reading(c, online=True, recording=True, tamper=True)
 
             async def first_round_done() -> bool:
-                return len(good.received) == 3 and len(failing.attempts) == 3 and all(
-                    r[2] == 1 for r in _outbox(database_url, "webhook:hanging")
+                return (
+                    len(good.received) == 3
+                    and len(failing.attempts) == 3
+                    and all(r[2] == 1 for r in _outbox(database_url, "webhook:hanging"))
                 )
 
             await wait_until(first_round_done)
@@ -168,7 +170,9 @@ async def test_an_engine_killed_before_delivery_delivers_once_after_restart(
                 await engine_proc.wait()
     assert hook.events() == [(hook.received[0]["alert_id"], "opened")]
     assert subscriber.events() == [("camera_tamper", "opened")]
-    assert [r[5] for r in _outbox(database_url, "mqtt") + _outbox(database_url, "webhook:ops")] \
-        == [True, True]
+    assert [r[5] for r in _outbox(database_url, "mqtt") + _outbox(database_url, "webhook:ops")] == [
+        True,
+        True,
+    ]
     assert isinstance(hook.received[0]["transition_id"], int)
     assert datetime.fromisoformat(hook.received[0]["ts"])

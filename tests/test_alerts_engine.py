@@ -188,9 +188,7 @@ async def test_a_district_power_cut_is_one_grouped_alert_not_one_per_tower(
             if i % 4 == 3:
                 await wait_until(partial(raised_is, engine, ("bts_offline", t.device_id), True))
                 clock.advance(4)
-        await wait_until(
-            lambda: raised_is(engine, ("bts_offline", towers[-1].device_id), True)
-        )
+        await wait_until(lambda: raised_is(engine, ("bts_offline", towers[-1].device_id), True))
         clock.advance(61)  # every tower is past bts_offline's for_s
         await ticks(engine, 5)
         clock.advance(300)
@@ -259,9 +257,7 @@ async def test_telemetry_faults_name_what_matters_and_clear_with_hysteresis(
         # Inside the hysteresis band nothing clears; a healthy reading then does, after a hold.
         await field.reading(bts[0], **{**healthy_bts, "power_source": "battery",
                                        "battery_pct": 35.0})  # fmt: skip
-        await wait_until(
-            lambda: _seen(engine, bts[0].device_id, "battery_pct", 35.0)
-        )
+        await wait_until(lambda: _seen(engine, bts[0].device_id, "battery_pct", 35.0))
         assert is_raised(engine, ("bts_battery_low", bts[0].device_id), True)
         for d in bts:
             await field.reading(d, **healthy_bts)

@@ -18,8 +18,14 @@ from tests.support.polling import wait_until
 
 def ioc(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     clean = clean_environ()
-    return subprocess.run([sys.executable, "-m", "ioc", *args], env={**clean, **env},
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "ioc", *args],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_unreachable_database_is_one_line_naming_the_setting() -> None:
@@ -52,8 +58,10 @@ def test_ioc_up_on_a_taken_port_says_so_before_starting_anything() -> None:
         port = holder.getsockname()[1]
         done = ioc("up", "--port", str(port))
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines()[-1].startswith(
-        f"ioc: IOC_DASHBOARD_PORT: port {port} is taken"
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"ioc: IOC_DASHBOARD_PORT: port {port} is taken")
     )
     assert "Traceback" not in done.stderr
 
@@ -62,18 +70,35 @@ async def test_ioc_up_runs_the_slice_and_stops_everything_on_sigterm(
     database_url: str, mqtt_url: str, mqtt_protocol: int, tmp_path: Path
 ) -> None:
     clean = clean_environ()
-    env = {**clean, "IOC_DATABASE_URL": database_url, "IOC_MQTT_URL": mqtt_url,
-           "IOC_MQTT_PROTOCOL": str(mqtt_protocol)}
+    env = {
+        **clean,
+        "IOC_DATABASE_URL": database_url,
+        "IOC_MQTT_URL": mqtt_url,
+        "IOC_MQTT_PROTOCOL": str(mqtt_protocol),
+    }
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = tmp_path / "up.log"
     with log.open("w") as out:
         up = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ioc", "up", "--limit", "30", "--speed", "60",
-            "--port", str(port), env=env, stdout=out, stderr=out, start_new_session=True,
+            sys.executable,
+            "-m",
+            "ioc",
+            "up",
+            "--limit",
+            "30",
+            "--speed",
+            "60",
+            "--port",
+            str(port),
+            env=env,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
         )
     try:
+
         async def devices_online() -> bool:
             with psycopg.connect(database_url) as conn:
                 ready = conn.execute("SELECT to_regclass('devices') IS NOT NULL").fetchone()

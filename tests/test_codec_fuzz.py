@@ -25,11 +25,19 @@ json_values = st.recursive(
 )
 # Readings that are nearly right: the contract's keys with values of any type.
 near_readings = st.fixed_dictionaries(
-    {"device_id": st.one_of(st.just("DEV-1"), st.text()),
-     "ts": st.one_of(st.just(NOW.isoformat()), st.text(), st.integers()),
-     "seq": st.one_of(st.integers(), st.text(), st.none())},
-    optional={"battery_pct": json_values, "sectors_up": json_values, "state": json_values,
-              "lat": json_values, "lon": json_values, "rsrp_dbm": json_values},
+    {
+        "device_id": st.one_of(st.just("DEV-1"), st.text()),
+        "ts": st.one_of(st.just(NOW.isoformat()), st.text(), st.integers()),
+        "seq": st.one_of(st.integers(), st.text(), st.none()),
+    },
+    optional={
+        "battery_pct": json_values,
+        "sectors_up": json_values,
+        "state": json_values,
+        "lat": json_values,
+        "lon": json_values,
+        "rsrp_dbm": json_values,
+    },
 )
 topics = st.one_of(st.sampled_from(DEVICE_TOPICS), st.text(max_size=80))
 
@@ -57,16 +65,18 @@ def test_arbitrary_json_never_raises(topic: str, value: Any) -> None:
 
 
 @settings(max_examples=400, deadline=None)
-@given(topic=st.sampled_from(DEVICE_TOPICS),
-       value=st.one_of(near_readings, st.lists(near_readings, max_size=4)))
+@given(
+    topic=st.sampled_from(DEVICE_TOPICS),
+    value=st.one_of(near_readings, st.lists(near_readings, max_size=4)),
+)
 def test_nearly_right_readings_never_raise(topic: str, value: Any) -> None:
     _check(topic, encode(value))
 
 
 publishes = st.lists(
-    st.tuples(st.text(min_size=1, max_size=40), st.binary(max_size=300),
-              st.integers(1, 65535)),
-    min_size=1, max_size=8,
+    st.tuples(st.text(min_size=1, max_size=40), st.binary(max_size=300), st.integers(1, 65535)),
+    min_size=1,
+    max_size=8,
 )
 
 

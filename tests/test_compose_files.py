@@ -106,8 +106,9 @@ def _compose_validator() -> tuple[list[str], bool] | None:
 def test_docker_compose_config_accepts_it_where_docker_compose_exists(tmp_path: Path) -> None:
     validator = _compose_validator()
     if validator is None:
-        pytest.skip("no `docker compose` or `docker-compose` here; the document tests above "
-                    "stand in for it")
+        pytest.skip(
+            "no `docker compose` or `docker-compose` here; the document tests above stand in for it"
+        )
     command, drop_name = validator
     env = inherited_environ(**{k: "x" * 16 for k in read_env(ROOT / ".env.example")})
     # env_file: .env must exist; a copy of the example beside a copy of the compose file.

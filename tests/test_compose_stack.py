@@ -69,8 +69,14 @@ def _http_ok(url: str) -> bool:
 
 async def _publish(url: str, messages: list[tuple[str, bytes]]) -> None:
     e = MqttEndpoint.parse(url)
-    async with aiomqtt.Client(e.host, e.port, username=e.username, password=e.password,
-                              tls_params=e.tls_parameters(), protocol=e.protocol_version) as c:
+    async with aiomqtt.Client(
+        e.host,
+        e.port,
+        username=e.username,
+        password=e.password,
+        tls_params=e.tls_parameters(),
+        protocol=e.protocol_version,
+    ) as c:
         for topic, payload in messages:
             await c.publish(topic, payload, qos=1)
 
@@ -125,8 +131,9 @@ async def test_the_compose_services_run_as_processes_from_the_same_files(stack: 
     assert (count.rows, count.duplicated) == (3 * per_device, 0)
     # The shared subscription split the work between the two ingesters (their counts can
     # trail the rows by the batch just committed, so wait for them as for the rows).
-    await wait_until(lambda: sum(_get_json(u)["stored"] for u in health.values()) >= 3 * per_device,
-                     timeout_s=30)
+    await wait_until(
+        lambda: sum(_get_json(u)["stored"] for u in health.values()) >= 3 * per_device, timeout_s=30
+    )
     for name, health_url in health.items():
         answer = await asyncio.to_thread(_get_json, health_url)
         assert answer["stored"] > 0, f"{name} stored nothing: {answer}"
@@ -140,10 +147,15 @@ async def test_the_compose_services_run_as_processes_from_the_same_files(stack: 
                               protocol=watcher.protocol_version) as client:  # fmt: skip
         await client.subscribe(topics.all_alerts(), qos=1)
         device = bts[0]["username"]
-        await _publish(url.format(u=device, p=bts[0]["password"]), [(
-            topics.device(Kind.BTS, device, Channel.TELEMETRY),
-            _reading(device, per_device + 1, power_source="battery", battery_pct=12.0),
-        )])
+        await _publish(
+            url.format(u=device, p=bts[0]["password"]),
+            [
+                (
+                    topics.device(Kind.BTS, device, Channel.TELEMETRY),
+                    _reading(device, per_device + 1, power_source="battery", battery_pct=12.0),
+                )
+            ],
+        )
 
         async def first_alert() -> str:
             async for message in client.messages:
@@ -158,10 +170,13 @@ async def test_the_compose_services_run_as_processes_from_the_same_files(stack: 
 
     # The dashboard serves, logged in to the database as its read-only role.
     try:
-        await wait_until(lambda: _http_ok(
-            f"http://127.0.0.1:{stack.ports['dashboard']}/_stcore/health"), timeout_s=90)
+        await wait_until(
+            lambda: _http_ok(f"http://127.0.0.1:{stack.ports['dashboard']}/_stcore/health"),
+            timeout_s=90,
+        )
     except AssertionError:
         raise AssertionError(stack.log("dashboard")) from None
+
     # The coverage engine judged every village of the scenario on the towers' states.
     def judged() -> int:
         with connect(owner_url) as conn:

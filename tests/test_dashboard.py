@@ -20,6 +20,8 @@ from tests.support.fleet_history import fleet, generate_history, load_scenario_d
 
 # The shell's entry script, as `ioc dashboard` runs it; pages are relative to it.
 APP = str(Path(__file__).parent.parent / "ioc" / "dashboard_main.py")
+
+
 def token(url: str, role: str) -> str:
     with connect(url, autocommit=True) as conn:
         session = users.login(conn, role, PASSWORDS[role])

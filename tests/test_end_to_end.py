@@ -14,8 +14,11 @@ from tests.support.databases import rows
 from tests.support.polling import wait_until
 
 PER_KIND = 4
-TELEMETRY = {Kind.BTS: "telemetry_bts", Kind.CAMERA: "telemetry_camera",
-             Kind.BROADBAND: "telemetry_broadband"}
+TELEMETRY = {
+    Kind.BTS: "telemetry_bts",
+    Kind.CAMERA: "telemetry_camera",
+    Kind.BROADBAND: "telemetry_broadband",
+}
 
 
 async def test_scenario_devices_reach_the_database_and_a_killed_one_goes_offline(
@@ -27,10 +30,12 @@ async def test_scenario_devices_reach_the_database_and_a_killed_one_goes_offline
         for kind in TELEMETRY
         for spec in islice((d for d in scenario.devices() if d.kind == kind), PER_KIND)
     ]
-    fleet = Fleet(specs, MqttEndpoint.parse(mqtt_url, protocol=mqtt_protocol), topics=topics,
-                  speed=120)
+    fleet = Fleet(
+        specs, MqttEndpoint.parse(mqtt_url, protocol=mqtt_protocol), topics=topics, speed=120
+    )
     fleet.start()
     try:
+
         async def every_kind_has_readings() -> bool:
             counts = [
                 rows(database_url, f"SELECT count(DISTINCT device_id) FROM {table}")[0][0]
@@ -42,9 +47,7 @@ async def test_scenario_devices_reach_the_database_and_a_killed_one_goes_offline
         registered = rows(
             database_url, "SELECT device_id, kind, state FROM devices ORDER BY device_id"
         )
-        assert registered == sorted(
-            (s.device_id, s.kind.value, "online") for s in specs
-        )
+        assert registered == sorted((s.device_id, s.kind.value, "online") for s in specs)
         victim = next(s.device_id for s in specs if s.kind == Kind.BTS)
         await fleet.devices[victim].kill()
 

@@ -54,8 +54,12 @@ def assert_exactly_once(database_url: str, published: set[tuple[str, int]]) -> N
 
 
 def floods(mqtt_url: str, rate: float | None = None) -> list:  # type: ignore[type-arg]
-    return [start_flood(mqtt_url, ROOT, publisher=p, devices=DEVICES, messages=N // PUBLISHERS,
-                        rate=rate) for p in range(PUBLISHERS)]
+    return [
+        start_flood(
+            mqtt_url, ROOT, publisher=p, devices=DEVICES, messages=N // PUBLISHERS, rate=rate
+        )
+        for p in range(PUBLISHERS)
+    ]
 
 
 @pytest.fixture
@@ -65,10 +69,17 @@ def broker() -> Iterator[RestartableBroker]:
     running.cleanup()
 
 
-def ingester(database_url: str, broker: RestartableBroker, tmp_path: Path, name: str,
-             **kwargs: object) -> IngesterProcess:
-    return IngesterProcess(database_url=database_url, mqtt_url=broker.url, topic_root=ROOT,
-                           client_id=name, log_dir=tmp_path, **kwargs)  # type: ignore[arg-type]
+def ingester(
+    database_url: str, broker: RestartableBroker, tmp_path: Path, name: str, **kwargs: object
+) -> IngesterProcess:
+    return IngesterProcess(
+        database_url=database_url,
+        mqtt_url=broker.url,
+        topic_root=ROOT,
+        client_id=name,
+        log_dir=tmp_path,
+        **kwargs,  # type: ignore[arg-type]
+    )
 
 
 async def test_kill_9_mid_flood_then_restart_stores_every_reading_once(
@@ -80,16 +91,21 @@ async def test_kill_9_mid_flood_then_restart_stores_every_reading_once(
     try:
         await wait_until(first.subscribed)
         running = floods(broker.url)
-        await wait_until(lambda: stored_readings(database_url) >= N // 4,
-                         state=lambda: stored_readings(database_url))
+        await wait_until(
+            lambda: stored_readings(database_url) >= N // 4,
+            state=lambda: stored_readings(database_url),
+        )
         first.kill()
         at_kill = stored_readings(database_url)
         assert at_kill < N, "the flood was over before the kill: nothing was tested"
         for flood in running:
             await finish_flood(flood)  # every message is now with the broker
         second.start()  # the same client id: the broker resumes its session
-        await wait_until(lambda: stored_readings(database_url) >= N, timeout_s=120,
-                         state=lambda: stored_readings(database_url))
+        await wait_until(
+            lambda: stored_readings(database_url) >= N,
+            timeout_s=120,
+            state=lambda: stored_readings(database_url),
+        )
         assert_exactly_once(database_url, published)
     finally:
         first.close()
@@ -145,13 +161,18 @@ async def test_broker_restarted_mid_flood_with_persistence_loses_and_doubles_not
         # Devices publishing steadily (about 3 s of it), so the restart lands mid-flood; the
         # publishers reconnect and resend what the broker had not acknowledged.
         running = floods(broker.url, rate=2_000)
-        await wait_until(lambda: stored_readings(database_url) >= N // 8,
-                         state=lambda: stored_readings(database_url))
+        await wait_until(
+            lambda: stored_readings(database_url) >= N // 8,
+            state=lambda: stored_readings(database_url),
+        )
         broker.restart()
         assert stored_readings(database_url) < N, "the flood was over before the restart"
         results = [await finish_flood(flood) for flood in running]
-        await wait_until(lambda: stored_readings(database_url) >= N, timeout_s=120,
-                         state=lambda: stored_readings(database_url))
+        await wait_until(
+            lambda: stored_readings(database_url) >= N,
+            timeout_s=120,
+            state=lambda: stored_readings(database_url),
+        )
         assert_exactly_once(database_url, published)
         assert ing.alive()
         h = ing.health()
@@ -185,8 +206,7 @@ async def test_sigterm_commits_and_acknowledges_what_is_held_then_exits_0(
         # Had the PUBACKs not reached the broker, it would redeliver those 5,000 now.
         second.start()
         await wait_until(second.subscribed)
-        await finish_flood(start_flood(broker.url, ROOT, publisher=1, devices=DEVICES,
-                                       messages=10))
+        await finish_flood(start_flood(broker.url, ROOT, publisher=1, devices=DEVICES, messages=10))
         await wait_until(lambda: stored_readings(database_url) == held + 10)
         h = second.health()
         assert h is not None and (h["received"], h["duplicates"]) == (10, 0)
@@ -194,4 +214,3 @@ async def test_sigterm_commits_and_acknowledges_what_is_held_then_exits_0(
     finally:
         first.close()
         second.close()
-

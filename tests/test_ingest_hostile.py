@@ -79,10 +79,16 @@ async def test_a_replayed_retained_status_never_overrides_a_newer_state(
     assert first.stats.received == 1
     # Liveness: silent past its missed intervals.
     with psycopg.connect(migrated) as conn:
-        conn.execute("UPDATE devices SET state = 'offline', state_since = now(),"
-                     " state_reason = 'missed 3 intervals' WHERE device_id = %s", (dev,))
-        conn.execute("INSERT INTO status_events (ts, device_id, state, reason)"
-                     " VALUES (now(), %s, 'offline', 'missed 3 intervals')", (dev,))
+        conn.execute(
+            "UPDATE devices SET state = 'offline', state_since = now(),"
+            " state_reason = 'missed 3 intervals' WHERE device_id = %s",
+            (dev,),
+        )
+        conn.execute(
+            "INSERT INTO status_events (ts, device_id, state, reason)"
+            " VALUES (now(), %s, 'offline', 'missed 3 intervals')",
+            (dev,),
+        )
     first.request_stop()
     await wait_until(lambda: asyncio.sleep(0, not first.receiver.connected))
     # A new subscription (a new ingester, or a session that expired) gets the replay.
@@ -140,9 +146,7 @@ async def test_a_birth_from_an_unregistered_id_is_refused_unless_self_registrati
             await client.publish(topics.device(Kind.BTS, dev, Channel.META),
                                  encode({**doc, "device_id": dev}), qos=1)  # fmt: skip
     await wait_until(lambda: asyncio.sleep(0, service.stats.received >= 2))
-    assert rows(migrated, "SELECT device_id, name FROM devices ORDER BY 1") == [
-        ("BTS-U-0001", "x")
-    ]
+    assert rows(migrated, "SELECT device_id, name FROM devices ORDER BY 1") == [("BTS-U-0001", "x")]
     assert rows(migrated, "SELECT reason, device_id FROM rejects") == [
         ("unknown_device", "BTS-INVENTED")
     ]

@@ -40,12 +40,17 @@ def broker() -> Iterator[RestartableBroker]:
 
 
 async def flood_and_check(database_url: str, mqtt_url: str) -> None:
-    running = [start_flood(mqtt_url, ROOT, publisher=p, devices=DEVICES,
-                           messages=N // PUBLISHERS) for p in range(PUBLISHERS)]
+    running = [
+        start_flood(mqtt_url, ROOT, publisher=p, devices=DEVICES, messages=N // PUBLISHERS)
+        for p in range(PUBLISHERS)
+    ]
     for flood in running:
         await finish_flood(flood)
-    await wait_until(lambda: stored_readings(database_url) >= N, timeout_s=120,
-                     state=lambda: stored_readings(database_url))
+    await wait_until(
+        lambda: stored_readings(database_url) >= N,
+        timeout_s=120,
+        state=lambda: stored_readings(database_url),
+    )
     published = {k for p in range(PUBLISHERS) for k in expected(p, DEVICES, N // PUBLISHERS)}
     with psycopg.connect(database_url) as conn:
         keys = reading_keys(conn)
@@ -60,16 +65,23 @@ async def test_ingesters_on_the_shared_subscription_store_the_union_once(
     with psycopg.connect(database_url) as conn:
         upgrade(conn)
     group = [
-        IngesterProcess(database_url=database_url, mqtt_url=broker.url, topic_root=ROOT,
-                        client_id=f"share-{i}", log_dir=tmp_path, shared=True).start()
+        IngesterProcess(
+            database_url=database_url,
+            mqtt_url=broker.url,
+            topic_root=ROOT,
+            client_id=f"share-{i}",
+            log_dir=tmp_path,
+            shared=True,
+        ).start()
         for i in range(instances)
     ]
     try:
         for ing in group:
             await wait_until(ing.subscribed)
         # Registered after they started: each must find the others' devices in the registry.
-        register_devices(database_url, [d for p in range(PUBLISHERS)
-                                        for d in device_ids(p, DEVICES)])
+        register_devices(
+            database_url, [d for p in range(PUBLISHERS) for d in device_ids(p, DEVICES)]
+        )
         await flood_and_check(database_url, broker.url)
         received = []
         for ing in group:
@@ -91,8 +103,14 @@ async def test_ioc_ingest_instances_runs_a_group_and_stats_says_it_keeps_up(
     with psycopg.connect(database_url) as conn:
         upgrade(conn)
     register_devices(database_url, [d for p in range(PUBLISHERS) for d in device_ids(p, DEVICES)])
-    group = IngesterProcess(database_url=database_url, mqtt_url=broker.url, topic_root=ROOT,
-                            client_id="multi", log_dir=tmp_path, instances=2).start()
+    group = IngesterProcess(
+        database_url=database_url,
+        mqtt_url=broker.url,
+        topic_root=ROOT,
+        client_id="multi",
+        log_dir=tmp_path,
+        instances=2,
+    ).start()
     try:
         await wait_until(lambda: group.subscribed(0) and group.subscribed(1))
         await flood_and_check(database_url, broker.url)
@@ -100,9 +118,20 @@ async def test_ioc_ingest_instances_runs_a_group_and_stats_says_it_keeps_up(
         assert len(shares) == 2 and sum(shares) == N and min(shares) > 0
         stats = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "ioc", "ingest", "--stats", "--instances", "2",
-             "--metrics-port", str(group.metrics_port)],
-            capture_output=True, text=True, timeout=60,
+            [
+                sys.executable,
+                "-m",
+                "ioc",
+                "ingest",
+                "--stats",
+                "--instances",
+                "2",
+                "--metrics-port",
+                str(group.metrics_port),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert stats.returncode == 0, stats.stderr
         lines = stats.stdout.splitlines()
@@ -119,7 +148,9 @@ def test_stats_without_a_running_ingester_says_so_in_one_line(tmp_path: Path) ->
     port = free_port()
     result = subprocess.run(
         [sys.executable, "-m", "ioc", "ingest", "--stats", "--metrics-port", str(port)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [

@@ -166,9 +166,7 @@ def test_a_device_cannot_publish_under_another_identity(
     assert ingest.wait_for(b"own") == [(telemetry(Kind.BTS, "BTS-A"), b"own")]
 
 
-def test_a_device_reads_only_its_own_commands(
-    secure: SecureBroker, clients: list[Client]
-) -> None:
+def test_a_device_reads_only_its_own_commands(secure: SecureBroker, clients: list[Client]) -> None:
     device = connect(secure, clients, "BTS-A")
     device.subscribe(TOPICS.everything())  # granted, but filtered on delivery by the ACL
     fleet = connect(secure, clients, Service.SIMULATOR)
@@ -274,8 +272,12 @@ async def test_one_url_carries_account_tls_and_ca_for_aiomqtt(secure: SecureBrok
     endpoint = MqttEndpoint.parse(secure.url("BTS-A"))
     assert endpoint.tls and endpoint.ca_file == str(secure.certs.ca_cert)
     async with aiomqtt.Client(
-        endpoint.host, endpoint.port, username=endpoint.username, password=endpoint.password,
-        tls_params=endpoint.tls_parameters(), protocol=endpoint.protocol_version,
+        endpoint.host,
+        endpoint.port,
+        username=endpoint.username,
+        password=endpoint.password,
+        tls_params=endpoint.tls_parameters(),
+        protocol=endpoint.protocol_version,
     ) as client:
         await client.publish(telemetry(Kind.BTS, "BTS-A"), b"{}", qos=1)
 

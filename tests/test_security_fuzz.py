@@ -150,16 +150,33 @@ def _good(spec: MetricSpec) -> Any:
 
 
 CODEC = Codec(Topics(), max_future=timedelta(seconds=300), is_known={"DEV-1"}.__contains__)
-EDGES: list[Any] = [math.nan, math.inf, -math.inf, -0.0, 2**63, -(2**63) - 1, 10**40, "", "NaN",
-                    "1e999", [], {}, None, True, "\u0000", "x" * 5000]
+EDGES: list[Any] = [
+    math.nan,
+    math.inf,
+    -math.inf,
+    -0.0,
+    2**63,
+    -(2**63) - 1,
+    10**40,
+    "",
+    "NaN",
+    "1e999",
+    [],
+    {},
+    None,
+    True,
+    "\u0000",
+    "x" * 5000,
+]
 hostile: st.SearchStrategy[Any] = st.sampled_from(EDGES) | json_values
 
 
 @settings(FUZZ, max_examples=CASES["readings"])
 @given(
     kind=st.sampled_from(list(Kind)),
-    spoil=st.dictionaries(st.sampled_from(["device_id", "ts", "seq", "*metric"]), hostile,
-                          max_size=3),
+    spoil=st.dictionaries(
+        st.sampled_from(["device_id", "ts", "seq", "*metric"]), hostile, max_size=3
+    ),
     as_array=st.booleans(),
     data=st.data(),
 )

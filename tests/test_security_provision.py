@@ -41,8 +41,16 @@ def test_reprovisioning_keeps_passwords_and_revokes_removed_devices(tmp_path: Pa
     layout = BrokerLayout(folder=str(tmp_path), data_dir=str(tmp_path / "data"))
     first = provision(tmp_path, DEVICES, layout, environ={})
     before = read_passwd(first.passwd)
-    assert set(before) == {"ioc-ingest-1", "ioc-ingest-2", "ioc-alerts", "ioc-healthcheck",
-                           "ioc-monitor", "BTS-A", "BTS-B", "CAM-1"}
+    assert set(before) == {
+        "ioc-ingest-1",
+        "ioc-ingest-2",
+        "ioc-alerts",
+        "ioc-healthcheck",
+        "ioc-monitor",
+        "BTS-A",
+        "BTS-B",
+        "CAM-1",
+    }
     assert oct(first.passwd.stat().st_mode & 0o777) == "0o600"
     again = provision(tmp_path, DEVICES[:2], layout, environ={}, rotate=["BTS-B"])
     after = read_passwd(again.passwd)

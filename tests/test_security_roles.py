@@ -105,8 +105,15 @@ async def _check_dashboard_role(url: str, role: str) -> None:
         with pytest.raises(DENIED):
             alerts.resolve(dash, alert_id, by="op1", reason="not mine to close")
         with pytest.raises(DENIED):
-            alerts.silence(dash, alerts.SilenceRequest(rule="tower_down", subject=DEVICE,
-                           ends_at=datetime.now(UTC) + timedelta(hours=1), created_by="op1"))
+            alerts.silence(
+                dash,
+                alerts.SilenceRequest(
+                    rule="tower_down",
+                    subject=DEVICE,
+                    ends_at=datetime.now(UTC) + timedelta(hours=1),
+                    created_by="op1",
+                ),
+            )
         with pytest.raises(DENIED):
             add_user(dash, "intruder", "intruder-password", "admin")
         with pytest.raises(DENIED):

@@ -112,9 +112,7 @@ class RuleSet:
         raise KeyError(name)
 
     def of(self, source: Source, subject: str | None = None) -> list[Rule]:
-        return [
-            r for r in self.rules if r.source is source and subject in (None, r.subject)
-        ]
+        return [r for r in self.rules if r.source is source and subject in (None, r.subject)]
 
 
 def load_rules(override: Path | str | None = None) -> RuleSet:

@@ -197,9 +197,7 @@ class CoverageEngine:
     def _window(self, e: Emitter, box: tuple[int, int, int, int]) -> F32:
         return window_levels(e, self.active[e.eid], self.templates, self.corr[e.band_mhz], box)
 
-    def at(
-        self, e: Emitter, rows: IntArray, cols: IntArray, *, every_sector: bool = False
-    ) -> F32:
+    def at(self, e: Emitter, rows: IntArray, cols: IntArray, *, every_sector: bool = False) -> F32:
         """Levels at these cells from the emitter's active sectors (or all of them: the plan)."""
         active = np.ones_like(self.active[e.eid]) if every_sector else self.active[e.eid]
         return point_levels(e, active, self.templates, self.corr[e.band_mhz], rows, cols)

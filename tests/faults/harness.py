@@ -71,4 +71,3 @@ def audit(
         note=note,
     )
     return record(figures)
-

@@ -68,7 +68,9 @@ def start_secure_broker(
     mosquitto = shutil.which("mosquitto")
     assert mosquitto, "the security tests need mosquitto on PATH"
     process = subprocess.Popen(
-        [mosquitto, "-c", str(done.config)], stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        [mosquitto, "-c", str(done.config)],
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:

@@ -137,15 +137,17 @@ async def test_broker_restart_under_load(
         assert ing.alive(), ing.log_tail()
     finally:
         ing.close()
-    figures = audit("broker restart under load", database_url, published,
-                    note=f"restarted at {at_restart}; publishers reconnected {reconnects}x")
+    figures = audit(
+        "broker restart under load",
+        database_url,
+        published,
+        note=f"restarted at {at_restart}; publishers reconnected {reconnects}x",
+    )
     assert at_restart < N, "the flood was over before the restart"
     assert (figures.lost, figures.duplicated) == (0, 0)
 
 
-async def test_database_restart_under_load(
-    mqtt_url: str, topics: Topics, tmp_path: Path
-) -> None:
+async def test_database_restart_under_load(mqtt_url: str, topics: Topics, tmp_path: Path) -> None:
     pg = ThrowawayPostgres(tmp_path / "pg")  # never the shared server on 5432
     ing = ingester(pg.url, mqtt_url, topics.root, tmp_path, "fault-db")
     try:
@@ -230,8 +232,10 @@ async def test_disk_full_stops_acknowledging_then_drains_when_space_returns(
         else:  # no mount allowed here: a read-only database is the nearest fault
             with psycopg.connect(pg.url, autocommit=True) as admin:
                 admin.execute("ALTER DATABASE ioc SET default_transaction_read_only = on")
-                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                              " WHERE datname = 'ioc' AND pid <> pg_backend_pid()")
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = 'ioc' AND pid <> pg_backend_pid()"
+                )
         running = floods(mqtt_url, topics.root)
         # It says why it stopped acknowledging, and stays up.
         why = "No space left on device" if disk else "read-only transaction"
@@ -261,7 +265,10 @@ async def test_disk_full_stops_acknowledging_then_drains_when_space_returns(
 
 @pytest.mark.parametrize("rate", [RATE, None], ids=["keeping-up", "backlog"])
 async def test_broker_kill_9_under_load(
-    database_url: str, restartable: RestartableBroker, topics: Topics, tmp_path: Path,
+    database_url: str,
+    restartable: RestartableBroker,
+    topics: Topics,
+    tmp_path: Path,
     rate: float | None,
 ) -> None:
     """What README, "Delivery guarantee", promises of a broker crash: Mosquitto keeps what it
@@ -278,8 +285,17 @@ async def test_broker_kill_9_under_load(
         # A broker that has run a while has saved the ingester's session; a clean restart is
         # that save, so the kill tests the messages, not a session younger than the interval.
         restartable.restart()
-        running = [start_flood(restartable.url, topics.root, publisher=p, devices=DEVICES,
-                               messages=N // PUBLISHERS, rate=rate) for p in range(PUBLISHERS)]
+        running = [
+            start_flood(
+                restartable.url,
+                topics.root,
+                publisher=p,
+                devices=DEVICES,
+                messages=N // PUBLISHERS,
+                rate=rate,
+            )
+            for p in range(PUBLISHERS)
+        ]
         await wait_until(lambda: stored_readings(database_url) >= N // 4)
         restartable.crash()
         at_kill = stored_readings(database_url)
@@ -297,8 +313,6 @@ async def test_broker_kill_9_under_load(
     assert figures.lost <= N - at_kill, "the crash lost readings committed before it"
     if rate:  # keeping up, the broker holds no more than the ingester's window
         assert figures.lost <= window, f"lost {figures.lost}, beyond the window of {window}"
-
-
 
 
 async def settled(ing: IngesterProcess, mqtt_url: str, root: str) -> None:

@@ -224,4 +224,3 @@ async def ticks(engine: AlertEngine, n: int = 3) -> None:
         return engine.stats.ticks >= target
 
     await wait_until(done, timeout_s=20)
-

@@ -27,8 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]  # the repository
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 RUNNING = ("ingest-1", "ingest-2", "processing", "coverage", "alerts", "dashboard")
-APP_SERVICES = ("migrate", "ingest-1", "ingest-2", "processing", "coverage", "alerts",
-                "dashboard")
+APP_SERVICES = ("migrate", "ingest-1", "ingest-2", "processing", "coverage", "alerts", "dashboard")
 VARIABLE = re.compile(r"\$\{(\w+)(?::([?-])([^}]*))?\}")
 ESCAPED = re.compile(r"\$\$\{?(\w+)")  # compose's $$NAME: the container's shell expands it
 
@@ -149,7 +148,9 @@ class Stack:
         mosquitto = shutil.which("mosquitto")
         assert mosquitto
         self.processes["mosquitto"] = subprocess.Popen(
-            [mosquitto, "-c", str(local)], stdout=log, stderr=subprocess.STDOUT,
+            [mosquitto, "-c", str(local)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         wait_for_port(self.mqtt_port, proc=self.processes["mosquitto"])

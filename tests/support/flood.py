@@ -39,9 +39,15 @@ def device_ids(publisher: int, devices: int) -> list[str]:
 
 def reading(device_id: str, seq: int) -> dict[str, object]:
     return {
-        "device_id": device_id, "ts": (BASE_TS + timedelta(seconds=seq)).isoformat(), "seq": seq,
-        "power_source": "mains", "battery_pct": 97.5, "cabinet_temp_c": 31.2,
-        "sectors_up": [True, True, True], "active_users": 412, "prb_util_pct": 47.2,
+        "device_id": device_id,
+        "ts": (BASE_TS + timedelta(seconds=seq)).isoformat(),
+        "seq": seq,
+        "power_source": "mains",
+        "battery_pct": 97.5,
+        "cabinet_temp_c": 31.2,
+        "sectors_up": [True, True, True],
+        "active_users": 412,
+        "prb_util_pct": 47.2,
         "backhaul_up": True,
     }
 
@@ -157,7 +163,9 @@ class Publisher:
             self._buf += chunk
 
     def flood(
-        self, work: list[bytes], times: list[tuple[int, float]] | None = None,
+        self,
+        work: list[bytes],
+        times: list[tuple[int, float]] | None = None,
         rate: float | None = None,
     ) -> int:
         """Publish every packet, never more than the broker's receive-maximum unacknowledged
@@ -211,8 +219,18 @@ def _receive_maximum(connack: bytes) -> int:
 
 
 # CONNACK properties of a fixed size: identifier → bytes of value.
-_FIXED_SIZE = {0x11: 4, 0x13: 2, 0x21: 2, 0x22: 2, 0x24: 1, 0x25: 1, 0x27: 4, 0x28: 1,
-               0x29: 1, 0x2A: 1}
+_FIXED_SIZE = {
+    0x11: 4,
+    0x13: 2,
+    0x21: 2,
+    0x22: 2,
+    0x24: 1,
+    0x25: 1,
+    0x27: 4,
+    0x28: 1,
+    0x29: 1,
+    0x2A: 1,
+}
 
 
 def main() -> None:
@@ -244,8 +262,18 @@ def main() -> None:
     if args.times:
         with open(args.times, "w", encoding="utf-8") as out:
             json.dump(times, out)
-    print(json.dumps({"sent": len(work), "acked": acked, "start": start, "end": end,
-                      "reconnects": publisher.reconnects}), flush=True)
+    print(
+        json.dumps(
+            {
+                "sent": len(work),
+                "acked": acked,
+                "start": start,
+                "end": end,
+                "reconnects": publisher.reconnects,
+            }
+        ),
+        flush=True,
+    )
     sys.exit(0 if acked == len(work) else 1)
 
 

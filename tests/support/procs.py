@@ -87,14 +87,16 @@ class ThrowawayPostgres:
             ensure_prefix_permissions(self.pgdata)
             os.chown(self.pgdata, *_ids(self.user))
         pg_commands.initdb(  # type: ignore[attr-defined]
-            ["--auth=trust", "--encoding=utf8", "-U", "postgres"], pgdata=self.pgdata,
+            ["--auth=trust", "--encoding=utf8", "-U", "postgres"],
+            pgdata=self.pgdata,
             user=self.user,
         )
         self.start()
 
     def _ctl(self, *args: str) -> None:
         pg_commands.pg_ctl(  # type: ignore[attr-defined]
-            list(args), pgdata=self.pgdata, user=self.user, timeout=60)
+            list(args), pgdata=self.pgdata, user=self.user, timeout=60
+        )
 
     def start(self) -> None:
         options = f"-p {self.port} -h 127.0.0.1 -k {self.pgdata} -c fsync=off"
@@ -155,7 +157,10 @@ class IngesterProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ioc", "ingest", *self.args],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         return self
 
@@ -234,15 +239,30 @@ def start_flood(
 ) -> subprocess.Popen[bytes]:
     """A flood publisher; with ``go_path`` it prints ``ready`` once built and waits for that
     file, so several start in step and the clock starts with them."""
-    cmd = [sys.executable, "-m", "tests.support.flood", "--url", mqtt_url, "--root", topic_root,
-           "--publisher", str(publisher), "--devices", str(devices),
-           "--messages", str(messages), "--per-message", str(per_message)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.support.flood",
+        "--url",
+        mqtt_url,
+        "--root",
+        topic_root,
+        "--publisher",
+        str(publisher),
+        "--devices",
+        str(devices),
+        "--messages",
+        str(messages),
+        "--per-message",
+        str(per_message),
+    ]
     cmd += ["--start-at", str(start_at)] if start_at else []
     cmd += ["--times", str(times_path)] if times_path else []
     cmd += ["--go", str(go_path)] if go_path else []
     cmd += ["--rate", str(rate)] if rate else []
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
 
 
 async def finish_flood(proc: subprocess.Popen[bytes], timeout_s: float = 120) -> dict[str, Any]:
