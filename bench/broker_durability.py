@@ -28,6 +28,7 @@ from typing import Any
 
 from devices.topics import Topics
 from ioc.brokers import free_port, mosquitto_config, wait_for_port
+from tests.support.mosquitto_cli import session
 
 ROOT = Topics.under("bench").root
 SESSION = "durability-drain"
@@ -74,51 +75,13 @@ class Broker:
 
 
 def subscribe_session(port: int) -> None:
-    subprocess.run(
-        [
-            "mosquitto_sub",
-            "-p",
-            str(port),
-            "-V",
-            "mqttv5",
-            "-c",
-            "-x",
-            "86400",
-            "-i",
-            SESSION,
-            "-q",
-            "1",
-            "-t",
-            f"{ROOT}/#",
-            "-E",
-        ],
-        check=True,
-    )
+    subprocess.run([*session(port, SESSION, ROOT, expiry_s=86400), "-E"], check=True)
 
 
 def drain(port: int, expected: int) -> int:
     """Distinct messages the session gets back (it stops at ``expected``, or after 30 s)."""
     done = subprocess.run(
-        [
-            "mosquitto_sub",
-            "-p",
-            str(port),
-            "-V",
-            "mqttv5",
-            "-c",
-            "-x",
-            "86400",
-            "-i",
-            SESSION,
-            "-q",
-            "1",
-            "-t",
-            f"{ROOT}/#",
-            "-C",
-            str(expected),
-            "-W",
-            "30",
-        ],
+        [*session(port, SESSION, ROOT, expiry_s=86400), "-C", str(expected), "-W", "30"],
         capture_output=True,
         check=False,
     )

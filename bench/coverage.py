@@ -24,7 +24,7 @@ import tracemalloc
 
 import numpy as np
 
-from devices.radio import bearing_deg, rsrp_dbm
+from devices.radio import bearing_deg
 from ioc.configs import coverage_config
 from processing.coverage import CoverageEngine, SiteState
 from processing.coverage.scenario import scenario_inputs
@@ -58,17 +58,10 @@ def naive_seconds_per_sector(eng: CoverageEngine, sample: int, seed: int) -> flo
         site = eng.sites[int(i)]
         sx, sy = to_utm(site.lat, site.lon)
         d_km = np.hypot(x - sx, y - sy) / 1000.0
-        bearing = bearing_deg(x - sx, y - sy)
-        s = site.sectors[0]
-        level = rsrp_dbm(
-            tx_power_dbm=s.tx_power_dbm,
-            technology=s.technology,
-            freq_mhz=s.band_mhz,
+        level = site.sectors[0].level_dbm(
             dist_km=d_km,
+            bearing=bearing_deg(x - sx, y - sy),
             h_bs_m=site.antenna_height_m,
-            az_offset_deg=bearing - s.azimuth_deg,
-            tilt_deg=s.tilt_deg,
-            beamwidth_deg=s.beamwidth_deg,
             land_use=eng.land_use,
         )
         np.maximum(best, level, out=best)

@@ -60,6 +60,7 @@ from bench.ingest_load import (
 from devices import Topics
 from ioc.settings import Settings
 from store.audit import reading_count, received_at_epoch
+from tests.support.mosquitto_cli import client, session
 from tests.support.procs import (
     IngesterProcess,
     RestartableBroker,
@@ -173,8 +174,7 @@ def drain_run(
     ``mosquitto_sub -q 1`` session beside it; then each drains its queue. The flood phases are
     bound by the Python publishers; this is the ingester's own capacity."""
     root = Topics.under(f"drn{uuid.uuid4().hex[:6]}").root
-    sub = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-V", "mqttv5", "-q", "1",
-           "-c", "-i", f"dref-{root[:9]}", "-x", "3600", "-t", f"{root}/#"]  # fmt: skip
+    sub = session(broker.port, f"dref-{root[:9]}", root)
     subprocess.run([*sub, "-E"], check=True, timeout=30)
     with flood_database(server_url, PUBLISHERS, DEVICES, "ioc_bench_ingest") as url:
         ing = IngesterProcess(database_url=url, mqtt_url=broker.url, topic_root=root,
@@ -244,9 +244,8 @@ def hostile_rss(
                               batch_age_s=0.2).start()  # fmt: skip
         try:
             wait_for(ing.subscribed, 60, "ingester")
-            subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port),
-                            "-V", "mqttv5", "-q", "1", "-t", f"{root}/{topic}", "-f", str(path),
-                            "--repeat", str(messages), "--repeat-delay", "0"],
+            subprocess.run([*client("mosquitto_pub", broker.port), "-t", f"{root}/{topic}",
+                            "-f", str(path), "--repeat", str(messages), "--repeat-delay", "0"],
                            check=True, timeout=600)  # fmt: skip
 
             def settled() -> bool:

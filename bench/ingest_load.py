@@ -23,6 +23,7 @@ from devices.topics import Topics
 from store.db import aconnect
 from store.writer import Batch, WriteMode, write_batch
 from tests.support.flood import BASE_TS, reading
+from tests.support.mosquitto_cli import client, session
 from tests.support.procs import (
     RestartableBroker,
     flood_database,
@@ -134,24 +135,7 @@ def reference_subscriber(
 ) -> subprocess.Popen[bytes]:
     """``mosquitto_sub -q 1`` on a persistent session made before anything is published; it
     exits once it has received ``messages``."""
-    sub = [
-        "mosquitto_sub",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(broker.port),
-        "-V",
-        "mqttv5",
-        "-q",
-        "1",
-        "-c",
-        "-i",
-        f"ref-{root[:9]}",
-        "-x",
-        "3600",
-        "-t",
-        f"{root}/#",
-    ]
+    sub = session(broker.port, f"ref-{root[:9]}", root)
     subprocess.run([*sub, "-E"], check=True, timeout=30)
     return subprocess.Popen(
         [*sub, "-C", str(messages)], stdout=subprocess.DEVNULL, start_new_session=True
@@ -175,15 +159,7 @@ def mosquitto_pub_reference(broker: RestartableBroker, messages: int) -> float:
     pubs = [
         subprocess.Popen(
             [
-                "mosquitto_pub",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(broker.port),
-                "-V",
-                "mqttv5",
-                "-q",
-                "1",
+                *client("mosquitto_pub", broker.port),
                 "-t",
                 f"{root}/bts/BTS-P{p}/telemetry",
                 "-m",

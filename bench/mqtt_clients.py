@@ -32,6 +32,7 @@ import paho.mqtt.client as mqtt
 from devices.topics import Topics
 from ingest.receiver import Receiver
 from ioc.configs import ingest_config
+from tests.support.mosquitto_cli import session
 from tests.support.procs import RestartableBroker, start_flood
 
 BATCH = 1000
@@ -39,11 +40,6 @@ BATCH = 1000
 
 def log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
-
-
-def session_command(port: int, client_id: str, root: str) -> list[str]:
-    return ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-V", "mqttv5", "-q", "1", "-c",
-            "-i", client_id, "-x", "3600", "-t", f"{root}/#"]  # fmt: skip
 
 
 def queue(broker: RestartableBroker, root: str, messages: int) -> None:
@@ -55,7 +51,7 @@ def queue(broker: RestartableBroker, root: str, messages: int) -> None:
 
 def drain_reference(port: int, root: str, messages: int) -> float:
     t0 = time.perf_counter()
-    subprocess.run([*session_command(port, "ref", root), "-C", str(messages)], check=True,
+    subprocess.run([*session(port, "ref", root), "-C", str(messages)], check=True,
                    stdout=subprocess.DEVNULL, timeout=3600)  # fmt: skip
     return messages / (time.perf_counter() - t0)
 
@@ -116,7 +112,7 @@ def _session_properties() -> mqtt.Properties:
 
 def make_sessions(broker: RestartableBroker, root: str) -> None:
     """The three persistent sessions, subscribed, then offline."""
-    subprocess.run([*session_command(broker.port, "ref", root), "-E"], check=True, timeout=30)
+    subprocess.run([*session(broker.port, "ref", root), "-E"], check=True, timeout=30)
     for client_id in ("wire", "paho"):
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                              protocol=mqtt.MQTTv5)  # fmt: skip

@@ -66,53 +66,42 @@ class SeedPlace:
 
 
 @dataclass(frozen=True, slots=True)
-class BtsSite:
+class PlacedDevice:
+    """What every device of the inventory has: its id and name, where it stands, and the
+    district and commune it stands in."""
+
     device_id: str
-    operator: Operator
     name: str
     lat: float
     lon: float
     district_code: int
     commune_code: int
+
+
+@dataclass(frozen=True, slots=True)
+class BtsSite(PlacedDevice):
+    operator: Operator
     antenna_height_m: float
     sectors: tuple[BtsSector, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class Camera:
-    device_id: str
-    name: str
-    lat: float
-    lon: float
-    district_code: int
-    commune_code: int
+class Camera(PlacedDevice):
     site_type: str  # "town" or "road"
 
 
 @dataclass(frozen=True, slots=True)
-class BroadbandNode:
-    device_id: str
-    name: str
-    lat: float
-    lon: float
-    district_code: int
-    commune_code: int
+class BroadbandNode(PlacedDevice):
     communes_served: tuple[int, ...]
     households_passed: int
     households_total: int
 
 
 @dataclass(frozen=True, slots=True)
-class Probe:
+class Probe(PlacedDevice):
     """A drive-test probe; it moves, so its position is where it starts."""
 
-    device_id: str
     operator: Operator
-    name: str
-    lat: float
-    lon: float
-    district_code: int
-    commune_code: int
 
 
 @dataclass(frozen=True, slots=True)

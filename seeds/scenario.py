@@ -23,6 +23,7 @@ from seeds.model import (
     Commune,
     District,
     LatLon,
+    PlacedDevice,
     Probe,
     Road,
     ScenarioDevice,
@@ -58,7 +59,7 @@ class Scenario:
     def devices(self) -> list[ScenarioDevice]:
         """Every device with its birth payload (``devices.schemas.META_TYPES[kind]``)."""
 
-        def common(d: BtsSite | Camera | BroadbandNode | Probe, kind: Kind) -> dict[str, Any]:
+        def common(d: PlacedDevice, kind: Kind) -> dict[str, Any]:
             return {
                 "device_id": d.device_id,
                 "name": d.name,
