@@ -14,6 +14,7 @@ import streamlit as st
 from psycopg_pool import ConnectionPool
 
 from dashboard.i18n import t
+from store.users import PermissionDenied
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,3 +72,18 @@ def db() -> Iterator[psycopg.Connection]:
         st.stop()
     with _pool(url).connection() as conn:
         yield conn
+
+
+@contextmanager
+def refusals_shown(*shown: type[Exception]) -> Iterator[None]:
+    """Around a page's write: a refusal (the user's role, the database role's grants) or a
+    value the store turns down (``ValueError`` and ``shown``) is told to the user, not raised."""
+    turned_down: tuple[type[Exception], ...] = (ValueError, *shown)
+    try:
+        yield
+    except PermissionDenied as err:
+        st.error(t("alerts.refused", reason=str(err)))
+    except psycopg.errors.InsufficientPrivilege:  # the database role the dashboard runs as
+        st.error(t("app.db_refused"))
+    except turned_down as err:
+        st.error(str(err))

@@ -150,6 +150,15 @@ def basemap_style(tile_url: str) -> str:
     return "data:application/json," + urllib.parse.quote(json.dumps(style))
 
 
+def _points(
+    frame: pd.DataFrame, layer_id: str, *, outline: list[int] | None = None, **style: Any
+) -> pdk.Layer:
+    """A dot a row of ``frame`` at its lon/lat; with an ``outline`` colour, a 1-pixel ring."""
+    if outline is not None:
+        style |= {"get_line_color": outline, "stroked": True, "line_width_min_pixels": 1}
+    return pdk.Layer("ScatterplotLayer", frame, id=layer_id, get_position=["lon", "lat"], **style)
+
+
 def deck(
     devices: Sequence[MapDevice],
     villages: Iterable[dict[str, Any]],
@@ -208,26 +217,20 @@ def deck(
     if options.villages:
         points, spots = village_frames(villages, dead_spots)
         layers.append(
-            pdk.Layer(
-                "ScatterplotLayer",
+            _points(
                 points,
-                id="villages",
-                get_position=["lon", "lat"],
+                "villages",
                 get_fill_color=[189, 195, 199, 90],
                 get_radius=120,
                 radius_min_pixels=1,
             )
         )
         layers.append(
-            pdk.Layer(
-                "ScatterplotLayer",
+            _points(
                 spots,
-                id="dead-spots",
-                get_position=["lon", "lat"],
+                "dead-spots",
+                outline=[255, 255, 255, 255],
                 get_fill_color=[255, 59, 48, 235],
-                get_line_color=[255, 255, 255, 255],
-                stroked=True,
-                line_width_min_pixels=1,
                 get_radius="radius",
                 radius_min_pixels=4,
                 pickable=True,
@@ -238,16 +241,12 @@ def deck(
         rows = [d for d in shown if d.kind == kind]
         if rows:
             layers.append(
-                pdk.Layer(
-                    "ScatterplotLayer",
+                _points(
                     device_frame(rows, options.colour_by),
-                    id=f"devices-{kind}",
-                    get_position=["lon", "lat"],
+                    f"devices-{kind}",
+                    outline=KIND_OUTLINE[kind],
                     get_fill_color="colour",
-                    get_line_color=KIND_OUTLINE[kind],
                     get_radius=KIND_RADIUS_M[kind],
-                    stroked=True,
-                    line_width_min_pixels=1,
                     radius_min_pixels=2.5 if kind == "bts" else 1.5,
                     radius_max_pixels=14,
                     pickable=True,

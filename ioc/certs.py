@@ -15,28 +15,18 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ioc.folder_files import InFolder
+
 DEFAULT_HOSTS = ("localhost", "127.0.0.1", "mosquitto")  # mosquitto: the compose service name
 
 
 @dataclass(frozen=True, slots=True)
 class CertFiles:
     folder: Path
-
-    @property
-    def ca_cert(self) -> Path:
-        return self.folder / "ca.crt"
-
-    @property
-    def ca_key(self) -> Path:
-        return self.folder / "ca.key"
-
-    @property
-    def server_cert(self) -> Path:
-        return self.folder / "server.crt"
-
-    @property
-    def server_key(self) -> Path:
-        return self.folder / "server.key"
+    ca_cert = InFolder("ca.crt")
+    ca_key = InFolder("ca.key")
+    server_cert = InFolder("server.crt")
+    server_key = InFolder("server.key")
 
     def broker_files(self) -> tuple[Path, Path, Path]:
         return self.ca_cert, self.server_cert, self.server_key

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -16,6 +18,16 @@ from ioc.errors import SettingError
 alerts_app: typer.Typer = typer.Typer(
     help="Alerts: the engine, and what operators do with alerts.", no_args_is_help=True
 )
+
+
+@contextmanager
+def _refused(*refusals: type[Exception]) -> Iterator[None]:
+    """The store's refusal (no such alert or silence, a move its state forbids): one line."""
+    try:
+        yield
+    except refusals as err:
+        raise SettingError(str(err)) from None
+
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -97,10 +109,8 @@ def show(alert_id: Annotated[int, typer.Argument(help="alert id")]) -> None:
     from store.alerts import AlertNotFound, get_alert, transitions
 
     with database(load_settings()) as conn:
-        try:
+        with _refused(AlertNotFound):
             a = get_alert(conn, alert_id)
-        except AlertNotFound as err:
-            raise SettingError(str(err)) from None
         history = transitions(conn, alert_id)
     typer.echo(_row(a))
     typer.echo(f"        {a.summary_vi}")
@@ -114,14 +124,11 @@ def show(alert_id: Annotated[int, typer.Argument(help="alert id")]) -> None:
 def _operator_action(action: str, alert_id: int, by: str, text: str | None) -> None:
     from store.alerts import AlertNotFound, AlertStateError, acknowledge, resolve
 
-    with database(load_settings()) as conn:
-        try:
-            if action == "ack":
-                a = acknowledge(conn, alert_id, by, text)
-            else:
-                a = resolve(conn, alert_id, by, text or "")
-        except (AlertNotFound, AlertStateError) as err:
-            raise SettingError(str(err)) from None
+    with database(load_settings()) as conn, _refused(AlertNotFound, AlertStateError):
+        if action == "ack":
+            a = acknowledge(conn, alert_id, by, text)
+        else:
+            a = resolve(conn, alert_id, by, text or "")
     typer.echo(_row(a))
 
 
@@ -204,11 +211,8 @@ def unsilence(silence_id: Annotated[int, typer.Argument(help="silence id")]) -> 
     """End a silence now."""
     from store.alerts import end_silence
 
-    with database(load_settings()) as conn:
-        try:
-            end_silence(conn, silence_id)
-        except LookupError as err:
-            raise SettingError(str(err)) from None
+    with database(load_settings()) as conn, _refused(LookupError):
+        end_silence(conn, silence_id)
     typer.echo(f"silence {silence_id} ended")
 
 

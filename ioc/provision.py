@@ -24,6 +24,7 @@ from pathlib import Path
 
 from devices.kinds import Kind
 from devices.topics import Topics
+from ioc.folder_files import InFolder
 from ioc.production import secret_problem
 
 # mosquitto_passwd's own default. The passwords made here are 192-bit random tokens, so
@@ -148,26 +149,11 @@ class Provisioned:
     services: int = 0
     created: list[str] = field(default_factory=list)  # usernames given a new password
     removed: list[str] = field(default_factory=list)  # accounts no longer in the inventory
-
-    @property
-    def passwd(self) -> Path:
-        return self.folder / "passwd"
-
-    @property
-    def acl(self) -> Path:
-        return self.folder / "acl"
-
-    @property
-    def config(self) -> Path:
-        return self.folder / "mosquitto.conf"
-
-    @property
-    def credentials(self) -> Path:
-        return self.folder / "credentials.csv"
-
-    @property
-    def services_env(self) -> Path:
-        return self.folder / "services.env"
+    passwd = InFolder("passwd")
+    acl = InFolder("acl")
+    config = InFolder("mosquitto.conf")
+    credentials = InFolder("credentials.csv")
+    services_env = InFolder("services.env")
 
 
 def read_passwd(path: Path) -> dict[str, str]:

@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.fields import FieldInfo
@@ -175,6 +175,8 @@ class Settings(BaseSettings):
     alert: AlertSettings = Field(default_factory=AlertSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     simulate: SimulateSettings = Field(default_factory=SimulateSettings)
+    # False: the values given and the defaults alone, no environment nor file (``defaults``).
+    _reads_outside: ClassVar[bool] = True
 
     @model_validator(mode="after")
     def _secrets_in_production(self) -> Settings:
@@ -228,21 +230,14 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        if not cls._reads_outside:
+            return (init_settings,)
         toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
         return (init_settings, _EnvSource(settings_cls), toml)
 
 
 class _Defaults(Settings):
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings,)
+    _reads_outside: ClassVar[bool] = False
 
 
 def _env_value(value: Any) -> str:

@@ -44,6 +44,14 @@ def _on_off(words: list[str], what: str) -> bool:
     return words[0] == "on"
 
 
+# verb: the kind it is for, the condition's flag it sets, how it reads (off, on)
+_SWITCHES: dict[str, tuple[Kind, str, tuple[str, str]]] = {
+    "backhaul": (Kind.BTS, "backhaul_up", ("down", "up")),
+    "video": (Kind.CAMERA, "video_online", ("off", "on")),
+    "uplink": (Kind.BROADBAND, "uplink_up", ("down", "up")),
+}
+
+
 def _needs(device: SimulatedDevice, kind: Kind, command: str) -> None:
     if device.kind is not kind:
         raise CommandError(f"{command} is for {kind.value} devices; this is a {device.kind.value}")
@@ -84,22 +92,16 @@ def apply_command(device: SimulatedDevice, line: str) -> str:
             else:
                 c.sectors_down.add(n)
             done = f"sector {n} {'on' if n not in c.sectors_down else 'off'} air"
-        case "backhaul":
-            _needs(device, Kind.BTS, verb)
-            c.backhaul_up = _on_off(args, verb)
-            done = f"backhaul {'up' if c.backhaul_up else 'down'}"
+        case "backhaul" | "video" | "uplink":
+            kind, field, shown = _SWITCHES[verb]
+            _needs(device, kind, verb)
+            up = _on_off(args, verb)
+            setattr(c, field, up)
+            done = f"{verb} {shown[up]}"
         case "tamper":
             _needs(device, Kind.CAMERA, verb)
             c.tamper = args != ["off"]
             done = "tampered with" if c.tamper else "tamper cleared"
-        case "video":
-            _needs(device, Kind.CAMERA, verb)
-            c.video_online = _on_off(args, verb)
-            done = f"video {'on' if c.video_online else 'off'}"
-        case "uplink":
-            _needs(device, Kind.BROADBAND, verb)
-            c.uplink_up = _on_off(args, verb)
-            done = f"uplink {'up' if c.uplink_up else 'down'}"
         case "network":
             c.reachable = _on_off(args, verb)
             done = "reachable" if c.reachable else "cut off from the broker: buffering readings"

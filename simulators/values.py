@@ -154,13 +154,17 @@ class _Source:
     kind: Kind
 
     def __init__(
-        self, device_id: str, meta: Mapping[str, Any], condition: DeviceCondition | None
+        self, device_id: str, meta: Mapping[str, Any], condition: DeviceCondition | None = None
     ) -> None:
         self.device_id = device_id
         self.meta = meta
         self.condition = condition or DeviceCondition()
         self.rng = random.Random(zlib.crc32(device_id.encode()))  # the same device, the same day
         self._last: datetime | None = None
+        self._setup(meta)
+
+    def _setup(self, meta: Mapping[str, Any]) -> None:
+        """What a kind derives from its birth record, once the shared state is in place."""
 
     def _elapsed_h(self, at: datetime) -> float:
         """Simulated hours since the previous reading (0 for the first)."""
@@ -174,10 +178,7 @@ class _Source:
 class BtsValues(_Source):
     kind = Kind.BTS
 
-    def __init__(
-        self, device_id: str, meta: Mapping[str, Any], condition: DeviceCondition | None = None
-    ) -> None:
-        super().__init__(device_id, meta, condition)
+    def _setup(self, meta: Mapping[str, Any]) -> None:
         self.sectors = sorted(meta.get("sectors", []), key=lambda s: int(s["sector"]))
         self.sector_numbers = [int(s["sector"]) for s in self.sectors]
         self.peak_users = [CELL_PEAK_USERS.get(str(s.get("technology")), 100) for s in self.sectors]
@@ -218,10 +219,7 @@ class BtsValues(_Source):
 class CameraValues(_Source):
     kind = Kind.CAMERA
 
-    def __init__(
-        self, device_id: str, meta: Mapping[str, Any], condition: DeviceCondition | None = None
-    ) -> None:
-        super().__init__(device_id, meta, condition)
+    def _setup(self, meta: Mapping[str, Any]) -> None:
         if self.condition.storage_free_pct is None:
             self.condition.storage_free_pct = self.rng.uniform(40, 90)
 
@@ -250,10 +248,7 @@ class CameraValues(_Source):
 class BroadbandValues(_Source):
     kind = Kind.BROADBAND
 
-    def __init__(
-        self, device_id: str, meta: Mapping[str, Any], condition: DeviceCondition | None = None
-    ) -> None:
-        super().__init__(device_id, meta, condition)
+    def _setup(self, meta: Mapping[str, Any]) -> None:
         explicit = meta.get("onts_total")
         passed = int(meta.get("households_passed", 0))
         self.onts_total = int(explicit) if explicit is not None else round(passed * ONT_TAKE_UP)

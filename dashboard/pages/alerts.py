@@ -5,16 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pandas as pd
-import psycopg
 import streamlit as st
 
 from dashboard import auth
 from dashboard.actions import acknowledge_alert, silence_subject
 from dashboard.app import page
-from dashboard.data import db
+from dashboard.data import db, refusals_shown
 from dashboard.i18n import labeller, lang, t, when
 from store import alerts, places
-from store.users import PermissionDenied, Role
+from store.users import Role
 
 SUBJECT_KINDS = ("bts", "camera", "broadband", "village", "district")
 DEVICE_KINDS = ("bts", "camera", "broadband")
@@ -163,19 +162,13 @@ with act[1].form("silence"):
     silence = st.form_submit_button(t("alerts.silence"), disabled=not may_act)
 
 if ack:
-    try:
+    with refusals_shown(alerts.AlertStateError, alerts.AlertNotFound):
         with db() as conn:
             done = acknowledge_alert(conn, auth.token(), alert.alert_id, comment)
         st.session_state["alerts_flash"] = t("alerts.acked", id=done.alert_id)
         st.rerun()
-    except PermissionDenied as err:
-        st.error(t("alerts.refused", reason=str(err)))
-    except psycopg.errors.InsufficientPrivilege:  # the database role the dashboard runs as
-        st.error(t("app.db_refused"))
-    except (alerts.AlertStateError, alerts.AlertNotFound, ValueError) as err:
-        st.error(str(err))
 if silence:
-    try:
+    with refusals_shown():
         with db() as conn:
             row = silence_subject(
                 conn, auth.token(), alert, float(hours), silence_note, now=datetime.now(UTC)
@@ -184,9 +177,3 @@ if silence:
             "alerts.silenced", subject=alert.subject, until=when(row.ends_at)
         )
         st.rerun()
-    except PermissionDenied as err:
-        st.error(t("alerts.refused", reason=str(err)))
-    except psycopg.errors.InsufficientPrivilege:  # the database role the dashboard runs as
-        st.error(t("app.db_refused"))
-    except ValueError as err:
-        st.error(str(err))

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import pandas as pd
-import psycopg
 import streamlit as st
 
 from dashboard import auth
 from dashboard.actions import add_user
-from dashboard.data import db
+from dashboard.data import db, refusals_shown
 from dashboard.i18n import labeller, t
 from store import users
-from store.users import PermissionDenied, Role
+from store.users import Role
 
 me = auth.current_user()
 if me is None or not me.role.allows(Role.ADMIN):  # the page may be reached by its URL
@@ -41,13 +40,7 @@ with st.form("add_user", clear_on_submit=True):
     password = st.text_input(t("login.password"), type="password")
     submitted = st.form_submit_button(t("users.add"))
 if submitted:
-    try:
+    with refusals_shown():
         with db() as conn:
             user = add_user(conn, auth.token(), username, password, role, name)
         st.success(t("users.saved", name=user.username))
-    except PermissionDenied as err:
-        st.error(t("alerts.refused", reason=str(err)))
-    except psycopg.errors.InsufficientPrivilege:  # the database role the dashboard runs as
-        st.error(t("app.db_refused"))
-    except ValueError as err:
-        st.error(str(err))
