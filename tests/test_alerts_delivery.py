@@ -66,9 +66,7 @@ async def test_failing_and_hanging_webhooks_retry_with_backoff_and_delay_nobody_
             field_client(mqtt_url, mqtt_protocol, topics) as field,
             running_engine(config, clock) as engine,
         ):
-            for c in cameras:
-                await field.birth(c)
-                await field.reading(c, online=True, recording=True, tamper=True)
+            await field.tampered(*cameras)
 
             async def first_round_done() -> bool:
                 return (
@@ -138,8 +136,7 @@ async def test_an_engine_killed_before_delivery_delivers_once_after_restart(
                 subscriber.running(mqtt_url, mqtt_protocol, topics),
                 field_client(mqtt_url, mqtt_protocol, topics) as field,
             ):
-                await field.birth(camera)
-                await field.reading(camera, online=True, recording=True, tamper=True)
+                await field.tampered(camera)
 
                 async def queued() -> bool:
                     return len(rows(database_url, "SELECT 1 FROM alert_outbox")) == 2

@@ -302,9 +302,7 @@ async def test_silence_hides_news_until_it_ends_and_operators_ack_and_resolve(
             field_client(mqtt_url, mqtt_protocol, topics) as field,
             running_engine(config, clock) as engine,
         ):
-            for c in cameras:
-                await field.birth(c)
-                await field.reading(c, online=True, recording=True, tamper=True)
+            await field.tampered(*cameras)
 
             async def told(n: int) -> bool:
                 return len(hook.received) >= n
@@ -347,8 +345,7 @@ async def test_the_engine_restarted_keeps_open_alerts_and_does_not_duplicate_the
     clock = FakeClock()
     config = engine_config(database_url, mqtt_url, mqtt_protocol, topics)
     async with field_client(mqtt_url, mqtt_protocol, topics) as field:
-        await field.birth(camera)
-        await field.reading(camera, online=True, recording=True, tamper=True)
+        await field.tampered(camera)
         async with running_engine(config, clock) as engine:
 
             async def opened() -> bool:

@@ -18,17 +18,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import msgspec
 import psycopg
 import pytest
 
-from devices.endpoint import MqttEndpoint
 from devices.kinds import Channel, Kind
 from devices.topics import Topics
 from ioc.provision import read_env
 from store.audit import reading_count
 from store.db import connect
+from tests.support.clients import mqtt_client
 from tests.support.compose import ROOT, RUNNING, Stack
 from tests.support.environment import inherited_environ
 from tests.support.polling import wait_until
@@ -68,15 +67,7 @@ def _http_ok(url: str) -> bool:
 
 
 async def _publish(url: str, messages: list[tuple[str, bytes]]) -> None:
-    e = MqttEndpoint.parse(url)
-    async with aiomqtt.Client(
-        e.host,
-        e.port,
-        username=e.username,
-        password=e.password,
-        tls_params=e.tls_parameters(),
-        protocol=e.protocol_version,
-    ) as c:
+    async with mqtt_client(url) as c:
         for topic, payload in messages:
             await c.publish(topic, payload, qos=1)
 
@@ -141,10 +132,7 @@ async def test_the_compose_services_run_as_processes_from_the_same_files(stack: 
     # The alert engine (its own broker account, TLS) publishes a low-battery alert, seen on
     # the monitor's account: on an ingester's, the watcher would take over its session.
     monitor = read_env(certs.parent / "services.env")["IOC_MQTT_MONITOR_PASSWORD"]
-    watcher = MqttEndpoint.parse(url.format(u="ioc-monitor", p=monitor))
-    async with aiomqtt.Client(watcher.host, watcher.port, username=watcher.username,
-                              password=watcher.password, tls_params=watcher.tls_parameters(),
-                              protocol=watcher.protocol_version) as client:  # fmt: skip
+    async with mqtt_client(url.format(u="ioc-monitor", p=monitor)) as client:
         await client.subscribe(topics.all_alerts(), qos=1)
         device = bts[0]["username"]
         await _publish(

@@ -4,29 +4,26 @@ its last state. The scene is tests/support/coverage_scene.py."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import re
 from typing import Any
 
 import psycopg
 
-from devices import Channel, Kind, Topics, encode
-from ioc.configs import coverage_config, coverage_service_config
+from devices import Channel, Kind, encode
 from processing.coverage.service import CoverageService
 from processing.coverage.serving import Why
 from store.migrate import upgrade
 from store.registry import device_row, register_devices
-from tests.support.clients import mqtt_client
 from tests.support.coverage_scene import (
     LAT0,
     LON0,
     SECTORS,
+    Live,
     bts_doc,
-    coverage_events,
+    built_once,
     load_scene,
     offset,
-    publish,
     village_rows,
 )
 from tests.support.polling import wait_until
@@ -36,12 +33,7 @@ async def test_the_service_runs_on_timescaledb(tsdb_url: str) -> None:
     with psycopg.connect(tsdb_url) as conn:
         upgrade(conn)
     load_scene(tsdb_url)
-    svc = CoverageService(
-        coverage_service_config(database_url=tsdb_url, coverage=coverage_config(resolution_m=200.0))
-    )
-    stop = asyncio.Event()
-    stop.set()
-    await asyncio.wait_for(svc.run(stop), 60)
+    await built_once(tsdb_url)
     villages = village_rows(tsdb_url)
     assert villages["mbf"]["operators"] == ["mobifone"] and villages["far"]["dead_spot"]
 
@@ -77,17 +69,10 @@ async def test_only_a_radio_change_in_a_birth_record_rebuilds(
     ] == [[45.0]]
 
 
-async def test_a_spoofed_birth_record_does_not_redraw_coverage(
-    coverage_service: CoverageService,
-    database_url: str,
-    mqtt_url: str,
-    mqtt_protocol: int,
-    topics: Topics,
-) -> None:
+async def test_a_spoofed_birth_record_does_not_redraw_coverage(live: Live) -> None:
     """One device's credential cannot move a tower, raise its power or change its operator;
     a field change (a re-tuned azimuth) still goes through."""
-    before = coverage_service.coverage
-    meta = topics.device(Kind.BTS, "M", Channel.META)
+    before = live.service.coverage
     m_at = offset(LAT0, LON0, 9000, 0)
     louder = [dict(s, tx_power_dbm=60.0) for s in SECTORS]
     spoofs = [
@@ -96,10 +81,10 @@ async def test_a_spoofed_birth_record_does_not_redraw_coverage(
         bts_doc("M", "viettel", *m_at),
     ]
     for doc in spoofs:
-        await publish(mqtt_url, mqtt_protocol, meta, doc)
+        await live.publish(Kind.BTS, "M", Channel.META, doc)
 
     def refused() -> list[str]:
-        with psycopg.connect(database_url) as conn:
+        with psycopg.connect(live.database_url) as conn:
             rows = conn.execute(
                 "SELECT detail FROM rejects WHERE device_id = 'M' AND reason = 'out_of_range'"
                 " ORDER BY received_at"
@@ -114,45 +99,41 @@ async def test_a_spoofed_birth_record_does_not_redraw_coverage(
     assert re.search(r"moved [\d,]+ m \(more than 500 m\)", details[0]), details[0]
     assert "transmit power raised to 60 dBm" in details[1]
     assert "operator changed from mobifone to viettel" in details[2]
-    assert coverage_service.coverage is before
+    assert live.service.coverage is before
     retuned = [dict(s, azimuth_deg=(s["azimuth_deg"] + 10.0) % 360) for s in SECTORS]
-    await publish(mqtt_url, mqtt_protocol, meta, bts_doc("M", "mobifone", *m_at, sectors=retuned))
+    await live.publish(
+        Kind.BTS, "M", Channel.META, bts_doc("M", "mobifone", *m_at, sectors=retuned)
+    )
 
     async def rebuilt() -> bool:
-        return coverage_service.coverage is not before
+        return live.service.coverage is not before
 
     await wait_until(rebuilt, timeout_s=15)
 
 
-async def test_a_flapping_tower_ends_in_its_last_state_with_events_in_step(
-    coverage_service: CoverageService,
-    database_url: str,
-    mqtt_url: str,
-    mqtt_protocol: int,
-    topics: Topics,
-) -> None:
+async def test_a_flapping_tower_ends_in_its_last_state_with_events_in_step(live: Live) -> None:
     """Thirty flaps as fast as the broker takes them: the service reads the state once per
     wake, so it may skip some, but it never ends anywhere but the last state, and the village's
     events alternate (never two losses in a row)."""
-    status = topics.device(Kind.BTS, "M", Channel.STATUS)
-    async with mqtt_client(mqtt_url, mqtt_protocol) as c:
+    status = live.topics.device(Kind.BTS, "M", Channel.STATUS)
+    async with live.client() as c:
         for i in range(30):
             state = "offline" if i % 2 == 0 else "online"
             await c.publish(status, encode({"device_id": "M", "state": state}), qos=1)
         await c.publish(status, encode({"device_id": "M", "state": "offline"}), qos=1)
 
     async def settled() -> bool:  # the last status stored, and the service idle after it
-        with psycopg.connect(database_url) as conn:
+        with psycopg.connect(live.database_url) as conn:
             (state,) = conn.execute("SELECT state FROM devices WHERE device_id = 'M'").fetchone()  # type: ignore[misc]
         return (
             state == "offline"
-            and coverage_service.idle.is_set()
-            and coverage_service.verdicts["M"].why is (Why.OFFLINE)
+            and live.service.idle.is_set()
+            and live.service.verdicts["M"].why is (Why.OFFLINE)
         )
 
     await wait_until(settled, timeout_s=20)
-    assert village_rows(database_url)["mbf"]["dead_spot"]
-    kinds = [e["kind"] for e in coverage_events(database_url) if e["village_id"] == "mbf"]
+    assert live.villages()["mbf"]["dead_spot"]
+    kinds = [e["kind"] for e in live.events() if e["village_id"] == "mbf"]
     assert kinds and kinds[-1] == "lost"
     assert all(a != b for a, b in itertools.pairwise(kinds)), kinds
-    assert coverage_service.verdicts["M"].why is Why.OFFLINE
+    assert live.service.verdicts["M"].why is Why.OFFLINE

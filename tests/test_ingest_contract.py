@@ -5,6 +5,7 @@ its reason and raw bytes, and the counters say so on /metrics."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import urllib.request
@@ -19,11 +20,9 @@ import pytest
 from devices import Channel, Kind, Topics, encode
 from ingest import Ingester
 from ioc.brokers import free_port
-from ioc.configs import ingest_config
-from store.db import connect
-from store.migrate import upgrade
 from tests.support.clients import mqtt_client
 from tests.support.databases import rows
+from tests.support.ingesters import IngesterStarter
 from tests.support.polling import wait_until
 
 NOW = datetime.now(UTC)
@@ -48,29 +47,12 @@ def _meta(device_id: str, **extra: object) -> bytes:
 
 
 @pytest.fixture
-async def observed(
-    database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
-) -> AsyncIterator[Ingester]:
+async def observed(start_ingester: IngesterStarter) -> AsyncIterator[Ingester]:
     """An ingester with its /metrics and /health served."""
-    with connect(database_url) as conn:
-        upgrade(conn)
-    config = ingest_config(
-        database_url=database_url,
-        mqtt_url=mqtt_url,
-        topic_root=topics.root,
-        client_id=f"obs-{topics.root.split('/')[0]}",
-        batch_size=50,
-        batch_age_s=0.05,
-        protocol=mqtt_protocol,
-        metrics_port=free_port(),
-        self_register=True,
-    )
-    service = Ingester(config)
-    task = asyncio.create_task(service.run())
-    await asyncio.wait_for(service.subscribed.wait(), 20)
-    yield service
-    service.request_stop()
-    await asyncio.wait_for(task, 30)
+    async with start_ingester(
+        self_register=True, name="obs", metrics_port=free_port(), drain=True
+    ) as service:
+        yield service
 
 
 def _get(port: int, path: str) -> tuple[int, bytes]:
@@ -262,115 +244,90 @@ async def test_every_message_kind_lands_with_its_own_timestamps_and_meta_history
 
 
 async def test_mqtt_3_1_1_session_stores_and_acknowledges_everything(
-    database_url: str, mqtt_url: str, topics: Topics
+    start_ingester: IngesterStarter, database_url: str, mqtt_url: str, topics: Topics
 ) -> None:
     """The same ingester on MQTT 3.1.1 (clean session off, no properties on the wire)."""
-    with connect(database_url) as conn:
-        upgrade(conn)
-    config = ingest_config(
-        database_url=database_url,
-        mqtt_url=mqtt_url,
-        topic_root=topics.root,
-        client_id=f"v311-{topics.root.split('/')[0]}",
-        batch_size=20,
-        batch_age_s=0.05,
-        protocol=4,
-        self_register=True,
-    )
+
+    def v311() -> contextlib.AbstractAsyncContextManager[Ingester]:
+        return start_ingester(protocol=4, self_register=True, name="v311", batch_size=20,
+                              drain=True)  # fmt: skip
+
     dev = "OLT-V-0001"
-    first = Ingester(config)
-    task = asyncio.create_task(first.run())
-    await asyncio.wait_for(first.subscribed.wait(), 20)
-    async with mqtt_client(mqtt_url, 4) as client:
-        await client.publish(topics.device(Kind.BROADBAND, dev, Channel.META), _meta(dev), qos=1)
-        for seq in range(100):
+    async with v311():
+        async with mqtt_client(mqtt_url, 4) as client:
+            await client.publish(
+                topics.device(Kind.BROADBAND, dev, Channel.META), _meta(dev), qos=1
+            )
+            for seq in range(100):
+                await client.publish(
+                    topics.device(Kind.BROADBAND, dev, Channel.TELEMETRY),
+                    encode(_reading(dev, seq, uplink_up=True)),
+                    qos=1,
+                )
+
+        async def stored() -> bool:
+            return rows(database_url, "SELECT count(*) FROM telemetry_broadband") == [(100,)]
+
+        await wait_until(stored)
+    # Every PUBACK reached the broker: the resumed session redelivers nothing.
+    async with v311() as second:
+        async with mqtt_client(mqtt_url, 4) as client:
             await client.publish(
                 topics.device(Kind.BROADBAND, dev, Channel.TELEMETRY),
-                encode(_reading(dev, seq, uplink_up=True)),
+                encode(_reading(dev, 100, uplink_up=False)),
                 qos=1,
             )
-
-    async def stored() -> bool:
-        return rows(database_url, "SELECT count(*) FROM telemetry_broadband") == [(100,)]
-
-    await wait_until(stored)
-    first.request_stop()
-    await asyncio.wait_for(task, 30)
-    # Every PUBACK reached the broker: the resumed session redelivers nothing.
-    second = Ingester(config)
-    task = asyncio.create_task(second.run())
-    await asyncio.wait_for(second.subscribed.wait(), 20)
-    async with mqtt_client(mqtt_url, 4) as client:
-        await client.publish(
-            topics.device(Kind.BROADBAND, dev, Channel.TELEMETRY),
-            encode(_reading(dev, 100, uplink_up=False)),
-            qos=1,
-        )
-    await wait_until(lambda: asyncio.sleep(0, second.stats.received >= 1))
-    second.request_stop()
-    await asyncio.wait_for(task, 30)
+        await wait_until(lambda: asyncio.sleep(0, second.stats.received >= 1))
     assert (second.stats.received, second.stats.duplicates) == (1, 0)
     assert rows(database_url, "SELECT count(*) FROM telemetry_broadband") == [(101,)]
 
 
 async def test_a_status_batch_waits_for_the_batches_before_it_even_with_a_writer_free(
-    database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
+    start_ingester: IngesterStarter,
+    database_url: str,
+    mqtt_url: str,
+    mqtt_protocol: int,
+    topics: Topics,
 ) -> None:
     """Batch N (a meta and an `offline`) is held up on a lock; batch N+1 (`online`) has a free
     writer but must not commit first: that would make N's earlier `offline` stale, and the
     device's outage would vanish from its history."""
-    with connect(database_url) as conn:
-        upgrade(conn)
-    config = ingest_config(
-        database_url=database_url,
-        mqtt_url=mqtt_url,
-        topic_root=topics.root,
-        client_id=f"order-{topics.root.split('/')[0]}",
-        batch_size=2,
-        batch_age_s=30,
-        protocol=mqtt_protocol,
-        writers=2,
-        self_register=True,
-    )
     flapper, blocked = "BTS-O-0001", "BTS-O-0002"
-    service = Ingester(config)
-    task = asyncio.create_task(service.run())
-    await asyncio.wait_for(service.subscribed.wait(), 20)
-    async with mqtt_client(mqtt_url, mqtt_protocol) as client:
-        for dev in (flapper, blocked):
-            await client.publish(topics.device(Kind.BTS, dev, Channel.META), _meta(dev), qos=1)
-    await wait_until(lambda: asyncio.sleep(0, service.stats.received == 2))
-
-    def status(state: str, minutes: int) -> bytes:
-        ts = NOW - timedelta(minutes=minutes)
-        return encode({"device_id": flapper, "state": state, "ts": ts.isoformat()})
-
-    with psycopg.connect(database_url) as locker:
-        locker.execute("SELECT 1 FROM devices WHERE device_id = %s FOR UPDATE", (blocked,))
+    async with start_ingester(self_register=True, name="order", batch_size=2, batch_age_s=30,
+                              writers=2, drain=True) as service:  # fmt: skip
         async with mqtt_client(mqtt_url, mqtt_protocol) as client:
-            status_topic = topics.device(Kind.BTS, flapper, Channel.STATUS)
-            await client.publish(
-                topics.device(Kind.BTS, blocked, Channel.META),
-                _meta(blocked, name="renamed"),
-                qos=1,
+            for dev in (flapper, blocked):
+                await client.publish(topics.device(Kind.BTS, dev, Channel.META), _meta(dev), qos=1)
+        await wait_until(lambda: asyncio.sleep(0, service.stats.received == 2))
+
+        def status(state: str, minutes: int) -> bytes:
+            ts = NOW - timedelta(minutes=minutes)
+            return encode({"device_id": flapper, "state": state, "ts": ts.isoformat()})
+
+        with psycopg.connect(database_url) as locker:
+            locker.execute("SELECT 1 FROM devices WHERE device_id = %s FOR UPDATE", (blocked,))
+            async with mqtt_client(mqtt_url, mqtt_protocol) as client:
+                status_topic = topics.device(Kind.BTS, flapper, Channel.STATUS)
+                await client.publish(
+                    topics.device(Kind.BTS, blocked, Channel.META),
+                    _meta(blocked, name="renamed"),
+                    qos=1,
+                )
+                await client.publish(status_topic, status("offline", 10), qos=1)
+                await client.publish(status_topic, status("online", 5), qos=1)
+                await client.publish(
+                    topics.device(Kind.BTS, flapper, Channel.TELEMETRY),
+                    encode(_reading(flapper, 1)),
+                    qos=1,
+                )
+            # Both batches are with the ingester: the second one waits its turn, or it committed.
+            await wait_until(
+                lambda: asyncio.sleep(
+                    0, service.in_hand + service.receiver.held == 4 or service.stats.received > 2
+                )
             )
-            await client.publish(status_topic, status("offline", 10), qos=1)
-            await client.publish(status_topic, status("online", 5), qos=1)
-            await client.publish(
-                topics.device(Kind.BTS, flapper, Channel.TELEMETRY),
-                encode(_reading(flapper, 1)),
-                qos=1,
-            )
-        # Both batches are with the ingester: the second one waits its turn, or it committed.
-        await wait_until(
-            lambda: asyncio.sleep(
-                0, service.in_hand + service.receiver.held == 4 or service.stats.received > 2
-            )
-        )
-        locker.rollback()
-    await wait_until(lambda: asyncio.sleep(0, service.stats.received == 6))
-    service.request_stop()
-    await asyncio.wait_for(task, 30)
+            locker.rollback()
+        await wait_until(lambda: asyncio.sleep(0, service.stats.received == 6))
     states = rows(
         database_url, "SELECT state FROM status_events WHERE device_id = %s ORDER BY ts", flapper
     )

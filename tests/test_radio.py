@@ -7,6 +7,8 @@ a(hm) = (1.1·log f − 0.7)·hm − (1.56·log f − 0.8)  (Hata 1980, small/me
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -115,26 +117,12 @@ def test_rsrp_link_budget_by_hand() -> None:
     # θ = atan(28.5 / 3000) = 0.5443°; A_H = 12·(20/65)² = 1.1361;
     # A_V = 12·((0.5443 − 3)/10)² = 0.7237; A = −min(1.1361 + 0.7237, 25) = −1.8598
     # RSRP = 44.5 + 15 (antenna) − 30.8 (one RE of 1200) − 1.8598 − 153.0035 = −126.1632
-    got = rsrp_dbm(
-        tx_power_dbm=44.5,
-        technology=Technology.G4,
-        freq_mhz=1800,
-        dist_km=3.0,
-        h_bs_m=30,
-        az_offset_deg=20.0,
-        tilt_deg=3.0,
-    )
+    cell = functools.partial(rsrp_dbm, tx_power_dbm=44.5, freq_mhz=1800, dist_km=3.0, h_bs_m=30,
+                             az_offset_deg=20.0, tilt_deg=3.0)  # fmt: skip
+    got = cell(technology=Technology.G4)
     assert float(got) == pytest.approx(-126.1632, abs=0.1)
     # The same cell on 3G (CPICH, −10 dB instead of −30.8) is 20.8 dB stronger at equal loss.
-    g3 = rsrp_dbm(
-        tx_power_dbm=44.5,
-        technology=Technology.G3,
-        freq_mhz=1800,
-        dist_km=3.0,
-        h_bs_m=30,
-        az_offset_deg=20.0,
-        tilt_deg=3.0,
-    )
+    g3 = cell(technology=Technology.G3)
     assert float(g3 - got) == pytest.approx(20.8, abs=1e-9)
 
 

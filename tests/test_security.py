@@ -4,7 +4,6 @@ oversize payloads never get through."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import secrets
 import socket
@@ -34,6 +33,8 @@ from store.audit import reading_keys, reject_reasons
 from store.db import connect as connect_db
 from store.migrate import upgrade
 from tests.faults.secure import SecureBroker, start_secure_broker
+from tests.support.clients import mqtt_client
+from tests.support.ingesters import serving
 from tests.support.polling import wait_until
 from tests.support.procs import register_devices
 
@@ -271,14 +272,7 @@ def test_an_oversize_payload_is_cut_by_the_broker(
 async def test_one_url_carries_account_tls_and_ca_for_aiomqtt(secure: SecureBroker) -> None:
     endpoint = MqttEndpoint.parse(secure.url("BTS-A"))
     assert endpoint.tls and endpoint.ca_file == str(secure.certs.ca_cert)
-    async with aiomqtt.Client(
-        endpoint.host,
-        endpoint.port,
-        username=endpoint.username,
-        password=endpoint.password,
-        tls_params=endpoint.tls_parameters(),
-        protocol=endpoint.protocol_version,
-    ) as client:
+    async with mqtt_client(secure.url("BTS-A")) as client:
         await client.publish(telemetry(Kind.BTS, "BTS-A"), b"{}", qos=1)
 
 
@@ -291,15 +285,8 @@ async def _secure_ingester(
                            topic_root=TOPICS.root, client_id="secure-ingest",
                            shared_subscription=True, share_group=share_group, batch_size=10,
                            batch_age_s=0.05, self_register=False)  # fmt: skip
-    service = Ingester(config)
-    task = asyncio.create_task(service.run())
-    try:
-        await asyncio.wait_for(service.subscribed.wait(), 20)
+    async with serving(config) as service:
         yield service
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_the_chain_account_topic_payload_holds_end_to_end(

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import msgspec
 import pytest
 
@@ -21,7 +22,7 @@ from devices import Codec, RejectReason, Topics
 from simulators import MqttEndpoint
 from simulators.runner import RunLog, run_plan
 from simulators.scenarios import Action, Plan, ScenarioError, load_plan
-from tests.support.clients import mqtt_client
+from tests.support.clients import mqtt_client, subscribed
 from tests.support.environment import clean_environ
 from tests.support.simulated import SCENARIOS
 
@@ -146,21 +147,13 @@ class Arrival:
 async def recording(url: str, protocol: int, topics: Topics) -> AsyncIterator[list[Arrival]]:
     got: list[Arrival] = []
     loop = asyncio.get_running_loop()
-    async with mqtt_client(url, protocol) as client:
-        await client.subscribe(f"{topics.root}/#", qos=1)
 
-        async def pump() -> None:
-            async for m in client.messages:
-                assert isinstance(m.payload, bytes)
-                got.append(Arrival(loop.time(), datetime.now(UTC), str(m.topic), m.payload))
+    def take(m: aiomqtt.Message) -> None:
+        assert isinstance(m.payload, bytes)
+        got.append(Arrival(loop.time(), datetime.now(UTC), str(m.topic), m.payload))
 
-        task = asyncio.create_task(pump())
-        try:
-            yield got
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async with mqtt_client(url, protocol) as client, subscribed(client, f"{topics.root}/#", take):
+        yield got
 
 
 def _json(a: Arrival) -> Any:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from dashboard.i18n import CATALOGUE
 from store import alerts
 from store.db import connect
 from tests.fixtures.dashboard import PASSWORDS
@@ -62,6 +63,25 @@ def settle(page) -> None:
         grids.first.wait_for(state="visible")
 
 
+def _report_and_device(page, lang: str) -> None:
+    """The coverage report, then a tower's device page, each shot, in ``lang``'s words."""
+
+    def word(key: str) -> str:
+        vi, en = CATALOGUE[key]
+        return vi if lang == "vi" else en
+
+    page.get_by_role("link", name=word("page.coverage")).click()
+    page.get_by_text(word("cov.by_district")).wait_for()
+    settle(page)
+    page.screenshot(path=ARTIFACTS / f"coverage-{lang}.png", full_page=True)
+    page.get_by_role("link", name=word("page.device")).click()
+    page.get_by_label(word("device.search")).fill("BTS-VTL-0001")
+    page.get_by_label(word("device.search")).press("Enter")
+    page.get_by_text(word("device.status_history")).wait_for()
+    settle(page)
+    page.screenshot(path=ARTIFACTS / f"device-{lang}.png", full_page=True)
+
+
 def test_operator_acknowledges_and_viewer_is_refused(dashboard_url, scenario_url, alert_ids):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     outside: list[str] = []
@@ -98,16 +118,7 @@ def test_operator_acknowledges_and_viewer_is_refused(dashboard_url, scenario_url
         assert wait_map_drawn(page) > 200
         page.get_by_text("Villages without signal").first.wait_for()
         page.screenshot(path=ARTIFACTS / "map-en.png")
-        page.get_by_role("link", name="Coverage report").click()
-        page.get_by_text("By district").wait_for()
-        settle(page)
-        page.screenshot(path=ARTIFACTS / "coverage-en.png", full_page=True)
-        page.get_by_role("link", name="Device").click()
-        page.get_by_label("Search by id or name").fill("BTS-VTL-0001")
-        page.get_by_label("Search by id or name").press("Enter")
-        page.get_by_text("Status history").wait_for()
-        settle(page)
-        page.screenshot(path=ARTIFACTS / "device-en.png", full_page=True)
+        _report_and_device(page, "en")
         page.get_by_role("button", name="Log out").click()
 
         login(page, dashboard_url, "viewer", PASSWORDS["viewer"])
@@ -116,16 +127,7 @@ def test_operator_acknowledges_and_viewer_is_refused(dashboard_url, scenario_url
         assert page.get_by_role("button", name="Xác nhận", exact=True).is_disabled()
         settle(page)
         page.screenshot(path=ARTIFACTS / "alerts-viewer-vi.png", full_page=True)
-        page.get_by_role("link", name="Báo cáo vùng phủ").click()
-        page.get_by_text("Theo huyện").wait_for()
-        settle(page)
-        page.screenshot(path=ARTIFACTS / "coverage-vi.png", full_page=True)
-        page.get_by_role("link", name="Thiết bị").click()
-        page.get_by_label("Tìm theo mã hoặc tên").fill("BTS-VTL-0001")
-        page.get_by_label("Tìm theo mã hoặc tên").press("Enter")
-        page.get_by_text("Lịch sử trạng thái").wait_for()
-        settle(page)
-        page.screenshot(path=ARTIFACTS / "device-vi.png", full_page=True)
+        _report_and_device(page, "vi")
         browser.close()
     with connect(scenario_url) as conn:
         others = [alerts.get_alert(conn, i).state for i in alert_ids if i != alert_id]

@@ -25,7 +25,7 @@ from ioc.scenario import load_into
 from processing.alerts.config import AlertConfig
 from processing.alerts.engine import AlertEngine
 from seeds import load_scenario
-from tests.support.clients import mqtt_client
+from tests.support.clients import mqtt_client, subscribed
 from tests.support.polling import wait_until
 
 
@@ -102,28 +102,17 @@ class AlertSubscriber:
 
     @contextlib.asynccontextmanager
     async def running(self, mqtt_url: str, protocol: int, topics: Topics) -> AsyncIterator[None]:
-        subscribed = asyncio.Event()
+        def take(m: aiomqtt.Message) -> None:
+            if "/test_marker/" in m.topic.value:
+                return
+            raw = bytes(m.payload) if isinstance(m.payload, bytes | bytearray) else b""
+            self.messages.append((m.topic.value, json.loads(raw) if raw else None, bool(m.retain)))
 
-        async def listen() -> None:
-            async with mqtt_client(mqtt_url, protocol) as client:
-                await client.subscribe(topics.all_alerts(), qos=1)
-                subscribed.set()
-                async for m in client.messages:
-                    if "/test_marker/" in m.topic.value:
-                        continue
-                    raw = bytes(m.payload) if isinstance(m.payload, bytes | bytearray) else b""
-                    self.messages.append(
-                        (m.topic.value, json.loads(raw) if raw else None, bool(m.retain))
-                    )
-
-        task = asyncio.create_task(listen())
-        await asyncio.wait_for(subscribed.wait(), 10)
-        try:
+        async with (
+            mqtt_client(mqtt_url, protocol) as client,
+            subscribed(client, topics.all_alerts(), take),
+        ):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 async def retained_alerts(mqtt_url: str, protocol: int, topics: Topics) -> dict[str, Any]:
@@ -185,6 +174,12 @@ class Field:
                    "seq": seq, **metrics}  # fmt: skip
         topic = self.topics.device(device.kind, device.device_id, Channel.TELEMETRY)
         await self.client.publish(topic, encode(payload), qos=1)
+
+    async def tampered(self, *cameras: Any) -> None:
+        """Each camera born, then reporting in, online and recording, with its tamper set."""
+        for camera in cameras:
+            await self.birth(camera)
+            await self.reading(camera, online=True, recording=True, tamper=True)
 
 
 @contextlib.asynccontextmanager

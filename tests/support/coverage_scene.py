@@ -1,16 +1,24 @@
 """The coverage service's little world: one district, three villages, two towers that
-cover them (and one refused), two probes and a fibre node; and the MQTT and database helpers
-its tests use. Positions are metres from (LAT0, LON0), converted through UTM."""
+cover them (and one refused), two probes and a fibre node; the service running on it
+(``running_coverage``, ``built_once``, ``Live``); and the MQTT and database helpers its tests
+use. Positions are metres from (LAT0, LON0), converted through UTM."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiomqtt
 import psycopg
 
 from devices import Channel, Kind, Topics, encode
+from ioc.configs import coverage_config, coverage_service_config
 from processing.coverage.grid import to_latlon, to_utm
+from processing.coverage.service import CoverageService
 from store import coverage as q
 from store.places import load_places
 from store.registry import device_row, register_devices
@@ -135,3 +143,83 @@ async def mbf_lost_by(url: str, tower: str) -> None:
 
 def bts_reading(device_id: str, **metrics: Any) -> dict[str, Any]:
     return {"device_id": device_id, "ts": datetime.now(UTC).isoformat(), "seq": 1, **metrics}
+
+
+def _service(
+    database_url: str, measured_poll_s: float | None = None, **coverage: Any
+) -> CoverageService:
+    """The service on 200 m cells; ``coverage`` overrides the coverage settings."""
+    poll: dict[str, Any] = {} if measured_poll_s is None else {"measured_poll_s": measured_poll_s}
+    return CoverageService(
+        coverage_service_config(
+            database_url=database_url,
+            coverage=coverage_config(resolution_m=200.0, **coverage),
+            **poll,
+        )
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_coverage(
+    database_url: str, measured_poll_s: float | None = None, **coverage: Any
+) -> AsyncIterator[CoverageService]:
+    """The service running on ``database_url``, ready (its first picture written)."""
+    svc = _service(database_url, measured_poll_s, **coverage)
+    stop = asyncio.Event()
+    task = asyncio.create_task(svc.run(stop))
+    try:
+        await asyncio.wait_for(svc.ready.wait(), 60)
+        yield svc
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+async def built_once(database_url: str) -> CoverageService:
+    """The service built, its picture written, and stopped at its first wait."""
+    svc = _service(database_url)
+    stop = asyncio.Event()
+    stop.set()
+    await asyncio.wait_for(svc.run(stop), 60)
+    return svc
+
+
+@dataclass
+class Live:
+    """The running service and what its tests talk to: its database, the broker, the topics."""
+
+    service: CoverageService
+    database_url: str
+    mqtt_url: str
+    protocol: int
+    topics: Topics
+
+    def client(self) -> aiomqtt.Client:
+        return mqtt_client(self.mqtt_url, self.protocol)
+
+    async def publish(self, kind: Kind, device_id: str, channel: Channel, doc: Any) -> None:
+        await publish(
+            self.mqtt_url, self.protocol, self.topics.device(kind, device_id, channel), doc
+        )
+
+    async def drive_test(self, village_id: str, **options: Any) -> None:
+        await drive_test(
+            self.mqtt_url, self.protocol, self.topics, *self.village_at(village_id), **options
+        )
+
+    def village_at(self, village_id: str) -> tuple[float, float]:
+        with psycopg.connect(self.database_url) as conn:
+            row = conn.execute(
+                "SELECT lat, lon FROM villages WHERE village_id = %s", (village_id,)
+            ).fetchone()
+        assert row is not None, village_id
+        return float(row[0]), float(row[1])
+
+    def events(self) -> list[dict[str, Any]]:
+        return coverage_events(self.database_url)
+
+    def villages(self) -> dict[str, dict[str, Any]]:
+        return village_rows(self.database_url)
+
+    async def mbf_lost_by(self, tower: str) -> None:
+        await mbf_lost_by(self.database_url, tower)

@@ -4,11 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from devices.topics import Topics
 from ingest import Ingester
+from ingest.config import IngestConfig
 from ioc.configs import ingest_config
+
+IngesterStarter = Callable[..., contextlib.AbstractAsyncContextManager[Ingester]]
+"""The ``start_ingester`` fixture: ``running_ingester`` on the test's own services."""
+
+
+@contextlib.asynccontextmanager
+async def serving(config: IngestConfig, *, drain: bool = False) -> AsyncIterator[Ingester]:
+    """``config``'s ingester, subscribed. On leaving, ``drain`` stops it as production does
+    (the last batches commit, the session keeps its acknowledgements); otherwise it is
+    cancelled."""
+    service = Ingester(config)
+    task = asyncio.create_task(service.run())
+    try:
+        await asyncio.wait_for(service.subscribed.wait(), 20)
+        yield service
+        if drain:
+            service.request_stop()
+            await asyncio.wait_for(task, 30)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 @contextlib.asynccontextmanager
@@ -20,26 +44,20 @@ async def running_ingester(
     *,
     self_register: bool,
     name: str = "ingest",
+    drain: bool = False,
+    **options: Any,
 ) -> AsyncIterator[Ingester]:
-    """Small batches and a short age, so a test sees its readings at once. With
-    ``self_register`` off (production), a device registered after the start reaches the
-    ingester only through its meta message."""
+    """Small batches and a short age, so a test sees its readings at once; ``options``
+    override any of the configuration. With ``self_register`` off (production), a device
+    registered after the start reaches the ingester only through its meta message."""
     config = ingest_config(
         database_url=database_url,
         mqtt_url=mqtt_url,
         topic_root=topics.root,
         client_id=f"{name}-{topics.root.split('/')[0]}",
-        batch_size=50,
-        batch_age_s=0.05,
         protocol=protocol,
         self_register=self_register,
+        **({"batch_size": 50, "batch_age_s": 0.05} | options),
     )
-    service = Ingester(config)
-    task = asyncio.create_task(service.run())
-    try:
-        await asyncio.wait_for(service.subscribed.wait(), 20)
+    async with serving(config, drain=drain) as service:
         yield service
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -18,6 +18,7 @@ from paho.mqtt.properties import Properties
 
 from devices import Channel, Kind, Topics
 from simulators import MqttEndpoint
+from tests.support.clients import subscribed
 
 WAIT_S = 20.0
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"  # the shipped scenario files
@@ -76,11 +77,10 @@ class Watcher:
         self.seen: list[Seen] = []
         self._changed = asyncio.Event()
 
-    async def pump(self) -> None:
-        async for m in self.client.messages:
-            payload = m.payload if isinstance(m.payload, bytes) else str(m.payload).encode()
-            self.seen.append(Seen(str(m.topic), payload, m.retain))
-            self._changed.set()
+    def take(self, m: aiomqtt.Message) -> None:
+        payload = m.payload if isinstance(m.payload, bytes) else str(m.payload).encode()
+        self.seen.append(Seen(str(m.topic), payload, m.retain))
+        self._changed.set()
 
     async def until(self, predicate: Callable[[], bool], timeout_s: float = WAIT_S) -> None:
         async with asyncio.timeout(timeout_s):
@@ -106,15 +106,9 @@ async def watching(mqtt_url: str, protocol: int, topics: Topics) -> AsyncIterato
         protocol=e.protocol_version,
         tls_params=e.tls_parameters(),
     ) as client:
-        await client.subscribe(f"{topics.root}/#", qos=1)
         watcher = Watcher(client, topics)
-        task = asyncio.create_task(watcher.pump())
-        try:
+        async with subscribed(client, f"{topics.root}/#", watcher.take):
             yield watcher
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 def json_of(seen: Seen) -> dict[str, Any]:
@@ -157,18 +151,10 @@ async def persistent_watcher(
         clean_start=False,
         properties=props,
     ) as client:
-        await client.subscribe(f"{topics.root}/+/+/telemetry", qos=1)
 
-        async def pump() -> None:
-            with contextlib.suppress(aiomqtt.MqttError):
-                async for m in client.messages:
-                    assert isinstance(m.payload, bytes)
-                    seen.append(Seen(str(m.topic), m.payload, m.retain))
+        def take(m: aiomqtt.Message) -> None:
+            assert isinstance(m.payload, bytes)
+            seen.append(Seen(str(m.topic), m.payload, m.retain))
 
-        task = asyncio.create_task(pump())
-        try:
+        async with subscribed(client, f"{topics.root}/+/+/telemetry", take):
             yield client
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
