@@ -217,7 +217,7 @@ def simulate_device(
             topics=Topics(load_settings().topic_root),
             clock=SimClock(speed=speed),
             interval_s=interval * speed,  # real seconds → simulated
-            observer=lambda item: say(format_published(item)),
+            link={"observer": lambda item: say(format_published(item))},
         )
         device.on_link_event = lambda line: say(f"# {line}")
         scheme = "mqtts" if endpoint.tls else "mqtt"

@@ -18,15 +18,21 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from devices.endpoint import MqttEndpoint
-from devices.topics import Topics
-from simulators.clock import SimClock
 from simulators.link import Counters, Link, Observer
-from simulators.model import DeviceModel, DeviceSpec
-from simulators.outbox import DEFAULT_LIMIT
-from simulators.values import DeviceCondition, ReadingSource
+from simulators.model import DeviceModel, DeviceSpec, ModelOptions
+from simulators.values import DeviceCondition
+
+
+class LinkOptions(TypedDict, total=False):
+    """What a device or a gateway passes on to its :class:`Link` (the defaults are Link's)."""
+
+    counters: Counters | None
+    connect_gate: asyncio.Semaphore | None
+    keepalive_s: int
+    observer: Observer | None
 
 
 class SimulatedDevice(Link):
@@ -37,36 +43,17 @@ class SimulatedDevice(Link):
         spec: DeviceSpec,
         endpoint: MqttEndpoint,
         *,
-        topics: Topics | None = None,
-        clock: SimClock | None = None,
-        condition: DeviceCondition | None = None,
-        counters: Counters | None = None,
-        connect_gate: asyncio.Semaphore | None = None,
         client_id: str | None = None,
-        keepalive_s: int = 60,
-        outbox_limit: int = DEFAULT_LIMIT,
-        interval_s: float | None = None,
-        observer: Observer | None = None,
-        values: ReadingSource | None = None,
+        link: LinkOptions | None = None,
+        **model: Unpack[ModelOptions],
     ) -> None:
-        self.model = DeviceModel(
-            spec,
-            topics=topics,
-            clock=clock,
-            condition=condition,
-            outbox_limit=outbox_limit,
-            interval_s=interval_s,
-            values=values,
-        )
+        self.model = DeviceModel(spec, **model)
         super().__init__(
             [self.model],
             endpoint,
             client_id=client_id or f"sim-{spec.device_id}-{secrets.token_hex(4)}",
             gateway=False,
-            counters=counters,
-            connect_gate=connect_gate,
-            keepalive_s=keepalive_s,
-            observer=observer,
+            **(link or {}),
         )
         self.kind = self.model.kind
         self.device_id = self.model.device_id
@@ -92,18 +79,12 @@ class Gateway(Link):
         endpoint: MqttEndpoint,
         *,
         gateway_id: str,
-        counters: Counters | None = None,
-        connect_gate: asyncio.Semaphore | None = None,
-        keepalive_s: int = 60,
-        observer: Observer | None = None,
+        **link: Unpack[LinkOptions],
     ) -> None:
         super().__init__(
             models,
             endpoint,
             client_id=f"gw-{gateway_id}-{secrets.token_hex(4)}",
             gateway=True,
-            counters=counters,
-            connect_gate=connect_gate,
-            keepalive_s=keepalive_s,
-            observer=observer,
+            **link,
         )

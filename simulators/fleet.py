@@ -21,9 +21,9 @@ from devices.endpoint import MqttEndpoint
 from devices.kinds import Kind
 from devices.topics import DEFAULT_ROOT, Topics
 from simulators.clock import SimClock
-from simulators.device import Gateway, SimulatedDevice
+from simulators.device import Gateway, LinkOptions, SimulatedDevice
 from simulators.link import Counters, Link, Observer
-from simulators.model import DeviceModel, DeviceSpec
+from simulators.model import DeviceModel, DeviceSpec, ModelOptions
 from simulators.outbox import DEFAULT_LIMIT
 from simulators.probes import PROBE_INTERVAL_S, ProbeValues
 from simulators.values import SOURCES
@@ -60,7 +60,11 @@ class Fleet:
         self.clock = clock or SimClock(speed=speed)
         self.counters = Counters()
         self.skipped = 0  # kinds the fleet does not simulate (probes drive their own routes)
-        gate = asyncio.Semaphore(connect_concurrency)
+        link: LinkOptions = {
+            "counters": self.counters,
+            "connect_gate": asyncio.Semaphore(connect_concurrency),
+            "observer": observer,
+        }
         self.devices: dict[str, SimulatedDevice] = {}  # devices with a link of their own
         self.models: dict[str, DeviceModel] = {}  # every device, whatever carries it
         self.links: list[Link] = []
@@ -73,45 +77,22 @@ class Fleet:
                 continue
             if spec.device_id in self.models:
                 raise ValueError(f"device {spec.device_id} appears twice in the fleet")
-            every_s = interval_s or (PROBE_INTERVAL_S if values is not None else None)
+            model: ModelOptions = {
+                "topics": topics,
+                "clock": self.clock,
+                "outbox_limit": outbox_limit,
+                "interval_s": interval_s or (PROBE_INTERVAL_S if values is not None else None),
+                "values": values,
+            }
             if gateway_size == 0:
-                device = SimulatedDevice(
-                    spec,
-                    endpoint,
-                    topics=topics,
-                    clock=self.clock,
-                    counters=self.counters,
-                    connect_gate=gate,
-                    outbox_limit=outbox_limit,
-                    interval_s=every_s,
-                    observer=observer,
-                    values=values,
-                )
+                device = SimulatedDevice(spec, endpoint, link=link, **model)
                 self.devices[spec.device_id] = device
                 self._add(device)
                 continue
-            pending.append(
-                DeviceModel(
-                    spec,
-                    topics=topics,
-                    clock=self.clock,
-                    outbox_limit=outbox_limit,
-                    interval_s=every_s,
-                    values=values,
-                )
-            )
+            pending.append(DeviceModel(spec, **model))
         for i in range(0, len(pending), max(gateway_size, 1)):
             group = pending[i : i + gateway_size]
-            self._add(
-                Gateway(
-                    group,
-                    endpoint,
-                    gateway_id=f"{len(self.links) + 1:04d}",
-                    counters=self.counters,
-                    connect_gate=gate,
-                    observer=observer,
-                )
-            )
+            self._add(Gateway(group, endpoint, gateway_id=f"{len(self.links) + 1:04d}", **link))
         # The probes measure this fleet's towers as they are: dark, cut off or a sector down.
         towers = {i: m.condition for i, m in self.models.items() if m.kind is Kind.BTS}
         for source in probes.values():

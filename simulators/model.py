@@ -16,7 +16,7 @@ import asyncio
 import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 
 from devices.codec import RejectReason, encode
 from devices.kinds import READING_CHANNEL, Channel, DeviceState, Kind
@@ -54,30 +54,32 @@ class Faults:
     held: list[Outgoing] = field(default_factory=list)
 
 
+class ModelOptions(TypedDict, total=False):
+    """How a :class:`DeviceModel` is built, beyond its spec (each one unset: the default)."""
+
+    topics: Topics | None  # default: the standard root
+    clock: SimClock | None  # default: real time
+    condition: DeviceCondition | None  # default: healthy
+    outbox_limit: int  # default: outbox.DEFAULT_LIMIT
+    interval_s: float | None  # simulated seconds between readings; default: the spec's
+    values: ReadingSource | None  # default: the kind's simulated readings
+
+
 class DeviceModel:
-    def __init__(
-        self,
-        spec: DeviceSpec,
-        *,
-        topics: Topics | None = None,
-        clock: SimClock | None = None,
-        condition: DeviceCondition | None = None,
-        outbox_limit: int = DEFAULT_LIMIT,
-        interval_s: float | None = None,
-        values: ReadingSource | None = None,
-    ) -> None:
+    def __init__(self, spec: DeviceSpec, **options: Unpack[ModelOptions]) -> None:
         self.kind = spec.kind
         self.device_id = spec.device_id
         self.meta: dict[str, Any] = dict(spec.meta)
-        self.clock = clock or SimClock()
-        self.topics = topics or Topics(DEFAULT_ROOT)
-        self.values: ReadingSource = values or reading_source(
-            self.kind, self.device_id, self.meta, condition
+        self.clock = options.get("clock") or SimClock()
+        self.topics = options.get("topics") or Topics(DEFAULT_ROOT)
+        self.values: ReadingSource = options.get("values") or reading_source(
+            self.kind, self.device_id, self.meta, options.get("condition")
         )
         # Simulated seconds between readings.
-        self.interval_s = float(interval_s or self.meta.get("interval_s", DEFAULT_INTERVAL_S))
+        every_s = options.get("interval_s") or self.meta.get("interval_s", DEFAULT_INTERVAL_S)
+        self.interval_s = float(every_s)
         self.seq = 0  # the next reading's
-        self.outbox = Outbox(outbox_limit)
+        self.outbox = Outbox(options.get("outbox_limit", DEFAULT_LIMIT))
         self.faults = Faults()
         self.ready = asyncio.Event()  # set when there may be something to send or announce
         self.on_change: Callable[[DeviceModel], None] | None = None
