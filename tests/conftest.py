@@ -12,4 +12,5 @@ pytest_plugins = [
     "tests.fixtures.ingest",
     "tests.fixtures.coverage",
     "tests.fixtures.dashboard",
+    "tests.fixtures.alerts",
 ]

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from functools import partial
 from typing import Any
 
 from devices.endpoint import MqttEndpoint
 from devices.kinds import Kind
-from devices.topics import Topics
-from ingest import Ingester
 from ioc.configs import coverage_service_config
 from processing.coverage.service import CoverageService
 from processing.coverage.serving import Why
@@ -22,17 +21,7 @@ from simulators.clock import SimClock
 from simulators.device import SimulatedDevice
 from simulators.runner import run_plan
 from simulators.scenarios import load_plan
-from tests.support.alerting import (
-    AlertSubscriber,
-    FakeClock,
-    WebhookServer,
-    engine_config,
-    field_client,
-    load_places,
-    running_engine,
-    scenario_devices,
-    ticks,
-)
+from tests.support.alerting import AlertWorld, scenario_devices, ticks
 from tests.support.databases import rows
 from tests.support.polling import wait_until
 from tests.support.simulated import SCENARIOS
@@ -52,16 +41,27 @@ async def _state_is(url: str, device_id: str, state: str) -> bool:
     return rows(url, "SELECT state FROM devices WHERE device_id = %s", device_id) == [(state,)]
 
 
-async def test_coverage_loss_from_a_will_and_from_a_district_power_cut(
-    ingester: Ingester, database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
-) -> None:
-    load_places(database_url)
-    clock = FakeClock()
-    coverage = CoverageService(coverage_service_config(database_url=database_url), clock=clock)
+@contextlib.asynccontextmanager
+async def _coverage(world: AlertWorld) -> AsyncIterator[CoverageService]:
+    """The coverage service on the world's database and clock, ready (its picture built)."""
+    config = coverage_service_config(database_url=world.database_url)
+    coverage = CoverageService(config, clock=world.clock)
     coverage_task = asyncio.create_task(coverage.run())
-    hook, subscriber = WebhookServer(), AlertSubscriber()
     try:
         await asyncio.wait_for(coverage.ready.wait(), 240)
+        yield coverage
+    finally:
+        coverage_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await coverage_task
+
+
+async def test_coverage_loss_from_a_will_and_from_a_district_power_cut(
+    world: AlertWorld,
+) -> None:
+    database_url, clock, topics = world.database_url, world.clock, world.topics
+    hook, subscriber = world.hook, world.subscriber
+    async with _coverage(world) as coverage:
         # The one tower whose loss alone leaves a village without any signal (N-1 table).
         stranding = rows(
             database_url,
@@ -70,75 +70,64 @@ async def test_coverage_loss_from_a_will_and_from_a_district_power_cut(
         )
         assert stranding, "the scenario has a tower whose loss strands a village"
         victim = next(d for d in scenario_devices(Kind.BTS) if d.device_id == stranding[0][0])
-        endpoint = MqttEndpoint.parse(mqtt_url, protocol=mqtt_protocol)
-        with hook.running():
-            config = engine_config(database_url, mqtt_url, mqtt_protocol, topics,
-                                   webhooks={"ops": hook.url})  # fmt: skip
-            async with (
-                subscriber.running(mqtt_url, mqtt_protocol, topics),
-                running_engine(config, clock) as engine,
-            ):
-                # speed 1: its birth record matches the registry, so no full recompute.
-                tower = SimulatedDevice(victim, endpoint, topics=topics, clock=SimClock(speed=1))
-                tower.start()
-                await wait_until(partial(_state_is, database_url, victim.device_id, "online"))
-                await tower.kill()
+        endpoint = MqttEndpoint.parse(world.mqtt_url, protocol=world.protocol)
+        async with world.listening(), world.engine(ops_hook=True) as engine:
+            # speed 1: its birth record matches the registry, so no full recompute.
+            tower = SimulatedDevice(victim, endpoint, topics=topics, clock=SimClock(speed=1))
+            tower.start()
+            await wait_until(partial(_state_is, database_url, victim.device_id, "online"))
+            await tower.kill()
 
-                async def lost_told() -> bool:
-                    return ("coverage_lost", "opened") in subscriber.events() and any(
-                        p["rule"] == "coverage_lost" for p in hook.received
-                    )
-
-                await wait_until(lost_told, timeout_s=60)
-                await ticks(engine, 5)
-                [village] = _lost_villages(database_url)
-                [(alert_id, subject, severity, state, summary, details)] = _alerts(
-                    database_url, "coverage_lost"
+            async def lost_told() -> bool:
+                return ("coverage_lost", "opened") in subscriber.events() and any(
+                    p["rule"] == "coverage_lost" for p in hook.received
                 )
-                name, population = rows(
-                    database_url, "SELECT name, population FROM villages WHERE village_id = %s",
-                    village,
-                )[0]  # fmt: skip
-                assert (subject, state) == (village, "open")
-                assert severity == ("critical" if population > 1000 else "major")
-                assert name in summary and str(population) in summary
-                assert victim.meta["operator"] in details["operators_lost"]
-                assert victim.device_id in details["towers"]
 
-                back = SimulatedDevice(victim, endpoint, topics=topics, clock=SimClock(speed=1))
-                back.start()
-                await wait_until(partial(_state_is, database_url, victim.device_id, "online"))
+            await wait_until(lost_told, timeout_s=60)
+            await ticks(engine, 5)
+            [village] = _lost_villages(database_url)
+            [(alert_id, subject, severity, state, summary, details)] = _alerts(
+                database_url, "coverage_lost"
+            )
+            name, population = rows(
+                database_url, "SELECT name, population FROM villages WHERE village_id = %s",
+                village,
+            )[0]  # fmt: skip
+            assert (subject, state) == (village, "open")
+            assert severity == ("critical" if population > 1000 else "major")
+            assert name in summary and str(population) in summary
+            assert victim.meta["operator"] in details["operators_lost"]
+            assert victim.device_id in details["towers"]
 
-                async def restored() -> bool:
-                    t = engine.trackers.get(("coverage_lost", village))
-                    return t is not None and not t.raised
+            back = SimulatedDevice(victim, endpoint, topics=topics, clock=SimClock(speed=1))
+            back.start()
+            await wait_until(partial(_state_is, database_url, victim.device_id, "online"))
 
-                await wait_until(restored, timeout_s=60)
-                clock.advance(31)  # keep_firing_s; less than bts_offline's 60 s
-                await ticks(engine, 10)
-                lost_events = [(p["alert_id"], p["event"]) for p in hook.received
-                               if p["rule"] == "coverage_lost"]  # fmt: skip
-                assert lost_events == [(alert_id, "opened"), (alert_id, "resolved")]
-                assert [e for e in subscriber.events() if e[0] == "coverage_lost"] == [
-                    ("coverage_lost", "opened"), ("coverage_lost", "resolved"),
-                ]  # fmt: skip
-                assert _alerts(database_url, "bts_offline") == []
+            async def restored() -> bool:
+                t = engine.trackers.get(("coverage_lost", village))
+                return t is not None and not t.raised
 
-                await _power_cut(engine, coverage, clock, database_url, mqtt_url,
-                                 mqtt_protocol, topics)  # fmt: skip
-            await back.stop()
-    finally:
-        coverage_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await coverage_task
+            await wait_until(restored, timeout_s=60)
+            clock.advance(31)  # keep_firing_s; less than bts_offline's 60 s
+            await ticks(engine, 10)
+            lost_events = [(p["alert_id"], p["event"]) for p in hook.received
+                           if p["rule"] == "coverage_lost"]  # fmt: skip
+            assert lost_events == [(alert_id, "opened"), (alert_id, "resolved")]
+            assert [e for e in subscriber.events() if e[0] == "coverage_lost"] == [
+                ("coverage_lost", "opened"), ("coverage_lost", "resolved"),
+            ]  # fmt: skip
+            assert _alerts(database_url, "bts_offline") == []
+
+            await _power_cut(engine, coverage, world)
+        await back.stop()
 
 
-async def _power_cut(engine: Any, coverage: Any, clock: FakeClock, url: str, mqtt_url: str,
-                     protocol: int, topics: Topics) -> None:  # fmt: skip
+async def _power_cut(engine: Any, coverage: Any, world: AlertWorld) -> None:
     """All of Vân Canh's towers go off within a minute."""
+    url, clock = world.database_url, world.clock
     towers = scenario_devices(Kind.BTS, district=551)
     before = rows(url, "SELECT coalesce(max(id), 0) FROM coverage_events")[0][0]
-    async with field_client(mqtt_url, protocol, topics) as field:
+    async with world.field() as field:
         for t in towers:
             await field.birth(t)  # the registry's own record: no rebuild
             await field.status(t, "online")
@@ -175,30 +164,21 @@ async def _power_cut(engine: Any, coverage: Any, clock: FakeClock, url: str, mqt
 
 
 async def test_the_mountain_fibre_cut_scenario_raises_village_coverage_alerts(
-    ingester: Ingester, database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
+    world: AlertWorld,
 ) -> None:
     """The shipped scenario's fibre cut, played by its own fleet: the towers behind Vĩnh
     Thạnh's broadband nodes stop serving, and the villages that hung on them alone are alerted
     by name and population (the first wave raised only backhaul and OLT alerts)."""
-    load_places(database_url)
+    database_url, topics = world.database_url, world.topics
     plan = load_plan(SCENARIOS / "mountain_fibre_cut.yaml")
     speed = 180.0  # the cut comes 10 s after the fleet has connected: every tower heard from
     cut = next(a for a in plan.actions if a.event == "fibre_cut")
     plan = replace(plan, actions=(cut,), interval_s=2 * speed, duration_s=24 * 3600.0)
     behind = set(cut.device_ids)
-    clock = FakeClock()
-    coverage = CoverageService(coverage_service_config(database_url=database_url), clock=clock)
-    coverage_task = asyncio.create_task(coverage.run())
     stop = asyncio.Event()
-    subscriber = AlertSubscriber()
     try:
-        await asyncio.wait_for(coverage.ready.wait(), 240)
-        config = engine_config(database_url, mqtt_url, mqtt_protocol, topics)
-        async with (
-            subscriber.running(mqtt_url, mqtt_protocol, topics),
-            running_engine(config, clock),
-        ):
-            endpoint = MqttEndpoint.parse(mqtt_url, protocol=mqtt_protocol)
+        async with _coverage(world) as coverage, world.listening(), world.engine():
+            endpoint = MqttEndpoint.parse(world.mqtt_url, protocol=world.protocol)
             played = asyncio.create_task(run_plan(plan, endpoint, topics=topics, speed=speed,
                                                   only_involved=True, stop_event=stop))  # fmt: skip
 
@@ -231,6 +211,3 @@ async def test_the_mountain_fibre_cut_scenario_raises_village_coverage_alerts(
               f"{sum(p for *_, p in events)} people")  # fmt: skip
     finally:
         stop.set()
-        coverage_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await coverage_task

@@ -12,22 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from devices.kinds import Kind
-from devices.topics import Topics
-from ingest import Ingester
 from processing.alerts.engine import AlertEngine
 from store.alerts import acknowledge
 from store.db import connect
-from tests.support.alerting import (
-    AlertSubscriber,
-    FakeClock,
-    WebhookServer,
-    engine_config,
-    field_client,
-    load_places,
-    running_engine,
-    scenario_devices,
-    ticks,
-)
+from tests.support.alerting import AlertWorld, FakeClock, WebhookServer, scenario_devices, ticks
 from tests.support.databases import rows
 from tests.support.environment import clean_environ
 from tests.support.polling import wait_until
@@ -50,21 +38,16 @@ async def _rounds(engine: AlertEngine, channel: str, n: int = 3) -> None:
 
 
 async def test_failing_and_hanging_webhooks_retry_with_backoff_and_delay_nobody_else(
-    ingester: Ingester, database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
+    world: AlertWorld,
 ) -> None:
-    load_places(database_url)
+    database_url, clock = world.database_url, world.clock
     cameras = scenario_devices(Kind.CAMERA)[:3]
-    clock = FakeClock()
-    good, failing, hanging = WebhookServer(), WebhookServer(status=500), WebhookServer(delay_s=3)
-    with good.running(), failing.running(), hanging.running():
-        config = engine_config(
-            database_url, mqtt_url, mqtt_protocol, topics, retry_first_s=2.0,
-            webhook_timeout_s=0.3,
-            webhooks={"good": good.url, "failing": failing.url, "hanging": hanging.url},
-        )  # fmt: skip
+    good, failing, hanging = world.hook, WebhookServer(status=500), WebhookServer(delay_s=3)
+    with failing.running(), hanging.running():
+        hooks = {"good": good.url, "failing": failing.url, "hanging": hanging.url}
         async with (
-            field_client(mqtt_url, mqtt_protocol, topics) as field,
-            running_engine(config, clock) as engine,
+            world.field() as field,
+            world.engine(retry_first_s=2.0, webhook_timeout_s=0.3, webhooks=hooks) as engine,
         ):
             await field.tampered(*cameras)
 
@@ -113,58 +96,51 @@ async def _attempts(hook: WebhookServer, n: int) -> bool:
 
 
 async def test_an_engine_killed_before_delivery_delivers_once_after_restart(
-    ingester: Ingester, database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics,
-    tmp_path: Path,
-) -> None:  # fmt: skip
-    load_places(database_url)
+    world: AlertWorld, tmp_path: Path
+) -> None:
+    database_url, hook, subscriber = world.database_url, world.hook, world.subscriber
     camera = scenario_devices(Kind.CAMERA)[0]
-    hook, subscriber = WebhookServer(), AlertSubscriber()
-    with hook.running():
-        clean = clean_environ()
-        env = {**clean, "IOC_DATABASE_URL": database_url, "IOC_MQTT_URL": mqtt_url,
-               "IOC_MQTT_PROTOCOL": str(mqtt_protocol), "IOC_TOPIC_ROOT": topics.root,
-               "IOC_ALERT_WEBHOOKS": json.dumps({"ops": hook.url})}  # fmt: skip
-        log = (tmp_path / "engine.log").open("w")
-        # Only the evaluation runs: the process dies with its transitions committed and
-        # queued in the outbox, none of them sent (the moment between state and delivery).
-        engine_proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ioc", "alerts", "run", "--no-deliver",
-            env=env, stdout=log, stderr=log, start_new_session=True,
-        )  # fmt: skip
-        try:
-            async with (
-                subscriber.running(mqtt_url, mqtt_protocol, topics),
-                field_client(mqtt_url, mqtt_protocol, topics) as field,
-            ):
-                await field.tampered(camera)
+    clean = clean_environ()
+    env = {**clean, "IOC_DATABASE_URL": database_url, "IOC_MQTT_URL": world.mqtt_url,
+           "IOC_MQTT_PROTOCOL": str(world.protocol), "IOC_TOPIC_ROOT": world.topics.root,
+           "IOC_ALERT_WEBHOOKS": json.dumps({"ops": hook.url})}  # fmt: skip
+    log = (tmp_path / "engine.log").open("w")
+    # Only the evaluation runs: the process dies with its transitions committed and
+    # queued in the outbox, none of them sent (the moment between state and delivery).
+    engine_proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ioc", "alerts", "run", "--no-deliver",
+        env=env, stdout=log, stderr=log, start_new_session=True,
+    )  # fmt: skip
+    try:
+        async with world.listening(), world.field() as field:
+            await field.tampered(camera)
 
-                async def queued() -> bool:
-                    return len(rows(database_url, "SELECT 1 FROM alert_outbox")) == 2
+            async def queued() -> bool:
+                return len(rows(database_url, "SELECT 1 FROM alert_outbox")) == 2
 
-                await wait_until(queued)
-                engine_proc.send_signal(signal.SIGKILL)
-                await engine_proc.wait()
-                assert hook.received == [] and subscriber.messages == []
+            await wait_until(queued)
+            engine_proc.send_signal(signal.SIGKILL)
+            await engine_proc.wait()
+            assert hook.received == [] and subscriber.messages == []
 
-                config = engine_config(database_url, mqtt_url, mqtt_protocol, topics,
-                                       webhooks={"ops": hook.url})  # fmt: skip
-                clock = FakeClock()
-                async with running_engine(config, clock) as engine:
+            # The engine's time starts now, after the killed engine queued its transitions.
+            world.clock = FakeClock()
+            async with world.engine(ops_hook=True) as engine:
 
-                    async def delivered() -> bool:
-                        return len(hook.received) == 1 and len(subscriber.events()) == 1
+                async def delivered() -> bool:
+                    return len(hook.received) == 1 and len(subscriber.events()) == 1
 
-                    await wait_until(delivered)
-                    await _rounds(engine, "webhook:ops", 5)
-                    await _rounds(engine, "mqtt", 5)
-                    await ticks(engine, 5)
-                async with running_engine(config, clock) as engine:  # and once more
-                    await _rounds(engine, "webhook:ops", 5)
-                    await _rounds(engine, "mqtt", 5)
-        finally:
-            if engine_proc.returncode is None:
-                engine_proc.kill()
-                await engine_proc.wait()
+                await wait_until(delivered)
+                await _rounds(engine, "webhook:ops", 5)
+                await _rounds(engine, "mqtt", 5)
+                await ticks(engine, 5)
+            async with world.engine(ops_hook=True) as engine:  # and once more
+                await _rounds(engine, "webhook:ops", 5)
+                await _rounds(engine, "mqtt", 5)
+    finally:
+        if engine_proc.returncode is None:
+            engine_proc.kill()
+            await engine_proc.wait()
     assert hook.events() == [(hook.received[0]["alert_id"], "opened")]
     assert subscriber.events() == [("camera_tamper", "opened")]
     assert [r[5] for r in _outbox(database_url, "mqtt") + _outbox(database_url, "webhook:ops")] == [

@@ -6,29 +6,26 @@ status_events / telemetry → engine → alerts, transitions → outbox → MQTT
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
 from devices.endpoint import MqttEndpoint
 from devices.kinds import Kind
-from devices.topics import Topics
-from ingest import Ingester
 from simulators.clock import SimClock
 from simulators.device import SimulatedDevice
-from store.alerts import AlertFilter, acknowledge, list_alerts, resolve, transitions
-from store.db import connect
-from tests.support.alerting import (
-    AlertSubscriber,
-    FakeClock,
-    WebhookServer,
-    engine_config,
-    field_client,
-    load_places,
-    retained_alerts,
-    running_engine,
-    scenario_devices,
-    ticks,
+from store.alerts import (
+    AlertFilter,
+    SilenceRequest,
+    acknowledge,
+    end_silence,
+    list_alerts,
+    resolve,
+    silence,
+    transitions,
 )
+from store.db import connect
+from tests.support.alerting import AlertWorld, scenario_devices, ticks
 from tests.support.databases import rows
 from tests.support.polling import wait_until
 
@@ -41,13 +38,12 @@ def _alerts(url: str, rule: str | None = None) -> list[tuple[Any, ...]]:
 
 
 async def test_a_towers_will_opens_one_alert_delivered_on_mqtt_and_webhook_and_resolves_once(
-    ingester: Ingester, database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
+    world: AlertWorld,
 ) -> None:
-    load_places(database_url)
+    database_url, clock = world.database_url, world.clock
     tower = scenario_devices(Kind.BTS, district=551)[0]
-    clock = FakeClock()
-    hook, subscriber = WebhookServer(), AlertSubscriber()
-    endpoint = MqttEndpoint.parse(mqtt_url, protocol=mqtt_protocol)
+    hook, subscriber, topics = world.hook, world.subscriber, world.topics
+    endpoint = MqttEndpoint.parse(world.mqtt_url, protocol=world.protocol)
 
     def device() -> SimulatedDevice:
         return SimulatedDevice(tower, endpoint, topics=topics, clock=SimClock(speed=60))
@@ -56,57 +52,51 @@ async def test_a_towers_will_opens_one_alert_delivered_on_mqtt_and_webhook_and_r
         got = rows(database_url, "SELECT state FROM devices WHERE device_id = %s", tower.device_id)
         return got == [(state,)]
 
-    with hook.running():
-        config = engine_config(database_url, mqtt_url, mqtt_protocol, topics,
-                               webhooks={"ops": hook.url})  # fmt: skip
-        async with (
-            subscriber.running(mqtt_url, mqtt_protocol, topics),
-            running_engine(config, clock) as engine,
-        ):
-            first = device()
-            first.start()
-            await wait_until(lambda: state_is("online"), timeout_s=30)
-            await first.kill()  # no DISCONNECT: the broker publishes the will
-            await wait_until(lambda: state_is("offline"), timeout_s=30)
-            key = ("bts_offline", tower.device_id)
+    async with world.listening(), world.engine(ops_hook=True) as engine:
+        first = device()
+        first.start()
+        await wait_until(lambda: state_is("online"), timeout_s=30)
+        await first.kill()  # no DISCONNECT: the broker publishes the will
+        await wait_until(lambda: state_is("offline"), timeout_s=30)
+        key = ("bts_offline", tower.device_id)
 
-            async def raised() -> bool:
-                t = engine.trackers.get(key)
-                return t is not None and t.raised
+        async def raised() -> bool:
+            t = engine.trackers.get(key)
+            return t is not None and t.raised
 
-            await wait_until(raised)
-            await ticks(engine)
-            assert _alerts(database_url) == []  # for_s (60 s) has not passed
-            clock.advance(61)
+        await wait_until(raised)
+        await ticks(engine)
+        assert _alerts(database_url) == []  # for_s (60 s) has not passed
+        clock.advance(61)
 
-            async def delivered(n: int) -> bool:
-                return len(hook.received) >= n and len(subscriber.events()) >= n
+        async def delivered(n: int) -> bool:
+            return len(hook.received) >= n and len(subscriber.events()) >= n
 
-            await wait_until(lambda: delivered(1))
-            [(alert_id, _, subject, severity, state, summary)] = _alerts(database_url)
-            assert (subject, severity, state) == (tower.device_id, "major", "open")
-            assert tower.meta["name"] in summary and "will" in summary and "Vân Canh" in summary
-            topic, payload, _ = subscriber.messages[0]
-            assert topic == topics.alert("major", "bts_offline", tower.device_id)
-            assert payload is not None and payload["event"] == "opened"
-            retained = await retained_alerts(mqtt_url, mqtt_protocol, topics)
-            assert [(t, p["state"]) for t, p in retained.items()] == [(topic, "open")]
-            assert hook.received[0]["alert_id"] == alert_id
-            assert hook.received[0]["details"]["operator"] == tower.meta["operator"]
+        await wait_until(lambda: delivered(1))
+        [(alert_id, _, subject, severity, state, summary)] = _alerts(database_url)
+        assert (subject, severity, state) == (tower.device_id, "major", "open")
+        assert tower.meta["name"] in summary and "will" in summary and "Vân Canh" in summary
+        topic, payload, _ = subscriber.messages[0]
+        assert topic == topics.alert("major", "bts_offline", tower.device_id)
+        assert payload is not None and payload["event"] == "opened"
+        retained = await world.retained()
+        assert [(t, p["state"]) for t, p in retained.items()] == [(topic, "open")]
+        assert hook.received[0]["alert_id"] == alert_id
+        assert hook.received[0]["details"]["operator"] == tower.meta["operator"]
 
-            second = device()  # the tower comes back
-            second.start()
-            await wait_until(lambda: state_is("online"), timeout_s=30)
-            await wait_until(lambda: raised_is(engine, key, False))
-            clock.advance(31)  # keep_firing_s
-            await wait_until(lambda: delivered(2))
-            clock.advance(600)
-            await ticks(engine, 10)
-            await second.stop()
+        second = device()  # the tower comes back
+        second.start()
+        await wait_until(lambda: state_is("online"), timeout_s=30)
+        await wait_until(lambda: raised_is(engine, key, False))
+        clock.advance(31)  # keep_firing_s
+        await wait_until(lambda: delivered(2))
+        clock.advance(600)
+        await ticks(engine, 10)
+        await second.stop()
     assert hook.events() == [(alert_id, "opened"), (alert_id, "resolved")]
     assert subscriber.events() == [("bts_offline", "opened"), ("bts_offline", "resolved")]
     assert subscriber.messages[-1][1] is None  # the retained copy was cleared
-    assert await retained_alerts(mqtt_url, mqtt_protocol, topics) == {}
+    assert await world.retained() == {}
     assert [a[4] for a in _alerts(database_url)] == ["resolved"]
 
 
@@ -119,60 +109,46 @@ async def raised_is(engine: Any, key: tuple[str, str], value: bool) -> bool:
     return is_raised(engine, key, value)
 
 
-async def test_a_flapping_tower_gives_one_alert_and_one_flapping_notice(
-    ingester: Ingester, database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
-) -> None:
-    load_places(database_url)
+async def test_a_flapping_tower_gives_one_alert_and_one_flapping_notice(world: AlertWorld) -> None:
+    database_url, clock = world.database_url, world.clock
     tower = scenario_devices(Kind.BTS, district=546)[0]
-    clock = FakeClock()
-    hook = WebhookServer()
-    with hook.running():
-        config = engine_config(database_url, mqtt_url, mqtt_protocol, topics,
-                               webhooks={"ops": hook.url})  # fmt: skip
-        async with (
-            field_client(mqtt_url, mqtt_protocol, topics) as field,
-            running_engine(config, clock) as engine,
-        ):
-            await field.birth(tower)
-            key = ("bts_offline", tower.device_id)
-            for i in range(12):  # offline/online every 3 s for 36 s
-                state = "offline" if i % 2 == 0 else "online"
-                await field.status(tower, state)
-                await wait_until(partial(raised_is, engine, key, state == "offline"))
-                clock.advance(3)
-            await ticks(engine)
+    hook = world.hook
+    async with world.field() as field, world.engine(ops_hook=True) as engine:
+        await field.birth(tower)
+        key = ("bts_offline", tower.device_id)
+        for i in range(12):  # offline/online every 3 s for 36 s
+            state = "offline" if i % 2 == 0 else "online"
+            await field.status(tower, state)
+            await wait_until(partial(raised_is, engine, key, state == "offline"))
+            clock.advance(3)
+        await ticks(engine)
 
-            async def told(n: int) -> bool:
-                return len(hook.received) >= n
+        async def told(n: int) -> bool:
+            return len(hook.received) >= n
 
-            await wait_until(lambda: told(2))
-            [(alert_id, *_)] = _alerts(database_url)
-            with connect(database_url) as conn:
-                assert [t.event for t in transitions(conn, alert_id)] == ["opened", "flapping"]
-                [alert] = list_alerts(conn)
-                assert alert.flapping
-            clock.advance(296)  # the last change was 3 s ago: 299 s of the 300 s quiet period
-            await ticks(engine)
-            assert len(hook.received) == 2
-            clock.advance(2)
-            await wait_until(lambda: told(3))
-            clock.advance(900)
-            await ticks(engine, 10)
+        await wait_until(lambda: told(2))
+        [(alert_id, *_)] = _alerts(database_url)
+        with connect(database_url) as conn:
+            assert [t.event for t in transitions(conn, alert_id)] == ["opened", "flapping"]
+            [alert] = list_alerts(conn)
+            assert alert.flapping
+        clock.advance(296)  # the last change was 3 s ago: 299 s of the 300 s quiet period
+        await ticks(engine)
+        assert len(hook.received) == 2
+        clock.advance(2)
+        await wait_until(lambda: told(3))
+        clock.advance(900)
+        await ticks(engine, 10)
     assert hook.events() == [(alert_id, "opened"), (alert_id, "flapping"), (alert_id, "resolved")]
     assert len(_alerts(database_url)) == 1
 
 
 async def test_a_district_power_cut_is_one_grouped_alert_not_one_per_tower(
-    ingester: Ingester, database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
+    world: AlertWorld,
 ) -> None:
-    load_places(database_url)
+    database_url, clock = world.database_url, world.clock
     towers = scenario_devices(Kind.BTS, district=551)  # Vân Canh: 43 towers
-    clock = FakeClock()
-    config = engine_config(database_url, mqtt_url, mqtt_protocol, topics)
-    async with (
-        field_client(mqtt_url, mqtt_protocol, topics) as field,
-        running_engine(config, clock) as engine,
-    ):
+    async with world.field() as field, world.engine() as engine:
         for t in towers:
             await field.birth(t)
             await field.status(t, "online")
@@ -209,20 +185,15 @@ async def test_a_district_power_cut_is_one_grouped_alert_not_one_per_tower(
 
 
 async def test_telemetry_faults_name_what_matters_and_clear_with_hysteresis(
-    ingester: Ingester, database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
+    world: AlertWorld,
 ) -> None:
-    load_places(database_url)
+    database_url, clock = world.database_url, world.clock
     bts = scenario_devices(Kind.BTS, district=540)[:3]
     camera = scenario_devices(Kind.CAMERA)[0]
     olt = next(d for d in scenario_devices(Kind.BROADBAND) if len(d.meta["communes_served"]) > 1)
-    clock = FakeClock()
     healthy_bts = {"power_source": "mains", "battery_pct": 100.0, "sectors_up": [True] * 3,
                    "backhaul_up": True}  # fmt: skip
-    config = engine_config(database_url, mqtt_url, mqtt_protocol, topics)
-    async with (
-        field_client(mqtt_url, mqtt_protocol, topics) as field,
-        running_engine(config, clock) as engine,
-    ):
+    async with world.field() as field, world.engine() as engine:
         for d in [*bts, camera, olt]:
             await field.birth(d)
         await field.reading(bts[0], **{**healthy_bts, "power_source": "battery",
@@ -281,50 +252,39 @@ async def _seen(engine: Any, device_id: str, name: str, value: Any) -> bool:
 
 
 async def test_silence_hides_news_until_it_ends_and_operators_ack_and_resolve(
-    ingester: Ingester, database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
+    world: AlertWorld,
 ) -> None:
-    from datetime import timedelta
-
-    from store.alerts import SilenceRequest, end_silence, silence
-
-    load_places(database_url)
+    database_url, clock = world.database_url, world.clock
     cameras = scenario_devices(Kind.CAMERA)[:2]
-    clock = FakeClock()
-    hook = WebhookServer()
+    hook = world.hook
     with connect(database_url) as conn:
         quiet = silence(conn, SilenceRequest("camera_tamper", cameras[0].device_id,
                                              clock() + timedelta(hours=2), "planner",
                                              "lens cleaning", clock()))  # fmt: skip
-    with hook.running():
-        config = engine_config(database_url, mqtt_url, mqtt_protocol, topics,
-                               webhooks={"ops": hook.url})  # fmt: skip
-        async with (
-            field_client(mqtt_url, mqtt_protocol, topics) as field,
-            running_engine(config, clock) as engine,
-        ):
-            await field.tampered(*cameras)
+    async with world.field() as field, world.engine(ops_hook=True) as engine:
+        await field.tampered(*cameras)
 
-            async def told(n: int) -> bool:
-                return len(hook.received) >= n
+        async def told(n: int) -> bool:
+            return len(hook.received) >= n
 
-            await wait_until(lambda: told(1))  # the second camera's alert
-            await ticks(engine, 5)
-            assert [p["subject"] for p in hook.received] == [cameras[1].device_id]
-            by_subject = {a[2]: a[0] for a in _alerts(database_url)}
-            with connect(database_url) as conn:
-                hidden = [t for t in transitions(conn, by_subject[cameras[0].device_id])]
-                assert [(t.event, t.suppressed) for t in hidden] == [("opened", True)]
-                acknowledge(conn, by_subject[cameras[1].device_id], "lan", "on my way",
-                            now=clock())  # fmt: skip
-                end_silence(conn, quiet.silence_id, now=clock())
-            clock.advance(1)
-            await wait_until(lambda: told(3))
-            with connect(database_url) as conn:
-                resolve(conn, by_subject[cameras[1].device_id], "lan", "lens wiped",
+        await wait_until(lambda: told(1))  # the second camera's alert
+        await ticks(engine, 5)
+        assert [p["subject"] for p in hook.received] == [cameras[1].device_id]
+        by_subject = {a[2]: a[0] for a in _alerts(database_url)}
+        with connect(database_url) as conn:
+            hidden = [t for t in transitions(conn, by_subject[cameras[0].device_id])]
+            assert [(t.event, t.suppressed) for t in hidden] == [("opened", True)]
+            acknowledge(conn, by_subject[cameras[1].device_id], "lan", "on my way",
                         now=clock())  # fmt: skip
-            await wait_until(lambda: told(4))
-            clock.advance(600)  # still tampered: a hand-resolved alert waits for a clear
-            await ticks(engine, 10)
+            end_silence(conn, quiet.silence_id, now=clock())
+        clock.advance(1)
+        await wait_until(lambda: told(3))
+        with connect(database_url) as conn:
+            resolve(conn, by_subject[cameras[1].device_id], "lan", "lens wiped",
+                    now=clock())  # fmt: skip
+        await wait_until(lambda: told(4))
+        clock.advance(600)  # still tampered: a hand-resolved alert waits for a clear
+        await ticks(engine, 10)
     events = sorted((p["subject"], p["event"], p.get("actor")) for p in hook.received)
     assert events == sorted([
         (cameras[1].device_id, "opened", "engine"),
@@ -338,28 +298,26 @@ async def test_silence_hides_news_until_it_ends_and_operators_ack_and_resolve(
 
 
 async def test_the_engine_restarted_keeps_open_alerts_and_does_not_duplicate_them(
-    ingester: Ingester, database_url: str, mqtt_url: str, mqtt_protocol: int, topics: Topics
+    world: AlertWorld,
 ) -> None:
-    load_places(database_url)
+    database_url, clock = world.database_url, world.clock
     camera = scenario_devices(Kind.CAMERA)[0]
-    clock = FakeClock()
-    config = engine_config(database_url, mqtt_url, mqtt_protocol, topics)
-    async with field_client(mqtt_url, mqtt_protocol, topics) as field:
+    async with world.field() as field:
         await field.tampered(camera)
-        async with running_engine(config, clock) as engine:
+        async with world.engine() as engine:
 
             async def opened() -> bool:
                 return len(_alerts(database_url)) == 1
 
             await wait_until(opened)
         for _ in range(2):  # restarted twice, the tamper still there
-            async with running_engine(config, clock) as engine:
+            async with world.engine() as engine:
                 await field.reading(camera, online=True, recording=True, tamper=True)
                 await wait_until(lambda: _seen(engine, camera.device_id, "tamper", True))
                 clock.advance(60)
                 await ticks(engine, 5)
         assert [a[4] for a in _alerts(database_url)] == ["open"]
-        async with running_engine(config, clock) as engine:
+        async with world.engine() as engine:
             await field.reading(camera, online=True, recording=True, tamper=False)
             await wait_until(lambda: raised_is(engine, ("camera_tamper", camera.device_id), False))
             clock.advance(121)

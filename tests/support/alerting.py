@@ -219,3 +219,40 @@ async def ticks(engine: AlertEngine, n: int = 3) -> None:
         return engine.stats.ticks >= target
 
     await wait_until(done, timeout_s=20)
+
+
+@dataclass
+class AlertWorld:
+    """What an alert test talks to: its database (the places loaded), the broker, the topic
+    tree, the engine's clock, a running webhook server and a subscriber of the alert topics;
+    and the engine, a field of devices and the subscriber started on them."""
+
+    database_url: str
+    mqtt_url: str
+    protocol: int
+    topics: Topics
+    hook: WebhookServer
+    clock: FakeClock = field(default_factory=FakeClock)
+    subscriber: AlertSubscriber = field(default_factory=AlertSubscriber)
+
+    def config(self, *, ops_hook: bool = False, **overrides: Any) -> AlertConfig:
+        """``engine_config`` on this world; ``ops_hook`` adds ``hook`` as the webhook "ops"."""
+        webhooks = {"webhooks": {"ops": self.hook.url}} if ops_hook else {}
+        return engine_config(self.database_url, self.mqtt_url, self.protocol, self.topics,
+                             **(webhooks | overrides))  # fmt: skip
+
+    def engine(
+        self, *, ops_hook: bool = False, **overrides: Any
+    ) -> contextlib.AbstractAsyncContextManager[AlertEngine]:
+        """An engine running on ``config(ops_hook, **overrides)`` and this world's clock."""
+        return running_engine(self.config(ops_hook=ops_hook, **overrides), self.clock)
+
+    def field(self) -> contextlib.AbstractAsyncContextManager[Field]:
+        return field_client(self.mqtt_url, self.protocol, self.topics)
+
+    def listening(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """``subscriber`` taking every message on the alert topics."""
+        return self.subscriber.running(self.mqtt_url, self.protocol, self.topics)
+
+    async def retained(self) -> dict[str, Any]:
+        return await retained_alerts(self.mqtt_url, self.protocol, self.topics)
