@@ -58,7 +58,6 @@ ArrayLike = npt.ArrayLike
 MIN_MODEL_MHZ = 150.0
 MAX_MODEL_MHZ = 3800.0
 HATA_MAX_MHZ = 1500.0  # Okumura-Hata below, COST-231 Hata from here
-COST231_MAX_MHZ = 2000.0  # the end of COST-231's validated range (see the module docstring)
 # Mobile bands in use in Vietnam (3GPP bands 28, 5, 8, 3, 1, 40, 7, 78): anything else on a
 # sector is a typo or a unit mistake and is refused at registration.
 KNOWN_BANDS_MHZ = frozenset({700.0, 850.0, 900.0, 1800.0, 2100.0, 2300.0, 2600.0, 3500.0})

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from store.writer import WriteMode
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IngestConfig:
@@ -43,10 +41,8 @@ class IngestConfig:
     # A connection that stayed up this long ends the backoff: the next outage retries at once.
     stable_session_s: float = 30.0
     protocol: int  # 4 = MQTT 3.1.1 (amqtt), persistent session via clean_session=False
-    write_mode: WriteMode = WriteMode.DIRECT
     metrics_port: int | None = None  # HTTP /metrics and /health; None = none
     metrics_address: str
-    stop_grace_s: float = 15.0  # on SIGTERM, how long to keep trying to commit what is held
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

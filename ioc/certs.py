@@ -28,9 +28,6 @@ class CertFiles:
     server_cert = InFolder("server.crt")
     server_key = InFolder("server.key")
 
-    def broker_files(self) -> tuple[Path, Path, Path]:
-        return self.ca_cert, self.server_cert, self.server_key
-
 
 def _name(common_name: str) -> x509.Name:
     return x509.Name(
