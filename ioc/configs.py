@@ -129,6 +129,7 @@ def alert_config(
     deliver: bool = True,
     **fields: Any,
 ) -> AlertConfig:
+    from ioc.production import secret_problem
     from processing.alerts.config import AlertConfig
     from processing.alerts.rules import load_rules
 
@@ -138,6 +139,15 @@ def alert_config(
             raise SettingError(f"IOC_ALERT_WEBHOOKS: name {name!r} must be letters, digits, _.-")
         if not url.startswith(("http://", "https://")):
             raise SettingError(f"IOC_ALERT_WEBHOOKS: {name}: {url!r} is not an http(s) URL")
+    if unknown := sorted(s.alert.webhook_secrets.keys() - s.alert.webhooks.keys()):
+        raise SettingError(f"IOC_ALERT_WEBHOOK_SECRETS: {unknown} name no IOC_ALERT_WEBHOOKS")
+    if s.mode == "production":
+        for name in s.alert.webhooks:
+            if problem := secret_problem(s.alert.webhook_secrets.get(name)):
+                raise SettingError(
+                    f"IOC_ALERT_WEBHOOK_SECRETS: the secret of webhook {name!r} {problem}; "
+                    "IOC_MODE=production signs every webhook"
+                )
     load_rules(s.alert.rules)  # a bad rules file stops here, with its one-line reason
     values: dict[str, Any] = {
         "mqtt_url": s.mqtt.url,  # None: alerts are not published on MQTT
@@ -145,6 +155,8 @@ def alert_config(
         "topic_root": s.topic_root,
         "rules_path": s.alert.rules,
         "webhooks": dict(s.alert.webhooks),
+        "webhook_secrets": dict(s.alert.webhook_secrets),
+        "max_attempts": s.alert.max_attempts,
         "evaluate": evaluate,
         "deliver": deliver,
         "webhook_timeout_s": s.alert.webhook_timeout_s,

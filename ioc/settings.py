@@ -111,7 +111,16 @@ class AlertSettings(Section):
     webhooks: dict[str, str] = Field(
         default_factory=dict, description='alert webhooks, name → URL: {"ops": "https://…"}'
     )
-    webhook_timeout_s: float = Field(5.0, gt=0, description="one webhook POST, at most")
+    webhook_secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description="HMAC-SHA256 key per webhook, name → secret (required in production)",
+    )
+    webhook_timeout_s: float = Field(
+        5.0, gt=0, description="one webhook POST, at most, from connect to the last byte"
+    )
+    max_attempts: int = Field(
+        12, ge=1, description="a delivery failing this often is given up (a dead letter)"
+    )
 
 
 class DashboardSettings(Section):

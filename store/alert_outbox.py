@@ -2,6 +2,11 @@
 'webhook:NAME') until that channel has delivered it. Rows survive any restart; a channel
 delivers an alert's transitions in their order, and different alerts independently.
 
+Fair and finite: a channel attempts only each alert's head row (its lowest undelivered seq),
+due ones, most severe first then oldest, so no backlog of one alert holds another back; a row
+that can never succeed is dead (kept with its last error, never attempted again), and the
+alert's next transition becomes its head.
+
 Silences act at fan-out: a transition of a silenced alert is marked suppressed and gets no
 outbox rows, except a resolution of an alert whose earlier news was delivered (what operators
 have seen open is always closed for them).
@@ -16,8 +21,10 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
+from store.alerts import SEVERITIES
+
 _PICK = """
-SELECT t.transition_id, t.alert_id, t.seq, t.event,
+SELECT t.transition_id, t.alert_id, t.seq, t.event, a.severity,
     EXISTS (SELECT 1 FROM alert_silences s WHERE s.starts_at <= t.ts AND s.ends_at > t.ts
             AND (s.rule IS NULL OR s.rule = a.rule)
             AND (s.subject IS NULL OR s.subject = a.subject)) AS silenced,
@@ -38,6 +45,7 @@ class Delivery:
     channel: str
     attempts: int
     next_attempt_at: datetime
+    severity_rank: int  # 0 critical … 3 info (store.alerts.SEVERITIES)
     payload: dict[str, Any]
 
 
@@ -49,14 +57,15 @@ async def fan_out(
     picked = await cur.fetchall()
     told: dict[int, bool] = {}
     marks: list[tuple[bool, int]] = []
-    rows: list[tuple[int, int, int, str, datetime]] = []
+    rows: list[tuple[int, int, int, str, datetime, int]] = []
     latest: dict[int, bool] = {}
-    for transition_id, alert_id, seq, event, silenced, told_before in picked:
+    for transition_id, alert_id, seq, event, severity, silenced, told_before in picked:
         told.setdefault(alert_id, told_before)
         hide = silenced and not (event == "resolved" and told[alert_id])
         if not hide:
             told[alert_id] = True
-            rows += [(transition_id, alert_id, seq, c, now) for c in channels]
+            rank = SEVERITIES.index(severity)
+            rows += [(transition_id, alert_id, seq, c, now, rank) for c in channels]
         marks.append((hide, transition_id))
         latest[alert_id] = hide
     if not picked:
@@ -74,21 +83,47 @@ async def fan_out(
         if rows:
             await c.executemany(
                 "INSERT INTO alert_outbox (transition_id, alert_id, seq, channel,"
-                " next_attempt_at) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                " next_attempt_at, severity_rank) VALUES (%s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT DO NOTHING",
                 rows,
             )
     return len(rows)
 
 
-async def pending(conn: psycopg.AsyncConnection, channel: str, limit: int = 2000) -> list[Delivery]:
-    """Undelivered rows of a channel, in delivery order per alert (alert, seq)."""
+# The due heads of a channel's queue, most severe first, oldest (outbox_id: queue order) next.
+# The scan follows alert_outbox_drain in that order and stops at the limit, so a critical row
+# is found first however many rows wait; a row with an earlier seq of its alert still waiting
+# is not a head (an alert's transitions go in order) and is skipped by one probe of
+# alert_outbox_pending. Alerts in flight are left out so that they take no slot.
+_HEADS = """
+SELECT o.outbox_id, o.transition_id, o.alert_id, o.seq, o.channel, o.attempts,
+    o.next_attempt_at, o.severity_rank,
+    t.payload || jsonb_build_object('transition_id', t.transition_id) AS payload
+FROM alert_outbox o JOIN alert_transitions t USING (transition_id)
+WHERE o.channel = %(channel)s AND o.delivered_at IS NULL AND o.dead_at IS NULL
+    AND o.next_attempt_at <= %(now)s AND o.alert_id <> ALL (%(busy)s::bigint[])
+    AND NOT EXISTS (
+        SELECT 1 FROM alert_outbox e
+        WHERE e.channel = o.channel AND e.alert_id = o.alert_id AND e.seq < o.seq
+        AND e.delivered_at IS NULL AND e.dead_at IS NULL)
+ORDER BY o.severity_rank, o.outbox_id
+LIMIT %(limit)s
+"""
+
+
+async def pending(
+    conn: psycopg.AsyncConnection,
+    channel: str,
+    now: datetime,
+    *,
+    busy: list[int] | None = None,
+    limit: int = 100,
+) -> list[Delivery]:
+    """Due head rows of a channel (one per alert, its lowest undelivered seq), most severe
+    first, then oldest; alerts in ``busy`` (in flight) are skipped."""
     async with conn.cursor(row_factory=class_row(Delivery)) as cur:
         await cur.execute(
-            "SELECT o.outbox_id, o.transition_id, o.alert_id, o.seq, o.channel, o.attempts,"
-            " o.next_attempt_at, t.payload || jsonb_build_object('transition_id', t.transition_id)"
-            " AS payload FROM alert_outbox o JOIN alert_transitions t USING (transition_id)"
-            " WHERE o.channel = %s AND o.delivered_at IS NULL ORDER BY o.alert_id, o.seq LIMIT %s",
-            (channel, limit),
+            _HEADS, {"channel": channel, "now": now, "busy": busy or [], "limit": limit}
         )
         return await cur.fetchall()
 
@@ -102,12 +137,19 @@ async def mark_delivered(conn: psycopg.AsyncConnection, outbox_id: int, now: dat
 
 
 async def mark_failed(
-    conn: psycopg.AsyncConnection, outbox_id: int, now: datetime, error: str, retry_at: datetime
+    conn: psycopg.AsyncConnection,
+    outbox_id: int,
+    now: datetime,
+    error: str,
+    retry_at: datetime | None,
 ) -> None:
+    """Record a failed attempt; ``retry_at`` None: the row is dead, never attempted again."""
     await conn.execute(
-        "UPDATE alert_outbox SET attempts = attempts + 1, last_attempt_at = %s,"
-        " last_error = %s, next_attempt_at = %s WHERE outbox_id = %s",
-        (now, error[:500], retry_at, outbox_id),
+        "UPDATE alert_outbox SET attempts = attempts + 1, last_attempt_at = %(now)s,"
+        " last_error = %(error)s, next_attempt_at = coalesce(%(retry_at)s, next_attempt_at),"
+        " dead_at = CASE WHEN %(retry_at)s::timestamptz IS NULL THEN %(now)s END"
+        " WHERE outbox_id = %(id)s",
+        {"now": now, "error": error[:500], "retry_at": retry_at, "id": outbox_id},
     )
 
 
@@ -116,18 +158,47 @@ class ChannelBacklog:
     channel: str
     pending: int
     failing: int  # pending rows that have failed at least once
-    oldest: datetime | None
-    last_error: str | None
+    dead: int  # rows given up: never attempted again
+    oldest: datetime | None  # of the pending rows
+    last_error: str | None  # of the pending rows
 
 
 def backlog(conn: psycopg.Connection) -> list[ChannelBacklog]:
-    """Per channel: undelivered rows, how many have failed, the oldest and the latest error."""
+    """Per channel: rows still to deliver, how many have failed, the dead ones, the oldest
+    pending and the latest error of a pending row."""
     with conn.cursor(row_factory=class_row(ChannelBacklog)) as cur:
         cur.execute(
-            "SELECT channel, count(*)::int AS pending, count(*) FILTER (WHERE attempts > 0)::int"
-            " AS failing, min(t.ts) AS oldest,"
-            " (array_agg(last_error ORDER BY last_attempt_at DESC NULLS LAST))[1] AS last_error"
+            "SELECT channel, count(*) FILTER (WHERE dead_at IS NULL)::int AS pending,"
+            " count(*) FILTER (WHERE dead_at IS NULL AND attempts > 0)::int AS failing,"
+            " count(*) FILTER (WHERE dead_at IS NOT NULL)::int AS dead,"
+            " min(t.ts) FILTER (WHERE dead_at IS NULL) AS oldest,"
+            " (array_agg(last_error ORDER BY last_attempt_at DESC NULLS LAST)"
+            "  FILTER (WHERE dead_at IS NULL))[1] AS last_error"
             " FROM alert_outbox o JOIN alert_transitions t USING (transition_id)"
             " WHERE delivered_at IS NULL GROUP BY channel ORDER BY channel"
+        )
+        return cur.fetchall()
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    channel: str
+    alert_id: int
+    seq: int
+    attempts: int
+    dead_at: datetime
+    last_error: str | None
+
+
+def dead_letters(conn: psycopg.Connection, per_channel: int = 5) -> list[DeadLetter]:
+    """The latest dead rows of each channel, newest first: why they were given up."""
+    with conn.cursor(row_factory=class_row(DeadLetter)) as cur:
+        cur.execute(
+            "SELECT d.channel, d.alert_id, d.seq, d.attempts, d.dead_at, d.last_error"
+            " FROM (SELECT DISTINCT channel FROM alert_outbox WHERE dead_at IS NOT NULL) c"
+            " CROSS JOIN LATERAL (SELECT * FROM alert_outbox o WHERE o.channel = c.channel"
+            "  AND o.dead_at IS NOT NULL ORDER BY o.dead_at DESC LIMIT %s) d"
+            " ORDER BY d.channel, d.dead_at DESC",
+            (per_channel,),
         )
         return cur.fetchall()

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -14,6 +14,7 @@ class AlertConfig:
     topic_root: str
     rules_path: str | None  # a TOML file merged over the shipped rules
     webhooks: dict[str, str]  # name → URL
+    webhook_secrets: dict[str, str] = field(default_factory=dict)  # name → HMAC key
     evaluate: bool = True  # run the rules (one engine per database holds the lock)
     deliver: bool = True  # run the outbox dispatchers
     tick_s: float = 0.25  # longest wait between two evaluations
@@ -23,6 +24,7 @@ class AlertConfig:
     webhook_timeout_s: float
     retry_first_s: float = 1.0
     retry_max_s: float = 300.0
+    max_attempts: int  # then the row is dead
     client_id: str = "ioc-alerts"
 
     @property

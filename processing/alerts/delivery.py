@@ -1,7 +1,13 @@
 """Outbox dispatchers: one per channel (MQTT, each webhook), each on its own connection, so a
 failing webhook delays nobody else. A channel delivers an alert's transitions in order (one in
-flight per alert), different alerts concurrently, and retries a failure with exponential
-backoff; a row is marked delivered only after the broker's PUBACK or a 2xx answer.
+flight per alert), different alerts concurrently, most severe first (store.alert_outbox), and
+retries a failure with exponential backoff and full jitter, at most ``max_attempts`` times; a
+row is marked delivered only after the broker's PUBACK or a 2xx answer, and dead (never tried
+again) after its last attempt or at once on an answer that cannot get better (a 4xx other
+than 408 and 429).
+
+Webhooks are signed (HMAC-SHA256 over ``{timestamp}.{body}``, see ``signature``) and each POST
+has one deadline from connect to the last byte of the answer.
 
 At-least-once: a crash between sending and marking sends that transition again after restart.
 Payloads carry ``transition_id`` (and webhooks an ``Idempotency-Key`` header) for receivers
@@ -12,7 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,8 +44,28 @@ POLL_S = 0.2
 PUBACK_TIMEOUT_S = 10.0
 
 
+# A 4xx says the request itself is refused (gone, not found, malformed): the same request
+# can never succeed, except for these two, which ask the sender to come back later.
+RETRIED_4XX = frozenset({408, 429})
+SIGNATURE_HEADER = "X-IOC-Signature-256"
+TIMESTAMP_HEADER = "X-IOC-Timestamp"
+
+
 class DeliveryError(Exception):
-    """This attempt failed; the row is retried later."""
+    """This attempt failed; the row is retried later, or is dead when ``permanent``."""
+
+    def __init__(self, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.permanent = permanent
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    """``sha256=`` and the hex HMAC-SHA256 of ``{timestamp}.{body}`` under ``secret``.
+
+    The timestamp is signed with the body (as Stripe does, unlike GitHub's body-only scheme)
+    so that a receiver can refuse a captured request replayed later: its age is authentic."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return f"sha256={mac.hexdigest()}"
 
 
 class Channel(Protocol):
@@ -98,29 +128,47 @@ class MqttChannel:
 
 
 class WebhookChannel:
-    """POSTs each transition as JSON; any 2xx is success, anything else (or a timeout) fails."""
+    """POSTs each transition as JSON, signed when the webhook has a secret; any 2xx is success,
+    anything else (or no whole answer within the deadline) fails."""
 
     concurrency = 8
 
-    def __init__(self, name: str, url: str, timeout_s: float) -> None:
+    def __init__(self, name: str, url: str, timeout_s: float, secret: str | None = None) -> None:
         self.name = f"webhook:{name}"
         self.url = url
+        self.timeout_s = timeout_s
+        self.secret = secret
         self._http = httpx.AsyncClient(timeout=timeout_s)
 
+    def headers(self, payload: dict[str, Any], body: bytes) -> dict[str, str]:
+        out = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": f"ioc-alert-transition-{payload['transition_id']}",
+        }
+        if self.secret is not None:
+            # Wall-clock time, not the engine's clock: the receiver compares it with its own.
+            stamp = str(int(time.time()))
+            out[TIMESTAMP_HEADER] = stamp
+            out[SIGNATURE_HEADER] = signature(self.secret, stamp, body)
+        return out
+
     async def send(self, payload: dict[str, Any]) -> None:
+        body = msgspec.json.encode(payload)
         try:
-            answer = await self._http.post(
-                self.url,
-                content=msgspec.json.encode(payload),
-                headers={
-                    "Content-Type": "application/json",
-                    "Idempotency-Key": f"ioc-alert-transition-{payload['transition_id']}",
-                },
-            )
+            # httpx's timeout bounds each phase (connect, each read), so a server that drips
+            # its answer a byte at a time never trips it; this bounds the whole exchange.
+            async with asyncio.timeout(self.timeout_s):
+                answer = await self._http.post(
+                    self.url, content=body, headers=self.headers(payload, body)
+                )
+        except TimeoutError as err:
+            raise DeliveryError(f"no whole answer within {self.timeout_s:g} s") from err
         except httpx.HTTPError as err:
             raise DeliveryError(f"{type(err).__name__}: {err}") from err
         if not answer.is_success:
-            raise DeliveryError(f"HTTP {answer.status_code}")
+            code = answer.status_code
+            permanent = 400 <= code < 500 and code not in RETRIED_4XX
+            raise DeliveryError(f"HTTP {code}", permanent=permanent)
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -128,7 +176,10 @@ class WebhookChannel:
 
 def channels_for(config: AlertConfig) -> list[Channel]:
     out: list[Channel] = [MqttChannel(config)] if config.mqtt_url else []
-    out += [WebhookChannel(n, u, config.webhook_timeout_s) for n, u in config.webhooks.items()]
+    out += [
+        WebhookChannel(n, u, config.webhook_timeout_s, config.webhook_secrets.get(n))
+        for n, u in config.webhooks.items()
+    ]
     return out
 
 
@@ -136,6 +187,7 @@ def channels_for(config: AlertConfig) -> list[Channel]:
 class ChannelStats:
     delivered: int = 0
     failed: int = 0
+    dead: int = 0
     rounds: int = 0  # looks at the outbox
 
 
@@ -155,12 +207,15 @@ class Dispatcher:
         self.wake = wake
         self.stats = ChannelStats()
         self._inflight: dict[int, asyncio.Task[None]] = {}
-        self._gate = asyncio.Semaphore(channel.concurrency)
+        self._rng = random.Random()
 
     def retry_delay(self, attempts: int) -> timedelta:
-        """Backoff after the ``attempts``-th failure: first, 2×first, 4×first … up to max."""
+        """Backoff after the ``attempts``-th failure, with full jitter: uniform below a cap of
+        first, 2×first, 4×first … up to max. The jitter spreads the retries of rows that failed
+        together (an endpoint back from an outage) instead of sending them again in step."""
         first, most = self.config.retry_first_s, self.config.retry_max_s
-        return timedelta(seconds=min(most, first * 2 ** max(0, attempts - 1)))
+        cap = min(most, first * 2 ** max(0, attempts - 1))
+        return timedelta(seconds=self._rng.uniform(0, cap))
 
     async def run(self) -> None:
         conn: psycopg.AsyncConnection | None = None
@@ -187,34 +242,44 @@ class Dispatcher:
                 await conn.close()
 
     async def _round(self, conn: psycopg.AsyncConnection) -> bool:
-        """Start due heads of the queue; True when something was started."""
+        """Start due heads of the queue, most severe first; True when something was started.
+
+        A channel runs ``concurrency`` deliveries at once, and critical ones may take as many
+        again: a channel kept busy by lesser alerts (a slow endpoint, a backlog) starts a
+        critical alert in the next round instead of after a slot frees."""
         self._inflight = {a: t for a, t in self._inflight.items() if not t.done()}
-        rows = await pending(conn, self.channel.name)
+        usual = self.channel.concurrency
+        room = 2 * usual - len(self._inflight)
+        rows = await pending(conn, self.channel.name, self.clock(), busy=list(self._inflight),
+                             limit=max(room, 0))  # fmt: skip
         self.stats.rounds += 1
-        now = self.clock()
-        heads: dict[int, Delivery] = {}
-        for row in rows:
-            heads.setdefault(row.alert_id, row)
         started = False
-        for alert_id, row in heads.items():
-            if alert_id in self._inflight or row.next_attempt_at > now:
-                continue
-            self._inflight[alert_id] = asyncio.create_task(self._deliver(conn, row))
+        for row in rows:  # critical (rank 0) first
+            if row.severity_rank > 0 and len(self._inflight) >= usual:
+                break
+            self._inflight[row.alert_id] = asyncio.create_task(self._deliver(conn, row))
             started = True
         return started
 
     async def _deliver(self, conn: psycopg.AsyncConnection, row: Delivery) -> None:
-        async with self._gate:
-            try:
-                await self.channel.send(row.payload)
-            except Exception as err:  # DeliveryError, or anything unforeseen: retry later
-                now = self.clock()
-                retry_at = now + self.retry_delay(row.attempts + 1)
-                await mark_failed(conn, row.outbox_id, now, str(err), retry_at)
-                self.stats.failed += 1
-                log.info("%s: alert %d seq %d failed (%s); retry at %s", self.channel.name,
-                         row.alert_id, row.seq, err, retry_at.isoformat())  # fmt: skip
+        try:
+            await self.channel.send(row.payload)
+        except Exception as err:  # DeliveryError, or anything unforeseen: retry later
+            now = self.clock()
+            attempts = row.attempts + 1
+            permanent = isinstance(err, DeliveryError) and err.permanent
+            dead = permanent or attempts >= self.config.max_attempts
+            retry_at = None if dead else now + self.retry_delay(attempts)
+            await mark_failed(conn, row.outbox_id, now, str(err), retry_at)
+            self.stats.failed += 1
+            self.stats.dead += dead
+            if dead:
+                log.warning("%s: alert %d seq %d is dead after %d attempt(s): %s",
+                            self.channel.name, row.alert_id, row.seq, attempts, err)  # fmt: skip
             else:
-                await mark_delivered(conn, row.outbox_id, self.clock())
-                self.stats.delivered += 1
+                log.info("%s: alert %d seq %d failed (%s); retry at %s", self.channel.name,
+                         row.alert_id, row.seq, err, retry_at)  # fmt: skip
+        else:
+            await mark_delivered(conn, row.outbox_id, self.clock())
+            self.stats.delivered += 1
         self.wake.set()  # the alert's next transition may now go

@@ -50,6 +50,8 @@ class WebhookServer:
     delay_s: float = 0.0
     received: list[dict[str, Any]] = field(default_factory=list)  # successful deliveries
     attempts: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    # Each request's headers (names in lower case) and raw body: what a signature covers.
+    signed: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
 
     @property
@@ -66,7 +68,9 @@ class WebhookServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                body = json.loads(raw)
+                hook.signed.append(({k.lower(): v for k, v in self.headers.items()}, raw))
                 hook.attempts.append((time.monotonic(), body))
                 status, delay = hook.status, hook.delay_s
                 if delay:
