@@ -230,14 +230,20 @@ def rules() -> None:
 @alerts_app.command("outbox")
 @clear_errors
 def outbox() -> None:
-    """Deliveries waiting per channel, and the latest error."""
-    from store.alert_outbox import backlog
+    """Deliveries waiting per channel, the latest error, and the dead letters (given up)."""
+    from store.alert_outbox import backlog, dead_letters
 
     with database(load_settings()) as conn:
-        rows = backlog(conn)
+        rows, dead = backlog(conn), dead_letters(conn)
     for b in rows:
         oldest = b.oldest.astimezone().strftime("%H:%M:%S") if b.oldest else "-"
-        typer.echo(f"{b.channel:<24} {b.pending:>6} pending, {b.failing} failing, oldest {oldest}"
-                   f"  {b.last_error or ''}")  # fmt: skip
+        typer.echo(f"{b.channel:<24} {b.pending:>6} pending, {b.failing} failing, {b.dead} dead,"
+                   f" oldest {oldest}  {b.last_error or ''}")  # fmt: skip
     if not rows:
         typer.echo("(nothing waiting)")
+    if dead:
+        typer.echo("dead letters (latest, never attempted again):")
+    for d in dead:
+        at = d.dead_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        typer.echo(f"  {d.channel:<22} alert {d.alert_id} seq {d.seq}, {at}, after"
+                   f" {d.attempts} attempt(s): {d.last_error or ''}")  # fmt: skip

@@ -5,9 +5,12 @@ signed as the README tells receivers to verify."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import sys
 import time
+from asyncio.subprocess import PIPE
 from collections.abc import Callable
 
 import pytest
@@ -19,6 +22,7 @@ from processing.alerts.delivery import DeliveryError, WebhookChannel, channels_f
 from store.alert_outbox import backlog, dead_letters
 from store.db import connect
 from tests.support.alerting import AlertWorld, WebhookServer
+from tests.support.environment import clean_environ
 from tests.support.outbox import DripServer, dispatching, outbox_rows, queue_alert, rounds
 from tests.support.polling import wait_until
 
@@ -127,6 +131,15 @@ async def test_a_row_is_dead_after_max_attempts_and_listed_as_a_dead_letter(
         [dead] = dead_letters(conn)
     assert (b.channel, b.pending, b.dead) == ("webhook:failing", 0, 1)
     assert (dead.alert_id, dead.attempts, dead.last_error) == (alert_id, 3, "HTTP 500")
+    env = clean_environ() | {"IOC_DATABASE_URL": world.database_url}
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ioc", "alerts", "outbox", env=env, stdout=PIPE, stderr=PIPE
+    )
+    out, err = await asyncio.wait_for(cli.communicate(), 60)
+    assert cli.returncode == 0, err
+    shown = out.decode()
+    assert "webhook:failing" in shown and "0 pending, 0 failing, 1 dead" in shown
+    assert f"alert {alert_id} seq 1" in shown and "after 3 attempt(s): HTTP 500" in shown
 
 
 async def test_a_slow_drip_answer_ends_at_the_deadline() -> None:
