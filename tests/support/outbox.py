@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from processing.alerts.config import AlertConfig
 from processing.alerts.delivery import Channel, Dispatcher
@@ -20,39 +19,50 @@ from store.db import aconnect
 from tests.support.polling import wait_until
 
 
-async def queue_alert(
+async def queue_alerts(
     database_url: str,
     channels: list[str],
     now: datetime,
     *,
+    count: int = 1,
     severity: str = "major",
     transitions: int = 1,
     subject: str = "CAM-TEST",
-) -> int:
-    """One open alert with ``transitions`` transitions (seq 1…n), fanned out to ``channels``
-    at ``now``; returns its alert id."""
+) -> list[int]:
+    """``count`` open alerts (subjects ``{subject}-{i}``, or ``subject`` for one), each with
+    ``transitions`` transitions (seq 1…n), fanned out to ``channels`` at ``now`` by the
+    store's own fan-out; returns their alert ids."""
     async with await aconnect(database_url) as conn, conn.transaction():
         cur = await conn.execute(
             "INSERT INTO alerts (rule, subject, subject_kind, severity, state, summary,"
-            " summary_vi, opened_at, updated_at, last_seq) VALUES ('camera_tamper', %s,"
-            " 'camera', %s, 'open', 'test', 'test', %s, %s, %s) RETURNING alert_id",
-            (subject, severity, now, now, transitions),
+            " summary_vi, opened_at, updated_at, last_seq)"
+            " SELECT 'camera_tamper', CASE WHEN %(n)s = 1 THEN %(s)s ELSE %(s)s || '-' || i END,"
+            " 'camera', %(sev)s, 'open', 'test', 'test', %(now)s, %(now)s, %(k)s"
+            " FROM generate_series(1, %(n)s) i RETURNING alert_id",
+            {"n": count, "s": subject, "sev": severity, "now": now, "k": transitions},
         )
-        row = await cur.fetchone()
-        assert row is not None
-        alert_id: int = row[0]
-        payload = {"alert_id": alert_id, "rule": "camera_tamper", "subject": subject,
-                   "severity": severity, "state": "open"}  # fmt: skip
+        ids = [r[0] for r in await cur.fetchall()]
         await conn.execute(
             "INSERT INTO alert_transitions (alert_id, seq, ts, event, actor, payload)"
-            " SELECT %s, g, %s, CASE g WHEN 1 THEN 'opened' ELSE 'updated' END, 'test',"
-            " %s || jsonb_build_object('seq', g, 'event',"
-            "  CASE g WHEN 1 THEN 'opened' ELSE 'updated' END)"
-            " FROM generate_series(1, %s) g",
-            (alert_id, now, Jsonb(payload), transitions),
+            " SELECT a.alert_id, g, %(now)s, e.event, 'test', jsonb_build_object('alert_id',"
+            "  a.alert_id, 'rule', a.rule, 'subject', a.subject, 'severity', a.severity,"
+            "  'state', a.state, 'seq', g, 'event', e.event)"
+            " FROM alerts a, generate_series(1, %(k)s) g,"
+            " LATERAL (SELECT CASE g WHEN 1 THEN 'opened' ELSE 'updated' END AS event) e"
+            " WHERE a.alert_id = ANY (%(ids)s) ORDER BY a.alert_id, g",
+            {"now": now, "k": transitions, "ids": ids},
         )
         while await fan_out(conn, channels, now, limit=5000):
             pass
+    return ids
+
+
+async def queue_alert(database_url: str, channels: list[str], now: datetime, *,
+                      severity: str = "major", transitions: int = 1,
+                      subject: str = "CAM-TEST") -> int:  # fmt: skip
+    """One open alert, as ``queue_alerts``; returns its id."""
+    [alert_id] = await queue_alerts(database_url, channels, now, severity=severity,
+                                    transitions=transitions, subject=subject)  # fmt: skip
     return alert_id
 
 
