@@ -15,6 +15,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
+from store import audit_log
+
 SEVERITIES = ("critical", "major", "minor", "info")  # most urgent first
 UNRESOLVED = ("open", "acknowledged")
 
@@ -204,6 +206,10 @@ FROM a RETURNING alert_id
 """
 
 
+# The audit log's name for each operator transition.
+_AUDITED: dict[str, audit_log.Event] = {"acknowledged": "acknowledge", "resolved": "resolve"}
+
+
 def _operator_transition(
     conn: psycopg.Connection,
     event: str,
@@ -211,15 +217,26 @@ def _operator_transition(
     actor: str,
     comment: str | None,
     now: datetime | None,
+    address: str | None,
 ) -> AlertRow:
     if not actor.strip():
         raise ValueError("the operator's name (--by) is empty")
     with conn.transaction():
         before = get_alert(conn, alert_id)
-        params = {"alert_id": alert_id, "ts": now or datetime.now(UTC), "event": event,
+        now = now or datetime.now(UTC)
+        params = {"alert_id": alert_id, "ts": now, "event": event,
                   "actor": actor.strip(), "comment": comment}  # fmt: skip
         if conn.execute(TRANSITIONS[event], params).fetchone() is None:
             raise AlertStateError(f"alert {alert_id} is {before.state}; it cannot be {event}")
+        audit_log.record(
+            conn,
+            _AUDITED[event],
+            actor.strip(),
+            address=address,
+            subject=f"alert {alert_id}",
+            detail=comment,
+            at=now,
+        )
         return get_alert(conn, alert_id)
 
 
@@ -230,9 +247,11 @@ def acknowledge(
     comment: str | None = None,
     *,
     now: datetime | None = None,
+    address: str | None = None,
 ) -> AlertRow:
-    """Mark an open alert as seen by ``by``; raises AlertNotFound or AlertStateError."""
-    return _operator_transition(conn, "acknowledged", alert_id, by, comment, now)
+    """Mark an open alert as seen by ``by`` (from ``address``, for the audit log); raises
+    AlertNotFound or AlertStateError."""
+    return _operator_transition(conn, "acknowledged", alert_id, by, comment, now, address)
 
 
 def resolve(
@@ -242,12 +261,13 @@ def resolve(
     reason: str,
     *,
     now: datetime | None = None,
+    address: str | None = None,
 ) -> AlertRow:
     """Close an unresolved alert by hand. If its condition still holds, the engine waits for it
     to clear before it may open again (no immediate re-open)."""
     if not reason.strip():
         raise ValueError("a manual resolution needs a reason")
-    return _operator_transition(conn, "resolved", alert_id, by, reason, now)
+    return _operator_transition(conn, "resolved", alert_id, by, reason, now, address)
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +280,9 @@ class SilenceRequest:
     starts_at: datetime | None = None  # default: now
 
 
-def silence(conn: psycopg.Connection, request: SilenceRequest) -> SilenceRow:
+def silence(
+    conn: psycopg.Connection, request: SilenceRequest, *, address: str | None = None
+) -> SilenceRow:
     """Hide the news of alerts of ``rule`` on ``subject`` (either may be None, not both) until
     ``ends_at``; the alerts are still stored. Raises ValueError on a bad request."""
     starts = request.starts_at or datetime.now(UTC)
@@ -279,7 +301,15 @@ def silence(conn: psycopg.Connection, request: SilenceRequest) -> SilenceRow:
              request.created_by.strip(), request.comment),
         )  # fmt: skip
         row = cur.fetchone()
-    assert row is not None
+        assert row is not None
+        audit_log.record(
+            conn,
+            "silence",
+            row.created_by,
+            address=address,
+            subject=f"silence {row.silence_id}",
+            detail=f"rule {row.rule} subject {row.subject} until {row.ends_at}",
+        )
     return row
 
 

@@ -23,12 +23,14 @@ from store.db import aconnect, connect
 from store.migrate import upgrade
 from store.registry import map_devices
 from store.roles import dashboard_login, member_of_dashboard
-from store.users import add_user, login
+from store.throttle import Throttle
+from store.users import LoginLocked, add_user, login
 from store.writer import Batch, write_batch
 from tests.support.procs import register_devices
 
 DEVICE = "BTS-ROLE-1"
 DENIED = psycopg.errors.InsufficientPrivilege
+HOUR = timedelta(hours=1)
 
 
 def _as(url: str, user: str) -> str:
@@ -95,6 +97,11 @@ async def _check_dashboard_role(url: str, role: str) -> None:
         assert {a.alert_id for a in alerts.list_alerts(dash)} == {alert_id, other_id}
         # Its own sessions: logging in works.
         assert login(dash, "op1", "operator-password") is not None
+        # Throttling and the audit log are its to write: a failure counted up to a lock.
+        one_strike = Throttle(account_failures=1, address_failures=9, window=HOUR, lockout=HOUR)
+        assert login(dash, "op2", "wrong-password", limits=one_strike) is None
+        with pytest.raises(LoginLocked):
+            login(dash, "op2", "wrong-password", limits=one_strike)
         # The one write it owns: open → acknowledged, with its history row.
         acked = alerts.acknowledge(dash, alert_id, by="op1", comment="on it")
         assert acked.state == "acknowledged" and acked.acknowledged_by == "op1"

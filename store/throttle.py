@@ -1,0 +1,144 @@
+"""Login throttling: failed logins counted per account and per client address, and the locks
+they set. Kept in the database, so a lock holds across dashboard processes and restarts and
+an attacker gains nothing by spreading attempts over the dashboard's replicas.
+
+An account's count includes names that do not exist (a lock must not tell who exists). While
+a lock holds, attempts are refused without being counted, so a lock ends when its period does
+instead of being pushed on by every refused try; an admin lifts it early with
+`ioc users unlock`. Two concurrent failures may both read a count one short of the limit: the
+lock then lands one attempt late, which is harmless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+import psycopg
+from psycopg.rows import class_row
+
+from store import audit_log
+
+LockKind = Literal["account", "address"]
+
+
+@dataclass(frozen=True, slots=True)
+class Throttle:
+    """The limits, from the dashboard's settings (ioc/settings.py holds their defaults)."""
+
+    account_failures: int  # failed logins of one account within `window` that lock it
+    address_failures: int  # failed logins from one address within `window` that lock it
+    window: timedelta
+    lockout: timedelta  # how long a lock lasts
+
+
+@dataclass(frozen=True, slots=True)
+class Lock:
+    kind: str
+    subject: str
+    locked_until: datetime
+
+
+def lock_in_force(
+    conn: psycopg.Connection, username: str, address: str | None, now: datetime
+) -> datetime | None:
+    """When the later of the account's and the address's locks ends; None when neither holds."""
+    row = conn.execute(
+        "SELECT max(locked_until) FROM login_locks WHERE locked_until > %s"
+        " AND ((kind = 'account' AND subject = %s) OR (kind = 'address' AND subject = %s))",
+        (now, username, address),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _lock_if_over(
+    conn: psycopg.Connection,
+    kind: LockKind,
+    subject: str,
+    limit: int,
+    throttle: Throttle,
+    now: datetime,
+) -> bool:
+    column = "username" if kind == "account" else "address"  # one of two fixed names
+    row = conn.execute(
+        f"SELECT count(*) FROM login_failures WHERE {column} = %s AND at > %s",
+        (subject, now - throttle.window),
+    ).fetchone()
+    if row is None or row[0] < limit:
+        return False
+    conn.execute(
+        "INSERT INTO login_locks (kind, subject, locked_until) VALUES (%s, %s, %s)"
+        " ON CONFLICT (kind, subject) DO UPDATE SET locked_until = EXCLUDED.locked_until",
+        (kind, subject, now + throttle.lockout),
+    )
+    return True
+
+
+def count_failure(
+    conn: psycopg.Connection,
+    username: str,
+    address: str | None,
+    throttle: Throttle,
+    now: datetime,
+) -> None:
+    """Record one failed login, and lock the account or the address that reached its limit.
+    Runs inside the caller's transaction, beside the audit row of the failure."""
+    conn.execute(
+        "INSERT INTO login_failures (at, username, address) VALUES (%s, %s, %s)",
+        (now, username, address),
+    )
+    if _lock_if_over(conn, "account", username, throttle.account_failures, throttle, now):
+        audit_log.record(conn, "locked", username, address=address, subject=f"account {username}")
+    if address is not None and _lock_if_over(
+        conn, "address", address, throttle.address_failures, throttle, now
+    ):
+        audit_log.record(conn, "locked", username, address=address, subject=f"address {address}")
+
+
+def forget_failures(conn: psycopg.Connection, username: str) -> None:
+    """A successful login starts the account's count afresh (its address keeps its count)."""
+    conn.execute("DELETE FROM login_failures WHERE username = %s", (username,))
+
+
+def unlock(
+    conn: psycopg.Connection,
+    *,
+    username: str | None = None,
+    address: str | None = None,
+    by: str,
+) -> int:
+    """Lift the account's and/or the address's lock and forget their failed logins (else the
+    next failure would lock again at once). Returns how many locks were in force."""
+    if username is None and address is None:
+        raise ValueError("unlock what? an account, an address or both")
+    lifted = 0
+    with conn.transaction():
+        for kind, subject, column in (
+            ("account", username, "username"),
+            ("address", address, "address"),
+        ):
+            if subject is None:
+                continue
+            cur = conn.execute(
+                "DELETE FROM login_locks WHERE kind = %s AND subject = %s AND locked_until > now()",
+                (kind, subject),
+            )
+            lifted += cur.rowcount
+            conn.execute(f"DELETE FROM login_failures WHERE {column} = %s", (subject,))
+            conn.execute(
+                "DELETE FROM login_locks WHERE kind = %s AND subject = %s", (kind, subject)
+            )
+            audit_log.record(conn, "unlock", by, subject=f"{kind} {subject}")
+    return lifted
+
+
+def locks(conn: psycopg.Connection, now: datetime) -> list[Lock]:
+    """Locks in force at ``now``, accounts first."""
+    with conn.cursor(row_factory=class_row(Lock)) as cur:
+        cur.execute(
+            "SELECT kind, subject, locked_until FROM login_locks WHERE locked_until > %s"
+            " ORDER BY kind, subject",
+            (now,),
+        )
+        return cur.fetchall()
