@@ -1,14 +1,15 @@
 """Login for the dashboard. The browser holds only a session token; who it belongs to and what
-they may do is looked up in the database on every run (store/users.py)."""
+they may do is looked up in the database on every run (store/users.py), which also throttles
+failed logins per account and per client address and writes the audit log."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.data import db, session_ttl
+from dashboard.data import db, idle_timeout, login_limits, session_ttl
 from dashboard.i18n import LANGS, t
 from store import users
-from store.users import User
+from store.users import LoginLocked, User
 
 TOKEN_KEY = "session_token"
 
@@ -16,6 +17,16 @@ TOKEN_KEY = "session_token"
 def token() -> str | None:
     value = st.session_state.get(TOKEN_KEY)
     return value if isinstance(value, str) else None
+
+
+def address() -> str | None:
+    """The browser's address as Streamlit saw it; None from localhost (and in AppTest). Behind a
+    reverse proxy this is the proxy's, which then throttles everyone behind it as one."""
+    try:
+        value = st.context.ip_address
+    except AttributeError:  # no script run context (a bare import)
+        return None
+    return value if isinstance(value, str) else None  # AppTest hands out a mock
 
 
 def current_user() -> User | None:
@@ -49,7 +60,14 @@ def login_page() -> None:
         submitted = st.form_submit_button(t("login.submit"), type="primary")
     if submitted:
         with db() as conn:
-            session = users.login(conn, username, password, ttl=session_ttl())
+            try:
+                session = users.login(conn, username, password, ttl=session_ttl(),
+                                      idle=idle_timeout(), limits=login_limits(),
+                                      address=address())  # fmt: skip
+            except LoginLocked:
+                # The same words whatever the password was: a lock tells nothing more.
+                st.error(t("login.locked"))
+                return
             anyone = bool(session) or bool(users.list_users(conn))
         if session is None:
             st.error(t("login.failed") if anyone else t("login.no_users"))
@@ -62,5 +80,5 @@ def logout() -> None:
     current = token()
     if current:
         with db() as conn:
-            users.logout(conn, current)
+            users.logout(conn, current, address=address())
     st.session_state.pop(TOKEN_KEY, None)

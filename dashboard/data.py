@@ -14,6 +14,7 @@ import streamlit as st
 from psycopg_pool import ConnectionPool
 
 from dashboard.i18n import t
+from store.throttle import Throttle
 from store.users import PermissionDenied
 
 
@@ -23,6 +24,11 @@ class DashboardConfig:
     refresh_s: float  # live map refresh period
     tile_url: str | None  # an XYZ raster tile URL ({z}/{x}/{y}) on the closed network, or none
     session_hours: float  # a login lasts
+    idle_minutes: float  # a login unused this long ends
+    login_failures: int  # failed logins of one account within the window that lock it
+    address_failures: int  # failed logins from one address within the window that lock it
+    login_window_minutes: float
+    lockout_minutes: float
 
 
 # Set by the entry script at the top of every run, before st.navigation runs a page; one
@@ -51,6 +57,20 @@ def tile_url() -> str | None:
 
 def session_ttl() -> timedelta:
     return timedelta(hours=config().session_hours)
+
+
+def idle_timeout() -> timedelta:
+    return timedelta(minutes=config().idle_minutes)
+
+
+def login_limits() -> Throttle:
+    c = config()
+    return Throttle(
+        account_failures=c.login_failures,
+        address_failures=c.address_failures,
+        window=timedelta(minutes=c.login_window_minutes),
+        lockout=timedelta(minutes=c.lockout_minutes),
+    )
 
 
 @st.cache_resource(show_spinner=False)

@@ -55,6 +55,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "login.password": ("Mật khẩu", "Password"),
     "login.submit": ("Đăng nhập", "Log in"),
     "login.failed": ("Sai tên đăng nhập hoặc mật khẩu.", "Wrong username or password."),
+    "login.locked": (
+        "Quá nhiều lần đăng nhập sai: tạm khóa, hãy thử lại sau hoặc nhờ quản trị viên mở khóa.",
+        "Too many failed logins: locked for now. Try again later or ask an administrator.",
+    ),
     "login.expired": (
         "Phiên làm việc đã hết hạn, hãy đăng nhập lại.",
         "Your session has expired; please log in again.",
@@ -243,6 +247,15 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "users.name": ("Tên hiển thị", "Display name"),
     "users.role": ("Vai trò", "Role"),
     "users.saved": ("Đã lưu người dùng {name}.", "User {name} saved."),
+    "users.audit": ("Nhật ký thao tác", "Audit log"),
+    "users.audit_filter": ("Lọc theo người dùng", "Filter by user"),
+    "users.audit_all": ("Tất cả", "Everyone"),
+    "audit.at": ("Thời điểm", "When"),
+    "audit.actor": ("Người thực hiện", "Who"),
+    "audit.address": ("Địa chỉ", "Address"),
+    "audit.event": ("Sự kiện", "Event"),
+    "audit.subject": ("Đối tượng", "Subject"),
+    "audit.detail": ("Chi tiết", "Detail"),
 }
 
 

@@ -172,4 +172,9 @@ def dashboard_config(settings: Settings) -> DashboardConfig:
         refresh_s=settings.dashboard.refresh_s,
         tile_url=settings.dashboard.tile_url,
         session_hours=settings.dashboard.session_hours,
+        idle_minutes=settings.dashboard.idle_minutes,
+        login_failures=settings.dashboard.login_failures,
+        address_failures=settings.dashboard.address_failures,
+        login_window_minutes=settings.dashboard.login_window_minutes,
+        lockout_minutes=settings.dashboard.lockout_minutes,
     )

@@ -130,6 +130,17 @@ class DashboardSettings(Section):
         None, description="basemap raster tiles {z}/{x}/{y} on the closed network; unset: none"
     )
     session_hours: float = Field(12.0, gt=0, description="a dashboard login lasts")
+    idle_minutes: float = Field(30.0, gt=0, description="a login unused this long ends")
+    login_failures: int = Field(
+        5, ge=1, description="failed logins of one account within login_window_minutes: locked"
+    )
+    address_failures: int = Field(
+        20, ge=1, description="failed logins from one address in login_window_minutes: locked"
+    )
+    login_window_minutes: float = Field(15.0, gt=0, description="failed logins counted over")
+    lockout_minutes: float = Field(
+        15.0, gt=0, description="a lock lasts (`ioc users unlock` lifts it early)"
+    )
     db_password: str = Field(
         "", description="the password `ioc roles dashboard-login` gives the dashboard's login"
     )

@@ -164,14 +164,22 @@ with act[1].form("silence"):
 if ack:
     with refusals_shown(alerts.AlertStateError, alerts.AlertNotFound):
         with db() as conn:
-            done = acknowledge_alert(conn, auth.token(), alert.alert_id, comment)
+            done = acknowledge_alert(
+                conn, auth.token(), alert.alert_id, comment, address=auth.address()
+            )
         st.session_state["alerts_flash"] = t("alerts.acked", id=done.alert_id)
         st.rerun()
 if silence:
     with refusals_shown():
         with db() as conn:
             row = silence_subject(
-                conn, auth.token(), alert, float(hours), silence_note, now=datetime.now(UTC)
+                conn,
+                auth.token(),
+                alert,
+                float(hours),
+                silence_note,
+                now=datetime.now(UTC),
+                address=auth.address(),
             )
         st.session_state["alerts_flash"] = t(
             "alerts.silenced", subject=alert.subject, until=when(row.ends_at)

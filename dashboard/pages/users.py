@@ -1,4 +1,4 @@
-"""Users and roles (admin only; the action itself re-checks the role)."""
+"""Users and roles, and the audit log (admin only; the actions themselves re-check the role)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import auth
-from dashboard.actions import add_user
+from dashboard.actions import add_user, audit_log
 from dashboard.data import db, refusals_shown
-from dashboard.i18n import labeller, t
+from dashboard.i18n import labeller, t, when
 from store import users
 from store.users import Role
 
@@ -42,5 +42,37 @@ with st.form("add_user", clear_on_submit=True):
 if submitted:
     with refusals_shown():
         with db() as conn:
-            user = add_user(conn, auth.token(), username, password, role, name)
+            user = add_user(
+                conn, auth.token(), username, password, role, name, address=auth.address()
+            )
         st.success(t("users.saved", name=user.username))
+
+st.subheader(t("users.audit"))
+ALL = ""  # the filter's "everyone" choice
+actor = st.selectbox(
+    t("users.audit_filter"),
+    [ALL, *(u.username for u in everyone)],
+    # The labels now, in this session's language (format_func may run outside the script).
+    format_func={
+        ALL: t("users.audit_all"),
+        **{u.username: u.username for u in everyone},
+    }.__getitem__,
+    key="audit_actor",
+)
+with refusals_shown():
+    with db() as conn:
+        entries = audit_log(conn, auth.token(), actor or None)
+    st.dataframe(
+        pd.DataFrame(
+            {
+                t("audit.at"): [when(e.at) for e in entries],
+                t("audit.actor"): [e.actor for e in entries],
+                t("audit.address"): [e.address or "" for e in entries],
+                t("audit.event"): [e.event for e in entries],
+                t("audit.subject"): [e.subject or "" for e in entries],
+                t("audit.detail"): [e.detail or "" for e in entries],
+            }
+        ),
+        hide_index=True,
+        key="audit_log",
+    )
