@@ -120,7 +120,9 @@ def dashboard(
 
     settings = load_settings()
     require_database(settings)
-    cmd = dashboard_command(port or settings.dashboard.port, address)
+    cmd = dashboard_command(
+        port or settings.dashboard.port, address, production=settings.mode == "production"
+    )
     os.execv(cmd[0], cmd)
 
 

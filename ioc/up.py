@@ -24,8 +24,14 @@ from ioc.settings import Settings
 log = logging.getLogger("ioc.up")
 
 
-def dashboard_command(port: int, address: str = "127.0.0.1") -> list[str]:
+def dashboard_command(
+    port: int, address: str = "127.0.0.1", *, production: bool = False
+) -> list[str]:
     app_path = Path(__file__).parent / "dashboard_main.py"
+    # In production a visitor sees a generic error, never a traceback or an exception's message
+    # (they name files, queries, settings); the log keeps them. Streamlit 1.67's legacy value
+    # `false` still shows stack traces: "none" is the one that hides everything.
+    hidden = ["--client.showErrorDetails", "none"] if production else []
     return [
         sys.executable,
         "-m",
@@ -43,6 +49,7 @@ def dashboard_command(port: int, address: str = "127.0.0.1") -> list[str]:
         # An operations screen, not a Streamlit demo: no Deploy/Stop/rerun toolbar.
         "--client.toolbarMode",
         "viewer",
+        *hidden,
     ]
 
 
@@ -153,7 +160,12 @@ def run_up(settings: Settings, *, speed: float | None, limit: int | None, port: 
             "coverage": _child("coverage", [*ioc, "coverage", "run"], env, logs),
             "alerts": _child("alerts", [*ioc, "alerts", "run"], env, logs),
             "fleet": _child("fleet", fleet, env, logs),
-            "dashboard": _child("dashboard", dashboard_command(dashboard_port), env, logs),
+            "dashboard": _child(
+                "dashboard",
+                dashboard_command(dashboard_port, production=settings.mode == "production"),
+                env,
+                logs,
+            ),
         }
         stack.callback(_stop, children)
         print(
