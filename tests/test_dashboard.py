@@ -3,6 +3,7 @@ Bình Định scenario, a day of telemetry for part of the fleet, alerts, reject
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,10 +14,12 @@ from dashboard import coverage_view
 from dashboard.actions import acknowledge_alert
 from devices.kinds import DeviceState, Kind
 from store import alerts, coverage, readings, registry, users
-from store.db import connect
+from store.alert_outbox import mark_failed
+from store.db import aconnect, connect
 from store.users import PermissionDenied, Role
 from tests.fixtures.dashboard import PASSWORDS
 from tests.support.fleet_history import fleet, generate_history, load_scenario_db, set_states
+from tests.support.outbox import queue_alert
 
 # The shell's entry script, as `ioc dashboard` runs it; pages are relative to it.
 APP = str(Path(__file__).parent.parent / "ioc" / "dashboard_main.py")
@@ -269,3 +272,28 @@ def test_page_queries_on_timescaledb(tsdb_url):
     assert latest["power_source"] in ("mains", "battery")
     assert health.rejects_last_hour == 3 and health.messages_per_s > 0
     assert sum(s["messages"] for s in series) > 0
+
+
+def test_alerts_page_shows_the_outbox_and_its_dead_letters(scenario_url, monkeypatch):
+    now = datetime.now(UTC)
+    alert_id = asyncio.run(queue_alert(scenario_url, ["webhook:gone"], now, subject="CAM-DEAD"))
+    with connect(scenario_url, autocommit=True) as conn:
+        [(outbox_id,)] = conn.execute(
+            "SELECT outbox_id FROM alert_outbox WHERE alert_id = %s", (alert_id,)
+        ).fetchall()
+    asyncio.run(_given_up(scenario_url, outbox_id, now))
+    at = app(scenario_url, monkeypatch, "viewer", lang="en")
+    at.switch_page("../dashboard/pages/alerts.py").run()
+    assert not at.exception, at.exception
+    [health] = [e for e in at.expander if e.label.startswith("Delivery")]
+    assert health.label == "Delivery: 1 given up (never retried)"
+    tables = [d.value for d in health.dataframe]
+    [channel] = [r for r in tables[0].to_dict("records") if r["Channel"] == "webhook:gone"]
+    assert channel["Given up"] == 1  # (other tests' transitions may wait there too)
+    assert tables[1].to_dict("records")[0]["#"] == alert_id
+    assert tables[1].to_dict("records")[0]["Latest error"] == "HTTP 410"
+
+
+async def _given_up(url: str, outbox_id: int, now: datetime) -> None:
+    async with await aconnect(url) as conn:
+        await mark_failed(conn, outbox_id, now, "HTTP 410", None)

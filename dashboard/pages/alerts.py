@@ -12,7 +12,7 @@ from dashboard.actions import acknowledge_alert, silence_subject
 from dashboard.app import page
 from dashboard.data import db, refusals_shown
 from dashboard.i18n import labeller, lang, t, when
-from store import alerts, places
+from store import alert_outbox, alerts, places
 from store.users import Role
 
 SUBJECT_KINDS = ("bts", "camera", "broadband", "village", "district")
@@ -24,6 +24,50 @@ if flash:
     st.success(flash)
 with db() as conn:
     districts = places.district_names(conn)
+    waiting, dead = alert_outbox.backlog(conn), alert_outbox.dead_letters(conn)
+
+
+def delivery_health() -> None:
+    """The outbox per channel, as `ioc alerts outbox` shows it: dead letters are never sent
+    again, so they are shown open, with why, for someone to act on."""
+    given_up = sum(b.dead for b in waiting)
+    title = t("alerts.delivery_dead", dead=given_up) if given_up else t("alerts.delivery")
+    with st.expander(title, expanded=given_up > 0):
+        if not waiting:
+            st.caption(t("alerts.nothing_waiting"))
+            return
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    t("alerts.channel"): [b.channel for b in waiting],
+                    t("alerts.pending"): [b.pending for b in waiting],
+                    t("alerts.failing"): [b.failing for b in waiting],
+                    t("alerts.dead"): [b.dead for b in waiting],
+                    t("alerts.oldest"): [when(b.oldest, "medium") for b in waiting],
+                    t("alerts.last_error"): [b.last_error or "" for b in waiting],
+                }
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+        if dead:
+            st.caption(t("alerts.dead_letters"))
+            st.dataframe(
+                pd.DataFrame(
+                    {
+                        t("alerts.channel"): [d.channel for d in dead],
+                        "#": [d.alert_id for d in dead],
+                        t("device.time"): [when(d.dead_at, "medium") for d in dead],
+                        t("alerts.attempts"): [d.attempts for d in dead],
+                        t("alerts.last_error"): [d.last_error or "" for d in dead],
+                    }
+                ),
+                hide_index=True,
+                width="stretch",
+            )
+
+
+delivery_health()
 
 district_labels: dict[int | None, str] = {None: t("alerts.all")}
 district_labels.update(districts.items())
