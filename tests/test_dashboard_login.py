@@ -134,7 +134,7 @@ def test_a_page_run_touches_its_session_at_most_once_a_minute(db):
 
     def last_seen() -> datetime:
         row = db.execute("SELECT last_seen FROM user_sessions WHERE username = 'ops'").fetchone()
-        assert row is not None
+        assert row is not None and isinstance(row[0], datetime)
         return row[0]
 
     users.session_user(db, session.token, now=start + timedelta(seconds=30))
@@ -186,3 +186,18 @@ def test_production_dashboard_hides_error_details():
     at = production.index("--client.showErrorDetails")
     assert production[at + 1] == "none"  # Streamlit 1.67: "false" still shows stack traces
     assert "--client.showErrorDetails" not in dashboard_command(8501)
+
+
+def test_cli_reads_the_audit_log_and_removes_users(db, database_url, monkeypatch, tmp_path):
+    monkeypatch.setenv("IOC_DATABASE_URL", database_url)
+    monkeypatch.setenv("IOC_CONFIG", str(tmp_path / "absent.toml"))
+    users.add_user(db, "ops", PW, "operator")
+    assert users.login(db, "ops", "wrong-password", address="192.0.2.5") is None
+    runner = CliRunner()
+    assert runner.invoke(cli, ["users", "remove", "ops"]).exit_code == 0
+    logged = runner.invoke(cli, ["users", "audit"]).output.splitlines()
+    assert "user_removed" in logged[0] and "ops" in logged[0]
+    assert "192.0.2.5" in logged[1] and "login_failed" in logged[1]
+    assert "user_added" in logged[2]
+    nothing = runner.invoke(cli, ["users", "unlock"])
+    assert nothing.exit_code == 2 and "name an account" in nothing.output
