@@ -1,5 +1,5 @@
-"""Delivery through the outbox: retries with backoff (and jitter), independence of webhooks, order per alert,
-and an engine killed (SIGKILL) between the state change and the delivery."""
+"""Delivery through the outbox: retries with backoff (and jitter), independence of webhooks,
+order per alert, and an engine killed (SIGKILL) between the state change and the delivery."""
 
 from __future__ import annotations
 
