@@ -27,6 +27,7 @@ from processing.alerts.engine import AlertEngine
 from seeds import load_scenario
 from tests.support.clients import mqtt_client, subscribed
 from tests.support.polling import wait_until
+from tests.support.tasks import background
 
 
 class FakeClock:
@@ -205,14 +206,9 @@ def engine_config(database_url: str, mqtt_url: str, protocol: int, topics: Topic
 @contextlib.asynccontextmanager
 async def running_engine(config: AlertConfig, clock: FakeClock) -> AsyncIterator[AlertEngine]:
     engine = AlertEngine(config, clock=clock)
-    task = asyncio.create_task(engine.run())
-    await asyncio.wait_for(engine.ready.wait(), 20)
-    try:
+    async with background(engine.run()):
+        await asyncio.wait_for(engine.ready.wait(), 20)
         yield engine
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def ticks(engine: AlertEngine, n: int = 3) -> None:

@@ -3,7 +3,6 @@ and a subscription that hands every message it brings to a callback."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import aiomqtt
 
 from devices.endpoint import MqttEndpoint
+from tests.support.tasks import background
 
 
 def mqtt_client(mqtt_url: str, protocol: int = 5, **options: Any) -> aiomqtt.Client:
@@ -40,10 +40,5 @@ async def subscribed(
             async for message in client.messages:
                 on_message(message)
 
-    task = asyncio.create_task(pump())
-    try:
+    async with background(pump()):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -11,6 +11,7 @@ from devices.topics import Topics
 from ingest import Ingester
 from ingest.config import IngestConfig
 from ioc.configs import ingest_config
+from tests.support.tasks import background
 
 IngesterStarter = Callable[..., contextlib.AbstractAsyncContextManager[Ingester]]
 """The ``start_ingester`` fixture: ``running_ingester`` on the test's own services."""
@@ -22,17 +23,12 @@ async def serving(config: IngestConfig, *, drain: bool = False) -> AsyncIterator
     (the last batches commit, the session keeps its acknowledgements); otherwise it is
     cancelled."""
     service = Ingester(config)
-    task = asyncio.create_task(service.run())
-    try:
+    async with background(service.run()) as task:
         await asyncio.wait_for(service.subscribed.wait(), 20)
         yield service
         if drain:
             service.request_stop()
             await asyncio.wait_for(task, 30)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 @contextlib.asynccontextmanager

@@ -17,6 +17,7 @@ from processing.alerts.delivery import Channel, Dispatcher
 from store.alert_outbox import fan_out
 from store.db import aconnect
 from tests.support.polling import wait_until
+from tests.support.tasks import background
 
 
 async def queue_alerts(
@@ -72,13 +73,8 @@ async def dispatching(
 ) -> AsyncIterator[Dispatcher]:
     """``channel``'s dispatcher running (on its own connection) until the block ends."""
     dispatcher = Dispatcher(channel, config, clock, asyncio.Event())
-    task = asyncio.create_task(dispatcher.run())
-    try:
+    async with background(dispatcher.run()):
         yield dispatcher
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def rounds(dispatcher: Dispatcher, n: int = 3) -> None:
