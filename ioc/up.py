@@ -174,6 +174,10 @@ def run_up(settings: Settings, *, speed: float | None, limit: int | None, port: 
         )
         if login:
             print(f"  {login}", flush=True)
+        if settings.database_url is None:
+            # The `ioc` commands (users unlock, alerts, coverage) reach this run's throwaway
+            # database only through its URL; without it a locked-out admin has no way back in.
+            print(f"  ioc commands on this run: export IOC_DATABASE_URL={database_url}", flush=True)
         try:
             while True:
                 for name, proc in children.items():

@@ -119,6 +119,7 @@ async def test_ioc_up_runs_the_slice_and_stops_everything_on_sigterm(
     assert returncode == 0, output
     assert f"http://127.0.0.1:{port}" in output
     assert "no dashboard users yet: ioc users add NAME --role admin" in output
+    assert "export IOC_DATABASE_URL" not in output  # only a throwaway database's URL is news
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
 
 
