@@ -142,7 +142,13 @@ def alert_config(
     if unknown := sorted(s.alert.webhook_secrets.keys() - s.alert.webhooks.keys()):
         raise SettingError(f"IOC_ALERT_WEBHOOK_SECRETS: {unknown} name no IOC_ALERT_WEBHOOKS")
     if s.mode == "production":
-        for name in s.alert.webhooks:
+        for name, url in s.alert.webhooks.items():
+            # An alert names villages, people and failing sites: not for every network hop.
+            if url.startswith("http://") and not s.alert.allow_http_webhooks:
+                raise SettingError(
+                    f"IOC_ALERT_WEBHOOKS: {name} is plain http://; IOC_MODE=production sends "
+                    "alerts over https:// only (IOC_ALERT_ALLOW_HTTP_WEBHOOKS=true to allow it)"
+                )
             if problem := secret_problem(s.alert.webhook_secrets.get(name)):
                 raise SettingError(
                     f"IOC_ALERT_WEBHOOK_SECRETS: the secret of webhook {name!r} {problem}; "

@@ -118,6 +118,11 @@ class AlertSettings(Section):
     webhook_timeout_s: float = Field(
         5.0, gt=0, description="one webhook POST, at most, from connect to the last byte"
     )
+    allow_http_webhooks: bool = Field(
+        False,
+        description="production: allow plain http:// webhooks (a receiver on a network you "
+        "trust); otherwise alerts leave only over https://",
+    )
     max_attempts: int = Field(
         12, ge=1, description="a delivery failing this often is given up (a dead letter)"
     )

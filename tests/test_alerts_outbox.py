@@ -193,3 +193,20 @@ def test_production_refuses_a_webhook_without_a_good_secret() -> None:
     assert config.webhook_secrets == {"ops": "a-long-webhook-secret-0123"}
     with pytest.raises(SettingError, match="IOC_ALERT_WEBHOOK_SECRETS"):
         alert_config(Settings.defaults(alert={"webhook_secrets": {"nobody": "x" * 20}}))
+
+
+def test_production_refuses_a_plain_http_webhook_unless_allowed() -> None:
+    db = "postgresql://ioc:Long-and-Strong-db-pass-1@db.example/ioc"
+    plain = {"webhooks": {"ops": "http://10.0.0.5/hook"},
+             "webhook_secrets": {"ops": "a-long-webhook-secret-0123"}}  # fmt: skip
+    with pytest.raises(SettingError, match="ops is plain http://"):
+        alert_config(Settings.defaults(mode="production", database_url=db, alert=plain))
+    allowed = alert_config(
+        Settings.defaults(
+            mode="production", database_url=db, alert={**plain, "allow_http_webhooks": True}
+        )
+    )
+    assert allowed.webhooks == {"ops": "http://10.0.0.5/hook"}
+    # Development keeps plain http (a receiver on the same laptop).
+    development = Settings.defaults(database_url=db, alert=plain)
+    assert alert_config(development).webhooks == plain["webhooks"]
