@@ -1,7 +1,8 @@
 """How a live device's latest reading reads to an operator: its key metrics and its health.
 
 The health rule is data, not code, so that each side can turn it into its own language: the
-store into SQL (``store.readings``), processing and the dashboard into Python (:func:`health`).
+store into SQL (``store.readings``, what the map shows), Python into :func:`health` (the reference
+the SQL form is tested against, tests/test_kinds.py).
 Both read the same ordered rules: the first whose condition holds names the state; none holding
 (or no reading at all) leaves the device ``online``. A metric that was not reported (null)
 satisfies no condition, as NULL does in SQL.

@@ -108,9 +108,7 @@ def users_unlock(
     if username is None and address is None:
         raise ValueError("name an account, --address, or both")
     with database(load_settings()) as conn:
-        lifted = unlock(
-            conn, username=username and username.lower(), address=address, by=cli_actor()
-        )
+        lifted = unlock(conn, username=username, address=address, by=cli_actor())
     what = " and ".join(x for x in (username, address and f"address {address}") if x)
     typer.echo(f"{what}: {'unlocked' if lifted else 'was not locked'}")
 

@@ -355,8 +355,7 @@ class Link:
             return
         with contextlib.suppress(MqttLinkError, TimeoutError):
             async with asyncio.timeout(OFFLINE_PUBLISH_TIMEOUT_S):
-                for model in self.models:
-                    await self._publish(client, model.status(DeviceState.OFFLINE, "stopped"))
+                await self._sign_off(client)
 
     async def _drop_link(self, client: MqttLink) -> None:
         """End the TCP connection without DISCONNECT, as a power cut would; wait for it to end."""

@@ -21,6 +21,8 @@ from psycopg.rows import class_row
 from store import audit_log
 
 LockKind = Literal["account", "address"]
+# Which column of login_failures a lock of each kind counts (fixed names, never user input).
+_COLUMN: dict[LockKind, str] = {"account": "username", "address": "address"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,11 @@ class Lock:
     kind: str
     subject: str
     locked_until: datetime
+
+
+def account_name(username: str) -> str:
+    """The name a login is counted and locked under: as stored, lowercase and trimmed."""
+    return username.strip().lower()
 
 
 def lock_in_force(
@@ -60,9 +67,8 @@ def _lock_if_over(
     throttle: Throttle,
     now: datetime,
 ) -> bool:
-    column = "username" if kind == "account" else "address"  # one of two fixed names
     row = conn.execute(
-        f"SELECT count(*) FROM login_failures WHERE {column} = %s AND at > %s",
+        f"SELECT count(*) FROM login_failures WHERE {_COLUMN[kind]} = %s AND at > %s",
         (subject, now - throttle.window),
     ).fetchone()
     if row is None or row[0] < limit:
@@ -114,21 +120,20 @@ def unlock(
         raise ValueError("unlock what? an account, an address or both")
     lifted = 0
     with conn.transaction():
-        for kind, subject, column in (
-            ("account", username, "username"),
-            ("address", address, "address"),
-        ):
+        wanted: tuple[tuple[LockKind, str | None], ...] = (
+            ("account", None if username is None else account_name(username)),
+            ("address", address),
+        )
+        for kind, subject in wanted:
             if subject is None:
                 continue
             cur = conn.execute(
-                "DELETE FROM login_locks WHERE kind = %s AND subject = %s AND locked_until > now()",
+                "DELETE FROM login_locks WHERE kind = %s AND subject = %s"
+                " RETURNING locked_until > now()",
                 (kind, subject),
             )
-            lifted += cur.rowcount
-            conn.execute(f"DELETE FROM login_failures WHERE {column} = %s", (subject,))
-            conn.execute(
-                "DELETE FROM login_locks WHERE kind = %s AND subject = %s", (kind, subject)
-            )
+            lifted += sum(in_force for (in_force,) in cur.fetchall())
+            conn.execute(f"DELETE FROM login_failures WHERE {_COLUMN[kind]} = %s", (subject,))
             audit_log.record(conn, "unlock", by, subject=f"{kind} {subject}")
     return lifted
 

@@ -200,7 +200,7 @@ def login(
     ``limits`` (the dashboard always passes them) failures are counted and a lock on the account
     or ``address`` raises LoginLocked, right password or not. ``idle``: the session ends when
     unused for that long."""
-    name = username.strip().lower()
+    name = throttle.account_name(username)
     now = now or datetime.now(UTC)
     row = conn.execute(
         "SELECT password_hash FROM users WHERE username = %s AND NOT disabled", (name,)

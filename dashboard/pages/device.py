@@ -11,7 +11,7 @@ import streamlit as st
 from dashboard.app import page
 from dashboard.coverage_view import criticality_text, tower_criticality
 from dashboard.data import db
-from dashboard.i18n import ZONE_NAME, labeller, lang, metric_label, num, t, when
+from dashboard.i18n import ZONE_NAME, labeller, lang, num, t, when
 from devices.kinds import Kind
 from devices.metrics import metric
 from store import alerts, readings, registry
@@ -92,7 +92,7 @@ else:
     for i, name in enumerate(columns):
         spec = metric(kind, name)
         with grid[i % 2]:
-            label = metric_label(kind, name)
+            label = spec.label[lang()]
             st.caption(f"{label} ({spec.unit})" if spec.unit else label)
             st.line_chart(frame[[name]].astype(float), height=180)
 

@@ -96,7 +96,9 @@ class MqttChannel:
 
     async def _connected(self) -> MqttLink:
         async with self._lock:
-            if self._link is None:
+            # A link the broker dropped is replaced here, not discovered by a failed send that
+            # would spend one of the row's bounded attempts.
+            if self._link is None or not self._link.connected:
                 link = MqttLink(self.endpoint, client_id=self.client_id)
                 await link.connect()
                 self._link = link
@@ -250,9 +252,11 @@ class Dispatcher:
         self._inflight = {a: t for a, t in self._inflight.items() if not t.done()}
         usual = self.channel.concurrency
         room = 2 * usual - len(self._inflight)
-        rows = await pending(conn, self.channel.name, self.clock(), busy=list(self._inflight),
-                             limit=max(room, 0))  # fmt: skip
         self.stats.rounds += 1
+        if room <= 0:  # every slot busy: the query could return nothing
+            return False
+        rows = await pending(conn, self.channel.name, self.clock(), busy=list(self._inflight),
+                             limit=room)  # fmt: skip
         started = False
         for row in rows:  # critical (rank 0) first
             if row.severity_rank > 0 and len(self._inflight) >= usual:
