@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import json
 import os
 import shutil
@@ -172,7 +173,9 @@ class IngesterProcess:
                 return dict(json.loads(response.read()))
         except urllib.error.HTTPError as err:  # 503 = not keeping up, still an answer
             return dict(json.loads(err.read()))
-        except (OSError, ValueError):
+        except (OSError, ValueError, http.client.HTTPException):
+            # HTTPException too: polling a loopback port nobody listens on yet can connect the
+            # client to itself (Linux TCP self-connect), which reads its own request back.
             return None
 
     def subscribed(self, instance: int = 0) -> bool:
