@@ -13,6 +13,7 @@ from ioc.cli_common import clear_errors, database, given, load_settings, setup_l
 from ioc.cli_coverage import coverage_app
 from ioc.cli_devices import devices_app
 from ioc.cli_roles import roles_app
+from ioc.cli_secrets import secrets_app
 from ioc.cli_simulate import simulate_app
 from ioc.cli_users import users_app
 from ioc.configs import ingest_config, liveness_config, require_database
@@ -28,6 +29,7 @@ app.add_typer(devices_app, name="devices")
 app.add_typer(certs_app, name="certs")
 app.add_typer(coverage_app, name="coverage")
 app.add_typer(roles_app, name="roles")
+app.add_typer(secrets_app, name="secrets")
 app.add_typer(simulate_app, name="simulate")
 
 

@@ -40,7 +40,11 @@ def clear_errors(func: F) -> F:
 
 
 def load_settings() -> Settings:
-    return Settings()
+    from ioc.production import apply_password_policy
+
+    settings = Settings()
+    apply_password_policy(settings.mode)  # `ioc users add` in production: no weak passwords
+    return settings
 
 
 def given(**options: Any) -> dict[str, Any]:

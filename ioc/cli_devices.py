@@ -73,11 +73,14 @@ def devices_provision(
     owner: Annotated[
         str | None, typer.Option(help="the broker's user, to read passwd (compose: 1883)")
     ] = None,
+    secrets: Annotated[
+        Path, typer.Option(help="the service accounts' password files (`ioc secrets init`)")
+    ] = Path("deploy/secrets"),
 ) -> None:
     """Per-device broker accounts and ACL, service accounts, and the TLS broker config."""
     from devices.topics import TopicError
     from ioc.provision import BrokerLayout, provision
-    from ioc.settings import broker_passwords
+    from ioc.secrets import mqtt_secret, read_secret, write_secret
 
     if not 1 <= tls_port <= 65535:
         raise ValueError(f"--tls-port {tls_port} is not a port number")
@@ -95,13 +98,17 @@ def devices_provision(
         tls_port=tls_port,
         bind_address=bind,
     )
+    services = _service_names(topics, ingesters, simulator)
+    chosen = {name: read_secret(secrets, mqtt_secret(name)) for name in services}
     done = provision(out, inventory, layout, topics=topics, ingesters=ingesters,
                      simulator=simulator, rotate=rotate or (), owner=owner,
-                     environ=broker_passwords())  # fmt: skip
+                     passwords={k: v for k, v in chosen.items() if v})  # fmt: skip
+    for name, password in done.service_passwords.items():  # one source: the secrets folder
+        write_secret(secrets, mqtt_secret(name), password)
     typer.echo(f"{done.devices} devices and {done.services} services: {len(done.created)} new "
                f"passwords, {len(done.removed)} accounts removed")  # fmt: skip
-    if any(name in done.created for name in _service_names(topics, ingesters)):
-        typer.echo(f"service passwords: {done.services_env} (copy them into .env)")
+    if done.service_passwords:
+        typer.echo(f"new service passwords in {secrets}: {', '.join(done.service_passwords)}")
     if done.devices and len(done.created) > 0:
         typer.echo(f"device passwords: {done.credentials} (0600; hand each to its device)")
     typer.echo(f"broker config: {done.config}")
@@ -113,7 +120,7 @@ def devices_provision(
         )
 
 
-def _service_names(topics: Topics, ingesters: int) -> set[str]:
+def _service_names(topics: Topics, ingesters: int, simulator: bool) -> list[str]:
     from ioc.provision import service_accounts
 
-    return {a.username for a in service_accounts(topics, ingesters=ingesters, simulator=True)}
+    return [a.username for a in service_accounts(topics, ingesters=ingesters, simulator=simulator)]

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from dashboard.app import main
 from ioc.configs import dashboard_config
+from ioc.production import apply_password_policy
 from ioc.settings import Settings
 
 # Read on every run, not cached: half a millisecond beside a page's queries, and a cached copy
 # would outlive the environment it was read from (AppTest runs many apps in one process).
-main(dashboard_config(Settings()))
+settings = Settings()
+apply_password_policy(settings.mode)  # the users page adds users
+main(dashboard_config(settings))

@@ -65,3 +65,37 @@ def share_group_problem(group: str) -> str | None:
             "that knows it can join the ingesters' group)"
         )
     return None
+
+
+# Dashboard users' passwords (production): long enough, and not guessable by the dictionaries
+# attackers try first. zxcvbn (Dropbox's estimator, Python port dwolfhub/zxcvbn-python) scores a
+# password 0-4 against its frequency lists: the most common passwords of leaked sets, English
+# words, names, keyboard patterns, dates and l33t substitutions. Score 3 is "safely
+# unguessable: moderate protection from an offline slow-hash attack".
+MIN_USER_PASSWORD_CHARS = 12
+MIN_USER_PASSWORD_SCORE = 3
+PROJECT_WORDS = ("ioc", "telemetry", "dashboard", "binh dinh", "binhdinh", "quy nhon")
+
+
+def user_password_problem(username: str, password: str) -> str | None:
+    """Why a dashboard user's ``password`` is too weak for production, or None."""
+    from zxcvbn import zxcvbn  # type: ignore[import-untyped]  # no stubs published
+
+    if len(password) < MIN_USER_PASSWORD_CHARS:
+        return f"at least {MIN_USER_PASSWORD_CHARS} characters in production"
+    if password.strip().lower() in EXAMPLE_SECRETS:
+        return "a well-known default password"
+    judged = zxcvbn(password[:100], user_inputs=[username, *PROJECT_WORDS])
+    if judged["score"] < MIN_USER_PASSWORD_SCORE:
+        why = judged["feedback"]["warning"] or "it follows a pattern guessed early"
+        return f"too easy to guess ({why.rstrip('.')}); use a passphrase of a few random words"
+    return None
+
+
+def apply_password_policy(mode: str) -> None:
+    """Every way a dashboard user is made (``ioc users add``, the dashboard's users page)
+    passes through store.users.add_user; in production it also runs the rule above. The store
+    may not import the shell, so the shell hands the rule down."""
+    from store import users
+
+    users.password_policy = user_password_problem if mode == "production" else None

@@ -3,9 +3,11 @@
 the working directory), else these defaults.
 
 A section's variables are ``IOC_{SECTION}_{FIELD}`` (``IOC_INGEST_BATCH_SIZE`` →
-``ingest.batch_size``); its TOML table is ``[section]``. The services' own config classes
-(ingest/, processing/) are built from this tree by the shell (ioc/configs.py): they may not
-import ioc/, and hold no defaults of these settings.
+``ingest.batch_size``); its TOML table is ``[section]``. Any of them may be given as a file
+instead, ``IOC_{NAME}_FILE=/run/secrets/x`` (the convention of the postgres image and of compose
+secrets): a secret then never sits in the environment that ``docker inspect`` shows. The
+services' own config classes (ingest/, processing/) are built from this tree by the shell
+(ioc/configs.py): they may not import ioc/, and hold no defaults of these settings.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.fields import FieldInfo
@@ -28,6 +31,7 @@ from pydantic_settings import (
 )
 
 from devices.topics import DEFAULT_ROOT, SHARED_GROUP
+from ioc.errors import SettingError
 
 PREFIX = "IOC_"
 
@@ -44,6 +48,11 @@ class Section(BaseModel):
 class MqttSettings(Section):
     url: str | None = Field(
         None, description="mqtt://[user:password@]host:port; unset: `ioc up` starts a broker"
+    )
+    password: str | None = Field(
+        None,
+        description="the password of IOC_MQTT_URL's user, when the URL has none "
+        "(compose: IOC_MQTT_PASSWORD_FILE=/run/secrets/…)",
     )
     protocol: int = Field(5, description="MQTT protocol: 5, or 4 for 3.1.1 brokers")
 
@@ -158,8 +167,18 @@ class SimulateSettings(Section):
 
 class _EnvSource(EnvSettingsSource):
     """``IOC_{SECTION}_*`` variables a section does not declare are ignored, as unknown
-    ``IOC_*`` variables always were: ``.env`` holds the broker accounts' passwords
-    (``IOC_MQTT_{ACCOUNT}_PASSWORD``), which are no setting of the mqtt section."""
+    ``IOC_*`` variables always were; ``IOC_{NAME}_FILE`` reads ``IOC_{NAME}`` from a file."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        env = dict(super()._load_env_vars())  # names lower-cased: case_sensitive is off
+        for name in setting_names():
+            path = env.get(f"{name}_file".lower())
+            if path is None:
+                continue
+            if env.get(name.lower()) is not None:
+                raise SettingError(f"{name} and {name}_FILE are both set: give one of them")
+            env[name.lower()] = read_secret_file(f"{name}_FILE", Path(path))
+        return env
 
     def explode_env_vars(
         self, field_name: str, field: FieldInfo, env_vars: Mapping[str, str | None]
@@ -182,6 +201,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="PostgreSQL/TimescaleDB URL; unset: `ioc up` starts an embedded one"
     )
+    database_password: str | None = Field(
+        None,
+        description="the password of IOC_DATABASE_URL's user, when the URL has none "
+        "(compose: IOC_DATABASE_PASSWORD_FILE=/run/secrets/…)",
+    )
     topic_root: str = Field(DEFAULT_ROOT, description="root of every device and alert topic")
     # What a device may send the ingester, at most: top-level names, as they always were.
     max_payload_bytes: int = Field(256 * 1024, ge=1024, description="larger payloads are rejected")
@@ -202,6 +226,15 @@ class Settings(BaseSettings):
     simulate: SimulateSettings = Field(default_factory=SimulateSettings)
     # False: the values given and the defaults alone, no environment nor file (``defaults``).
     _reads_outside: ClassVar[bool] = True
+
+    @model_validator(mode="after")
+    def _passwords_into_urls(self) -> Settings:
+        # One URL for every consumer: a password given apart (a secret file) joins its URL here.
+        self.database_url = _with_password("IOC_DATABASE", self.database_url,
+                                           self.database_password)  # fmt: skip
+        self.mqtt.url = _with_password("IOC_MQTT", self.mqtt.url, self.mqtt.password)
+        self.database_password = self.mqtt.password = None
+        return self
 
     @model_validator(mode="after")
     def _secrets_in_production(self) -> Settings:
@@ -243,8 +276,13 @@ class Settings(BaseSettings):
         return out
 
     def child_environ(self) -> dict[str, str]:
-        """The environment of a child ``ioc`` process: ours, with every setting as we hold it."""
-        return {**os.environ, **self.as_env()}
+        """The environment of a child ``ioc`` process: ours, with every setting as we hold it
+        (what came from a file or a separate password is in ``as_env``: the sources go)."""
+        read = {f"{n}_FILE" for n in setting_names()} | {
+            "IOC_DATABASE_PASSWORD",
+            "IOC_MQTT_PASSWORD",
+        }
+        return {**{k: v for k, v in os.environ.items() if k.upper() not in read}, **self.as_env()}
 
     @classmethod
     def settings_customise_sources(
@@ -271,14 +309,45 @@ def _env_value(value: Any) -> str:
     return json.dumps(value)  # numbers, true/false, and {"name": "url"} as pydantic reads them
 
 
+def setting_names() -> list[str]:
+    """Every setting's variable name: ``IOC_MODE``, ``IOC_INGEST_BATCH_SIZE``, …"""
+    names = []
+    for name, field in Settings.model_fields.items():
+        section = field.annotation
+        if isinstance(section, type) and issubclass(section, Section):
+            names += [f"{PREFIX}{name}_{sub}".upper() for sub in section.model_fields]
+        else:
+            names.append(f"{PREFIX}{name}".upper())
+    return names
+
+
+def read_secret_file(variable: str, path: Path) -> str:
+    """A secret file's text less one trailing newline (``echo`` adds one; a secret has none)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise SettingError(f"{variable}: cannot read {path}: {reason}") from None
+    return text.removesuffix("\n").removesuffix("\r")
+
+
+def _with_password(setting: str, url: str | None, password: str | None) -> str | None:
+    if password is None:
+        return url
+    if not url:
+        raise PydanticCustomError("password", f"{setting}_PASSWORD is set but {setting}_URL is not")
+    parts = urlsplit(url)
+    if parts.password is not None:
+        raise PydanticCustomError(
+            "password", f"{setting}_URL holds a password and {setting}_PASSWORD gives another"
+        )
+    if not parts.username:
+        raise PydanticCustomError("password", f"{setting}_URL names no user for the password")
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{parts.username}:{quote(password, safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def setting_name(loc: tuple[int | str, ...]) -> str:
     """``("ingest", "batch_size")`` → ``IOC_INGEST_BATCH_SIZE``: how a user names a setting."""
     return PREFIX + "_".join(str(part) for part in loc).upper() if loc else "settings"
-
-
-def broker_passwords() -> dict[str, str]:
-    """The broker service accounts' passwords, ``IOC_MQTT_{ACCOUNT}_PASSWORD`` (from ``.env``):
-    their names follow the accounts (``ioc-ingest-3`` with three ingesters), so they are no
-    fixed settings; ``ioc devices provision`` hashes them into the broker's password file."""
-    head = f"{PREFIX}MQTT_"
-    return {k: v for k, v in os.environ.items() if k.startswith(head) and k.endswith("_PASSWORD")}

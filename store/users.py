@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -59,6 +60,9 @@ TOUCH_EVERY = timedelta(minutes=1)
 _USERNAME = re.compile(r"^[a-z0-9_.-]{2,64}$")
 _HASHER = PasswordHasher()  # argon2id with the library's current recommended parameters
 MIN_PASSWORD_LEN = 8
+# (username, password) → why it is too weak, or None. Production's stricter rule (length, common
+# passwords: ioc/production.py) is handed down by the shell, which this layer may not import.
+password_policy: Callable[[str, str], str | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +108,8 @@ def add_user(
         raise ValueError(f"role {role!r}: one of {', '.join(r.value for r in Role)}") from None
     if len(password) < MIN_PASSWORD_LEN:
         raise ValueError(f"password: at least {MIN_PASSWORD_LEN} characters")
+    if password_policy and (problem := password_policy(username, password)):
+        raise ValueError(f"password: {problem}")
     conflict = (
         "DO UPDATE SET password_hash = EXCLUDED.password_hash, role = EXCLUDED.role,"
         " display_name = EXCLUDED.display_name, disabled = false, updated_at = now()"

@@ -1,6 +1,6 @@
 """What ``ioc devices provision`` writes, without a broker: Mosquitto's own password format,
-passwords kept and removed devices revoked on a second run, service passwords from the
-environment, an account per ingester instance, and an ACL that names each device's subtree."""
+passwords kept and removed devices revoked on a second run, service passwords from their
+secret files, an account per ingester instance, and an ACL that names each device's subtree."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def test_a_hash_made_by_mosquitto_passwd_verifies(tmp_path: Path) -> None:
 
 def test_reprovisioning_keeps_passwords_and_revokes_removed_devices(tmp_path: Path) -> None:
     layout = BrokerLayout(folder=str(tmp_path), data_dir=str(tmp_path / "data"))
-    first = provision(tmp_path, DEVICES, layout, environ={})
+    first = provision(tmp_path, DEVICES, layout, passwords={})
     before = read_passwd(first.passwd)
     assert set(before) == {
         "ioc-ingest-1",
@@ -52,7 +52,7 @@ def test_reprovisioning_keeps_passwords_and_revokes_removed_devices(tmp_path: Pa
         "CAM-1",
     }
     assert oct(first.passwd.stat().st_mode & 0o777) == "0o600"
-    again = provision(tmp_path, DEVICES[:2], layout, environ={}, rotate=["BTS-B"])
+    again = provision(tmp_path, DEVICES[:2], layout, passwords={}, rotate=["BTS-B"])
     after = read_passwd(again.passwd)
     assert again.removed == ["CAM-1"] and "CAM-1" not in after
     assert after["BTS-A"] == before["BTS-A"] and after["BTS-B"] != before["BTS-B"]
@@ -60,24 +60,24 @@ def test_reprovisioning_keeps_passwords_and_revokes_removed_devices(tmp_path: Pa
     assert "user CAM-1" not in again.acl.read_text()
 
 
-def test_a_service_password_from_the_environment_is_used(tmp_path: Path) -> None:
+def test_a_service_password_already_chosen_is_used(tmp_path: Path) -> None:
+    """Chosen: read from its secret file (ioc/secrets.py); the others are made and returned."""
     layout = BrokerLayout(folder=str(tmp_path), data_dir=str(tmp_path / "data"))
-    secret = "a-long-secret-from-env"
-    done = provision(tmp_path, [], layout, environ={"IOC_MQTT_INGEST_1_PASSWORD": secret})
+    secret = "a-long-secret-from-its-file"
+    done = provision(tmp_path, [], layout, passwords={"ioc-ingest-1": secret})
     assert hash_matches(read_passwd(done.passwd)["ioc-ingest-1"], secret)
-    with pytest.raises(ValueError, match="IOC_MQTT_INGEST_1_PASSWORD is an example value"):
-        provision(tmp_path, [], layout, environ={"IOC_MQTT_INGEST_1_PASSWORD": "change-me"})
-    assert "IOC_MQTT_INGEST_1_PASSWORD" not in done.services_env.read_text()
-    assert "IOC_MQTT_INGEST_2_PASSWORD" in done.services_env.read_text()
-    assert "IOC_MQTT_ALERTS_PASSWORD" in done.services_env.read_text()
+    with pytest.raises(ValueError, match="the password of ioc-ingest-1 is an example value"):
+        provision(tmp_path, [], layout, passwords={"ioc-ingest-1": "change-me"})
+    assert "ioc-ingest-1" not in done.service_passwords
+    assert {"ioc-ingest-2", "ioc-alerts"} <= done.service_passwords.keys()
 
 
 def test_each_ingester_instance_gets_an_account_of_its_own(tmp_path: Path) -> None:
     layout = BrokerLayout(folder=str(tmp_path), data_dir=str(tmp_path / "data"))
-    done = provision(tmp_path, [], layout, environ={}, ingesters=3)
+    done = provision(tmp_path, [], layout, passwords={}, ingesters=3)
     ingesters = sorted(u for u in read_passwd(done.passwd) if u.startswith("ioc-ingest-"))
     assert ingesters == ["ioc-ingest-1", "ioc-ingest-2", "ioc-ingest-3"]
-    assert "IOC_MQTT_INGEST_3_PASSWORD" in done.services_env.read_text()
+    assert "ioc-ingest-3" in done.service_passwords
     assert "\nuse_username_as_clientid true\n" in done.config.read_text()
 
 

@@ -13,15 +13,15 @@ import pytest
 
 from devices.kinds import Technology
 from ioc.configs import coverage_config, dashboard_config, ingest_config
-from ioc.settings import Settings, broker_passwords
+from ioc.settings import Settings
 
 ROOT = Path(__file__).parent.parent
-# Names that are not settings of the tree: tests' own, a benchmark's, the config file's name,
-# and the broker accounts' passwords that provisioning reads (IOC_MQTT_{ACCOUNT}_PASSWORD).
-NOT_SETTINGS = re.compile(r"^IOC_(TEST_|BENCH_|FAULTS_|CONFIG$|MQTT_\w+_PASSWORD$)")
+# Names that are not settings of the tree: tests' own, a benchmark's, the config file's name.
+NOT_SETTINGS = re.compile(r"^IOC_(TEST_|BENCH_|FAULTS_|CONFIG$)")
 UNSET_BY_DEFAULT = {
     "IOC_DATABASE_URL", "IOC_MQTT_URL", "IOC_DASHBOARD_TILE_URL", "IOC_ALERT_RULES",
-    "IOC_INGEST_SELF_REGISTER", "IOC_SIMULATE_PASSWORD",
+    "IOC_INGEST_SELF_REGISTER", "IOC_SIMULATE_PASSWORD", "IOC_DATABASE_PASSWORD",
+    "IOC_MQTT_PASSWORD",
 }  # fmt: skip
 
 
@@ -35,8 +35,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyP
 
 
 def documented_names() -> set[str]:
-    texts = [ROOT / "README.md", ROOT / "docker-compose.yml", ROOT / ".env.example"]
+    texts = [ROOT / "README.md", ROOT / "docker-compose.yml"]
     found = set().union(*(re.findall(r"\bIOC_[A-Z0-9_]*[A-Z0-9]\b", p.read_text()) for p in texts))
+    # IOC_X_FILE is setting IOC_X read from a file (IOC_{NAME}_FILE alone names the convention).
+    found = {n.removesuffix("_FILE") for n in found} - {"IOC_{NAME}", "IOC_X"}
     return {n for n in found if not NOT_SETTINGS.match(n)}
 
 
@@ -66,7 +68,6 @@ def test_flat_names_land_in_their_sections(clean_env: pytest.MonkeyPatch) -> Non
     assert cov.metropolitan and cov.thresholds_dbm[Technology.G4] == -105
     assert ingest_config(s, database_url="postgresql://db/ioc").max_age_s == 30 * 86400
     assert dashboard_config(s).refresh_s == 2.5
-    assert broker_passwords() == {"IOC_MQTT_INGEST_1_PASSWORD": "not-a-setting-of-the-mqtt-section"}
 
 
 def test_a_child_reads_back_the_settings_it_was_given(clean_env: pytest.MonkeyPatch) -> None:
@@ -120,3 +121,60 @@ def test_coverage_options_override_their_settings() -> None:
     worse = ioc("coverage", "report", "--scenario", "--resolution-m", "4",
                 IOC_COVERAGE_RESOLUTION_M="100")  # fmt: skip
     assert worse.returncode == 2 and "4.0 m is not within" in worse.stderr
+
+
+def test_a_setting_is_read_from_the_file_its_file_variable_names(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The postgres image's convention, and compose secrets' form: IOC_X_FILE holds IOC_X."""
+    (tmp_path / "url").write_text("postgresql://ioc@db:5432/ioc\n")
+    (tmp_path / "db").write_text("pa ss/wörd@1\n")  # one trailing newline is not the secret's
+    (tmp_path / "group").write_text("g-7f3a9c")
+    (tmp_path / "keys").write_text('{"ops": "k1"}')
+    clean_env.setenv("IOC_DATABASE_URL_FILE", str(tmp_path / "url"))
+    clean_env.setenv("IOC_DATABASE_PASSWORD_FILE", str(tmp_path / "db"))
+    clean_env.setenv("IOC_INGEST_SHARE_GROUP_FILE", str(tmp_path / "group"))
+    clean_env.setenv("IOC_ALERT_WEBHOOK_SECRETS_FILE", str(tmp_path / "keys"))
+    clean_env.setenv("IOC_MQTT_URL", "mqtts://ioc-alerts@broker:8883?ca_file=/c.crt")
+    clean_env.setenv("IOC_MQTT_PASSWORD", "x/y")
+    s = Settings()
+    # The password joins its URL, quoted: every consumer reads one URL.
+    assert s.database_url == "postgresql://ioc:pa%20ss%2Fw%C3%B6rd%401@db:5432/ioc"
+    assert s.mqtt.url == "mqtts://ioc-alerts:x%2Fy@broker:8883?ca_file=/c.crt"
+    assert s.ingest.share_group == "g-7f3a9c" and s.alert.webhook_secrets == {"ops": "k1"}
+    # A child gets the result, not the sources (which would now conflict with it).
+    child = s.child_environ()
+    assert "IOC_DATABASE_PASSWORD_FILE" not in child and "IOC_MQTT_PASSWORD" not in child
+    assert child["IOC_DATABASE_URL"] == s.database_url
+    for name, value in child.items():
+        if name.startswith("IOC_"):
+            clean_env.setenv(name, value)
+    for name in ("IOC_DATABASE_URL_FILE", "IOC_DATABASE_PASSWORD_FILE", "IOC_MQTT_PASSWORD",
+                 "IOC_INGEST_SHARE_GROUP_FILE", "IOC_ALERT_WEBHOOK_SECRETS_FILE"):  # fmt: skip
+        clean_env.delenv(name)
+    assert Settings() == s
+
+
+def test_a_setting_and_its_file_both_set_or_an_unreadable_file_is_one_clear_line(
+    tmp_path: Path,
+) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("postgresql://x")
+    both = ioc("db", "upgrade", IOC_DATABASE_URL="postgresql://x",
+               IOC_DATABASE_URL_FILE=str(secret))  # fmt: skip
+    assert both.returncode == 2
+    assert both.stderr == (
+        "ioc: IOC_DATABASE_URL and IOC_DATABASE_URL_FILE are both set: give one of them\n"
+    )
+    missing = ioc("db", "upgrade", IOC_DATABASE_URL_FILE=str(tmp_path / "absent"))
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
+    assert missing.stderr.startswith(f"ioc: IOC_DATABASE_URL_FILE: cannot read {tmp_path}/absent")
+
+
+def test_a_password_apart_needs_a_url_without_one(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("IOC_DATABASE_PASSWORD", "long-enough-secret")
+    with pytest.raises(ValueError, match="IOC_DATABASE_PASSWORD is set but IOC_DATABASE_URL"):
+        Settings()
+    clean_env.setenv("IOC_DATABASE_URL", "postgresql://ioc:other@db/ioc")
+    with pytest.raises(ValueError, match="IOC_DATABASE_URL holds a password"):
+        Settings()

@@ -14,7 +14,7 @@ from devices.kinds import Kind
 from devices.topics import Topics
 from ioc.brokers import free_port, wait_for_port
 from ioc.certs import CertFiles, make_dev_ca
-from ioc.provision import BrokerLayout, Provisioned, Service, provision, read_env
+from ioc.provision import BrokerLayout, Provisioned, provision
 
 
 @dataclass
@@ -31,9 +31,8 @@ class SecureBroker:
                 f"?ca_file={self.certs.ca_cert}")  # fmt: skip
 
     def password(self, username: str) -> str:
-        env = read_env(self.provisioned.services_env)
-        if Service.password_variable(username) in env:
-            return env[Service.password_variable(username)]
+        if username in self.provisioned.service_passwords:
+            return self.provisioned.service_passwords[username]
         with self.provisioned.credentials.open(encoding="utf-8", newline="") as f:
             found = [r["password"] for r in csv.DictReader(f) if r["username"] == username]
         if not found:
@@ -58,7 +57,7 @@ def start_secure_broker(
     port = free_port()
     layout = BrokerLayout(folder=str(folder), data_dir=str(folder / "data"), tls_port=port,
                           bind_address="127.0.0.1")  # fmt: skip
-    done = provision(folder, devices, layout, topics=topics, simulator=simulator, environ={},
+    done = provision(folder, devices, layout, topics=topics, simulator=simulator, passwords={},
                      owner=owner)  # fmt: skip
     (folder / "data").mkdir(exist_ok=True)
     if owner:
