@@ -10,15 +10,15 @@ from __future__ import annotations
 import collections
 import json
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from devices import service_http
+from devices.service_http import HealthAnswer
 from store.writer import Batch, WriteResult
 
 log = logging.getLogger("ioc.ingest")
@@ -116,31 +116,14 @@ class IngestMetrics:
 def serve_http(
     address: str, port: int, metrics: IngestMetrics, health: Callable[[], dict[str, Any]]
 ) -> ThreadingHTTPServer:
-    """Start ``/metrics`` and ``/health`` on a daemon thread; ``server.shutdown()`` stops it."""
+    """Start ``/metrics`` and ``/health`` on a daemon thread (the services' one HTTP side,
+    ``devices.service_http``); ``/health`` is 200 while the ingester keeps up."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path.startswith("/metrics"):
-                body, status, kind = metrics.exposition(), 200, CONTENT_TYPE_LATEST
-            elif self.path.startswith("/health"):
-                answer = health()
-                body = json.dumps(answer).encode()
-                status, kind = (200 if answer["keeping_up"] else 503), "application/json"
-            else:
-                body, status, kind = b"/metrics or /health\n", 404, "text/plain"
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def judged() -> HealthAnswer:
+        answer = health()
+        return bool(answer["keeping_up"]), answer
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # a scrape every few seconds is not news
-
-    server = ThreadingHTTPServer((address, port), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="ingest-http", daemon=True).start()
-    return server
+    return service_http.serve_http(address, port, metrics.exposition, judged, name="ingest-http")
 
 
 class JsonFormatter(logging.Formatter):

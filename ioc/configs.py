@@ -84,6 +84,8 @@ def liveness_config(settings: Settings | None = None, **fields: Any) -> Liveness
         "missed_intervals": s.liveness.missed_intervals,
         "min_silence_s": s.liveness.min_silence_s,
         "check_every_s": s.liveness.check_s,
+        "metrics_address": s.liveness.metrics_address,
+        "metrics_port": s.liveness.metrics_port or None,
     }
     return LivenessConfig(**(values | fields | _urls(s, fields, mqtt=False)))
 
@@ -118,7 +120,12 @@ def coverage_service_config(
     from processing.coverage.service import CoverageServiceConfig
 
     s = settings or Settings.defaults()
-    values: dict[str, Any] = {"coverage": coverage_config(s), "sweep_s": s.coverage.sweep_s}
+    values: dict[str, Any] = {
+        "coverage": coverage_config(s),
+        "sweep_s": s.coverage.sweep_s,
+        "metrics_address": s.coverage.metrics_address,
+        "metrics_port": s.coverage.metrics_port or None,
+    }
     return CoverageServiceConfig(**(values | fields | _urls(s, fields, mqtt=False)))
 
 
@@ -166,6 +173,8 @@ def alert_config(
         "evaluate": evaluate,
         "deliver": deliver,
         "webhook_timeout_s": s.alert.webhook_timeout_s,
+        "metrics_address": s.alert.metrics_address,
+        "metrics_port": s.alert.metrics_port or None,
     }
     return AlertConfig(**(values | fields | _urls(s, fields, mqtt=False)))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dashboard.app import main
 from ioc.configs import dashboard_config
+from ioc.dashboard_serve import serve_metrics
 from ioc.production import apply_password_policy
 from ioc.settings import Settings
 
@@ -12,4 +13,5 @@ from ioc.settings import Settings
 # would outlive the environment it was read from (AppTest runs many apps in one process).
 settings = Settings()
 apply_password_policy(settings.mode)  # the users page adds users
+serve_metrics()  # /metrics and /health, once per process (ioc.dashboard_serve)
 main(dashboard_config(settings))

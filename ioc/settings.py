@@ -91,6 +91,12 @@ class LivenessSettings(Section):
     missed_intervals: int = Field(3, ge=1, description="silent intervals → offline")
     min_silence_s: float = Field(30.0, ge=0, description="never offline by silence sooner")
     check_s: float = Field(2.0, gt=0, description="how often liveness is evaluated")
+    metrics_address: str = Field(
+        "127.0.0.1", description="where /metrics and /health listen (0.0.0.0 in a container)"
+    )
+    metrics_port: int = Field(
+        9470, ge=0, le=65535, description="processing's /metrics, /health; 0: none"
+    )
 
 
 class CoverageSettings(Section):
@@ -110,6 +116,12 @@ class CoverageSettings(Section):
     min_probes: int = Field(2, ge=1, description="distinct probes a measured cell needs")
     metropolitan: bool = Field(
         False, description="judge urban cells as a metropolitan centre (COST-231 Cm = 3 dB)"
+    )
+    metrics_address: str = Field(
+        "127.0.0.1", description="where /metrics and /health listen (0.0.0.0 in a container)"
+    )
+    metrics_port: int = Field(
+        9471, ge=0, le=65535, description="the coverage service's /metrics, /health; 0: none"
     )
 
 
@@ -135,6 +147,12 @@ class AlertSettings(Section):
     max_attempts: int = Field(
         12, ge=1, description="a delivery failing this often is given up (a dead letter)"
     )
+    metrics_address: str = Field(
+        "127.0.0.1", description="where /metrics and /health listen (0.0.0.0 in a container)"
+    )
+    metrics_port: int = Field(
+        9472, ge=0, le=65535, description="the alert engine's /metrics, /health; 0: none"
+    )
 
 
 class DashboardSettings(Section):
@@ -157,6 +175,12 @@ class DashboardSettings(Section):
     )
     db_password: str = Field(
         "", description="the password `ioc roles dashboard-login` gives the dashboard's login"
+    )
+    metrics_address: str = Field(
+        "127.0.0.1", description="where /metrics and /health listen (0.0.0.0 in a container)"
+    )
+    metrics_port: int = Field(
+        9473, ge=0, le=65535, description="the dashboard's /metrics, /health; 0: none"
     )
 
 

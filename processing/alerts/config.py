@@ -26,6 +26,9 @@ class AlertConfig:
     retry_max_s: float = 300.0
     max_attempts: int  # then the row is dead
     client_id: str = "ioc-alerts"
+    metrics_address: str = "127.0.0.1"
+    metrics_port: int | None = None  # /metrics and /health; None: not served
+    stale_after_s: float = 30.0  # no tick (or dispatcher pass) for this long: /health 503
 
     @property
     def channels(self) -> list[str]:

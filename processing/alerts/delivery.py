@@ -36,6 +36,7 @@ from devices.endpoint import MqttEndpoint
 from devices.mqtt_client import MqttLink, MqttLinkError
 from devices.topics import Topics
 from processing.alerts.config import AlertConfig
+from processing.alerts.metrics import AlertMetrics
 from store.alert_outbox import Delivery, mark_delivered, mark_failed, pending
 from store.db import StoreUnavailable, aconnect
 
@@ -210,6 +211,7 @@ class Dispatcher:
         self.stats = ChannelStats()
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._rng = random.Random()
+        self.metrics: AlertMetrics | None = None  # set by the engine: /metrics counts attempts
 
     def retry_delay(self, attempts: int) -> timedelta:
         """Backoff after the ``attempts``-th failure, with full jitter: uniform below a cap of
@@ -231,6 +233,8 @@ class Dispatcher:
                     log.warning("%s: database unavailable (%s); retrying", self.channel.name, err)
                     conn = None
                     progressed = False
+                if self.metrics is not None:
+                    self.metrics.dispatcher_pass()
                 if not progressed:
                     self.wake.clear()
                     with contextlib.suppress(TimeoutError):
@@ -277,6 +281,9 @@ class Dispatcher:
             await mark_failed(conn, row.outbox_id, now, str(err), retry_at)
             self.stats.failed += 1
             self.stats.dead += dead
+            if self.metrics is not None:
+                outcome = "dead" if dead else "failed"
+                self.metrics.attempted(self.channel.name, outcome, row.payload, now)
             if dead:
                 log.warning("%s: alert %d seq %d is dead after %d attempt(s): %s",
                             self.channel.name, row.alert_id, row.seq, attempts, err)  # fmt: skip
@@ -286,4 +293,6 @@ class Dispatcher:
         else:
             await mark_delivered(conn, row.outbox_id, self.clock())
             self.stats.delivered += 1
+            if self.metrics is not None:
+                self.metrics.attempted(self.channel.name, "delivered", row.payload, self.clock())
         self.wake.set()  # the alert's next transition may now go

@@ -6,6 +6,7 @@ I/O), and writes what they decided together with the consumed inputs (``write``)
 replays the tick, it never half-applies it. Status changes and coverage events wake the engine
 at once (LISTEN/NOTIFY, fired by triggers of migration 0007); readings are polled, and every
 ``tick_s`` the clock is looked at anyway. One engine per database evaluates (``session``).
+``/metrics`` and ``/health`` (``metrics_port``): see ``processing.alerts.metrics``.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from datetime import UTC, datetime
 import psycopg
 
 from devices.kinds import Kind
+from devices.service_http import Served
 from processing.alerts.config import AlertConfig
 from processing.alerts.decide import Decision, EngineState, adopt, decide, fold_missing
 from processing.alerts.delivery import Dispatcher, channels_for
 from processing.alerts.gather import Gatherer
 from processing.alerts.lifecycle import Tracker
+from processing.alerts.metrics import AlertMetrics
 from processing.alerts.rules import RuleSet, Source, load_rules
 from processing.alerts.session import hold_engine_lock, open_listener, wake_on_notify
 from processing.alerts.write import write
@@ -73,6 +76,8 @@ class AlertEngine:
         self._wake = asyncio.Event()
         kinds = sorted({Kind(r.subject) for r in self.rules.of(Source.TELEMETRY)})
         self.gather = Gatherer(config, kinds)
+        self.metrics = AlertMetrics(config.database_url, config.stale_after_s)
+        self.metrics.evaluate = config.evaluate
 
     @property
     def trackers(self) -> dict[tuple[str, str], Tracker]:
@@ -82,16 +87,24 @@ class AlertEngine:
 
     async def run(self) -> None:
         """Evaluate and/or deliver (per config) until cancelled."""
-        async with asyncio.TaskGroup() as tasks:
-            if self.config.deliver:
-                for channel in channels_for(self.config):
-                    d = Dispatcher(channel, self.config, self.clock, self.outbox_wake)
-                    self.dispatchers.append(d)
-                    tasks.create_task(d.run(), name=f"deliver-{channel.name}")
-            if self.config.evaluate:
-                tasks.create_task(self._evaluate(), name="alerts-evaluate")
-            else:
-                self.ready.set()
+        m, served = self.metrics, Served()
+        served.start(self.config.metrics_address, self.config.metrics_port, m.registry, m.health,
+                     name="alerts-http")  # fmt: skip
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                if self.config.deliver:
+                    for channel in channels_for(self.config):
+                        d = Dispatcher(channel, self.config, self.clock, self.outbox_wake)
+                        d.metrics = m
+                        m.channel(channel.name)
+                        self.dispatchers.append(d)
+                        tasks.create_task(d.run(), name=f"deliver-{channel.name}")
+                if self.config.evaluate:
+                    tasks.create_task(self._evaluate(), name="alerts-evaluate")
+                else:
+                    self.ready.set()
+        finally:
+            served.stop()
 
     async def _evaluate(self) -> None:
         backoff = RESTART_FIRST_S
@@ -101,9 +114,11 @@ class AlertEngine:
                 await self._evaluate_once()
             except* (psycopg.OperationalError, StoreUnavailable) as group:
                 log.warning("database lost (%s); restarting in %.1fs", group.exceptions[0], backoff)
-            except* Exception:
+                self.metrics.heartbeat.ended(f"database unavailable: {group.exceptions[0]}")
+            except* Exception as group:
                 # A bad input or a bug must not stop alerting for everything else.
                 log.exception("alert evaluation failed; restarting in %.1fs", backoff)
+                self.metrics.heartbeat.ended(f"evaluation failed: {group.exceptions[0]!r}")
             # Whatever was decided and not committed is lost with the transaction: start over
             # from what the database holds, as after a restart.
             self.state.trackers.clear()
@@ -156,9 +171,12 @@ class AlertEngine:
         async with conn.transaction():
             intake = await self.gather.intake(conn, self.stats.ticks, unresolved)
             decision = decide(intake, self.rules, self.gather.directory, self.state, now)
+            decided = utc_now()
             written, queued = await write(
                 conn, decision.writes, intake.coverage_cursor, self.config.channels, now
             )
+        facts = [c.ts for c in intake.status_changes] + [e.ts for e in intake.coverage_events]
+        self.metrics.tick(facts, decided, written)
         self._count(decision)
         self.stats.ticks += 1
         self.stats.transitions += written

@@ -8,6 +8,7 @@ and their village events in one transaction, whose insert wakes the alert engine
 reconciliation sweep every ``sweep_s`` re-reads everything as a safety net. Probe samples are
 re-binned every ``measured_poll_s``; N-1 criticality at most every ``critical_every_s`` after a
 change. A changed birth record (radio parameters) rebuilds the engine (a full recompute).
+``/metrics`` and ``/health`` (``metrics_port``): see ``processing.coverage.metrics``.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from typing import Any
 import psycopg
 
 from devices.kinds import Operator
+from devices.service_http import Served
 from processing.coverage.build import build_coverage
 from processing.coverage.config import CoverageConfig
 from processing.coverage.measured import ProbeSample, bin_samples
+from processing.coverage.metrics import CoverageMetrics
 from processing.coverage.places import PlaceCoverage
 from processing.coverage.serving import SiteState, Verdict, Why, verdicts_from_rows
 from processing.coverage.state import Coverage, CoverageEvent, place_change
@@ -45,6 +48,9 @@ class CoverageServiceConfig:
     sweep_s: float  # re-read everything though nothing woke us: the safety net
     measured_poll_s: float = 30.0
     critical_every_s: float = 60.0
+    metrics_address: str = "127.0.0.1"
+    metrics_port: int | None = None  # /metrics and /health; None: not served
+    stale_after_s: float = 120.0  # no loop pass for this long: /health answers 503
 
 
 def utc_now() -> datetime:
@@ -100,6 +106,7 @@ class CoverageService:
         self._pending: set[str] = set()
         self._wake = asyncio.Event()
         self._grace_ends = math.inf
+        self.metrics = CoverageMetrics(config.stale_after_s, lambda: len(self._pending))
 
     @property
     def in_grace(self) -> bool:
@@ -107,6 +114,18 @@ class CoverageService:
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
+        m, served = self.metrics, Served()
+        served.start(self.config.metrics_address, self.config.metrics_port, m.registry, m.health,
+                     name="coverage-http")  # fmt: skip
+        try:
+            await self._run(stop)
+        except BaseException as err:
+            m.heartbeat.ended(f"coverage loop ended: {type(err).__name__}: {err}")
+            raise
+        finally:
+            served.stop()
+
+    async def _run(self, stop: asyncio.Event) -> None:
         conn = await aconnect(self.config.database_url)
         listener = await aconnect(self.config.database_url)
         tasks: list[asyncio.Task[None]] = []
@@ -147,6 +166,7 @@ class CoverageService:
         critical_due = math.inf
         grace_pending = self.in_grace
         while not stop.is_set():
+            self.metrics.heartbeat.beat()  # the previous pass is done: the loop is alive
             now = time.monotonic()
             until = min(next_sweep, next_measured, critical_due)
             if grace_pending:
@@ -164,6 +184,7 @@ class CoverageService:
             self._wake.clear()
             due, self._pending = self._pending, set()
             self.wakes += 1
+            self.metrics.wakes.inc()
             now = time.monotonic()
             sweep = now >= next_sweep
             if sweep:
@@ -223,6 +244,7 @@ class CoverageService:
             events = cov.update(now, previous=previous)
             await self._write(conn, previous.current, cov.current, events, now)
         self.verdicts = verdicts
+        self.metrics.recomputed("full", time.perf_counter() - t0)
         await self._write_critical(conn)
         await q.write_rejections(
             conn,
@@ -266,6 +288,7 @@ class CoverageService:
         events = await asyncio.to_thread(cov.update, now, changed=changed)
         await self._write(conn, before, cov.current, events, now)
         self.verdicts = verdicts  # what they caused is stored: watchers may rely on it
+        self.metrics.recomputed("incremental", time.perf_counter() - t0)
         log.info(
             "coverage: %d towers changed, %d village events (%.3f s)",
             len(changed),
@@ -337,6 +360,7 @@ class CoverageService:
             events=[event_row(e) for e in events],
         )
         self.events_written += len(events)
+        self.metrics.written(after, events)
 
     async def _write_critical(self, conn: Any) -> None:
         cov = self.coverage
