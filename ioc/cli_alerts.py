@@ -230,7 +230,10 @@ def rules() -> None:
 @alerts_app.command("outbox")
 @clear_errors
 def outbox() -> None:
-    """Deliveries waiting per channel, the latest error, and the dead letters (given up)."""
+    """Deliveries waiting per channel, the latest error, and the dead letters (given up).
+
+    A routed recipient has a channel of its own, named by its medium and name
+    (``telegram:van_canh_duty``), so each recipient's backlog and dead letters show apart."""
     from store.alert_outbox import backlog, dead_letters
 
     with database(load_settings()) as conn:

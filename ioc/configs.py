@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from dashboard.data import DashboardConfig
     from ingest.config import IngestConfig
     from processing.alerts.config import AlertConfig
+    from processing.alerts.routing import Routing
     from processing.coverage.config import CoverageConfig
     from processing.coverage.service import CoverageServiceConfig
     from processing.liveness import LivenessConfig
@@ -138,6 +139,7 @@ def alert_config(
 ) -> AlertConfig:
     from ioc.production import secret_problem
     from processing.alerts.config import AlertConfig
+    from processing.alerts.routing import load_routing
     from processing.alerts.rules import load_rules
 
     s = settings or Settings.defaults()
@@ -162,6 +164,8 @@ def alert_config(
                     "IOC_MODE=production signs every webhook"
                 )
     load_rules(s.alert.rules)  # a bad rules file stops here, with its one-line reason
+    routing = load_routing(s.alert.rules)
+    people = _people_channels(s, routing)
     values: dict[str, Any] = {
         "mqtt_url": s.mqtt.url,  # None: alerts are not published on MQTT
         "mqtt_protocol": s.mqtt.protocol,
@@ -173,10 +177,44 @@ def alert_config(
         "evaluate": evaluate,
         "deliver": deliver,
         "webhook_timeout_s": s.alert.webhook_timeout_s,
+        "routing": routing,
+        "dashboard_url": s.alert.dashboard_url,
+        **people,
         "metrics_address": s.alert.metrics_address,
         "metrics_port": s.alert.metrics_port or None,
     }
     return AlertConfig(**(values | fields | _urls(s, fields, mqtt=False)))
+
+
+def _people_channels(s: Settings, routing: Routing) -> dict[str, Any]:
+    """The e-mail, Telegram and SMS settings of AlertConfig, each only where a routed recipient
+    uses it; a recipient whose channel has no settings stops here with its one-line reason."""
+    from processing.alerts.config import EmailSettings, SmsSettings, TelegramSettings
+    from processing.alerts.routing import Medium
+
+    a, out = s.alert, dict[str, Any]()
+    where = a.rules or "rules.toml (shipped)"
+    have = {Medium.EMAIL: ("IOC_ALERT_SMTP_HOST", a.smtp_host is not None),
+            Medium.TELEGRAM: ("IOC_ALERT_TELEGRAM_TOKEN", a.telegram_token is not None),
+            Medium.SMS: ("IOC_ALERT_SMS_URL", a.sms_url is not None)}  # fmt: skip
+    for r in routing.used():
+        need, found = have.get(r.medium) or (
+            f"a webhook {r.address[0]!r} in IOC_ALERT_WEBHOOKS",
+            r.address[0] in a.webhooks,
+        )
+        if not found:
+            raise SettingError(f"{where}: recipient {r.name!r} ({r.medium.value}) needs {need}")
+    if a.smtp_host:
+        out["email"] = EmailSettings(
+            host=a.smtp_host, port=a.smtp_port, sender=a.smtp_from, username=a.smtp_username,
+            password=a.smtp_password, starttls=a.smtp_starttls, ca_file=a.smtp_ca_file,
+        )  # fmt: skip
+    if a.telegram_token:
+        out["telegram"] = TelegramSettings(token=a.telegram_token, api_url=a.telegram_api_url)
+    if a.sms_url:
+        out["sms"] = SmsSettings(url=a.sms_url, method=a.sms_method, headers=dict(a.sms_headers),
+                                 body=a.sms_body, key=a.sms_key)  # fmt: skip
+    return out
 
 
 def dashboard_config(settings: Settings) -> DashboardConfig:

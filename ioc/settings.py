@@ -147,6 +147,36 @@ class AlertSettings(Section):
     max_attempts: int = Field(
         12, ge=1, description="a delivery failing this often is given up (a dead letter)"
     )
+    dashboard_url: str | None = Field(
+        None, description="alert messages link to {dashboard_url}?alert=ID; unset: no link"
+    )
+    smtp_host: str | None = Field(None, description="e-mail recipients: the SMTP relay")
+    smtp_port: int = Field(587, description="the relay's submission port (STARTTLS)")
+    smtp_username: str | None = Field(None, description="SMTP login, if the relay wants one")
+    smtp_password: str | None = Field(None, description="SMTP password (a secret)")
+    smtp_from: str = Field("ioc-alerts@localhost", description="From address of alert e-mail")
+    smtp_starttls: bool = Field(
+        True, description="upgrade to TLS before login and message (off: a relay on loopback)"
+    )
+    smtp_ca_file: str | None = Field(
+        None, description="CA certificate the relay's is checked against; unset: the system's"
+    )
+    telegram_token: str | None = Field(None, description="Telegram bot token (a secret)")
+    telegram_api_url: str = Field(
+        "https://api.telegram.org", description="Telegram Bot API base URL"
+    )
+    sms_url: str | None = Field(
+        None, description="SMS/Zalo gateway URL; {to} {text} {key} are filled in"
+    )
+    sms_method: str = Field("POST", description="SMS gateway HTTP method")
+    sms_headers: dict[str, str] = Field(
+        default_factory=dict, description='SMS gateway headers: {"Authorization": "Bearer {key}"}'
+    )
+    sms_body: str = Field(
+        '{"to": "{to}", "text": "{text}"}',
+        description="SMS gateway body template (JSON-escaped when it is JSON, else form-encoded)",
+    )
+    sms_key: str | None = Field(None, description="SMS gateway key (a secret), as {key}")
     metrics_address: str = Field(
         "127.0.0.1", description="where /metrics and /health listen (0.0.0.0 in a container)"
     )

@@ -1,6 +1,9 @@
 """The alert outbox: every transition, once fanned out, waits here per channel ('mqtt',
-'webhook:NAME') until that channel has delivered it. Rows survive any restart; a channel
-delivers an alert's transitions in their order, and different alerts independently.
+'webhook:NAME', or a recipient's 'email:NAME', 'telegram:NAME', 'sms:NAME') until that channel
+has delivered it. Which channels a transition goes to is the caller's routing (``Target``):
+each recipient has its own rows, so a slow one delays nobody and dead letters are per
+recipient. Rows survive any restart; a channel delivers an alert's transitions in their
+order, and different alerts independently.
 
 Fair and finite: a channel attempts only each alert's head row (its lowest undelivered seq),
 due ones, most severe first then oldest, so no backlog of one alert holds another back; a row
@@ -14,8 +17,9 @@ have seen open is always closed for them).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -24,7 +28,8 @@ from psycopg.rows import class_row
 from store.alerts import SEVERITIES
 
 _PICK = """
-SELECT t.transition_id, t.alert_id, t.seq, t.event, a.severity,
+SELECT t.transition_id, t.alert_id, t.seq, t.event, a.severity, a.rule, a.district_code,
+    ARRAY(SELECT e.route FROM alert_escalations e WHERE e.alert_id = t.alert_id) AS escalated,
     EXISTS (SELECT 1 FROM alert_silences s WHERE s.starts_at <= t.ts AND s.ends_at > t.ts
             AND (s.rule IS NULL OR s.rule = a.rule)
             AND (s.subject IS NULL OR s.subject = a.subject)) AS silenced,
@@ -49,23 +54,40 @@ class Delivery:
     payload: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What routing looks at to choose a transition's channels."""
+
+    rule: str
+    severity: str
+    district_code: int | None
+    escalated: tuple[str, ...] = ()  # escalation routes this alert has been escalated on
+
+
+Routes = Sequence[str] | Callable[[Target], Sequence[str]]
+
+
 async def fan_out(
-    conn: psycopg.AsyncConnection, channels: list[str], now: datetime, limit: int = 5000
+    conn: psycopg.AsyncConnection, channels: Routes, now: datetime, limit: int = 5000
 ) -> int:
-    """Queue new transitions on every channel (in the caller's transaction); returns rows queued."""
+    """Queue new transitions on their channels (in the caller's transaction): ``channels``,
+    or what it returns for each transition's alert; returns rows queued."""
     cur = await conn.execute(_PICK, (limit,))
     picked = await cur.fetchall()
     told: dict[int, bool] = {}
     marks: list[tuple[bool, int]] = []
     rows: list[tuple[int, int, int, str, datetime, int]] = []
     latest: dict[int, bool] = {}
-    for transition_id, alert_id, seq, event, severity, silenced, told_before in picked:
+    for (transition_id, alert_id, seq, event, severity, rule, district_code, escalated,
+         silenced, told_before) in picked:  # fmt: skip
         told.setdefault(alert_id, told_before)
         hide = silenced and not (event == "resolved" and told[alert_id])
         if not hide:
             told[alert_id] = True
             rank = SEVERITIES.index(severity)
-            rows += [(transition_id, alert_id, seq, c, now, rank) for c in channels]
+            to = (channels(Target(rule, severity, district_code, tuple(escalated)))
+                  if callable(channels) else channels)  # fmt: skip
+            rows += [(transition_id, alert_id, seq, c, now, rank) for c in to]
         marks.append((hide, transition_id))
         latest[alert_id] = hide
     if not picked:
@@ -90,6 +112,63 @@ async def fan_out(
     return len(rows)
 
 
+# Alerts open (not acknowledged, not silenced) since before the route's delay that it has not
+# escalated yet: recorded in alert_escalations (so a restart never sends again) and their latest
+# transition queued to the route's recipients, marked escalated.
+_ESCALATE = """
+WITH due AS (
+    SELECT a.alert_id FROM alerts a
+    WHERE a.state = 'open' AND NOT a.suppressed AND a.opened_at <= %(before)s
+        AND a.severity = ANY (%(severities)s::text[])
+        AND (%(districts)s::int[] IS NULL OR a.district_code = ANY (%(districts)s::int[]))
+        AND (%(rules)s::text IS NULL OR a.rule ~ %(rules)s::text)
+        AND NOT EXISTS (SELECT 1 FROM alert_escalations e
+                        WHERE e.alert_id = a.alert_id AND e.route = %(route)s)
+    LIMIT %(limit)s
+), marked AS (
+    INSERT INTO alert_escalations (alert_id, route, escalated_at)
+    SELECT alert_id, %(route)s, %(now)s FROM due
+    ON CONFLICT DO NOTHING RETURNING alert_id
+), queued AS (
+    INSERT INTO alert_outbox (transition_id, alert_id, seq, channel, next_attempt_at,
+                              severity_rank, escalated)
+    SELECT t.transition_id, t.alert_id, t.seq, c.channel, %(now)s,
+        array_position(%(all)s::text[], a.severity) - 1, true
+    FROM marked m JOIN alerts a USING (alert_id)
+    JOIN alert_transitions t ON t.alert_id = a.alert_id AND t.seq = a.last_seq
+    CROSS JOIN unnest(%(channels)s::text[]) AS c (channel)
+    ON CONFLICT DO NOTHING RETURNING 1
+)
+SELECT (SELECT count(*) FROM marked)::int, (SELECT count(*) FROM queued)::int
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    route: str
+    after: timedelta
+    severities: list[str]  # the severities it takes
+    districts: list[int] | None
+    rules: str | None  # an anchored regular expression over rule names
+    channels: list[str]
+
+
+async def escalate(
+    conn: psycopg.AsyncConnection, escalation: Escalation, now: datetime, limit: int = 1000
+) -> tuple[int, int]:
+    """Escalate the alerts due (in the caller's transaction); returns (alerts, rows queued)."""
+    e = escalation
+    cur = await conn.execute(
+        _ESCALATE,
+        {"before": now - e.after, "severities": e.severities, "districts": e.districts,
+         "rules": e.rules, "route": e.route, "now": now, "limit": limit,
+         "all": list(SEVERITIES), "channels": e.channels},
+    )  # fmt: skip
+    row = await cur.fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
 # The due heads of a channel's queue, most severe first, oldest (outbox_id: queue order) next.
 # The scan follows alert_outbox_drain in that order and stops at the limit, so a critical row
 # is found first however many rows wait; a row with an earlier seq of its alert still waiting
@@ -101,7 +180,9 @@ async def fan_out(
 _HEADS = """
 SELECT o.outbox_id, o.transition_id, o.alert_id, o.seq, o.channel, o.attempts,
     o.next_attempt_at, o.severity_rank,
-    t.payload || jsonb_build_object('transition_id', t.transition_id) AS payload
+    t.payload || jsonb_build_object('transition_id', t.transition_id)
+        || CASE WHEN o.escalated THEN '{"escalated": true}'::jsonb ELSE '{}'::jsonb END
+        AS payload
 FROM alert_outbox o JOIN alert_transitions t USING (transition_id)
 WHERE o.channel = %(channel)s AND o.delivered_at IS NULL AND o.dead_at IS NULL
     AND o.next_attempt_at <= %(now)s AND o.alert_id <> ALL (%(busy)s::bigint[])

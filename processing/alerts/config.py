@@ -5,6 +5,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from processing.alerts.routing import Router, Routing
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmailSettings:
+    host: str
+    port: int
+    sender: str  # the From address
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = True  # upgrade the connection before any credential or alert crosses it
+    ca_file: str | None = None  # trust this CA (a private relay); None: the system's
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TelegramSettings:
+    token: str
+    api_url: str = "https://api.telegram.org"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SmsSettings:
+    """A generic HTTP gateway: ``{to}``, ``{text}`` and ``{key}`` are filled in the URL, the
+    headers and the body (escaped for JSON when the body is JSON, for a form otherwise)."""
+
+    url: str
+    method: str = "POST"
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str = '{"to": "{to}", "text": "{text}"}'
+    key: str | None = None
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AlertConfig:
@@ -29,8 +60,14 @@ class AlertConfig:
     metrics_address: str = "127.0.0.1"
     metrics_port: int | None = None  # /metrics and /health; None: not served
     stale_after_s: float = 30.0  # no tick (or dispatcher pass) for this long: /health 503
+    routing: Routing = field(default_factory=Routing)  # recipients and routes (rules file)
+    email: EmailSettings | None = None
+    telegram: TelegramSettings | None = None
+    sms: SmsSettings | None = None
+    dashboard_url: str | None = None  # messages link to {dashboard_url}?alert=ID
 
     @property
-    def channels(self) -> list[str]:
-        out = ["mqtt"] if self.mqtt_url else []
-        return out + [f"webhook:{name}" for name in self.webhooks]
+    def channels(self) -> Router:
+        """Where each transition goes (the outbox's fan-out): MQTT, the routes' recipients,
+        else the webhooks; ``.all_channels`` lists every channel in use."""
+        return Router(self.mqtt_url is not None, tuple(self.webhooks), self.routing)

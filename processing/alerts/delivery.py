@@ -1,10 +1,12 @@
-"""Outbox dispatchers: one per channel (MQTT, each webhook), each on its own connection, so a
-failing webhook delays nobody else. A channel delivers an alert's transitions in order (one in
-flight per alert), different alerts concurrently, most severe first (store.alert_outbox), and
-retries a failure with exponential backoff and full jitter, at most ``max_attempts`` times; a
-row is marked delivered only after the broker's PUBACK or a 2xx answer, and dead (never tried
-again) after its last attempt or at once on an answer that cannot get better (a 4xx other
-than 408 and 429).
+"""Outbox dispatchers: one per channel (MQTT, each webhook, each routed recipient's e-mail,
+Telegram or SMS channel in processing.alerts.channels), each on its own connection, so a
+failing webhook or recipient delays nobody else. A channel delivers an alert's transitions in
+order (one in flight per alert), different alerts concurrently, most severe first
+(store.alert_outbox), and retries a failure with exponential backoff and full jitter, at most
+``max_attempts`` times; a row is marked delivered only after the broker's PUBACK or a 2xx
+answer, and dead (never tried again) after its last attempt or at once on an answer that cannot
+get better (a 4xx other than 408 and 429). A receiver's ``Retry-After`` (429, 503) sets the
+next attempt's time.
 
 Webhooks are signed (HMAC-SHA256 over ``{timestamp}.{body}``, see ``signature``) and each POST
 has one deadline from connect to the last byte of the answer.
@@ -26,7 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 import msgspec
@@ -35,8 +37,14 @@ import psycopg
 from devices.endpoint import MqttEndpoint
 from devices.mqtt_client import MqttLink, MqttLinkError
 from devices.topics import Topics
+from processing.alerts.channels import recipient_channel
+from processing.alerts.channels.base import Channel as Channel
+from processing.alerts.channels.base import DeliveryError as DeliveryError
+from processing.alerts.channels.base import exchange, failure
 from processing.alerts.config import AlertConfig
 from processing.alerts.metrics import AlertMetrics
+from processing.alerts.routing import Medium
+from processing.alerts.rules import load_rules
 from store.alert_outbox import Delivery, mark_delivered, mark_failed, pending
 from store.db import StoreUnavailable, aconnect
 
@@ -45,19 +53,8 @@ POLL_S = 0.2
 PUBACK_TIMEOUT_S = 10.0
 
 
-# A 4xx says the request itself is refused (gone, not found, malformed): the same request
-# can never succeed, except for these two, which ask the sender to come back later.
-RETRIED_4XX = frozenset({408, 429})
 SIGNATURE_HEADER = "X-IOC-Signature-256"
 TIMESTAMP_HEADER = "X-IOC-Timestamp"
-
-
-class DeliveryError(Exception):
-    """This attempt failed; the row is retried later, or is dead when ``permanent``."""
-
-    def __init__(self, reason: str, *, permanent: bool = False) -> None:
-        super().__init__(reason)
-        self.permanent = permanent
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -67,15 +64,6 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     so that a receiver can refuse a captured request replayed later: its age is authentic."""
     mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
     return f"sha256={mac.hexdigest()}"
-
-
-class Channel(Protocol):
-    name: str
-    concurrency: int
-
-    async def send(self, payload: dict[str, Any]) -> None: ...
-
-    async def close(self) -> None: ...
 
 
 class MqttChannel:
@@ -157,21 +145,10 @@ class WebhookChannel:
 
     async def send(self, payload: dict[str, Any]) -> None:
         body = msgspec.json.encode(payload)
-        try:
-            # httpx's timeout bounds each phase (connect, each read), so a server that drips
-            # its answer a byte at a time never trips it; this bounds the whole exchange.
-            async with asyncio.timeout(self.timeout_s):
-                answer = await self._http.post(
-                    self.url, content=body, headers=self.headers(payload, body)
-                )
-        except TimeoutError as err:
-            raise DeliveryError(f"no whole answer within {self.timeout_s:g} s") from err
-        except httpx.HTTPError as err:
-            raise DeliveryError(f"{type(err).__name__}: {err}") from err
+        answer = await exchange(self._http, self.timeout_s, "POST", self.url, content=body,
+                                headers=self.headers(payload, body))  # fmt: skip
         if not answer.is_success:
-            code = answer.status_code
-            permanent = 400 <= code < 500 and code not in RETRIED_4XX
-            raise DeliveryError(f"HTTP {code}", permanent=permanent)
+            raise failure(answer)
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -183,6 +160,10 @@ def channels_for(config: AlertConfig) -> list[Channel]:
         WebhookChannel(n, u, config.webhook_timeout_s, config.webhook_secrets.get(n))
         for n, u in config.webhooks.items()
     ]
+    people = [r for r in config.routing.used() if r.medium is not Medium.WEBHOOK]
+    if people:
+        names = {r.name: (r.en, r.vi) for r in load_rules(config.rules_path).rules}
+        out += [recipient_channel(r, config, names) for r in people]
     return out
 
 
@@ -277,7 +258,10 @@ class Dispatcher:
             attempts = row.attempts + 1
             permanent = isinstance(err, DeliveryError) and err.permanent
             dead = permanent or attempts >= self.config.max_attempts
-            retry_at = None if dead else now + self.retry_delay(attempts)
+            asked = err.retry_after_s if isinstance(err, DeliveryError) else None
+            # The receiver's own Retry-After, when it gave one, instead of our backoff.
+            delay = self.retry_delay(attempts) if asked is None else timedelta(seconds=asked)
+            retry_at = None if dead else now + delay
             await mark_failed(conn, row.outbox_id, now, str(err), retry_at)
             self.stats.failed += 1
             self.stats.dead += dead

@@ -117,6 +117,12 @@ class RuleSet:
 
 def load_rules(override: Path | str | None = None) -> RuleSet:
     """The shipped rules, with ``override`` (a TOML file) merged over them."""
+    return _build(*load_document(override))
+
+
+def load_document(override: Path | str | None = None) -> tuple[dict[str, Any], str]:
+    """The shipped rules file merged with ``override``, and the name of the file to blame in
+    an error: rules, recipients and routes (processing.alerts.routing) all come from it."""
     base = _read(DEFAULT_RULES.read_text(encoding="utf-8"), "rules.toml (shipped)")
     where = "rules.toml (shipped)"
     if override is not None:
@@ -125,7 +131,7 @@ def load_rules(override: Path | str | None = None) -> RuleSet:
         if not path.is_file():
             raise RulesError(f"IOC_ALERT_RULES: no rules file at {path}")
         base = _merge(base, _read(path.read_text(encoding="utf-8"), str(path)), str(path))
-    return _build(base, where)
+    return base, where
 
 
 def _read(text: str, where: str) -> dict[str, Any]:
@@ -136,19 +142,25 @@ def _read(text: str, where: str) -> dict[str, Any]:
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any], where: str) -> dict[str, Any]:
-    unknown = set(extra) - {"defaults", "rules"}
+    unknown = set(extra) - set(SECTIONS)
     if unknown:
-        raise RulesError(f"{where}: unknown section {sorted(unknown)[0]!r} (defaults, rules)")
-    rules = {r["name"]: dict(r) for r in base.get("rules", [])}
-    for entry in extra.get("rules", []):
-        name = entry.get("name")
-        if not isinstance(name, str):
-            raise RulesError(f"{where}: a [[rules]] entry has no name")
-        rules[name] = {**rules.get(name, {}), **entry}
-    return {
-        "defaults": {**base.get("defaults", {}), **extra.get("defaults", {})},
-        "rules": list(rules.values()),
-    }
+        raise RulesError(f"{where}: unknown section {sorted(unknown)[0]!r} ({', '.join(SECTIONS)})")
+    out: dict[str, Any] = {"defaults": {**base.get("defaults", {}), **extra.get("defaults", {})}}
+    # A rule of a known name changes only the keys it gives; a recipient or route of a known
+    # name replaces the shipped one whole (the shipped ones are examples, turned off, whose
+    # `enabled = false` must not stick to an entry written in full).
+    for section in SECTIONS[1:]:
+        entries = {e["name"]: dict(e) for e in base.get(section, [])}
+        for entry in extra.get(section, []):
+            name = entry.get("name")
+            if not isinstance(name, str):
+                raise RulesError(f"{where}: a [[{section}]] entry has no name")
+            entries[name] = {**entries.get(name, {}), **entry} if section == "rules" else entry
+        out[section] = list(entries.values())
+    return out
+
+
+SECTIONS = ("defaults", "rules", "recipients", "routes")
 
 
 _RULE_KEYS = {

@@ -7,20 +7,22 @@ refused because an operator resolved the alert meanwhile) are recorded on the tr
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import psycopg
 
 from processing.alerts.decide import Write
 from processing.alerts.lifecycle import Act
+from processing.alerts.routing import Router
 from store import alert_engine as q
-from store.alert_outbox import fan_out
+from store.alert_outbox import Escalation, Routes, escalate, fan_out
+from store.alerts import SEVERITIES
 
 
 async def write(conn: psycopg.AsyncConnection, writes: list[Write], coverage_cursor: int | None,
-                channels: list[str], now: datetime) -> tuple[int, int]:  # fmt: skip
-    """Apply the writes, move the coverage cursor, end due silences, queue the deliveries;
-    returns (transitions written, outbox rows queued)."""
+                channels: Routes, now: datetime) -> tuple[int, int]:  # fmt: skip
+    """Apply the writes, move the coverage cursor, end due silences, queue the deliveries and
+    the escalations due; returns (transitions written, outbox rows queued)."""
     if coverage_cursor is not None:
         await q.set_cursor(conn, q.COVERAGE_CURSOR, coverage_cursor)
     written = 0
@@ -28,7 +30,26 @@ async def write(conn: psycopg.AsyncConnection, writes: list[Write], coverage_cur
         written += await _apply(conn, w, now)
     written += await q.unsilence_due(conn, now)
     queued = await fan_out(conn, channels, now)
+    if isinstance(channels, Router):
+        # Here, in the engine's tick and transaction: one engine per database holds the lock,
+        # and the record of an escalation commits with the rows that send it.
+        for e in escalations(channels):
+            queued += (await escalate(conn, e, now))[1]
     return written, queued
+
+
+def escalations(router: Router) -> list[Escalation]:
+    """The escalating routes, as the outbox's escalation query takes them."""
+    out = []
+    for route in router.routing.escalations:
+        assert route.escalate_after_s is not None
+        rank = SEVERITIES.index(route.severity.value)
+        out.append(Escalation(
+            route.name, timedelta(seconds=route.escalate_after_s), list(SEVERITIES[: rank + 1]),
+            sorted(route.districts) if route.districts is not None else None,
+            route.rule_pattern, router.routing.channels_of(route),
+        ))  # fmt: skip
+    return out
 
 
 async def _apply(conn: psycopg.AsyncConnection, w: Write, now: datetime) -> int:
