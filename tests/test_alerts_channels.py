@@ -311,6 +311,28 @@ def test_routes_pick_recipients_by_severity_district_and_rule(tmp_path: Path) ->
         "email:ioc_list",
     ]  # every matching route, once
     assert district_codes()["Vân Canh"] == district_codes()["Huyện Vân Canh"] == VAN_CANH
+    # A webhook recipient is that webhook's own queue; an escalated alert's later news
+    # reaches the escalation's recipients too.
+    hooked = load_routing(_rules_file(tmp_path, """
+[[recipients]]
+name = "noc"
+channel = "webhook"
+address = "noc"
+[[recipients]]
+name = "boss"
+channel = "sms"
+address = "+84900000002"
+[[routes]]
+name = "all_to_noc"
+recipients = ["noc"]
+[[routes]]
+name = "late"
+escalate_after_s = 600
+recipients = ["boss"]
+"""))  # fmt: skip
+    router = Router(mqtt=False, webhooks=("ops", "noc"), routing=hooked)
+    assert router(Target("bts_offline", "minor", 540)) == ["webhook:noc"]
+    assert router(Target("bts_offline", "minor", 540, ("late",))) == ["webhook:noc", "sms:boss"]
 
 
 @pytest.mark.parametrize(
@@ -440,7 +462,9 @@ async def test_escalation_fires_once_after_the_delay_and_not_again_after_a_resta
                     acknowledge(conn, ids[taken.device_id], "lan", now=clock())
                 clock.advance(59)
                 await ticks(engine, 5)
-                assert gateway.requests == []  # not yet
+                assert gateway.requests == []  # not yet, nor queued
+                assert rows(url, "SELECT 1 FROM alert_escalations") == []
+                assert outbox_rows(url, "sms:director") == []
                 clock.advance(2)
                 await wait_until(lambda: len(gateway.requests) == 1)
                 await ticks(engine, 5)
