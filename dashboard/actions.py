@@ -1,16 +1,29 @@
 """What a dashboard user can change. Each action re-checks the session's role in the database
-(store.users.require_role) before it touches anything: hiding a button is courtesy, this is
-the lock — a viewer who crafts the request that an operator's click would send is refused."""
+before it touches anything: hiding a button is courtesy, this is the lock — a viewer who crafts
+the request that an operator's click would send is refused. Acknowledge, silence and a new
+user go through the database's session-checked functions (migration 0013), the only way the
+dashboard's own role may write them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import psycopg
 
 from store import alerts
 from store.audit_log import AuditRow, latest
-from store.users import Role, User, require_role
+from store.users import PermissionDenied, Role, User, add_user_in_session, require_role
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """The database's refusal of a session (dead, or a role too low) as PermissionDenied."""
+    try:
+        yield
+    except psycopg.errors.InsufficientPrivilege as refused:
+        raise PermissionDenied(refused.diag.message_primary or str(refused)) from None
 
 
 def acknowledge_alert(
@@ -22,10 +35,10 @@ def acknowledge_alert(
     address: str | None = None,
 ) -> alerts.AlertRow:
     """Raises PermissionDenied for a viewer or a dead session, before anything is written."""
-    user = require_role(conn, token, Role.OPERATOR)
-    return alerts.acknowledge(
-        conn, alert_id, by=user.username, comment=comment or None, address=address
-    )
+    with _refusals():
+        return alerts.acknowledge_in_session(
+            conn, token, alert_id, comment or None, address=address
+        )
 
 
 def silence_subject(
@@ -39,15 +52,15 @@ def silence_subject(
     address: str | None = None,
 ) -> alerts.SilenceRow:
     """Silence this alert's rule on its subject for ``hours``."""
-    user = require_role(conn, token, Role.OPERATOR)
     request = alerts.SilenceRequest(
         rule=alert.rule,
         subject=alert.subject,
         ends_at=now + timedelta(hours=hours),
-        created_by=user.username,
+        created_by="",  # the session's user, named by the database
         comment=comment or None,
     )
-    return alerts.silence(conn, request, address=address)
+    with _refusals():
+        return alerts.silence_in_session(conn, token, request, address=address)
 
 
 def add_user(
@@ -60,13 +73,11 @@ def add_user(
     *,
     address: str | None = None,
 ) -> User:
-    from store.users import add_user as store_add_user
-
-    admin = require_role(conn, token, Role.ADMIN)
-    return store_add_user(
-        conn, username, password, role, display_name=name or None, by=admin.username,
-        address=address,
-    )  # fmt: skip
+    """An admin's new user; the database checks the session's role and names the admin."""
+    with _refusals():
+        return add_user_in_session(
+            conn, token, username, password, role, display_name=name or None, address=address
+        )
 
 
 def audit_log(

@@ -7,9 +7,15 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.data import db, idle_timeout, login_limits, session_ttl
-from dashboard.i18n import LANGS, t
+from dashboard.i18n import LANGS, lang, t
 from store import users
-from store.users import LoginLocked, User
+from store.users import LoginLocked, PasswordResetNeeded, User
+
+# One line for an account whose argon2 hash (an older version's) the database cannot check.
+_RESET_NEEDED: dict[str, str] = {
+    "vi": "Mật khẩu của tài khoản này cần được quản trị viên đặt lại.",
+    "en": "An admin must reset this account's password.",
+}
 
 TOKEN_KEY = "session_token"
 
@@ -67,6 +73,9 @@ def login_page() -> None:
             except LoginLocked:
                 # The same words whatever the password was: a lock tells nothing more.
                 st.error(t("login.locked"))
+                return
+            except PasswordResetNeeded:
+                st.error(_RESET_NEEDED[lang()])
                 return
             anyone = bool(session) or bool(users.list_users(conn))
         if session is None:

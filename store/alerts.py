@@ -15,8 +15,6 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
-from store import audit_log
-
 SEVERITIES = ("critical", "major", "minor", "info")  # most urgent first
 UNRESOLVED = ("open", "acknowledged")
 
@@ -152,7 +150,9 @@ def open_counts(conn: psycopg.Connection) -> dict[str, int]:
     return {s: found.get(s, 0) for s in SEVERITIES}
 
 
-# One transition: bump the alert's sequence, change it, and snapshot it into the history row.
+# One engine transition: bump the alert's sequence, change it, and snapshot it into the history
+# row (an operator's acknowledgement or resolution is ioc_alert_operator_transition, migration
+# 0013, with the same snapshot).
 # ``{set}`` and ``{guard}`` are fixed fragments chosen below, never user input.
 _TRANSITION = """
 WITH a AS (
@@ -168,11 +168,6 @@ FROM a RETURNING transition_id
 """
 
 TRANSITIONS: dict[str, str] = {
-    "acknowledged": _TRANSITION.format(
-        set=", state = 'acknowledged', acknowledged_at = %(ts)s, acknowledged_by = %(actor)s,"
-        " ack_comment = %(comment)s",
-        guard=" AND state = 'open'",
-    ),
     "resolved": _TRANSITION.format(
         set=", state = 'resolved', resolved_at = %(ts)s, resolved_by = %(actor)s,"
         " resolve_reason = %(comment)s, flapping = false",
@@ -206,10 +201,6 @@ FROM a RETURNING alert_id
 """
 
 
-# The audit log's name for each operator transition.
-_AUDITED: dict[str, audit_log.Event] = {"acknowledged": "acknowledge", "resolved": "resolve"}
-
-
 def _operator_transition(
     conn: psycopg.Connection,
     event: str,
@@ -219,24 +210,39 @@ def _operator_transition(
     now: datetime | None,
     address: str | None,
 ) -> AlertRow:
+    # The transition, its history row and its audit row are one SQL function (migration 0013),
+    # the same one the dashboard's session-checked ioc_acknowledge calls.
     if not actor.strip():
         raise ValueError("the operator's name (--by) is empty")
     with conn.transaction():
         before = get_alert(conn, alert_id)
-        now = now or datetime.now(UTC)
-        params = {"alert_id": alert_id, "ts": now, "event": event,
-                  "actor": actor.strip(), "comment": comment}  # fmt: skip
-        if conn.execute(TRANSITIONS[event], params).fetchone() is None:
+        row = conn.execute(
+            "SELECT ioc_alert_operator_transition(%s, %s, %s, %s, %s, %s)",
+            (event, alert_id, actor.strip(), comment, address, now),
+        ).fetchone()
+        if not (row and row[0]):
             raise AlertStateError(f"alert {alert_id} is {before.state}; it cannot be {event}")
-        audit_log.record(
-            conn,
-            _AUDITED[event],
-            actor.strip(),
-            address=address,
-            subject=f"alert {alert_id}",
-            detail=comment,
-            at=now,
-        )
+        return get_alert(conn, alert_id)
+
+
+def acknowledge_in_session(
+    conn: psycopg.Connection,
+    token: str | None,
+    alert_id: int,
+    comment: str | None = None,
+    *,
+    address: str | None = None,
+) -> AlertRow:
+    """Acknowledge as the user of a dashboard session: the database checks the session and
+    that its role is at least operator (psycopg InsufficientPrivilege otherwise) and names the
+    actor. Raises AlertNotFound or AlertStateError like :func:`acknowledge`."""
+    with conn.transaction():
+        before = get_alert(conn, alert_id)
+        row = conn.execute(
+            "SELECT ioc_acknowledge(%s, %s, %s, %s)", (token or "", alert_id, comment, address)
+        ).fetchone()
+        if not (row and row[0]):
+            raise AlertStateError(f"alert {alert_id} is {before.state}; it cannot be acknowledged")
         return get_alert(conn, alert_id)
 
 
@@ -280,37 +286,64 @@ class SilenceRequest:
     starts_at: datetime | None = None  # default: now
 
 
-def silence(
-    conn: psycopg.Connection, request: SilenceRequest, *, address: str | None = None
-) -> SilenceRow:
-    """Hide the news of alerts of ``rule`` on ``subject`` (either may be None, not both) until
-    ``ends_at``; the alerts are still stored. Raises ValueError on a bad request."""
+def _checked(request: SilenceRequest) -> datetime:
+    """When the silence starts; raises ValueError on a bad request."""
     starts = request.starts_at or datetime.now(UTC)
     if request.rule is None and request.subject is None:
         raise ValueError("a silence needs a rule, a subject or both")
     if request.ends_at <= starts:
         raise ValueError(f"a silence must end after it starts ({starts.isoformat()})")
+    return starts
+
+
+def _silence_row(conn: psycopg.Connection, silence_id: int) -> SilenceRow:
+    with conn.cursor(row_factory=class_row(SilenceRow)) as cur:
+        cur.execute(
+            "SELECT silence_id, rule, subject, starts_at, ends_at, created_by, comment, created_at"
+            " FROM alert_silences WHERE silence_id = %s",
+            (silence_id,),
+        )
+        row = cur.fetchone()
+    assert row is not None
+    return row
+
+
+def silence(
+    conn: psycopg.Connection, request: SilenceRequest, *, address: str | None = None
+) -> SilenceRow:
+    """Hide the news of alerts of ``rule`` on ``subject`` (either may be None, not both) until
+    ``ends_at``; the alerts are still stored. Raises ValueError on a bad request."""
+    starts = _checked(request)
     if not request.created_by.strip():
         raise ValueError("the operator's name (--by) is empty")
-    with conn.transaction(), conn.cursor(row_factory=class_row(SilenceRow)) as cur:
-        cur.execute(
-            "INSERT INTO alert_silences (rule, subject, starts_at, ends_at, created_by, comment)"
-            " VALUES (%s, %s, %s, %s, %s, %s) RETURNING silence_id, rule, subject, starts_at,"
-            " ends_at, created_by, comment, created_at",
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT ioc_alert_silence(%s, %s, %s, %s, %s, %s, %s)",
             (request.rule, request.subject, starts, request.ends_at,
-             request.created_by.strip(), request.comment),
-        )  # fmt: skip
-        row = cur.fetchone()
+             request.created_by.strip(), request.comment, address),
+        ).fetchone()  # fmt: skip
         assert row is not None
-        audit_log.record(
-            conn,
-            "silence",
-            row.created_by,
-            address=address,
-            subject=f"silence {row.silence_id}",
-            detail=f"rule {row.rule} subject {row.subject} until {row.ends_at}",
-        )
-    return row
+        return _silence_row(conn, row[0])
+
+
+def silence_in_session(
+    conn: psycopg.Connection,
+    token: str | None,
+    request: SilenceRequest,
+    *,
+    address: str | None = None,
+) -> SilenceRow:
+    """:func:`silence` as the user of a dashboard session (checked by the database, which names
+    the actor: ``request.created_by`` is not used)."""
+    starts = _checked(request)
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT ioc_silence(%s, %s, %s, %s, %s, %s, %s)",
+            (token or "", request.rule, request.subject, starts, request.ends_at,
+             request.comment, address),
+        ).fetchone()  # fmt: skip
+        assert row is not None
+        return _silence_row(conn, row[0])
 
 
 def list_silences(

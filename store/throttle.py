@@ -1,6 +1,9 @@
 """Login throttling: failed logins counted per account and per client address, and the locks
 they set. Kept in the database, so a lock holds across dashboard processes and restarts and
-an attacker gains nothing by spreading attempts over the dashboard's replicas.
+an attacker gains nothing by spreading attempts over the dashboard's replicas. The counting and
+locking rule itself is SQL, ``ioc_login_finish`` (migration 0013), the one path of every login
+(the dashboard's role may not touch these tables); this module holds its limits and the
+admin's side: the locks in force and `ioc users unlock`.
 
 An account's count includes names that do not exist (a lock must not tell who exists). While
 a lock holds, attempts are refused without being counted, so a lock ends when its period does
@@ -45,66 +48,6 @@ class Lock:
 def account_name(username: str) -> str:
     """The name a login is counted and locked under: as stored, lowercase and trimmed."""
     return username.strip().lower()
-
-
-def lock_in_force(
-    conn: psycopg.Connection, username: str, address: str | None, now: datetime
-) -> datetime | None:
-    """When the later of the account's and the address's locks ends; None when neither holds."""
-    row = conn.execute(
-        "SELECT max(locked_until) FROM login_locks WHERE locked_until > %s"
-        " AND ((kind = 'account' AND subject = %s) OR (kind = 'address' AND subject = %s))",
-        (now, username, address),
-    ).fetchone()
-    return row[0] if row else None
-
-
-def _lock_if_over(
-    conn: psycopg.Connection,
-    kind: LockKind,
-    subject: str,
-    limit: int,
-    throttle: Throttle,
-    now: datetime,
-) -> bool:
-    row = conn.execute(
-        f"SELECT count(*) FROM login_failures WHERE {_COLUMN[kind]} = %s AND at > %s",
-        (subject, now - throttle.window),
-    ).fetchone()
-    if row is None or row[0] < limit:
-        return False
-    conn.execute(
-        "INSERT INTO login_locks (kind, subject, locked_until) VALUES (%s, %s, %s)"
-        " ON CONFLICT (kind, subject) DO UPDATE SET locked_until = EXCLUDED.locked_until",
-        (kind, subject, now + throttle.lockout),
-    )
-    return True
-
-
-def count_failure(
-    conn: psycopg.Connection,
-    username: str,
-    address: str | None,
-    throttle: Throttle,
-    now: datetime,
-) -> None:
-    """Record one failed login, and lock the account or the address that reached its limit.
-    Runs inside the caller's transaction, beside the audit row of the failure."""
-    conn.execute(
-        "INSERT INTO login_failures (at, username, address) VALUES (%s, %s, %s)",
-        (now, username, address),
-    )
-    if _lock_if_over(conn, "account", username, throttle.account_failures, throttle, now):
-        audit_log.record(conn, "locked", username, address=address, subject=f"account {username}")
-    if address is not None and _lock_if_over(
-        conn, "address", address, throttle.address_failures, throttle, now
-    ):
-        audit_log.record(conn, "locked", username, address=address, subject=f"address {address}")
-
-
-def forget_failures(conn: psycopg.Connection, username: str) -> None:
-    """A successful login starts the account's count afresh (its address keeps its count)."""
-    conn.execute("DELETE FROM login_failures WHERE username = %s", (username,))
 
 
 def unlock(

@@ -1,23 +1,29 @@
 """Dashboard users, roles and login sessions.
 
-Passwords are argon2id hashes; a session is a random token whose SHA-256 alone is stored, with
-an absolute expiry and an idle limit. Every privileged action asks :func:`require_role` with
-the token, so the role comes from the database at the moment of the action, never from what the
-browser sent. Logins are throttled (store/throttle.py) and, like every change to a user, written
-to the audit log (store/audit_log.py) in the same transaction.
+Passwords are bcrypt hashes ($2a$, cost 12: the form pgcrypto's crypt() checks); argon2id
+hashes of older versions still verify on the owner's path and are rehashed there. A session is a
+random token whose SHA-256 alone is stored, with an absolute expiry and an idle limit. Every
+privileged action checks the token's role in the database at the moment of the action, never
+what the browser sent.
+
+Sessions, throttling and the audit rows of a login live in SECURITY DEFINER functions
+(migration 0013), one path for every caller. Who checks the password depends on who connects:
+a role that may read password hashes (the owner: the command line, `ioc up`) checks it here in
+Python; the dashboard's role cannot read them, and ``ioc_login`` checks it inside the database,
+so a hash never leaves it and no session is made without the password.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import cache
 
+import bcrypt
 import psycopg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -44,6 +50,14 @@ class PermissionDenied(PermissionError):
     """The session is missing, expired, or its user's role is too low for the action."""
 
 
+class PasswordResetNeeded(PermissionDenied):
+    """The account's password is stored in a form the database cannot check (argon2, from an
+    older version): under the dashboard's role only an admin's reset lets it log in."""
+
+    def __init__(self) -> None:
+        super().__init__("an admin must reset this password (ioc users add --replace)")
+
+
 class LoginLocked(PermissionDenied):
     """Too many failed logins for the account or from the address: refused whatever the
     password, until ``until`` or an admin's `ioc users unlock`."""
@@ -54,12 +68,11 @@ class LoginLocked(PermissionDenied):
 
 
 DEFAULT_SESSION_TTL = timedelta(hours=12)  # one operator shift
-# A page run touches its session's last_seen at most this often: the idle limit is minutes,
-# and a write per run (every few seconds on the live map) would buy nothing.
-TOUCH_EVERY = timedelta(minutes=1)
 _USERNAME = re.compile(r"^[a-z0-9_.-]{2,64}$")
-_HASHER = PasswordHasher()  # argon2id with the library's current recommended parameters
+_ARGON2 = PasswordHasher()  # verifies the argon2id hashes of older versions, never makes one
+BCRYPT_COST = 12
 MIN_PASSWORD_LEN = 8
+MAX_PASSWORD_BYTES = 72  # bcrypt reads no further: a longer one would be silently cut
 # (username, password) → why it is too weak, or None. Production's stricter rule (length, common
 # passwords: ioc/production.py) is handed down by the shell, which this layer may not import.
 password_policy: Callable[[str, str], str | None] | None = None
@@ -83,8 +96,27 @@ class Session:
     expires_at: datetime
 
 
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def hash_password(password: str) -> str:
+    """A bcrypt hash with the $2a$ prefix, the one pgcrypto's crypt() reads (it refuses $2b$)."""
+    salt = bcrypt.gensalt(BCRYPT_COST, prefix=b"2a")
+    return bcrypt.hashpw(password.encode(), salt).decode()
+
+
+def _checked_user(username: str, password: str, role: Role | str) -> Role:
+    """The role of a new user, once its name and password pass; ValueError otherwise."""
+    if not _USERNAME.match(username):
+        raise ValueError(f"username {username!r}: 2-64 characters of a-z, 0-9, '_', '.', '-'")
+    try:
+        role = Role(role)
+    except ValueError:
+        raise ValueError(f"role {role!r}: one of {', '.join(r.value for r in Role)}") from None
+    if len(password) < MIN_PASSWORD_LEN:
+        raise ValueError(f"password: at least {MIN_PASSWORD_LEN} characters")
+    if len(password.encode()) > MAX_PASSWORD_BYTES:
+        raise ValueError(f"password: at most {MAX_PASSWORD_BYTES} bytes (bcrypt reads no further)")
+    if password_policy and (problem := password_policy(username, password)):
+        raise ValueError(f"password: {problem}")
+    return role
 
 
 def add_user(
@@ -100,16 +132,7 @@ def add_user(
 ) -> User:
     """Create a user (or, with ``replace``, reset its password, role and name). ``by`` is who
     does it, for the audit log (default: the command-line user)."""
-    if not _USERNAME.match(username):
-        raise ValueError(f"username {username!r}: 2-64 characters of a-z, 0-9, '_', '.', '-'")
-    try:
-        role = Role(role)
-    except ValueError:
-        raise ValueError(f"role {role!r}: one of {', '.join(r.value for r in Role)}") from None
-    if len(password) < MIN_PASSWORD_LEN:
-        raise ValueError(f"password: at least {MIN_PASSWORD_LEN} characters")
-    if password_policy and (problem := password_policy(username, password)):
-        raise ValueError(f"password: {problem}")
+    role = _checked_user(username, password, role)
     conflict = (
         "DO UPDATE SET password_hash = EXCLUDED.password_hash, role = EXCLUDED.role,"
         " display_name = EXCLUDED.display_name, disabled = false, updated_at = now()"
@@ -122,7 +145,7 @@ def add_user(
             "INSERT INTO users (username, display_name, role, password_hash)"
             f" VALUES (%s, %s, %s, %s) ON CONFLICT (username) {conflict}"
             " RETURNING username, display_name, role, disabled",
-            (username, display_name or username, role.value, _HASHER.hash(password)),
+            (username, display_name or username, role.value, hash_password(password)),
         )
         user = cur.fetchone()
         if user is None:
@@ -139,6 +162,30 @@ def add_user(
             detail=f"role {role.value}" + (", password reset" if existed else ""),
         )
     return user
+
+
+def add_user_in_session(
+    conn: psycopg.Connection,
+    token: str | None,
+    username: str,
+    password: str,
+    role: Role | str,
+    *,
+    display_name: str | None = None,
+    address: str | None = None,
+) -> User:
+    """:func:`add_user` from the dashboard: the database checks that the session is an
+    admin's (psycopg InsufficientPrivilege otherwise) and names them in the audit log."""
+    role = _checked_user(username, password, role)
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT ioc_add_user(%s, %s, %s, %s, %s, %s)",
+            (token or "", username, display_name or username, role.value,
+             hash_password(password), address),
+        ).fetchone()  # fmt: skip
+    if not (row and row[0]):
+        raise ValueError(f"user {username!r} exists (ioc users add --replace resets it)")
+    return User(username, display_name or username, role, False)
 
 
 def list_users(conn: psycopg.Connection) -> list[User]:
@@ -178,17 +225,36 @@ def remove_user(conn: psycopg.Connection, username: str, *, by: str | None = Non
 
 
 @cache
-def _dummy_hash() -> str:
-    # Verified in place of a real hash when the name is unknown: the same argon2 work, so the
+def _dummy_hash() -> bytes:
+    # Checked in place of a real hash when the name is unknown: the same bcrypt work, so the
     # time a refusal takes does not tell whether the account exists.
-    return _HASHER.hash(secrets.token_urlsafe(16))
+    return hash_password(secrets.token_urlsafe(16)).encode()
 
 
-def _password_ok(stored: str | None, password: str) -> bool:
-    try:
-        return bool(_HASHER.verify(stored or _dummy_hash(), password)) and stored is not None
-    except (VerificationError, InvalidHashError):
-        return False
+def _check_password(stored: str | None, password: str) -> tuple[bool, bool]:
+    """(right password, its hash should be rewritten as bcrypt)."""
+    secret = password.encode()
+    if stored is not None and stored.startswith("$argon2"):
+        try:
+            return bool(_ARGON2.verify(stored, password)), True
+        except (VerificationError, InvalidHashError):
+            return False, False
+    if stored is None or not stored.startswith("$2") or len(secret) > MAX_PASSWORD_BYTES:
+        bcrypt.checkpw(secret[:MAX_PASSWORD_BYTES], _dummy_hash())
+        return False, False
+    return bcrypt.checkpw(secret, stored.encode()), not stored.startswith("$2a$")
+
+
+def _reads_hashes(conn: psycopg.Connection) -> bool:
+    row = conn.execute(
+        "SELECT has_column_privilege('public.users', 'password_hash', 'SELECT')"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+_LOGIN_ARGS = (
+    "%(address)s, %(ttl)s, %(idle)s, %(account)s, %(per_address)s, %(window)s, %(lockout)s"
+)
 
 
 def login(
@@ -205,70 +271,65 @@ def login(
     """A new session for the right password of an enabled user; None otherwise. With
     ``limits`` (the dashboard always passes them) failures are counted and a lock on the account
     or ``address`` raises LoginLocked, right password or not. ``idle``: the session ends when
-    unused for that long."""
+    unused for that long. ``now`` is honoured for the owner only (the database's clock rules
+    the dashboard's role). Raises PasswordResetNeeded for an argon2 hash under the dashboard's
+    role, PermissionDenied where that role has no login function (no pgcrypto)."""
     name = throttle.account_name(username)
-    now = now or datetime.now(UTC)
-    row = conn.execute(
-        "SELECT password_hash FROM users WHERE username = %s AND NOT disabled", (name,)
-    ).fetchone()
-    stored = str(row[0]) if row else None
-    ok = _password_ok(stored, password)  # before the lock check: a lock costs the same time
-    if limits is not None and (until := throttle.lock_in_force(conn, name, address, now)):
-        with conn.transaction():
-            audit_log.record(conn, "login_failed", name, address=address, detail="locked", at=now)
-        raise LoginLocked(until)
-    if not ok or stored is None:
-        with conn.transaction():
-            audit_log.record(conn, "login_failed", name, address=address, at=now)
-            if limits is not None:
-                throttle.count_failure(conn, name, address, limits, now)
-        return None
-    token = secrets.token_urlsafe(32)
+    params: dict[str, object] = {
+        "name": name, "password": password, "address": address, "ttl": ttl, "idle": idle,
+        "now": now, "account": None, "per_address": None, "window": None, "lockout": None,
+    }  # fmt: skip
+    if limits is not None:
+        params |= {"account": limits.account_failures, "per_address": limits.address_failures,
+                   "window": limits.window, "lockout": limits.lockout}  # fmt: skip
+    rehash = False
     with conn.transaction():
-        if _HASHER.check_needs_rehash(stored):
+        if _reads_hashes(conn):
+            row = conn.execute(
+                "SELECT password_hash FROM users WHERE username = %s AND NOT disabled", (name,)
+            ).fetchone()
+            ok, rehash = _check_password(str(row[0]) if row else None, password)
+            outcome = conn.execute(
+                "SELECT * FROM ioc_login_finish(%(name)s, %(ok)s, %(address)s, %(now)s, %(ttl)s,"
+                " %(idle)s, %(account)s, %(per_address)s, %(window)s, %(lockout)s)",
+                params | {"ok": ok},
+            ).fetchone()
+        elif conn.execute("SELECT to_regproc('public.ioc_login')").fetchone() == (None,):
+            raise PermissionDenied(
+                "this database has no pgcrypto: the dashboard cannot log in under its own role"
+            )
+        else:
+            outcome = conn.execute(
+                f"SELECT * FROM ioc_login(%(name)s, %(password)s, {_LOGIN_ARGS})", params
+            ).fetchone()
+        assert outcome is not None
+        result, token, expires_at, locked_until = outcome
+        if result == "ok" and rehash:
             conn.execute(
                 "UPDATE users SET password_hash = %s WHERE username = %s",
-                (_HASHER.hash(password), name),
+                (hash_password(password), name),
             )
-        conn.execute("DELETE FROM user_sessions WHERE expires_at < %s", (now,))
-        conn.execute(
-            "INSERT INTO user_sessions"
-            " (token_hash, username, created_at, expires_at, last_seen, idle_timeout)"
-            " VALUES (%s, %s, %s, %s, %s, %s)",
-            (_token_hash(token), name, now, now + ttl, now, idle),
-        )
-        throttle.forget_failures(conn, name)
-        audit_log.record(conn, "login_ok", name, address=address, at=now)
+    if result == "locked":
+        raise LoginLocked(locked_until)
+    if result == "reset_needed":
+        raise PasswordResetNeeded()
+    if result != "ok":
+        return None
     user = session_user(conn, token, now=now)
     assert user is not None
-    return Session(token, user, now + ttl)
+    return Session(token, user, expires_at)
 
 
 def session_user(
     conn: psycopg.Connection, token: str | None, *, now: datetime | None = None
 ) -> User | None:
     """The user a live session token belongs to; None when unknown, expired, idle for longer
-    than its limit, or disabled. Touches the session at most once per TOUCH_EVERY."""
+    than its limit, or disabled. Touches the session at most once a minute."""
     if not token:
         return None
-    now = now or datetime.now(UTC)
-    params = {"hash": _token_hash(token), "now": now, "touch": now - TOUCH_EVERY}
-    row = conn.execute(
-        "SELECT u.username, u.display_name, u.role, u.disabled, s.last_seen < %(touch)s"
-        " FROM user_sessions s JOIN users u ON s.username = u.username"
-        " WHERE s.token_hash = %(hash)s AND s.expires_at > %(now)s AND NOT u.disabled"
-        " AND (s.idle_timeout IS NULL OR s.last_seen + s.idle_timeout > %(now)s)",
-        params,
-    ).fetchone()
-    if row is None:
-        return None
-    if row[4]:  # greatest(): a page run with an older clock never moves last_seen back
-        conn.execute(
-            "UPDATE user_sessions SET last_seen = greatest(last_seen, %(now)s)"
-            " WHERE token_hash = %(hash)s",
-            params,
-        )
-    return User(*row[:4])
+    with conn.cursor(row_factory=class_row(User)) as cur:
+        cur.execute("SELECT * FROM ioc_session_user(%s, %s)", (token, now))
+        return cur.fetchone()
 
 
 def require_role(
@@ -285,20 +346,18 @@ def require_role(
 
 def logout(conn: psycopg.Connection, token: str, *, address: str | None = None) -> None:
     with conn.transaction():
-        row = conn.execute(
-            "DELETE FROM user_sessions WHERE token_hash = %s RETURNING username",
-            (_token_hash(token),),
-        ).fetchone()
-        if row is not None:
-            audit_log.record(conn, "logout", row[0], address=address)
+        conn.execute("SELECT ioc_logout(%s, %s)", (token, address))
 
 
 def password_scheme(conn: psycopg.Connection, username: str) -> str | None:
-    """How the user's password is stored (e.g. ``argon2id``), for audits; never the hash."""
+    """How the user's password is stored (``bcrypt``, or ``argon2id`` from an older version),
+    for audits; never the hash."""
     row = conn.execute(
         "SELECT password_hash FROM users WHERE username = %s", (username,)
     ).fetchone()
     if row is None:
         return None
     scheme = str(row[0]).split("$")
-    return scheme[1] if len(scheme) > 2 and not scheme[0] else "unknown"
+    if len(scheme) <= 2 or scheme[0]:
+        return "unknown"
+    return "bcrypt" if scheme[1] in ("2a", "2b", "2y") else scheme[1]
