@@ -204,6 +204,19 @@ def _people_channels(s: Settings, routing: Routing) -> dict[str, Any]:
         )
         if not found:
             raise SettingError(f"{where}: recipient {r.name!r} ({r.medium.value}) needs {need}")
+    if s.mode == "production":
+        # As for webhooks: an alert names villages, people and failing sites.
+        for name, url in (("IOC_ALERT_SMS_URL", a.sms_url),
+                          ("IOC_ALERT_TELEGRAM_API_URL", a.telegram_api_url)):  # fmt: skip
+            if url and url.startswith("http://") and not a.allow_http_webhooks:
+                raise SettingError(f"{name} is plain http://; IOC_MODE=production sends alerts "
+                                   "over https:// only (IOC_ALERT_ALLOW_HTTP_WEBHOOKS=true to "
+                                   "allow it)")  # fmt: skip
+        if a.smtp_host and not a.smtp_starttls and a.smtp_host not in ("localhost", "127.0.0.1"):
+            raise SettingError(
+                "IOC_ALERT_SMTP_STARTTLS is off for a relay beyond this host; "
+                "IOC_MODE=production sends the SMTP login and alerts encrypted"
+            )
     if a.smtp_host:
         out["email"] = EmailSettings(
             host=a.smtp_host, port=a.smtp_port, sender=a.smtp_from, username=a.smtp_username,

@@ -378,6 +378,24 @@ def test_a_recipient_whose_channel_has_no_settings_stops_the_config(tmp_path: Pa
     assert config.telegram == TelegramSettings(token=TOKEN)
 
 
+@pytest.mark.parametrize(
+    ("alert", "refused"),
+    [
+        ({"sms_url": "http://sms.example.vn/send"}, "IOC_ALERT_SMS_URL is plain"),
+        ({"telegram_api_url": "http://tg.example"}, "IOC_ALERT_TELEGRAM_API_URL is plain"),
+        ({"smtp_host": "mail.example.vn", "smtp_starttls": False}, "SMTP_STARTTLS is off"),
+    ],
+)  # fmt: skip
+def test_production_sends_people_channels_encrypted(alert: dict[str, Any], refused: str) -> None:
+    db = "postgresql://ioc:Long-and-Strong-db-pass-1@db.example/ioc"
+    with pytest.raises(SettingError, match=refused):
+        alert_config(Settings.defaults(database_url=db, mode="production", alert=alert))
+    alert_config(Settings.defaults(database_url=db, alert=alert))  # development: allowed
+    allowed = {**alert, "allow_http_webhooks": True}
+    if "smtp_host" not in alert:
+        alert_config(Settings.defaults(database_url=db, mode="production", alert=allowed))
+
+
 def test_the_shipped_examples_route_nothing() -> None:
     assert load_routing().routes == ()
     assert alert_config(Settings.defaults(database_url="postgresql://db/ioc")).channels(
