@@ -30,8 +30,9 @@ from processing.alerts.routing import (
     Router,
     district_codes,
     load_routing,
+    parse_routing,
 )
-from processing.alerts.rules import RulesError
+from processing.alerts.rules import RulesError, load_document
 from store.alert_outbox import Target
 from store.alerts import acknowledge
 from store.db import connect
@@ -400,6 +401,17 @@ def test_the_shipped_examples_route_nothing() -> None:
     assert load_routing().routes == ()
     assert alert_config(Settings.defaults(database_url="postgresql://db/ioc")).channels(
         Target("coverage_lost", "critical", VAN_CANH)) == []  # fmt: skip
+
+
+def test_the_shipped_examples_are_valid_once_turned_on() -> None:
+    doc, where = load_document()
+    on = {k: [{**e, "enabled": True} for e in doc[k]] for k in ("recipients", "routes")}
+    routing = parse_routing(on, where, district_codes())
+    van_canh = next(r for r in routing.routes if r.name == "van_canh_coverage_lost")
+    assert van_canh.districts == {VAN_CANH} and van_canh.rules == ("coverage_lost",)
+    assert [routing.recipients[n].medium for n in van_canh.recipients] == [
+        Medium.TELEGRAM, Medium.EMAIL]  # fmt: skip
+    assert any(r.escalate_after_s for r in routing.routes)
 
 
 async def test_van_canh_alerts_reach_its_people_and_the_rest_the_webhooks(
