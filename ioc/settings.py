@@ -55,6 +55,15 @@ class MqttSettings(Section):
         "(compose: IOC_MQTT_PASSWORD_FILE=/run/secrets/…)",
     )
     protocol: int = Field(5, description="MQTT protocol: 5, or 4 for 3.1.1 brokers")
+    metrics_address: str = Field(
+        "127.0.0.1", description="where /metrics and /health listen (0.0.0.0 in a container)"
+    )
+    metrics_port: int = Field(
+        9474,
+        ge=0,
+        le=65535,
+        description="the $SYS bridge's (python -m ioc.broker_bridge) /metrics, /health; 0: none",
+    )
 
 
 class IngestSettings(Section):
