@@ -116,6 +116,22 @@ def _first_login(conn: psycopg.Connection, *, throwaway: bool) -> str:
     return f"log in as admin, password {password} (made for this run)"
 
 
+def _service_urls(conn: psycopg.Connection, database_url: str) -> dict[str, str]:
+    """On the throwaway database every service but the dashboard logs in as its own role
+    (migration 0013), as in production, so a grant a service lacks shows here first. The
+    dashboard stays the owner: the embedded PostgreSQL has no pgcrypto to check its logins."""
+    from store.roles import service_login
+
+    info = psycopg.conninfo.conninfo_to_dict(database_url)
+    query = "&".join(f"{k}={info[k]}" for k in ("host", "port") if info.get(k))
+    urls = {}
+    for service in ("ingest", "processing", "coverage", "alerts"):
+        login, password = f"ioc_{service}_up", secrets.token_urlsafe(16)
+        service_login(conn, service, login, password)
+        urls[service] = f"postgresql://{login}:{password}@/{info['dbname']}?{query}"
+    return urls
+
+
 def run_up(settings: Settings, *, speed: float | None, limit: int | None, port: int | None) -> None:
     from ioc.scenario import load_into
 
@@ -143,6 +159,8 @@ def run_up(settings: Settings, *, speed: float | None, limit: int | None, port: 
             counts = load_into(conn)
             log.info("scenario loaded: %s", counts)
             login = _first_login(conn, throwaway=settings.database_url is None)
+            # An external database's roles are its administrator's (`ioc roles login`).
+            urls = _service_urls(conn, database_url) if settings.database_url is None else {}
 
         # The children read what we hold: the embedded database and broker included.
         ours = settings.model_copy(update={"database_url": database_url, "mqtt": mqtt})
@@ -154,11 +172,15 @@ def run_up(settings: Settings, *, speed: float | None, limit: int | None, port: 
             fleet += ["--limit", str(limit)]
         logs = root / "logs"
         logs.mkdir()
+
+        def as_(service: str) -> dict[str, str]:
+            return env | ({"IOC_DATABASE_URL": urls[service]} if service in urls else {})
+
         children = {
-            "ingest": _child("ingest", [*ioc, "ingest"], env, logs),
-            "processing": _child("processing", [*ioc, "processing"], env, logs),
-            "coverage": _child("coverage", [*ioc, "coverage", "run"], env, logs),
-            "alerts": _child("alerts", [*ioc, "alerts", "run"], env, logs),
+            "ingest": _child("ingest", [*ioc, "ingest"], as_("ingest"), logs),
+            "processing": _child("processing", [*ioc, "processing"], as_("processing"), logs),
+            "coverage": _child("coverage", [*ioc, "coverage", "run"], as_("coverage"), logs),
+            "alerts": _child("alerts", [*ioc, "alerts", "run"], as_("alerts"), logs),
             "fleet": _child("fleet", fleet, env, logs),
             "dashboard": _child(
                 "dashboard",

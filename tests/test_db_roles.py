@@ -22,7 +22,13 @@ from devices.kinds import Channel, Kind
 from devices.topics import Topics
 from ioc.cli import app
 from store import alerts, coverage, users
-from store.alert_engine import NewAlert, engine_transition, open_alert, set_cursor
+from store.alert_engine import (
+    NewAlert,
+    engine_transition,
+    open_alert,
+    set_cursor,
+    take_status_changes,
+)
 from store.alert_outbox import fan_out, mark_delivered, pending
 from store.audit import reading_count
 from store.audit_log import latest
@@ -175,8 +181,12 @@ async def test_the_alert_engine_opens_updates_and_delivers(
     now = datetime.now(UTC)
     alert = NewAlert(rule="tower_down", subject=DEVICE, subject_kind="bts", severity="major",
                      summary="down", summary_vi="mất", details={}, district_code=None)  # fmt: skip
+    with connect(ioc_url) as owner:  # what the ingester's status trigger leaves
+        owner.execute("INSERT INTO alert_inbox (ts, device_id, state, reason)"
+                      " VALUES (now(), %s, 'offline', 'reported')", (DEVICE,))  # fmt: skip
     async with await aconnect(logins["alerts"]) as engine:
         async with engine.transaction():
+            assert [c.device_id for c in await take_status_changes(engine, 100)] == [DEVICE]
             alert_id = await open_alert(engine, alert, now)
             assert alert_id is not None
             assert await engine_transition(engine, "flapping", alert_id, now)

@@ -74,7 +74,7 @@ GRANT SELECT ON devices, device_flags, status_events, coverage_events, coverage_
 GRANT SELECT, INSERT, UPDATE ON alerts, alert_transitions, alert_outbox, alert_cursors
     TO ioc_alerts;
 GRANT SELECT ON alert_silences TO ioc_alerts;
-GRANT SELECT, DELETE ON alert_inbox TO ioc_alerts;
+GRANT SELECT, UPDATE, DELETE ON alert_inbox TO ioc_alerts;  -- UPDATE: FOR UPDATE SKIP LOCKED
 GRANT USAGE ON SEQUENCE alerts_alert_id_seq, alert_transitions_transition_id_seq,
     alert_outbox_outbox_id_seq TO ioc_alerts;
 
