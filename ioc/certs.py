@@ -1,6 +1,8 @@
 """A throwaway certificate authority and broker certificate for tests and trials (``ioc certs
-dev``). Production brings its own: the broker reads ``ca.crt``, ``server.crt`` and
-``server.key`` from the same folder, whoever made them."""
+dev``), and the dashboard's certificate for the reverse proxy signed by it (``ioc certs
+dashboard``). Production brings its own: the broker reads ``ca.crt``, ``server.crt`` and
+``server.key`` from the same folder, the proxy ``dashboard.crt`` and ``dashboard.key`` from
+``deploy/proxy``, whoever made them."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from ioc.folder_files import InFolder
 
 DEFAULT_HOSTS = ("localhost", "127.0.0.1", "mosquitto")  # mosquitto: the compose service name
+DASHBOARD_HOSTS = ("localhost", "127.0.0.1")  # the name users type: give yours with --host
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,15 +105,35 @@ def make_dev_ca(
         .sign(ca_key, hashes.SHA256())
     )
 
+    _write_key(files.ca_key, ca_key)
+    files.ca_cert.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    sign_server_cert(files, files.server_cert, files.server_key, hosts, days=days)
+    return files
+
+
+def sign_server_cert(
+    ca: CertFiles, cert: Path, key: Path, hosts: tuple[str, ...], *, days: int = 30
+) -> None:
+    """A server certificate for ``hosts``, signed by the CA in ``ca`` (the broker's, or the
+    dashboard's behind the reverse proxy)."""
+    if not hosts:
+        raise ValueError("--host: the certificate needs at least one host name or address")
+    if not ca.ca_key.exists():
+        raise ValueError(f"no CA in {ca.folder} (ca.key): run `ioc certs dev` first")
+    ca_cert = x509.load_pem_x509_certificate(ca.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(ca.ca_key.read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{ca.ca_key}: not the EC key `ioc certs dev` makes")
+    now = datetime.now(UTC) - timedelta(minutes=5)  # tolerate small clock differences
     server_key = ec.generate_private_key(ec.SECP256R1())
     server = (
         x509.CertificateBuilder()
         .subject_name(_name(hosts[0]))
-        .issuer_name(ca_name)
+        .issuer_name(ca_cert.subject)
         .public_key(server_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now)
-        .not_valid_after(until)
+        .not_valid_after(min(now + timedelta(days=days), ca_cert.not_valid_after_utc))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_san(hosts), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -119,9 +142,6 @@ def make_dev_ca(
         )
         .sign(ca_key, hashes.SHA256())
     )
-
-    _write_key(files.ca_key, ca_key)
-    _write_key(files.server_key, server_key)
-    files.ca_cert.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    files.server_cert.write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    return files
+    cert.parent.mkdir(parents=True, exist_ok=True)
+    _write_key(key, server_key)
+    cert.write_bytes(server.public_bytes(serialization.Encoding.PEM))

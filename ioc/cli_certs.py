@@ -1,4 +1,4 @@
-"""``ioc certs``: certificates for the broker's TLS listener."""
+"""``ioc certs``: certificates for the broker's TLS listener and the dashboard's proxy."""
 
 from __future__ import annotations
 
@@ -40,3 +40,24 @@ def certs_dev(
         give_to(files.server_key, owner)
     typer.echo(f"CA {files.ca_cert} and broker certificate {files.server_cert} ({days} days)")
     typer.echo(f"clients trust it with: mqtts://HOST:8883?ca_file={files.ca_cert.resolve()}")
+
+
+@certs_app.command("dashboard")
+@clear_errors
+def certs_dashboard(
+    out: Annotated[Path, typer.Option(help="folder for dashboard.crt, dashboard.key")] = Path(
+        "deploy/proxy"
+    ),
+    ca: Annotated[Path, typer.Option(help="the folder of `ioc certs dev`'s CA")] = DEFAULT_FOLDER,
+    host: Annotated[
+        list[str] | None,
+        typer.Option("--host", help="the name users open the dashboard at (repeatable)"),
+    ] = None,
+    days: Annotated[int, typer.Option(help="validity")] = 30,
+) -> None:
+    """The reverse proxy's certificate, signed by the throwaway CA (trials; production: yours)."""
+    from ioc.certs import DASHBOARD_HOSTS, CertFiles, sign_server_cert
+
+    cert, key = out / "dashboard.crt", out / "dashboard.key"
+    sign_server_cert(CertFiles(ca), cert, key, tuple(host) if host else DASHBOARD_HOSTS, days=days)
+    typer.echo(f"dashboard certificate {cert} (key {key}), signed by {CertFiles(ca).ca_cert}")

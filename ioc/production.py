@@ -1,7 +1,7 @@
 """Production mode (``IOC_MODE=production``): no service starts on an unset or example secret.
 
 The rule is deliberately blunt, because the failure it prevents is quiet: a stack that runs
-on the password from ``.env.example`` works perfectly until someone else logs in with it.
+on an example password works perfectly until someone else logs in with it.
 """
 
 from __future__ import annotations

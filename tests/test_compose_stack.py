@@ -1,13 +1,15 @@
 """The compose stack running: this machine kind has no container engine, so every service of
 docker-compose.yml runs here as a plain process from the same file (tests/support/compose.py):
-its command, its environment, the files it mounts, with only host names, ports and mount
-points translated."""
+its command, its environment, the files and secrets it mounts, with only host names, ports,
+mount points and login names translated. Each service logs in to the database as its own
+role, made by migrate from the secret files `ioc secrets init` wrote."""
 
 from __future__ import annotations
 
 import asyncio
 import csv
 import os
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -18,17 +20,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 import psycopg
 import pytest
 
 from devices.kinds import Channel, Kind
 from devices.topics import Topics
-from ioc.provision import read_env
+from ioc.secrets import write_secret
 from store.audit import reading_count
 from store.db import connect
 from tests.support.clients import mqtt_client
-from tests.support.compose import ROOT, RUNNING, Stack
+from tests.support.compose import RUNNING, Stack, caddy_binary
 from tests.support.environment import inherited_environ
 from tests.support.polling import wait_until
 
@@ -39,7 +42,7 @@ def ioc(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def stack(database_url: str, pg_server_url: str) -> Iterator[Stack]:
+def stack(database_url: str) -> Iterator[Stack]:
     with tempfile.TemporaryDirectory(prefix="ioc-compose-") as tmp:
         os.chmod(tmp, 0o755)  # the broker drops root for its own user
         running = Stack(Path(tmp), database_url)
@@ -47,10 +50,16 @@ def stack(database_url: str, pg_server_url: str) -> Iterator[Stack]:
             yield running
         finally:
             running.stop()
-            # Its database goes with the fixture; the login role is the server's.
-            with psycopg.connect(pg_server_url, autocommit=True) as admin:
-                drop = psycopg.sql.SQL("DROP ROLE IF EXISTS {}")
-                admin.execute(drop.format(psycopg.sql.Identifier(running.dashboard_login)))
+            # Its database goes with the fixture; the login roles are the server's, and may
+            # hold privileges in it until dropped there.
+            with psycopg.connect(database_url, autocommit=True) as admin:
+                for login in running.logins():
+                    name = psycopg.sql.Identifier(login)
+                    if admin.execute(
+                        "SELECT 1 FROM pg_roles WHERE rolname = %s", (login,)
+                    ).fetchone():
+                        admin.execute(psycopg.sql.SQL("DROP OWNED BY {}").format(name))
+                        admin.execute(psycopg.sql.SQL("DROP ROLE {}").format(name))
 
 
 def _get_json(url: str) -> dict[str, Any]:
@@ -78,15 +87,19 @@ def _reading(device_id: str, seq: int, **metrics: Any) -> bytes:
 
 
 async def test_the_compose_services_run_as_processes_from_the_same_files(stack: Stack) -> None:
-    # The setup steps the compose file's header gives, with the .env the operator made.
-    env = inherited_environ(**stack.env_file)
+    # The setup steps the compose file's header gives.
+    env = inherited_environ()
     certs = stack.folder / "deploy" / "mosquitto" / "certs"
     owner = ["--owner", "mosquitto"] if os.geteuid() == 0 else []
-    done = ioc("certs", "dev", "--out", str(certs), *owner, env=env)
-    assert done.returncode == 0, done.stderr
-    done = ioc("devices", "provision", "--out", str(certs.parent), "--mount",
-               "/mosquitto/config", *owner, env=env)  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    for step in (
+        ["secrets", "init", str(stack.secrets)],
+        ["certs", "dev", "--out", str(certs), *owner],
+        ["certs", "dashboard", "--ca", str(certs), "--out", str(stack.folder / "deploy/proxy")],
+        ["devices", "provision", "--out", str(certs.parent), "--mount", "/mosquitto/config",
+         "--secrets", str(stack.secrets), *owner],
+    ):  # fmt: skip
+        done = ioc(*step, env=env)
+        assert done.returncode == 0, done.stderr
     stack.start_broker()
     assert stack.broker_healthcheck() == 0, stack.log("mosquitto")
     stack.run("migrate", wait=True)
@@ -110,7 +123,7 @@ async def test_the_compose_services_run_as_processes_from_the_same_files(stack: 
         await _publish(url.format(u=row["username"], p=row["password"]),
                        [(topic, _reading(row["username"], seq, power_source="mains"))
                         for seq in range(1, per_device + 1)])  # fmt: skip
-    owner_url = stack.environment("processing")["IOC_DATABASE_URL"]
+    owner_url = stack.environment("migrate")["IOC_DATABASE_URL"]
 
     def stored() -> int:
         with connect(owner_url) as conn:
@@ -131,7 +144,7 @@ async def test_the_compose_services_run_as_processes_from_the_same_files(stack: 
 
     # The alert engine (its own broker account, TLS) publishes a low-battery alert, seen on
     # the monitor's account: on an ingester's, the watcher would take over its session.
-    monitor = read_env(certs.parent / "services.env")["IOC_MQTT_MONITOR_PASSWORD"]
+    monitor = (stack.secrets / "mqtt_monitor_password").read_text()
     async with mqtt_client(url.format(u="ioc-monitor", p=monitor)) as client:
         await client.subscribe(topics.all_alerts(), qos=1)
         device = bts[0]["username"]
@@ -156,14 +169,31 @@ async def test_the_compose_services_run_as_processes_from_the_same_files(stack: 
             raise AssertionError(stack.log("alerts")) from None
     assert "bts_battery_low" in topic and device in topic
 
-    # The dashboard serves, logged in to the database as its read-only role.
+    # The dashboard serves, logged in to the database as its own role; where Caddy is here,
+    # through the proxy over TLS, as browsers reach it.
+    dashboard = f"http://127.0.0.1:{stack.ports['dashboard']}/_stcore/health"
     try:
-        await wait_until(
-            lambda: _http_ok(f"http://127.0.0.1:{stack.ports['dashboard']}/_stcore/health"),
-            timeout_s=90,
-        )
+        await wait_until(lambda: _http_ok(dashboard), timeout_s=90)
     except AssertionError:
         raise AssertionError(stack.log("dashboard")) from None
+    if caddy_binary():
+        https, _ = stack.start_proxy(stack.ports["dashboard"])
+        trust = ssl.create_default_context(cafile=certs / "ca.crt")
+        async with httpx.AsyncClient(verify=trust) as browser:
+            through_proxy = await browser.get(f"https://localhost:{https}/_stcore/health")
+        assert (through_proxy.status_code, through_proxy.text) == (200, "ok"), stack.log("proxy")
+    # Every service is connected as its own login, none as a superuser (the owner is this
+    # test's connection only: migrate has finished).
+    with connect(owner_url) as conn:
+        rows = conn.execute(
+            "SELECT usename, usesuper FROM pg_stat_activity JOIN pg_user USING (usename)"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    connected = {user for user, _ in rows}
+    assert connected <= set(stack.logins()) and not any(superuser for _, superuser in rows)
+    assert {login.split("_svc_")[0] for login in connected} >= {
+        "ioc_ingest", "ioc_processing", "ioc_coverage", "ioc_alerts"
+    }  # fmt: skip
 
     # The coverage engine judged every village of the scenario on the towers' states.
     def judged() -> int:
@@ -179,10 +209,9 @@ async def test_the_compose_services_run_as_processes_from_the_same_files(stack: 
         assert stack.processes[name].poll() is None, f"{name} died: {stack.log(name)}"
 
 
-def test_a_service_refuses_the_example_secrets_in_one_line(database_url: str) -> None:
-    example = read_env(ROOT / ".env.example")
-    stack = Stack(Path(tempfile.gettempdir()), database_url)
-    stack.env_file = example
+def test_a_service_refuses_an_example_secret_in_one_line(database_url: str, tmp_path: Path) -> None:
+    stack = Stack(tmp_path, database_url)
+    write_secret(stack.secrets, "db_processing_password", "change-me\n")
     env = stack.environment("processing")
     done = subprocess.run(stack.command("processing"), env=env, capture_output=True, text=True,
                           timeout=60, check=False)  # fmt: skip
