@@ -10,6 +10,7 @@ import dataclasses
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import msgspec
 import psycopg
@@ -391,3 +392,38 @@ def test_the_roles_migration_applies_in_many_databases_of_one_server(
             ([f"ioc_{s}" for s in SERVICES],),
         ).fetchall()
     assert found == [(f"ioc_{s}", False, False) for s in sorted(SERVICES)]
+
+
+@pytest.fixture(scope="module")
+def dashboard_url(scenario_url: str) -> Iterator[str]:
+    """The loaded scenario of tests/fixtures/dashboard.py, as a login of ``ioc_dashboard``."""
+    name = f"ioc_dashboard_t{uuid.uuid4().hex[:8]}"
+    with connect(scenario_url) as owner:
+        service_login(owner, "dashboard", name, "a-real-secret-for-tests")
+    try:
+        yield _as(scenario_url, name)
+    finally:
+        _drop_roles(scenario_url, [name])
+
+
+@pytest.mark.parametrize("page", ["map", "alerts", "coverage", "device", "ingest", "users"])
+def test_every_dashboard_page_runs_under_the_dashboard_role(
+    scenario_url: str, dashboard_url: str, page: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from tests.fixtures.dashboard import PASSWORDS
+
+    with connect(scenario_url, autocommit=True) as owner:
+        session = users.login(owner, "admin", PASSWORDS["admin"])
+    assert session is not None
+    monkeypatch.setenv("IOC_DATABASE_URL", dashboard_url)
+    app = str(Path(__file__).parent.parent / "ioc" / "dashboard_main.py")
+    at = AppTest.from_file(app, default_timeout=60)
+    at.session_state["lang"] = "en"
+    at.session_state["session_token"] = session.token
+    if page != "map":
+        at.switch_page(f"../dashboard/pages/{page}.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert not [e.value for e in at.error], [e.value for e in at.error]
