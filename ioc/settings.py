@@ -213,7 +213,7 @@ class DashboardSettings(Section):
         15.0, gt=0, description="a lock lasts (`ioc users unlock` lifts it early)"
     )
     db_password: str = Field(
-        "", description="the password `ioc roles dashboard-login` gives the dashboard's login"
+        "", description="the password `ioc roles login dashboard` gives the dashboard's login"
     )
     metrics_address: str = Field(
         "127.0.0.1", description="where /metrics and /health listen (0.0.0.0 in a container)"

@@ -141,3 +141,23 @@ def test_ioc_users_add_refuses_a_common_password_in_production_only(database_url
     dev = ioc("users", "add", "trial", "--password-stdin", stdin="Password123!\n",
               IOC_DATABASE_URL=database_url)  # fmt: skip
     assert dev.returncode == 0, dev.stderr
+
+
+def test_the_policy_the_shell_hands_down_holds_in_the_store(database_url: str) -> None:
+    """The dashboard's users page adds users through store.users.add_user, in a process whose
+    entry script (ioc/dashboard_main.py) hands the production rule down as this does."""
+    from ioc.production import apply_password_policy
+    from store.db import connect
+    from store.migrate import upgrade
+    from store.users import add_user
+
+    with connect(database_url) as conn:
+        upgrade(conn)
+        try:
+            apply_password_policy("production")
+            with pytest.raises(ValueError, match=r"^password: too easy to guess"):
+                add_user(conn, "night", "qwertyuiop123", "operator")
+            assert add_user(conn, "night", "copper-lantern-orbit-92", "operator").username
+        finally:
+            apply_password_policy("development")
+        assert add_user(conn, "day", "qwertyuiop123", "viewer").username
