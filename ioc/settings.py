@@ -230,7 +230,10 @@ class SimulateSettings(Section):
 
 class _EnvSource(EnvSettingsSource):
     """``IOC_{SECTION}_*`` variables a section does not declare are ignored, as unknown
-    ``IOC_*`` variables always were; ``IOC_{NAME}_FILE`` reads ``IOC_{NAME}`` from a file."""
+    ``IOC_*`` variables always were; ``IOC_{NAME}_FILE`` reads ``IOC_{NAME}`` from a file.
+    (pydantic-settings' own ``secrets_dir`` reads a folder of files named after the fields,
+    which neither names a file per variable as compose and the postgres image do, nor reports
+    a value given twice; so the convention is read here, with the variables.)"""
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
         env = dict(super()._load_env_vars())  # names lower-cased: case_sensitive is off

@@ -100,3 +100,12 @@ def test_only_the_proxy_publishes_a_web_port_and_the_dashboard_none() -> None:
         if name not in ("proxy", "mosquitto"):
             ports = service.get("ports", [])
             assert all(p.startswith("127.0.0.1:") for p in ports), f"{name} publishes {ports}"
+
+
+def test_a_dashboard_certificate_needs_the_ca_first(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "ioc", "certs", "dashboard", "--ca",
+                           str(tmp_path / "none"), "--out", str(tmp_path / "proxy")],
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr == f"ioc: no CA in {tmp_path / 'none'} (ca.key): run `ioc certs dev` first\n"
+    assert not (tmp_path / "proxy").exists()
