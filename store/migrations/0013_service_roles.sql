@@ -42,6 +42,15 @@ ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE SELECT ON TABLES FROM ioc_dashb
 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM ioc_dashboard;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM ioc_dashboard;
 
+-- 0008's row-level security narrowed the dashboard's direct UPDATE of alerts; it has no write
+-- grant left (the functions below check instead), so the policies go with it.
+DROP POLICY dashboard_acknowledges_only ON alerts;
+DROP POLICY alerts_by_grants ON alerts;
+ALTER TABLE alerts DISABLE ROW LEVEL SECURITY;
+DROP POLICY dashboard_records_acknowledgements ON alert_transitions;
+DROP POLICY alert_transitions_by_grants ON alert_transitions;
+ALTER TABLE alert_transitions DISABLE ROW LEVEL SECURITY;
+
 -- Places are loaded by `ioc scenario load` (the owner); every service reads them.
 GRANT SELECT ON districts, communes, villages, map_features
     TO ioc_ingest, ioc_processing, ioc_coverage, ioc_alerts, ioc_dashboard;
