@@ -1,7 +1,9 @@
 """The audit log: who did what to the dashboard's users and alerts, when, and from where.
 
-Rows are written by the store functions that do the action (store/users.py, store/alerts.py),
-inside their transaction where they have one, so an action and its record commit together.
+Rows are written with the action, in its transaction, so an action and its record commit
+together: by the store functions of the command line's actions (store/users.py, throttle.py),
+and for logins, logouts, acknowledgements, resolutions, silences and the dashboard's new users
+by the SQL functions of migration 0013 that do them (the dashboard's role may not insert here).
 Reading it is an admin's business; the dashboard and `ioc users audit` check that first.
 """
 
