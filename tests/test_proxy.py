@@ -31,7 +31,8 @@ def _http(connection: ServerConnection, request: Request) -> Response | None:
     """Plain requests get a page; the stream path goes on to the WebSocket handshake."""
     if request.path.startswith("/_stcore/stream"):
         return None
-    return connection.respond(HTTPStatus.OK, f"dashboard page {request.path}\n")
+    forwarded = request.headers.get("X-Forwarded-For")
+    return connection.respond(HTTPStatus.OK, f"dashboard page {request.path} for {forwarded}\n")
 
 
 async def _echo(connection: ServerConnection) -> None:
@@ -72,8 +73,12 @@ async def test_https_with_hsts_a_redirect_from_http_and_the_websocket_through(
     https, http = stack.start_proxy(upstream)
     trust = ssl.create_default_context(cafile=stack.folder / "deploy/mosquitto/certs/ca.crt")
     async with httpx.AsyncClient(verify=trust) as client:
-        page = await client.get(f"https://localhost:{https}/alerts?lang=vi")
-        assert page.status_code == 200 and page.text == "dashboard page /alerts?lang=vi\n"
+        # The address it forwards is the client's own, whatever the client claims (the
+        # dashboard's per-address login lock counts it; compose's FORWARDED_ALLOW_IPS).
+        spoofed = {"X-Forwarded-For": "198.51.100.7"}
+        page = await client.get(f"https://localhost:{https}/alerts?lang=vi", headers=spoofed)
+        assert page.status_code == 200
+        assert page.text == "dashboard page /alerts?lang=vi for 127.0.0.1\n"
         assert page.headers["strict-transport-security"] == "max-age=31536000"
         assert "server" not in page.headers  # the proxy does not name itself
         plain = await client.get(f"http://127.0.0.1:{http}/alerts?lang=vi")
@@ -91,6 +96,7 @@ async def test_https_with_hsts_a_redirect_from_http_and_the_websocket_through(
 
 def test_only_the_proxy_publishes_a_web_port_and_the_dashboard_none() -> None:
     assert "ports" not in SERVICES["dashboard"]
+    assert SERVICES["dashboard"]["environment"]["FORWARDED_ALLOW_IPS"] == "*"
     assert SERVICES["proxy"]["ports"] == ["443:443", "80:80"]
     assert SERVICES["proxy"]["secrets"] == ["dashboard_tls_key"]
     # Beside the proxy, only the broker's TLS listener for devices faces the network; the
