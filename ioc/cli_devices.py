@@ -11,6 +11,7 @@ import typer
 from devices.kinds import Kind
 from devices.topics import Topics
 from ioc.cli_common import clear_errors, load_settings
+from ioc.secrets import DEFAULT_FOLDER as SECRETS_FOLDER
 
 devices_app: typer.Typer = typer.Typer(help="Devices and their broker accounts.",
                                        no_args_is_help=True)  # fmt: skip
@@ -75,7 +76,7 @@ def devices_provision(
     ] = None,
     secrets: Annotated[
         Path, typer.Option(help="the service accounts' password files (`ioc secrets init`)")
-    ] = Path("deploy/secrets"),
+    ] = SECRETS_FOLDER,
 ) -> None:
     """Per-device broker accounts and ACL, service accounts, and the TLS broker config."""
     from devices.topics import TopicError
