@@ -35,9 +35,9 @@ def secrets_init(
                               rotate=rotate or ())  # fmt: skip
     purpose = {s.name: s.purpose for s in deployment_secrets(ingesters=ingesters)}
     for name in made:
-        webhook = name.removeprefix("webhook:")  # one key inside the webhooks' file
-        if webhook != name:
-            typer.echo(f"made {folder / WEBHOOK_SECRETS}: HMAC key of webhook {webhook}")
+        hook = name.removeprefix("webhook:")  # one key inside the webhooks' file
+        if hook != name:
+            typer.echo(f"made {folder / WEBHOOK_SECRETS}: HMAC key of webhook {hook}")
         else:
             typer.echo(f"made {folder / name}: {purpose[name]}")
     typer.echo(f"{folder}: {len(made)} made, {len(kept)} kept as they were")
