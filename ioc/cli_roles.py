@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -39,6 +40,7 @@ def roles_login(
     from ioc.production import secret_problem
     from store.migrate import upgrade
     from store.roles import can_log_in_dashboard, default_login, service_login
+    from store.throttle import Throttle, set_floor
 
     name = login or default_login(service)  # ValueError for an unknown service
     settings = load_settings()
@@ -65,4 +67,14 @@ def roles_login(
                 " run the dashboard as the owner here (as `ioc up` does)"
             )
         created = service_login(conn, service, name, password)
+        if service == "dashboard":  # the login limits its role may not loosen
+            d = settings.dashboard
+            floor = Throttle(
+                account_failures=d.login_failures,
+                address_failures=d.address_failures,
+                window=timedelta(minutes=d.login_window_minutes),
+                lockout=timedelta(minutes=d.lockout_minutes),
+            )
+            with conn.transaction():
+                set_floor(conn, floor)
     typer.echo(f"role {name} {'created' if created else 'updated'}: member of ioc_{service} only")

@@ -50,6 +50,19 @@ def account_name(username: str) -> str:
     return username.strip().lower()
 
 
+def set_floor(conn: psycopg.Connection, limits: Throttle) -> None:
+    """Store the limits no dashboard may loosen: ``ioc_login`` (the dashboard's role) applies
+    these where the dashboard passes laxer ones, or none. The owner's business."""
+    conn.execute(
+        "INSERT INTO login_limits (account_failures, address_failures, win, lockout)"
+        " VALUES (%s, %s, %s, %s) ON CONFLICT (only_row) DO UPDATE SET"
+        " account_failures = EXCLUDED.account_failures,"
+        " address_failures = EXCLUDED.address_failures, win = EXCLUDED.win,"
+        " lockout = EXCLUDED.lockout",
+        (limits.account_failures, limits.address_failures, limits.window, limits.lockout),
+    )
+
+
 def unlock(
     conn: psycopg.Connection,
     *,

@@ -22,7 +22,7 @@ from devices.codec import Codec, MetaRecord, Readings, StatusRecord
 from devices.kinds import Channel, Kind
 from devices.topics import Topics
 from ioc.cli import app
-from store import alerts, coverage, users
+from store import alerts, coverage, throttle, users
 from store.alert_engine import (
     NewAlert,
     engine_transition,
@@ -72,6 +72,9 @@ def ioc_url(request: pytest.FixtureRequest) -> str:
 def _drop_roles(url: str, names: list[str]) -> None:
     with psycopg.connect(url, autocommit=True) as owner:
         for name in names:
+            found = owner.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,))
+            if found.fetchone() is None:
+                continue
             ident = psycopg.sql.Identifier(name)
             # Its CONNECT on this database first: a role with privileges cannot be dropped.
             owner.execute(psycopg.sql.SQL("DROP OWNED BY {}").format(ident))
@@ -305,6 +308,24 @@ def _refused_to_the_dashboard(dash: psycopg.Connection, alert_id: int) -> None:
             dash.execute(statement)
 
 
+def test_the_dashboard_cannot_loosen_the_owners_login_limits(
+    ioc_url: str, logins: dict[str, str]
+) -> None:
+    with connect(ioc_url, autocommit=True) as owner:
+        users.add_user(owner, "admin", "admin-password", "admin")
+        throttle.set_floor(owner, Throttle(account_failures=2, address_failures=9, window=HOUR,
+                                           lockout=HOUR))  # fmt: skip
+        if owner.execute("SELECT to_regproc('ioc_login')").fetchone() == (None,):
+            pytest.skip("this server has no pgcrypto")
+    lax = Throttle(account_failures=1000, address_failures=1000,
+                   window=timedelta(seconds=1), lockout=timedelta(seconds=1))  # fmt: skip
+    with connect(logins["dashboard"], autocommit=True) as dash:
+        for limits in (None, lax):  # none at all, then lax ones: the floor counts both
+            assert users.login(dash, "admin", "wrong-password", limits=limits) is None
+        with pytest.raises(users.LoginLocked):
+            users.login(dash, "admin", "admin-password", limits=lax)
+
+
 def test_an_argon2_password_is_rehashed_by_the_owner_and_refused_to_the_dashboard(
     ioc_url: str, logins: dict[str, str]
 ) -> None:
@@ -340,9 +361,19 @@ def test_a_login_reaches_its_own_database_only(ioc_url: str, logins: dict[str, s
 
 def test_ioc_roles_login_makes_a_member_of_one_role(database_url: str) -> None:
     name = f"ioc_alerts_t{uuid.uuid4().hex[:8]}"
+    web = f"ioc_dashboard_t{uuid.uuid4().hex[:8]}"
     env = {"IOC_DATABASE_URL": database_url, "IOC_ALERTS_DB_PASSWORD": "a-real-secret-for-tests"}
     runner = CliRunner()
     try:
+        # The dashboard's login also stores the login limits its role may not loosen.
+        dash = runner.invoke(app, ["roles", "login", "dashboard", "--login", web],
+                             env=env | {"IOC_DASHBOARD_DB_PASSWORD": "a-real-secret-for-tests",
+                                        "IOC_DASHBOARD_LOGIN_FAILURES": "3"})  # fmt: skip
+        if "no pgcrypto" not in dash.output:
+            assert dash.exit_code == 0, dash.output
+            with connect(database_url) as owner:
+                limits = owner.execute("SELECT account_failures FROM login_limits").fetchone()
+            assert limits == (3,)
         made = runner.invoke(app, ["roles", "login", "alerts", "--login", name], env=env)
         assert made.exit_code == 0 and "created: member of ioc_alerts only" in made.output
         again = runner.invoke(
@@ -373,7 +404,7 @@ def test_ioc_roles_login_makes_a_member_of_one_role(database_url: str) -> None:
                                env=env)  # fmt: skip
         assert "an administrator's role" in demote.output
     finally:
-        _drop_roles(database_url, [name])
+        _drop_roles(database_url, [name, web])
 
 
 def test_the_roles_migration_applies_in_many_databases_of_one_server(

@@ -357,6 +357,17 @@ BEGIN
     RETURN true;
 END $$;
 
+-- The floor of the login limits, written by the owner (`ioc roles login dashboard`, from the
+-- settings): ioc_login takes the dashboard's own limits but only where they are stricter, so a
+-- compromised dashboard cannot switch throttling off by passing lax ones (or none).
+CREATE TABLE login_limits (
+    only_row          boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    account_failures  integer NOT NULL CHECK (account_failures > 0),
+    address_failures  integer NOT NULL CHECK (address_failures > 0),
+    win               interval NOT NULL,
+    lockout           interval NOT NULL
+);
+
 -- The password check for the dashboard: bcrypt through pgcrypto, where the server has it.
 -- pgcrypto reads the $2a$ prefix (store/users.py writes it); an argon2 hash of an older version
 -- cannot be checked here: "reset_needed" until an admin resets it (or the user logs in once on
@@ -380,7 +391,17 @@ DECLARE
     stored text;
     dummy CONSTANT text := '$2a$12$orfI.cz9NIT1TRyisvQXAOAZcVyIBTksHtf1p3/fprURIEs329OOe';
     ok boolean;
+    lim record;
 BEGIN
+    SELECT l.* INTO lim FROM login_limits l;
+    IF FOUND THEN  -- the owner's floor: the caller may only be stricter
+        account_failures := least(coalesce(account_failures, lim.account_failures),
+                                  lim.account_failures);
+        address_failures := least(coalesce(address_failures, lim.address_failures),
+                                  lim.address_failures);
+        win := greatest(coalesce(win, lim.win), lim.win);
+        lockout := greatest(coalesce(lockout, lim.lockout), lim.lockout);
+    END IF;
     SELECT u.password_hash INTO stored FROM users u WHERE u.username = name AND NOT u.disabled;
     IF stored LIKE '$2a$%' THEN
         ok := crypt(password, stored) = stored;
