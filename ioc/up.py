@@ -35,7 +35,7 @@ def dashboard_command(
     return [
         sys.executable,
         "-m",
-        "streamlit",
+        "ioc.dashboard_serve",  # Streamlit's CLI, with /metrics and /health up before a visitor
         "run",
         str(app_path),
         "--server.port",

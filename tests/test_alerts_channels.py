@@ -375,7 +375,7 @@ def test_a_recipient_whose_channel_has_no_settings_stops_the_config(tmp_path: Pa
         alert={"rules": str(path), "telegram_token": TOKEN, "smtp_host": "mail.example.vn"},
     )
     config = alert_config(ready)
-    assert config.channels.all_channels == ["telegram:van_canh_duty", "email:ioc_list"]
+    assert config.router.all_channels == ["telegram:van_canh_duty", "email:ioc_list"]
     assert config.telegram == TelegramSettings(token=TOKEN)
 
 
@@ -399,7 +399,7 @@ def test_production_sends_people_channels_encrypted(alert: dict[str, Any], refus
 
 def test_the_shipped_examples_route_nothing() -> None:
     assert load_routing().routes == ()
-    assert alert_config(Settings.defaults(database_url="postgresql://db/ioc")).channels(
+    assert alert_config(Settings.defaults(database_url="postgresql://db/ioc")).router(
         Target("coverage_lost", "critical", VAN_CANH)) == []  # fmt: skip
 
 
@@ -408,7 +408,7 @@ def test_the_shipped_examples_are_valid_once_turned_on() -> None:
     on = {k: [{**e, "enabled": True} for e in doc[k]] for k in ("recipients", "routes")}
     routing = parse_routing(on, where, district_codes())
     van_canh = next(r for r in routing.routes if r.name == "van_canh_coverage_lost")
-    assert van_canh.districts == {VAN_CANH} and van_canh.rules == ("coverage_lost",)
+    assert van_canh.districts == frozenset({VAN_CANH}) and van_canh.rules == ("coverage_lost",)
     assert [routing.recipients[n].medium for n in van_canh.recipients] == [
         Medium.TELEGRAM, Medium.EMAIL]  # fmt: skip
     assert any(r.escalate_after_s for r in routing.routes)

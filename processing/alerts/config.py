@@ -67,7 +67,7 @@ class AlertConfig:
     dashboard_url: str | None = None  # messages link to {dashboard_url}?alert=ID
 
     @property
-    def channels(self) -> Router:
+    def router(self) -> Router:
         """Where each transition goes (the outbox's fan-out): MQTT, the routes' recipients,
         else the webhooks; ``.all_channels`` lists every channel in use."""
         return Router(self.mqtt_url is not None, tuple(self.webhooks), self.routing)

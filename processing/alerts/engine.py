@@ -173,7 +173,7 @@ class AlertEngine:
             decision = decide(intake, self.rules, self.gather.directory, self.state, now)
             decided = utc_now()
             written, queued = await write(
-                conn, decision.writes, intake.coverage_cursor, self.config.channels, now
+                conn, decision.writes, intake.coverage_cursor, self.config.router, now
             )
         facts = [c.ts for c in intake.status_changes] + [e.ts for e in intake.coverage_events]
         self.metrics.tick(facts, decided, written)
