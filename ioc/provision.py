@@ -46,6 +46,7 @@ class Service:
     ALERTS = "ioc-alerts"  # the alert engine: publishes alert transitions
     HEALTHCHECK = "ioc-healthcheck"  # the compose health check's login: no topic at all
     MONITOR = "ioc-monitor"  # an operator's eyes (mosquitto_sub, the tests): reads everything
+    BROKER_BRIDGE = "ioc-broker-bridge"  # Prometheus's view of the broker: $SYS figures only
     SIMULATOR = "ioc-simulator"  # only with --simulator: staging, publishes for every device
 
     @staticmethod
@@ -110,6 +111,7 @@ def service_accounts(
         Account(Service.ALERTS, write=(topics.all_alerts(),)),
         Account(Service.HEALTHCHECK),
         Account(Service.MONITOR, read=(topics.everything(),)),
+        Account(Service.BROKER_BRIDGE, read=("$SYS/broker/#",)),
     ]
     if simulator:
         accounts.append(Account(Service.SIMULATOR, write=(topics.everything(),)))

@@ -106,11 +106,13 @@ async def test_the_compose_services_run_as_processes_from_the_same_files(stack: 
     for name in RUNNING:
         stack.run(name)
 
-    health = {n: f"http://127.0.0.1:{stack.ports[n]}/health" for n in ("ingest-1", "ingest-2")}
+    health = {n: f"http://127.0.0.1:{port}/health" for n, port in stack.metrics_ports.items()}
+    assert {"ingest-1", "ingest-2", "processing", "coverage", "alerts", "dashboard"} <= set(health)
     try:
         await wait_until(lambda: all(_http_ok(u) for u in health.values()), timeout_s=90)
     except AssertionError:
-        raise AssertionError(stack.log("ingest-1") + stack.log("ingest-2")) from None
+        down = [n for n, u in health.items() if not _http_ok(u)]
+        raise AssertionError("".join(stack.log(n) for n in down)) from None
 
     # Three devices publish over TLS with their own provisioned accounts.
     with (certs.parent / "credentials.csv").open(encoding="utf-8", newline="") as f:
@@ -135,10 +137,12 @@ async def test_the_compose_services_run_as_processes_from_the_same_files(stack: 
     assert (count.rows, count.duplicated) == (3 * per_device, 0)
     # The shared subscription split the work between the two ingesters (their counts can
     # trail the rows by the batch just committed, so wait for them as for the rows).
+    ingesters = {n: health[n] for n in ("ingest-1", "ingest-2")}
     await wait_until(
-        lambda: sum(_get_json(u)["stored"] for u in health.values()) >= 3 * per_device, timeout_s=30
+        lambda: sum(_get_json(u)["stored"] for u in ingesters.values()) >= 3 * per_device,
+        timeout_s=30,
     )
-    for name, health_url in health.items():
+    for name, health_url in ingesters.items():
         answer = await asyncio.to_thread(_get_json, health_url)
         assert answer["stored"] > 0, f"{name} stored nothing: {answer}"
 

@@ -47,11 +47,14 @@ def test_reprovisioning_keeps_passwords_and_revokes_removed_devices(tmp_path: Pa
         "ioc-alerts",
         "ioc-healthcheck",
         "ioc-monitor",
+        "ioc-broker-bridge",
         "BTS-A",
         "BTS-B",
         "CAM-1",
     }
     assert oct(first.passwd.stat().st_mode & 0o777) == "0o600"
+    # Prometheus's view of the broker reads its $SYS figures and no device's topic.
+    assert "user ioc-broker-bridge\ntopic read $SYS/broker/#\n\n" in first.acl.read_text()
     again = provision(tmp_path, DEVICES[:2], layout, passwords={}, rotate=["BTS-B"])
     after = read_passwd(again.passwd)
     assert again.removed == ["CAM-1"] and "CAM-1" not in after

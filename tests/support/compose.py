@@ -61,6 +61,7 @@ class Stack:
         self.suffix = uuid.uuid4().hex[:8]
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.ports: dict[str, int] = {}
+        self.metrics_ports: dict[str, int] = {}  # each service's /metrics and /health
 
     @property
     def secrets(self) -> Path:
@@ -114,10 +115,12 @@ class Stack:
             for target, source in mounts.items():
                 value = value.replace(target, source)
             env[key] = value
-        if "IOC_INGEST_METRICS_PORT" in env:
-            self.ports[name] = free_port()
-            env["IOC_INGEST_METRICS_PORT"] = str(self.ports[name])
-            env["IOC_INGEST_METRICS_ADDRESS"] = "127.0.0.1"
+        # Every service's /metrics and /health on a free loopback port, so parallel runs (and
+        # other tests' services) never meet on compose's fixed ones.
+        for key in [k for k in env if k.endswith("_METRICS_PORT")]:
+            self.metrics_ports[name] = free_port()
+            env[key] = str(self.metrics_ports[name])
+            env[key.removesuffix("PORT") + "ADDRESS"] = "127.0.0.1"
         # `ioc` and the interpreter of this test, as the image's PATH has them.
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         return env
