@@ -15,6 +15,7 @@ from typing import Any
 from devices.kinds import Kind
 from processing.alerts.facts import Directory, bts_extras, render
 from processing.alerts.grouping import group_facts, zero_facts
+from processing.alerts.incidents import is_incident
 from processing.alerts.inputs import Intake, Startup
 from processing.alerts.lifecycle import Act, Tracker
 from processing.alerts.rules import Rule, RuleSet, Severity, Source
@@ -81,6 +82,8 @@ def adopt(startup: Startup, rules: RuleSet, directory: Directory, state: EngineS
     d = _Decider(rules, directory, state, now)
     offline = {c.device_id: c for c in startup.offline}
     for alert in startup.unresolved:
+        if is_incident(alert.rule):
+            continue  # an incident's own alert: the incident book adopts it
         try:
             rule = rules.by_name(alert.rule)
         except KeyError:

@@ -42,6 +42,7 @@ from processing.alerts.channels.base import Channel as Channel
 from processing.alerts.channels.base import DeliveryError as DeliveryError
 from processing.alerts.channels.base import exchange, failure
 from processing.alerts.config import AlertConfig
+from processing.alerts.incidents import load_incident_rules
 from processing.alerts.metrics import AlertMetrics
 from processing.alerts.routing import Medium
 from processing.alerts.rules import load_rules
@@ -163,6 +164,7 @@ def channels_for(config: AlertConfig) -> list[Channel]:
     people = [r for r in config.routing.used() if r.medium is not Medium.WEBHOOK]
     if people:
         names = {r.name: (r.en, r.vi) for r in load_rules(config.rules_path).rules}
+        names |= load_incident_rules(config.rules_path).names  # incident_<cause>: its cause
         out += [recipient_channel(r, config, names) for r in people]
     return out
 

@@ -27,6 +27,7 @@ from processing.alerts.config import AlertConfig
 from processing.alerts.decide import Decision, EngineState, adopt, decide, fold_missing
 from processing.alerts.delivery import Dispatcher, channels_for
 from processing.alerts.gather import Gatherer
+from processing.alerts.incidents import IncidentBook, IncidentTick, load_incident_rules
 from processing.alerts.lifecycle import Tracker
 from processing.alerts.metrics import AlertMetrics
 from processing.alerts.rules import RuleSet, Source, load_rules
@@ -69,6 +70,7 @@ class AlertEngine:
         self.clock = clock
         self.rules = rules or load_rules(config.rules_path)
         self.state = EngineState()
+        self.incidents = IncidentBook(load_incident_rules(config.rules_path))
         self.stats = EngineStats()
         self.ready = asyncio.Event()  # set once the engine holds the lock and has synced
         self.outbox_wake = asyncio.Event()
@@ -159,6 +161,7 @@ class AlertEngine:
         for alert in decision.orphans:
             log.warning("alert %d: rule %r is no longer defined", alert.alert_id, alert.rule)
         self._count(decision)
+        await self.incidents.load(conn)
         self.state.missing.clear()
         async for event in self.gather.consumed_coverage(conn):
             fold_missing(self.state.missing, event)
@@ -172,8 +175,10 @@ class AlertEngine:
             intake = await self.gather.intake(conn, self.stats.ticks, unresolved)
             decision = decide(intake, self.rules, self.gather.directory, self.state, now)
             decided = utc_now()
+            incidents = IncidentTick(self.incidents, list(self.state.trackers.values()),
+                                     self.gather.directory, intake.unresolved)  # fmt: skip
             written, queued = await write(
-                conn, decision.writes, intake.coverage_cursor, self.config.router, now
+                conn, decision.writes, intake.coverage_cursor, self.config.router, now, incidents
             )
         facts = [c.ts for c in intake.status_changes] + [e.ts for e in intake.coverage_events]
         self.metrics.tick(facts, decided, written)

@@ -145,11 +145,13 @@ def _merge(base: dict[str, Any], extra: dict[str, Any], where: str) -> dict[str,
     unknown = set(extra) - set(SECTIONS)
     if unknown:
         raise RulesError(f"{where}: unknown section {sorted(unknown)[0]!r} ({', '.join(SECTIONS)})")
-    out: dict[str, Any] = {"defaults": {**base.get("defaults", {}), **extra.get("defaults", {})}}
+    out: dict[str, Any] = {
+        table: {**base.get(table, {}), **extra.get(table, {})} for table in TABLES
+    }
     # A rule of a known name changes only the keys it gives; a recipient or route of a known
     # name replaces the shipped one whole (the shipped ones are examples, turned off, whose
     # `enabled = false` must not stick to an entry written in full).
-    for section in SECTIONS[1:]:
+    for section in LISTS:
         entries = {e["name"]: dict(e) for e in base.get(section, [])}
         for entry in extra.get(section, []):
             name = entry.get("name")
@@ -160,7 +162,11 @@ def _merge(base: dict[str, Any], extra: dict[str, Any], where: str) -> dict[str,
     return out
 
 
-SECTIONS = ("defaults", "rules", "recipients", "routes")
+# Tables merge key by key; lists of named entries merge by name. [incidents], [[causes]] and
+# [[inhibit]]: processing/alerts/incidents.py.
+TABLES = ("defaults", "incidents")
+LISTS = ("rules", "recipients", "routes", "causes", "inhibit")
+SECTIONS = TABLES + LISTS
 
 
 _RULE_KEYS = {

@@ -7,39 +7,54 @@ refused because an operator resolved the alert meanwhile) are recorded on the tr
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 import psycopg
 
 from processing.alerts.decide import Write
+from processing.alerts.incidents import IncidentTick, machine_channels, routed
 from processing.alerts.lifecycle import Act
 from processing.alerts.routing import Router
 from store import alert_engine as q
 from store.alert_outbox import Escalation, Routes, escalate, fan_out
 from store.alerts import SEVERITIES
+from store.incidents import fan_out_members
 
 
 async def write(conn: psycopg.AsyncConnection, writes: list[Write], coverage_cursor: int | None,
-                channels: Routes, now: datetime) -> tuple[int, int]:  # fmt: skip
-    """Apply the writes, move the coverage cursor, end due silences, queue the deliveries and
-    the escalations due; returns (transitions written, outbox rows queued)."""
+                channels: Routes, now: datetime,
+                incidents: IncidentTick | None = None) -> tuple[int, int]:  # fmt: skip
+    """Apply the writes, move the coverage cursor, end due silences, bring the incidents up to
+    date, queue the deliveries and the escalations due; returns (transitions written, outbox
+    rows queued)."""
     if coverage_cursor is not None:
         await q.set_cursor(conn, q.COVERAGE_CURSOR, coverage_cursor)
     written = 0
     for w in writes:
         written += await _apply(conn, w, now)
     written += await q.unsilence_due(conn, now)
-    queued = await fan_out(conn, channels, now)
+    queued, grouped, routes = 0, frozenset[str](), channels
+    if incidents is not None:
+        i = incidents
+        written += await i.book.tick(conn, i.trackers, i.directory, now, i.unresolved)
+        # Member alerts reach the MQTT topic only; their incident is what people hear of.
+        grouped = i.book.rules.grouped
+        queued += (await fan_out_members(conn, sorted(i.book.quiet),
+                                         machine_channels(channels), now))[1]  # fmt: skip
+        routes = routed(channels, i.book.rules)
+    queued += await fan_out(conn, routes, now)
     if isinstance(channels, Router):
         # Here, in the engine's tick and transaction: one engine per database holds the lock,
         # and the record of an escalation commits with the rows that send it.
-        for e in escalations(channels):
+        for e in escalations(channels, grouped):
             queued += (await escalate(conn, e, now))[1]
     return written, queued
 
 
-def escalations(router: Router) -> list[Escalation]:
-    """The escalating routes, as the outbox's escalation query takes them."""
+def escalations(router: Router, grouped: frozenset[str] = frozenset()) -> list[Escalation]:
+    """The escalating routes, as the outbox's escalation query takes them; alerts of the
+    ``grouped`` rules are left out (their incident escalates)."""
     out = []
     for route in router.routing.escalations:
         assert route.escalate_after_s is not None
@@ -47,9 +62,18 @@ def escalations(router: Router) -> list[Escalation]:
         out.append(Escalation(
             route.name, timedelta(seconds=route.escalate_after_s), list(SEVERITIES[: rank + 1]),
             sorted(route.districts) if route.districts is not None else None,
-            route.rule_pattern, router.routing.channels_of(route),
+            _except(route.rule_pattern, grouped), router.routing.channels_of(route),
         ))  # fmt: skip
     return out
+
+
+def _except(pattern: str | None, rules: frozenset[str]) -> str | None:
+    """``pattern`` (an anchored regular expression over rule names) less ``rules``: a negative
+    lookahead, which PostgreSQL's advanced regular expressions support."""
+    if not rules:
+        return pattern
+    names = "|".join(re.escape(r) for r in sorted(rules))
+    return f"^(?!(?:{names})$)" + (pattern[1:] if pattern else ".*$")
 
 
 async def _apply(conn: psycopg.AsyncConnection, w: Write, now: datetime) -> int:

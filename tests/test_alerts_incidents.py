@@ -1,0 +1,251 @@
+"""Incidents, not storms (issue 16, part 6): a typhoon-like storm through the real engine on a
+real database is a handful of incidents, each told once when it opens and once per change of
+its size (at most every group_interval_s), its member alerts all stored and linked, the
+symptoms inhibited under their cause, no member told to a person on its own, and each incident
+resolved when its members are.
+
+The storm: Vân Canh's towers all go offline (a district power cut) and its villages lose
+coverage because of them; six towers of Vĩnh Thạnh run low on battery; three towers of An Lão
+lose their backhaul (a fibre cut) and the villages they served go dark. Everything is in the
+database before the engine starts, so its first tick sees the whole storm at once.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import psycopg
+
+from devices.kinds import Kind
+from processing.alerts.incidents import load_incident_rules, parse_incident_rules
+from processing.alerts.rules import RulesError, load_document
+from seeds import load_scenario
+from store.db import connect
+from store.incidents import list_incidents, members
+from tests.support.alerting import AlertWorld, scenario_devices, ticks
+from tests.support.databases import rows
+from tests.support.polling import wait_until
+
+VAN_CANH, VINH_THANH, AN_LAO = 551, 546, 542
+HEALTHY = {"power_source": "mains", "battery_pct": 100.0, "sectors_up": [True] * 3,
+           "backhaul_up": True}  # fmt: skip
+GROUPED = sorted(load_incident_rules().grouped)
+
+
+def _villages(district: int, n: int) -> list[Any]:
+    return [v for v in load_scenario().villages if v.district_code == district][:n]
+
+
+def _lose(url: str, villages: list[Any], towers: list[str], operator: str) -> None:
+    """The coverage service's events: these villages lost every operator through ``towers``."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for v in villages:
+            conn.execute(
+                "INSERT INTO coverage_events (ts, village_id, kind, operators_lost, operators_now,"
+                " towers, population) VALUES (now(), %s, 'lost', %s, '{}', %s, %s)",
+                (v.village_id, [operator], towers, v.population),
+            )
+
+
+async def _state_count(url: str, ids: list[str], state: str) -> bool:
+    got = rows(url, "SELECT count(*) FROM devices WHERE device_id = ANY(%s) AND state = %s",
+               ids, state)  # fmt: skip
+    return got == [(len(ids),)]
+
+
+async def _readings_in(url: str, ids: list[str], n: int) -> bool:
+    got = rows(url, "SELECT count(DISTINCT device_id) FROM telemetry_bts"
+                    " WHERE device_id = ANY(%s)", ids)  # fmt: skip
+    return got == [(n,)]
+
+
+def _incidents(url: str) -> dict[tuple[str, int], tuple[Any, ...]]:
+    found = rows(url, "SELECT cause, district_code, incident_id, alert_id, resolved_at, facts"
+                      " FROM incidents ORDER BY incident_id")  # fmt: skip
+    return {(r[0], r[1]): r[2:] for r in found}
+
+
+def _told(url: str, alert_id: int) -> list[str]:
+    """The transitions of an alert that went to the webhook: what a person was told."""
+    return [r[0] for r in rows(
+        url, "SELECT t.event FROM alert_outbox o JOIN alert_transitions t USING (transition_id)"
+             " WHERE o.alert_id = %s AND o.channel = 'webhook:ops' ORDER BY o.seq", alert_id,
+    )]  # fmt: skip
+
+
+async def test_a_storm_is_a_handful_of_incidents_told_once_and_per_size_change(
+    world: AlertWorld,
+) -> None:
+    url, clock, hook = world.database_url, world.clock, world.hook
+    dark = scenario_devices(Kind.BTS, district=VAN_CANH)
+    battery = scenario_devices(Kind.BTS, district=VINH_THANH)[:6]
+    cut = scenario_devices(Kind.BTS, district=AN_LAO)[:3]
+    van_canh_villages = _villages(VAN_CANH, 11)
+    an_lao_villages = _villages(AN_LAO, 5)
+    async with world.field() as field:
+        for t in [*dark, *battery, *cut]:
+            await field.birth(t)
+        for t in dark:
+            await field.status(t, "online")
+        await wait_until(partial(_state_count, url, [t.device_id for t in dark], "online"))
+        for t in dark:
+            await field.status(t, "offline", "will")
+        for t in battery:
+            await field.reading(t, **{**HEALTHY, "power_source": "battery", "battery_pct": 20.0})
+        for t in cut:
+            await field.reading(t, **{**HEALTHY, "backhaul_up": False})
+        await wait_until(partial(_state_count, url, [t.device_id for t in dark], "offline"))
+        await wait_until(partial(_readings_in, url, [t.device_id for t in [*battery, *cut]], 9))
+    _lose(url, van_canh_villages[:8], [t.device_id for t in dark[:10]], "Viettel")
+    _lose(url, an_lao_villages, [t.device_id for t in cut], "VNPT")
+
+    async with world.engine(ops_hook=True) as engine, world.field() as field:
+        await ticks(engine, 5)
+        # Gathering (group_wait_s): every member is stored, nobody is told yet.
+        assert rows(url, "SELECT count(*) FROM incidents") == [(0,)]
+        clock.advance(31)  # past group_wait_s and bts_backhaul_down's for_s
+        await ticks(engine, 5)
+
+        found = _incidents(url)
+        assert set(found) == {("power", VAN_CANH), ("power", VINH_THANH), ("fibre", AN_LAO)}
+        open_members = rows(url, "SELECT rule, subject, incident_id, inhibited FROM alerts"
+                            " WHERE rule = ANY(%s) AND state <> 'resolved'", GROUPED)  # fmt: skip
+        assert len(open_members) == 1 + 8 + 6 + 3 + 5  # power cut, villages, battery, backhaul
+        by_subject = {r[1]: r for r in open_members}
+        power, fibre = found[("power", VAN_CANH)][0], found[("fibre", AN_LAO)][0]
+        for v in van_canh_villages[:8]:  # under the towers of the power cut: inhibited
+            assert by_subject[v.village_id][2:] == (power, True)
+        for v in an_lao_villages:  # under the towers whose backhaul is cut
+            assert by_subject[v.village_id][2:] == (fibre, True)
+        for t in battery:
+            assert by_subject[t.device_id][2:] == (found[("power", VINH_THANH)][0], False)
+        assert all(r[2] is not None for r in open_members)  # every one listed, none lost
+
+        # Nobody was told of a member on its own; the MQTT topic carries every alert.
+        channels = rows(url, "SELECT DISTINCT o.channel FROM alert_outbox o JOIN alerts a"
+                             " USING (alert_id) WHERE a.rule = ANY(%s)", GROUPED)  # fmt: skip
+        assert channels == [("mqtt",)]
+        facts = found[("power", VAN_CANH)][3]
+        lost = sorted(van_canh_villages[:8], key=lambda v: (-v.population, v.name))
+        assert facts["villages_dark"] == 8
+        assert facts["people_affected"] == sum(v.population for v in lost)
+        assert facts["worst_villages"][0] == {"village": lost[0].name,
+                                              "population": lost[0].population}  # fmt: skip
+        assert facts["by_rule"] == {"coverage_lost": 8, "district_power_cut": 1}
+        assert facts["districts"] == ["Huyện Vân Canh"]
+
+        async def three_told() -> bool:
+            return sorted(p["rule"] for p in hook.received) == [
+                "incident_fibre", "incident_power", "incident_power"]  # fmt: skip
+
+        await wait_until(three_told)
+        power_alert = found[("power", VAN_CANH)][1]
+        summary = next(p for p in hook.received if p["alert_id"] == power_alert)["summary"]
+        assert "Vân Canh" in summary and lost[0].name in summary and "8 villages" in summary
+
+        # Three more villages: the incident grows, told once the interval has passed.
+        _lose(url, van_canh_villages[8:], [t.device_id for t in dark[10:]], "Viettel")
+        await ticks(engine, 5)
+        clock.advance(100)
+        await ticks(engine, 5)
+        assert _told(url, power_alert) == ["opened"]  # within group_interval_s: not yet
+        clock.advance(200)  # 300 s since it was told
+        await ticks(engine, 5)
+        assert _told(url, power_alert) == ["opened", "updated"]
+        clock.advance(10)
+        await ticks(engine, 5)
+        assert _told(url, power_alert) == ["opened", "updated"]  # no change, no message
+        assert rows(url, "SELECT told_size FROM incidents WHERE incident_id = %s",
+                    power) == [(1 + 11,)]  # fmt: skip
+
+        # Vĩnh Thạnh's power returns: its battery alerts resolve, and its incident with them.
+        for t in battery:
+            await field.reading(t, **HEALTHY)
+
+        async def cleared() -> bool:
+            return all(not engine.trackers[("bts_battery_low", t.device_id)].raised
+                       for t in battery)  # fmt: skip
+
+        await wait_until(cleared)
+        clock.advance(61)  # keep_firing_s
+        await ticks(engine, 5)
+        vinh_thanh = _incidents(url)[("power", VINH_THANH)]
+        assert vinh_thanh[2] is not None  # resolved_at
+        assert _told(url, vinh_thanh[1]) == ["opened", "resolved"]
+        assert rows(url, "SELECT count(*) FROM incidents WHERE resolved_at IS NULL") == [(2,)]
+
+    # What operators read: the incidents, the members one level below.
+    with connect(url) as conn:
+        listed = list_incidents(conn)
+        assert (listed[0].cause, listed[0].district_code) == ("power", VAN_CANH)
+        assert listed[0].open_members == 12
+        member_rows = members(conn, listed[0].incident_id)
+        assert sum(m.inhibited for m in member_rows) == 11
+
+
+async def test_a_lone_alert_is_told_alone_and_an_incident_survives_a_restart(
+    world: AlertWorld,
+) -> None:
+    """One battery alert is no incident (min_alerts): it is told as itself at once. A second
+    one makes the group; the incident opens after group_wait_s, and an engine started again
+    takes it over rather than opening another or telling it twice."""
+    url, clock, hook = world.database_url, world.clock, world.hook
+    towers = scenario_devices(Kind.BTS, district=VINH_THANH)[:2]
+    low = {**HEALTHY, "power_source": "battery", "battery_pct": 20.0}
+    async with world.field() as field:
+        for t in towers:
+            await field.birth(t)
+        async with world.engine(ops_hook=True) as engine:
+            await field.reading(towers[0], **low)
+            await wait_until(lambda: hook.events() != [])
+            [(first, event)] = hook.events()
+            assert event == "opened"
+            await field.reading(towers[1], **low)
+            await wait_until(lambda: ("bts_battery_low", towers[1].device_id) in engine.trackers)
+            await ticks(engine, 5)
+            clock.advance(31)
+            await ticks(engine, 5)
+            [(incident, alert_id, _, _)] = _incidents(url).values()
+            await wait_until(lambda: len(hook.received) == 2)
+            assert hook.received[1]["rule"] == "incident_power"
+        async with world.engine(ops_hook=True) as engine:
+            clock.advance(400)
+            await ticks(engine, 10)
+            [(key, (again, again_alert, resolved_at, _))] = _incidents(url).items()
+            assert (key, again, again_alert, resolved_at) == (
+                ("power", VINH_THANH), incident, alert_id, None)  # fmt: skip
+            assert _told(url, alert_id) == ["opened"]
+            # The first alert was told alone, so it goes on being told alone.
+            for t in towers:
+                await field.reading(t, **HEALTHY)
+            await wait_until(lambda: not engine.trackers[("bts_battery_low",
+                                                          towers[0].device_id)].raised)  # fmt: skip
+            await wait_until(lambda: not engine.trackers[("bts_battery_low",
+                                                          towers[1].device_id)].raised)  # fmt: skip
+            clock.advance(61)
+            await ticks(engine, 5)
+            assert _told(url, first) == ["opened", "resolved"]
+            assert _told(url, alert_id) == ["opened", "resolved"]
+
+
+def test_the_rules_file_declares_the_grouping_and_refuses_nonsense() -> None:
+    rules = load_incident_rules()
+    assert rules.group_by == ("cause", "district") and rules.min_alerts == 2
+    assert rules.cause_of("coverage_lost") is not None and rules.cause_of("camera_offline") is None
+    doc, where = load_document()
+    for bad, message in (
+        ({"incidents": {"group_by": ["district"]}}, "group_by"),
+        ({"inhibit": [{"name": "x", "source": ["nope"], "target": ["bts_offline"],
+                       "equal": "district"}]}, "unknown rule 'nope'"),
+        ({"inhibit": [{"name": "x", "source": ["bts_offline"], "target": ["coverage_lost"],
+                       "equal": "colour"}]}, "equal"),
+        ({"causes": [*doc["causes"], {"name": "again", "en": "a", "vi": "b",
+                                      "rules": ["bts_offline"]}]}, "already in cause"),
+    ):  # fmt: skip
+        try:
+            parse_incident_rules({**doc, **bad}, where)
+        except RulesError as err:
+            assert message in str(err)
+        else:
+            raise AssertionError(f"{bad} was accepted")
