@@ -102,6 +102,39 @@ def list_(
         typer.echo("(no alerts)")
 
 
+@alerts_app.command("incidents")
+@clear_errors
+def incidents_(
+    all_: Annotated[bool, typer.Option("--all", help="resolved incidents too")] = False,
+    members: Annotated[bool, typer.Option(help="list each incident's alerts below it")] = False,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many")] = 50,
+) -> None:
+    """Incidents: open alerts grouped by cause and district, open first (the grouping is
+    declared in the alert-rules file; README, Alerting)."""
+    from store.incidents import list_incidents
+    from store.incidents import members as member_rows
+
+    with database(load_settings()) as conn:
+        found = list_incidents(conn, open_only=not all_, limit=limit)
+        listed = {i.incident_id: member_rows(conn, i.incident_id) for i in found if members}
+    for i in found:
+        f = i.facts
+        state = "resolved" if i.resolved_at else i.state
+        opened = i.opened_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        typer.echo(f"incident {i.incident_id} (alert {i.alert_id}) {i.severity} {state}"
+                   f" since {opened}: {i.summary}")  # fmt: skip
+        by_rule = ", ".join(f"{r} {n}" for r, n in (f.get("by_rule") or {}).items())
+        typer.echo(f"  {i.open_members} open of {i.all_members} alerts ({by_rule});"
+                   f" {f.get('villages_dark', 0)} villages dark,"
+                   f" {f.get('people_affected', 0)} people affected")  # fmt: skip
+        for m in listed.get(i.incident_id, []):
+            mark = "inhibited" if m.inhibited else ""
+            typer.echo(f"    {m.alert_id:>7} {m.severity:<8} {m.state:<12} {m.rule:<20}"
+                       f" {mark:<9} {m.summary}")  # fmt: skip
+    if not found:
+        typer.echo("(no incidents)")
+
+
 @alerts_app.command("show")
 @clear_errors
 def show(alert_id: Annotated[int, typer.Argument(help="alert id")]) -> None:
@@ -116,7 +149,9 @@ def show(alert_id: Annotated[int, typer.Argument(help="alert id")]) -> None:
     typer.echo(f"        {a.summary_vi}")
     for t in history:
         note = f" — {t.comment}" if t.comment else ""
-        hidden = " (silenced, not delivered)" if t.suppressed else ""
+        # Suppressed: silenced, or told through its incident (MQTT only), not to a person.
+        hidden = (" (told with its incident)" if t.suppressed and a.incident_id is not None
+                  else " (silenced, not delivered)" if t.suppressed else "")  # fmt: skip
         typer.echo(f"  #{t.seq:<3} {t.ts.astimezone():%Y-%m-%d %H:%M:%S} {t.event:<13} "
                    f"by {t.actor}{note}{hidden}")  # fmt: skip
 

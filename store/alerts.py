@@ -49,6 +49,8 @@ class AlertRow:
     resolve_reason: str | None
     flapping: bool
     suppressed: bool  # its latest news fell in a silence and was not delivered
+    incident_id: int | None = None  # the incident it is listed under (store/incidents.py)
+    inhibited: bool = False  # a symptom under its cause's incident
 
 
 @dataclass(frozen=True, slots=True)

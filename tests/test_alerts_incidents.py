@@ -12,25 +12,37 @@ database before the engine starts, so its first tick sees the whole storm at onc
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
+from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
+from streamlit.testing.v1 import AppTest
 
 from devices.kinds import Kind
 from processing.alerts.incidents import load_incident_rules, parse_incident_rules
 from processing.alerts.rules import RulesError, load_document
 from seeds import load_scenario
-from store.db import connect
-from store.incidents import list_incidents, members
+from store import users
+from store.alert_engine import NewAlert, open_alert
+from store.db import aconnect, connect
+from store.incidents import link, list_incidents, members, open_incident
+from tests.fixtures.dashboard import PASSWORDS
 from tests.support.alerting import AlertWorld, scenario_devices, ticks
 from tests.support.databases import rows
+from tests.support.environment import clean_environ
 from tests.support.polling import wait_until
 
 VAN_CANH, VINH_THANH, AN_LAO = 551, 546, 542
 HEALTHY = {"power_source": "mains", "battery_pct": 100.0, "sectors_up": [True] * 3,
            "backhaul_up": True}  # fmt: skip
 GROUPED = sorted(load_incident_rules().grouped)
+APP = str(Path(__file__).parent.parent / "ioc" / "dashboard_main.py")  # as `ioc dashboard` runs
 
 
 def _villages(district: int, n: int) -> list[Any]:
@@ -58,6 +70,12 @@ async def _readings_in(url: str, ids: list[str], n: int) -> bool:
     got = rows(url, "SELECT count(DISTINCT device_id) FROM telemetry_bts"
                     " WHERE device_id = ANY(%s)", ids)  # fmt: skip
     return got == [(n,)]
+
+
+def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ioc", "alerts", *args],
+                          env={**clean_environ(), "IOC_DATABASE_URL": url},
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
 
 
 def _incidents(url: str) -> dict[tuple[str, int], tuple[Any, ...]]:
@@ -182,6 +200,12 @@ async def test_a_storm_is_a_handful_of_incidents_told_once_and_per_size_change(
         assert listed[0].open_members == 12
         member_rows = members(conn, listed[0].incident_id)
         assert sum(m.inhibited for m in member_rows) == 11
+    cli = _cli(url, "incidents", "--members")
+    assert cli.returncode == 0, cli.stderr
+    heads = [line for line in cli.stdout.splitlines() if line.startswith("incident ")]
+    assert len(heads) == 2 and "Vân Canh" in heads[0]  # the resolved one is not listed
+    assert "12 open of 12 alerts" in cli.stdout and "11 villages dark" in cli.stdout
+    assert cli.stdout.count("inhibited") == 11 + 5
 
 
 async def test_a_lone_alert_is_told_alone_and_an_incident_survives_a_restart(
@@ -249,3 +273,56 @@ def test_the_rules_file_declares_the_grouping_and_refuses_nonsense() -> None:
             assert message in str(err)
         else:
             raise AssertionError(f"{bad} was accepted")
+
+
+async def _stored_incident(url: str) -> tuple[int, list[int]]:
+    """An incident of two village losses, as the engine stores it."""
+    now = datetime.now(UTC)
+    conn = await aconnect(url)
+    try:
+        ids = []
+        for village in ("V-A", "V-B"):
+            alert = NewAlert("coverage_lost", village, "village", "major", f"{village} lost",
+                             f"{village} mất sóng", {"kind": "lost"}, VAN_CANH)  # fmt: skip
+            alert_id = await open_alert(conn, alert, now)
+            assert alert_id is not None
+            ids.append(alert_id)
+        facts = {"districts": ["Huyện Vân Canh"], "members": 2, "by_rule": {"coverage_lost": 2},
+                 "inhibited": 2, "villages_dark": 2, "people_affected": 2200,
+                 "worst_villages": [{"village": "V-A", "population": 1500},
+                                    {"village": "V-B", "population": 700}]}  # fmt: skip
+        incident = NewAlert("incident_power", str(VAN_CANH), "incident", "critical",
+                            "Power outage — Huyện Vân Canh: 2 alerts", "Mất điện — Vân Canh",
+                            facts, VAN_CANH)  # fmt: skip
+        opened = await open_incident(conn, "power", VAN_CANH, incident, 2, now)
+        assert opened is not None
+        await link(conn, opened[0], dict.fromkeys(ids, True))
+        await conn.commit()
+    finally:
+        await conn.close()
+    return opened[1], ids
+
+
+def test_the_alerts_page_lists_incidents_first_with_their_alerts_below(
+    scenario_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    incident_alert, ids = asyncio.run(_stored_incident(scenario_url))
+    monkeypatch.setenv("IOC_DATABASE_URL", scenario_url)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["lang"] = "en"
+    with connect(scenario_url, autocommit=True) as conn:
+        session = users.login(conn, "viewer", PASSWORDS["viewer"])
+    assert session is not None
+    at.session_state["session_token"] = session.token
+    at.switch_page("../dashboard/pages/alerts.py").run()
+    assert not at.exception, at.exception
+    assert at.subheader[0].value == "Open incidents (1)"  # before the alerts
+    [box] = [e for e in at.expander if e.label.startswith(f"critical · #{incident_alert} ")]
+    assert "Power outage — Huyện Vân Canh" in box.label
+    shown = {m.label: m.value for m in box.metric}
+    assert shown["Villages dark"] == "2" and shown["People affected"] == "2,200"
+    assert shown["Member alerts"] == "2"
+    assert "Worst villages: V-A (1,500), V-B (700)" in [c.value for c in box.caption]
+    members_table = box.dataframe[1].value.to_dict("records")
+    assert sorted(r["#"] for r in members_table) == sorted(ids)
+    assert {r["Symptom (under its cause)"] for r in members_table} == {"yes"}

@@ -12,10 +12,10 @@ from dashboard.actions import acknowledge_alert, silence_subject
 from dashboard.app import page
 from dashboard.data import db, refusals_shown
 from dashboard.i18n import labeller, lang, t, when
-from store import alert_outbox, alerts, places
+from store import alert_outbox, alerts, incidents, places
 from store.users import Role
 
-SUBJECT_KINDS = ("bts", "camera", "broadband", "village", "district")
+SUBJECT_KINDS = ("bts", "camera", "broadband", "village", "district", "incident")
 DEVICE_KINDS = ("bts", "camera", "broadband")
 
 user = auth.current_user()
@@ -68,6 +68,66 @@ def delivery_health() -> None:
 
 
 delivery_health()
+
+
+def incident_list() -> None:
+    """Incidents first: each a storm's cause in a district, its alerts one click below."""
+    with db() as conn:
+        found = incidents.list_incidents(conn)
+    st.subheader(t("alerts.incidents", n=len(found)))
+    st.caption(t("alerts.incident_caption"))
+    if not found:
+        st.caption(t("alerts.no_incidents"))
+    for inc in found:
+        facts = inc.facts
+        text = inc.summary_vi if lang() == "vi" else inc.summary
+        title = f"{t('severity.' + inc.severity)} · #{inc.alert_id} · {text[:160]}"
+        with st.expander(title):
+            cols = st.columns(4)
+            cols[0].metric(t("alerts.villages_dark"), facts.get("villages_dark", 0))
+            cols[1].metric(t("alerts.people_affected"), f"{facts.get('people_affected', 0):,}")
+            cols[2].metric(t("alerts.member_alerts"), inc.open_members)
+            cols[3].metric(t("alerts.opened"), when(inc.opened_at, "short"))
+            worst = facts.get("worst_villages") or []
+            if worst:
+                names = ", ".join(f"{w['village']} ({w['population']:,})" for w in worst)
+                st.caption(t("alerts.worst_villages", names=names))
+            by_rule = facts.get("by_rule") or {}
+            st.dataframe(
+                pd.DataFrame(
+                    {t("alerts.rule"): list(by_rule), t("alerts.count"): list(by_rule.values())}
+                ),
+                hide_index=True,
+            )
+            with db() as conn:
+                members = incidents.members(conn, inc.incident_id)
+            st.dataframe(
+                pd.DataFrame(
+                    {
+                        "#": [m.alert_id for m in members],
+                        t("alerts.severity"): [t("severity." + m.severity) for m in members],
+                        t("alerts.state"): [t("alert_state." + m.state) for m in members],
+                        t("alerts.subject"): [m.subject for m in members],
+                        t("alerts.inhibited"): [
+                            t("alerts.yes") if m.inhibited else "" for m in members
+                        ],
+                        t("alerts.summary"): [
+                            m.summary_vi if lang() == "vi" else m.summary for m in members
+                        ],
+                    }
+                ),
+                hide_index=True,
+                width="stretch",
+                height=min(420, 38 + 35 * len(members)),
+            )
+            st.page_link(
+                page("alerts"),
+                label=t("alerts.open_incident_alert"),
+                query_params={"alert": str(inc.alert_id)},
+            )
+
+
+incident_list()
 
 district_labels: dict[int | None, str] = {None: t("alerts.all")}
 district_labels.update(districts.items())

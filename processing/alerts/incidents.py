@@ -373,8 +373,9 @@ class IncidentBook:
         for incident in self.incidents.values():
             self.quiet |= incident.linked.keys()
         for key, incident in list(self.incidents.items()):
-            gone = unresolved is not None and incident.alert_id is not None
-            if gone and incident.alert_id not in unresolved:  # type: ignore[operator]
+            if unresolved is None or incident.alert_id is None:
+                continue
+            if incident.alert_id not in unresolved:
                 # An operator resolved the incident's alert: this incident is over; what is
                 # still open gathers into a new one.
                 assert incident.incident_id is not None
