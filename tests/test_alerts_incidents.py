@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from collections import Counter
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -25,11 +26,25 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from devices.kinds import Kind
-from processing.alerts.incidents import load_incident_rules, parse_incident_rules
-from processing.alerts.rules import RulesError, load_document
+from processing.alerts.facts import Directory
+from processing.alerts.incidents import (
+    groups,
+    load_incident_rules,
+    parse_incident_rules,
+    summarize,
+)
+from processing.alerts.lifecycle import Tracker
+from processing.alerts.rules import RulesError, load_document, load_rules
 from seeds import load_scenario
 from store import users
-from store.alert_engine import NewAlert, open_alert
+from store.alert_engine import (
+    CommuneInfo,
+    DeviceInfo,
+    NewAlert,
+    SubjectDirectory,
+    VillageInfo,
+    open_alert,
+)
 from store.db import aconnect, connect
 from store.incidents import link, list_incidents, members, open_incident
 from tests.fixtures.dashboard import PASSWORDS
@@ -326,3 +341,76 @@ def test_the_alerts_page_lists_incidents_first_with_their_alerts_below(
     members_table = box.dataframe[1].value.to_dict("records")
     assert sorted(r["#"] for r in members_table) == sorted(ids)
     assert {r["Symptom (under its cause)"] for r in members_table} == {"yes"}
+
+
+COAST = (540, 550, 548, 545, 543)  # the typhoon's districts: Quy Nhơn … Hoài Nhơn
+
+
+def _scenario_directory() -> Directory:
+    s = load_scenario()
+    devices = {
+        d.device_id: DeviceInfo(
+            d.device_id, Kind(d.kind).value, d.meta.get("name"), d.meta.get("operator"),
+            d.meta["district_code"], d.meta.get("commune_code"), d.meta.get("households_passed"),
+            list(d.meta.get("communes_served", [])),
+        )
+        for d in s.devices() if Kind(d.kind) is not Kind.PROBE
+    }  # fmt: skip
+    communes = {c.code: CommuneInfo(c.code, c.name, c.district_code) for c in s.communes}
+    villages = {v.village_id: VillageInfo(v.village_id, v.name, v.commune_code, v.district_code,
+                                          v.population) for v in s.villages}  # fmt: skip
+    return Directory(SubjectDirectory(devices, {d.code: d.name for d in s.districts}, communes,
+                                      villages))  # fmt: skip
+
+
+def test_the_typhoons_1200_open_alerts_are_five_incidents() -> None:
+    """The open set the shipped typhoon left (issue 16: 585 bts_battery_low, 349 coverage_lost,
+    180 coverage_degraded, 84 broadband_offline, 5 district_power_cut), rebuilt on the
+    scenario's own devices and villages in the five coastal districts: one power incident per
+    district, every alert in one of them, every village under the tower that went dark."""
+    rules, directory = load_rules(), _scenario_directory()
+    ids = iter(range(1, 100_000))
+    trackers: list[Tracker] = []
+
+    def alert(rule: str, subject: str, facts: dict[str, Any], opened: bool = True) -> None:
+        t = Tracker(rules.by_name(rule), subject, raised=True, facts=facts)
+        t.alert_id = next(ids) if opened else None
+        trackers.append(t)
+
+    by_district = {d: [t.device_id for t in scenario_devices(Kind.BTS, district=d)] for d in COAST}
+    total = sum(len(v) for v in by_district.values())
+    villages = {d: [v for v in load_scenario().villages if v.district_code == d] for d in COAST}
+    counts = {"battery": 585, "lost": 349, "degraded": 180}
+    for i, d in enumerate(COAST):
+        share = {k: round(n * len(by_district[d]) / total) for k, n in counts.items()}
+        if i == len(COAST) - 1:  # the rounding's remainder, so the totals are the issue's
+            share = {k: n - sum(round(n * len(by_district[e]) / total) for e in COAST[:-1])
+                     for k, n in counts.items()}  # fmt: skip
+        towers = by_district[d]
+        alert("district_power_cut", str(d), {"offline": 20})
+        for tower in towers[: share["battery"]]:
+            alert("bts_battery_low", tower, {"power_source": "battery", "battery_pct": 20.0})
+        dark = towers[share["battery"] :]
+        for tower in dark:  # gone dark: held under the power cut, no alert of their own
+            alert("bts_offline", tower, {"state": "offline"}, opened=False)
+        places = villages[d]
+        for n, v in enumerate(places[: share["lost"] + share["degraded"]]):
+            kind = "lost" if n < share["lost"] else "degraded"
+            rule = "coverage_lost" if kind == "lost" else "coverage_degraded"
+            alert(rule, v.village_id, {**directory.village(v.village_id), "kind": kind,
+                                       "towers": [dark[n % len(dark)]]})  # fmt: skip
+        for olt in scenario_devices(Kind.BROADBAND, district=d):
+            alert("broadband_offline", olt.device_id, {"state": "offline"})
+    opened = [t for t in trackers if t.alert_id is not None]
+    by_rule = Counter(t.rule.name for t in opened)
+    assert by_rule == {"bts_battery_low": 585, "coverage_lost": 349, "coverage_degraded": 180,
+                       "broadband_offline": 84, "district_power_cut": 5}  # fmt: skip
+
+    found = groups(trackers, directory, load_incident_rules())
+    assert sorted(found) == [("power", d) for d in sorted(COAST)]
+    assert sum(len(m) for m in found.values()) == len(opened)  # none left out
+    members_of = [m for ms in found.values() for m in ms]
+    assert all(m.inhibited for m in members_of if m.subject_kind in ("village", "broadband"))
+    quy_nhon = summarize(("power", 540), found[("power", 540)], directory)
+    assert quy_nhon["districts"] == ["Thành phố Quy Nhơn"]
+    assert sum(summarize(k, m, directory)["villages_dark"] for k, m in found.items()) == 349
