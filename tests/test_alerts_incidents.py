@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from functools import partial
@@ -46,7 +47,18 @@ from store.alert_engine import (
     open_alert,
 )
 from store.db import aconnect, connect
-from store.incidents import link, list_incidents, members, open_incident
+from store.incidents import (
+    close,
+    fan_out_members,
+    link,
+    list_incidents,
+    members,
+    open_incident,
+    open_incidents,
+    update,
+)
+from store.migrate import upgrade
+from store.roles import service_login
 from tests.fixtures.dashboard import PASSWORDS
 from tests.support.alerting import AlertWorld, scenario_devices, ticks
 from tests.support.databases import rows
@@ -414,3 +426,45 @@ def test_the_typhoons_1200_open_alerts_are_five_incidents() -> None:
     quy_nhon = summarize(("power", 540), found[("power", 540)], directory)
     assert quy_nhon["districts"] == ["Thành phố Quy Nhơn"]
     assert sum(summarize(k, m, directory)["villages_dark"] for k, m in found.items()) == 349
+
+
+async def test_the_alert_service_role_keeps_incidents_and_the_dashboards_reads_them(
+    database_url: str,
+) -> None:
+    """Under logins of ioc_alerts and ioc_dashboard (migration 0015's grants): the engine's
+    incident writes all pass, the dashboard reads incidents and cannot write them."""
+    with connect(database_url) as owner:
+        upgrade(owner)
+    tag = uuid.uuid4().hex[:8]
+    names = {"alerts": f"ioc_alerts_i{tag}", "dashboard": f"ioc_dashboard_i{tag}"}
+    with connect(database_url) as owner:
+        for service, name in names.items():
+            assert service_login(owner, service, name, f"a-real-secret-{tag}") is True
+    info = psycopg.conninfo.conninfo_to_dict(database_url)
+    as_ = {s: psycopg.conninfo.make_conninfo("", **{**info, "user": n}) for s, n in names.items()}
+    try:
+        now = datetime.now(UTC)
+        async with await aconnect(as_["alerts"]) as engine:
+            lost = NewAlert("coverage_lost", "V-1", "village", "major", "lost", "mất", {}, 551)
+            member = await open_alert(engine, lost, now)
+            assert member is not None
+            incident = NewAlert("incident_power", "551", "incident", "major", "x", "y", {}, 551)
+            opened = await open_incident(engine, "power", VAN_CANH, incident, 1, now)
+            assert opened is not None
+            await link(engine, opened[0], {member: True})
+            await update(engine, opened[0], {"members": 1}, now, told=1)
+            assert await fan_out_members(engine, [member], ["mqtt"], now) == (1, 1)
+            assert [i.incident_id for i in await open_incidents(engine)] == [opened[0]]
+            await close(engine, opened[0], now)
+            await engine.commit()
+        with connect(as_["dashboard"]) as dash:
+            [row] = list_incidents(dash, open_only=False)
+            assert row.incident_id == opened[0] and row.all_members == 1
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                dash.execute("UPDATE incidents SET resolved_at = NULL")
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as owner:
+            for name in names.values():
+                ident = psycopg.sql.Identifier(name)
+                owner.execute(psycopg.sql.SQL("DROP OWNED BY {}").format(ident))
+                owner.execute(psycopg.sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
