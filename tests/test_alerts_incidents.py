@@ -29,12 +29,16 @@ from streamlit.testing.v1 import AppTest
 from devices.kinds import Kind
 from processing.alerts.facts import Directory
 from processing.alerts.incidents import (
+    IncidentBook,
     groups,
     load_incident_rules,
+    machine_channels,
     parse_incident_rules,
+    routed,
     summarize,
 )
 from processing.alerts.lifecycle import Tracker
+from processing.alerts.routing import Router, parse_routing
 from processing.alerts.rules import RulesError, load_document, load_rules
 from seeds import load_scenario
 from store import users
@@ -46,6 +50,7 @@ from store.alert_engine import (
     VillageInfo,
     open_alert,
 )
+from store.alert_outbox import Target
 from store.db import aconnect, connect
 from store.incidents import (
     close,
@@ -468,3 +473,26 @@ async def test_the_alert_service_role_keeps_incidents_and_the_dashboards_reads_t
                 ident = psycopg.sql.Identifier(name)
                 owner.execute(psycopg.sql.SQL("DROP OWNED BY {}").format(ident))
                 owner.execute(psycopg.sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
+
+
+def test_an_incident_reaches_the_routes_of_its_members_rules() -> None:
+    """A route for critical village losses in Vân Canh hears of a Vân Canh power incident that
+    holds such villages, also of its resolution after the book has let it go; not of one in
+    another district."""
+    doc = {
+        "recipients": [{"name": "duty", "channel": "telegram", "address": "-100"}],
+        "routes": [{"name": "vc", "severity": "critical", "district": "Vân Canh",
+                    "rule": "coverage_lost", "recipients": ["duty"]}],
+    }  # fmt: skip
+    router = Router(mqtt=True, webhooks=("ops",),
+                    routing=parse_routing(doc, "test", {"Vân Canh": VAN_CANH}))  # fmt: skip
+    book = IncidentBook(load_incident_rules())
+    incident = Target("incident_power", "critical", VAN_CANH)
+    to = routed(router, book)
+    assert callable(to)
+    assert to(incident) == ["mqtt", "webhook:ops"]  # no village in it (yet)
+    book.member_rules[("power", VAN_CANH)] = frozenset({"district_power_cut", "coverage_lost"})
+    assert to(incident) == ["mqtt", "webhook:ops", "telegram:duty"]
+    assert to(Target("incident_power", "critical", 540)) == ["mqtt", "webhook:ops"]
+    assert to(Target("camera_tamper", "critical", VAN_CANH)) == ["mqtt", "webhook:ops"]
+    assert machine_channels(router) == ["mqtt"]

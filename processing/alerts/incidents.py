@@ -346,6 +346,9 @@ class IncidentBook:
     # an incident), this tick or the last (an alert resolved this tick has left its group).
     quiet: set[int] = field(default_factory=set)
     _grouped: set[int] = field(default_factory=set)
+    # The rules of each incident's members when last written (kept after it resolves, so its
+    # resolution reaches whoever heard of its opening); at most one entry per group key.
+    member_rules: dict[Key, frozenset[str]] = field(default_factory=dict)
 
     async def load(self, conn: psycopg.AsyncConnection) -> None:
         self.incidents.clear()
@@ -357,6 +360,9 @@ class IncidentBook:
                 row.told_size, row.told_at, {int(k): v for k, v in row.linked.items()},
                 dict(row.facts),
             )  # fmt: skip
+            self.member_rules[(row.cause, row.district_code)] = frozenset(
+                row.facts.get("by_rule") or ()
+            )
 
     async def tick(self, conn: psycopg.AsyncConnection, trackers: Iterable[Tracker],
                    directory: Directory, now: datetime,
@@ -414,6 +420,7 @@ class IncidentBook:
                 return 0
             incident.incident_id, incident.alert_id = opened
             incident.told_size, incident.told_at, incident.facts = len(members), now, facts
+            self.member_rules[key] = frozenset(facts["by_rule"])
             await self._link(conn, incident, members)
             return 1
         assert incident.alert_id is not None
@@ -445,6 +452,7 @@ class IncidentBook:
         elif facts != incident.facts:
             await store.update(conn, incident.incident_id, facts, now)
         incident.facts = facts
+        self.member_rules[key] = frozenset(facts["by_rule"])
         await self._link(conn, incident, members)
         return written
 
@@ -461,19 +469,21 @@ class IncidentBook:
 # ---- who hears of it --------------------------------------------------------------------------
 
 
-def routed(channels: Routes, rules: IncidentRules) -> Routes:
+def routed(channels: Routes, book: IncidentBook) -> Routes:
     """The fan-out's routing with incidents: an incident goes wherever an alert of its cause's
-    rules would (a route for coverage_lost in Vân Canh hears of Vân Canh's incidents of that
-    cause), and to routes naming incident_* rules themselves."""
+    rules or of its members' rules would (a route for critical coverage_lost in Vân Canh hears
+    of a Vân Canh incident holding such villages, whatever its cause), and to routes naming
+    incident_* rules themselves."""
     if not callable(channels):
         return channels
     route: Callable[[Target], Sequence[str]] = channels
 
     def to(target: Target) -> list[str]:
         out = list(route(target))
-        cause = rules.by_rule(target.rule)
+        cause = book.rules.by_rule(target.rule)
         if cause is not None:
-            for rule in cause.rules:
+            key = (cause.name, target.district_code)
+            for rule in sorted(set(cause.rules) | book.member_rules.get(key, frozenset())):
                 out += route(Target(rule, target.severity, target.district_code,
                                     target.escalated))  # fmt: skip
         return list(dict.fromkeys(out))

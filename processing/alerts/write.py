@@ -42,7 +42,7 @@ async def write(conn: psycopg.AsyncConnection, writes: list[Write], coverage_cur
         grouped = i.book.rules.grouped
         queued += (await fan_out_members(conn, sorted(i.book.quiet),
                                          machine_channels(channels), now))[1]  # fmt: skip
-        routes = routed(channels, i.book.rules)
+        routes = routed(channels, i.book)
     queued += await fan_out(conn, routes, now)
     if isinstance(channels, Router):
         # Here, in the engine's tick and transaction: one engine per database holds the lock,
