@@ -78,6 +78,15 @@ async def update(conn: psycopg.AsyncConnection, incident_id: int, facts: dict[st
     )
 
 
+async def set_severity(conn: psycopg.AsyncConnection, alert_id: int, severity: str) -> None:
+    """An incident's alert takes its worst member's severity (before the transition telling
+    it, which carries the alert as it then stands)."""
+    await conn.execute(
+        "UPDATE alerts SET severity = %s WHERE alert_id = %s AND severity <> %s",
+        (severity, alert_id, severity),
+    )
+
+
 async def close(conn: psycopg.AsyncConnection, incident_id: int, now: datetime) -> None:
     await conn.execute(
         "UPDATE incidents SET resolved_at = %s, updated_at = %s"

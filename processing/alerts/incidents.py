@@ -436,6 +436,8 @@ class IncidentBook:
         written = 0
         told_at = incident.told_at or incident.first_seen
         if len(members) != incident.told_size and now - told_at >= interval:
+            # Its severity follows its worst member, so routes by severity hear of it grown.
+            await store.set_severity(conn, incident.alert_id, worst_severity(members))
             done = await q.engine_transition(
                 conn, "updated", incident.alert_id, now,
                 comment=f"{incident.told_size} → {len(members)} alerts",
