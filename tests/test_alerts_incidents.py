@@ -28,12 +28,11 @@ from streamlit.testing.v1 import AppTest
 
 from devices.kinds import Kind
 from processing.alerts.facts import Directory
+from processing.alerts.incident_rules import load_incident_rules, parse_incident_rules
 from processing.alerts.incidents import (
     IncidentBook,
     groups,
-    load_incident_rules,
     machine_channels,
-    parse_incident_rules,
     routed,
     summarize,
 )

@@ -15,7 +15,7 @@ from typing import Any
 from devices.kinds import Kind
 from processing.alerts.facts import Directory, bts_extras, render
 from processing.alerts.grouping import group_facts, zero_facts
-from processing.alerts.incidents import is_incident
+from processing.alerts.incident_rules import is_incident
 from processing.alerts.inputs import Intake, Startup
 from processing.alerts.lifecycle import Act, Tracker
 from processing.alerts.rules import Rule, RuleSet, Severity, Source

@@ -42,7 +42,7 @@ from processing.alerts.channels.base import Channel as Channel
 from processing.alerts.channels.base import DeliveryError as DeliveryError
 from processing.alerts.channels.base import exchange, failure
 from processing.alerts.config import AlertConfig
-from processing.alerts.incidents import load_incident_rules
+from processing.alerts.incident_rules import load_incident_rules
 from processing.alerts.metrics import AlertMetrics
 from processing.alerts.routing import Medium
 from processing.alerts.rules import load_rules

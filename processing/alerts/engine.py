@@ -27,7 +27,8 @@ from processing.alerts.config import AlertConfig
 from processing.alerts.decide import Decision, EngineState, adopt, decide, fold_missing
 from processing.alerts.delivery import Dispatcher, channels_for
 from processing.alerts.gather import Gatherer
-from processing.alerts.incidents import IncidentBook, IncidentTick, load_incident_rules
+from processing.alerts.incident_rules import load_incident_rules
+from processing.alerts.incidents import IncidentBook, IncidentTick
 from processing.alerts.lifecycle import Tracker
 from processing.alerts.metrics import AlertMetrics
 from processing.alerts.rules import RuleSet, Source, load_rules
