@@ -1,6 +1,7 @@
 """Layers of the live map, built from store rows. No basemap is needed: the province outline,
-district areas, roads and towns come from the scenario, so it works on a closed network; a
-raster tile URL (``IOC_DASHBOARD_TILE_URL``) adds one where a tile server is reachable.
+district areas, roads and district names come from the scenario (drawn once into an image by
+dashboard/background.py), so it works on a closed network; a raster tile URL
+(``IOC_DASHBOARD_TILE_URL``) adds one where a tile server is reachable.
 
 A few layers of aggregated state, never one marker redrawn per message."""
 
@@ -17,6 +18,7 @@ from typing import Any
 import pandas as pd
 import pydeck as pdk
 
+from dashboard import background
 from dashboard.i18n import ZONE, metric_label, num, t
 from devices.health import KEY_METRICS, DisplayState
 from devices.kinds import Kind
@@ -65,6 +67,7 @@ class MapOptions:
     focus: tuple[float, float] | None = None  # (lat, lon) to centre on
     tile_url: str | None = None  # an XYZ raster tile URL on the closed network
     extra_layers: list[pdk.Layer] = field(default_factory=list)  # e.g. the coverage layer
+    skip: tuple[str, ...] = ()  # layer ids left out (bench/dashboard.py times each layer so)
 
 
 def _value(kind: str, name: str, value: Any) -> str | None:
@@ -167,52 +170,13 @@ def deck(
     features: list[dict[str, Any]],
     options: MapOptions,
 ) -> pdk.Deck:
-    areas = pd.DataFrame(
-        {
-            "name": [d["name"] for d in districts],
-            "polygon": [[[lon, lat] for lat, lon in d["polygon"]] for d in districts],
-        }
-    )
-    labels = pd.DataFrame(
-        {
-            "name": [d["name"] for d in districts],
-            "lat": [d["lat"] for d in districts],
-            "lon": [d["lon"] for d in districts],
-        }
-    )
-    paths = pd.DataFrame(
-        {
-            "kind": [f["kind"] for f in features],
-            "path": [[[lon, lat] for lat, lon in f["points"]] for f in features],
-            "colour": [
-                [236, 240, 241, 230] if f["kind"] == "outline" else [200, 170, 90, 170]
-                for f in features
-            ],
-            "width": [3 if f["kind"] == "outline" else 1 for f in features],
-        }
-    )
-    layers: list[pdk.Layer] = []
-    layers += [
-        pdk.Layer(
-            "PolygonLayer",
-            areas,
-            id="districts",
-            get_polygon="polygon",
-            get_fill_color=[28, 40, 51, 110 if options.tile_url else 200],
-            get_line_color=[133, 146, 158, 255],
-            line_width_min_pixels=1,
-            stroked=True,
-        ),
+    # The static background is one image drawn on the server (dashboard/background.py): as
+    # polygon, path and text layers it cost seconds a navigation in software WebGL.
+    bg = background.cached(districts, features, fill_alpha=110 if options.tile_url else 200)
+    layers: list[pdk.Layer] = [
+        # Quoted: pydeck would read a bare string as an expression.
+        pdk.Layer("BitmapLayer", id="background", image=f"'{bg.data_url}'", bounds=bg.frame.bounds),
         *options.extra_layers,
-        pdk.Layer(
-            "PathLayer",
-            paths,
-            id="roads",
-            get_path="path",
-            get_color="colour",
-            get_width="width",
-            width_units="'pixels'",
-        ),
     ]
     if options.villages:
         points, spots = village_frames(villages, dead_spots)
@@ -252,24 +216,7 @@ def deck(
                     pickable=True,
                 )
             )
-    layers.append(
-        pdk.Layer(
-            "TextLayer",
-            labels,
-            id="district-labels",
-            get_position=["lon", "lat"],
-            get_text="name",
-            get_color=[236, 240, 241, 255],
-            get_size=13,
-            get_alignment_baseline="'bottom'",
-            # deck.gl's default atlas is ASCII only, so Vietnamese names lost their diacritics;
-            # "auto" builds it from the data. Quoted: pydeck reads bare strings as expressions.
-            character_set="'auto'",
-            outline_width=2,
-            outline_color=[23, 32, 42, 255],
-            font_settings={"sdf": True},
-        )
-    )
+    layers = [layer for layer in layers if layer.id not in options.skip]
     view = dict(PROVINCE_VIEW)
     if options.focus:
         view = {"latitude": options.focus[0], "longitude": options.focus[1], "zoom": 11.5}

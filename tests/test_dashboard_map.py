@@ -1,0 +1,112 @@
+"""The map's pre-rendered background (dashboard/background.py) and the deck that shows it."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from pyproj import Transformer
+
+from dashboard import background
+from dashboard.livemap import MapOptions, deck
+
+NORTH_SPOT = (14.6, 108.7)  # (lat, lon): far from the box's middle, where Mercator bends most
+SOUTH_SPOT = (13.6, 109.2)
+
+
+def square(name: str, lat: float, lon: float, half: float = 0.01) -> dict[str, object]:
+    ring = [[lat - half, lon - half], [lat - half, lon + half],
+            [lat + half, lon + half], [lat + half, lon - half]]  # fmt: skip
+    return {"name": name, "lat": lat, "lon": lon, "polygon": ring}
+
+
+def pixels(bg: background.Background) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(bg.png)).convert("RGBA"))
+
+
+def test_a_place_is_drawn_where_deck_puts_its_lon_lat():
+    """deck.gl spreads a bitmap linearly in Web Mercator between its bounds: a spot's pixel in
+    the PNG must be where EPSG:3857 (pyproj, not our formula) puts it within those bounds.
+
+    Over one province plain latitude rows would be off by ~1 pixel, too little to tell apart,
+    so the spots here are 14 degrees apart (drawn at 40 px a degree)."""
+    spots = ((24.0, 108.7), (17.0, 108.95), (10.0, 109.2))  # the middle one bends most
+    bg = background.render(
+        [square("", *spot, half=0.3) for spot in spots], [], fill_alpha=255, px_per_deg=40
+    )
+    frame = bg.frame
+    image = pixels(bg)
+    assert image.shape[:2] == (frame.height, frame.width)
+    to_mercator = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True)
+    west_x, south_y = to_mercator.transform(frame.west, frame.south)
+    east_x, north_y = to_mercator.transform(frame.east, frame.north)
+    ys, xs = np.nonzero(image[..., 3] > 128)
+    for lat, lon in spots:
+        x, y = to_mercator.transform(lon, lat)
+        want = ((x - west_x) / (east_x - west_x) * frame.width,
+                (north_y - y) / (north_y - south_y) * frame.height)  # fmt: skip
+        mine = np.abs(ys - want[1]) < 40  # this spot's square, not the others
+        got = (xs[mine].mean() + 0.5, ys[mine].mean() + 0.5)  # pixel centres
+        assert got == pytest.approx(want, abs=1.5)
+    # The test tells Mercator from plain latitude rows: those would put the middle spot off.
+    linear = (frame.north - 17.0) / (frame.north - frame.south) * frame.height
+    assert abs(linear - frame.pixel(17.0, 108.95)[1]) > 4
+
+
+def test_the_box_holds_every_place_and_its_name():
+    wide = square("Thành phố Quy Nhơn", 14.0, 109.3)
+    bg = background.render([wide], [{"kind": "road", "points": [[13.9, 109.2], [14.1, 109.4]]}])
+    frame = bg.frame
+    assert frame.west < 109.2 and frame.east > 109.4 and frame.south < 13.9 and frame.north > 14.1
+    # The name is wider than the square: the box grew so that it is not cut at the edge.
+    assert frame.east - 109.3 > 0.05
+    image = pixels(bg)
+    assert image[:, -1, 3].max() == 0 and image[:, 0, 3].max() == 0  # margins left clear
+
+
+def test_background_is_rendered_once_per_set_of_places(monkeypatch):
+    calls: list[int] = []
+    real = background.render
+
+    def counting(*args: object, **kwargs: object) -> background.Background:
+        calls.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(background, "render", counting)
+    monkeypatch.setattr(background, "_cache", {})
+    places = [square("A", *NORTH_SPOT)]
+    first = background.cached(places, [])
+    assert background.cached([dict(p) for p in places], []) is first  # equal places: no redraw
+    assert len(calls) == 1
+    moved = background.cached([square("A", *SOUTH_SPOT)], [])
+    assert moved is not first and len(calls) == 2
+    assert background.cached(places, [], fill_alpha=110) is not first  # with a tile basemap
+    assert len(calls) == 3
+
+
+def layers_of(spec: str) -> dict[str, dict[str, object]]:
+    return {layer["id"]: layer for layer in json.loads(spec)["layers"]}
+
+
+def test_deck_draws_the_background_as_one_image_and_no_vector_layers():
+    places = [square("Huyện An Lão", *NORTH_SPOT), square("Huyện Vân Canh", *SOUTH_SPOT)]
+    roads = [{"kind": "road", "points": [[13.6, 109.2], [14.6, 108.7]]}]
+    layers = layers_of(deck([], [], set(), places, roads, MapOptions()).to_json())
+    types = {layer["@@type"] for layer in layers.values()}
+    assert "BitmapLayer" in types
+    assert not types & {"PolygonLayer", "PathLayer", "TextLayer"}
+    image = layers["background"]
+    # A literal data URL (pydeck would have made a bare string an expression: "@@=...").
+    assert str(image["image"]).startswith("data:image/png;base64,")
+    bg = background.cached(places, roads)
+    assert image["bounds"] == pytest.approx(bg.frame.bounds)
+
+
+def test_a_skipped_layer_is_left_out():
+    places = [square("A", *NORTH_SPOT)]
+    spec = deck([], [], set(), places, [], MapOptions(skip=("background",))).to_json()
+    assert "background" not in layers_of(spec)
+    assert "villages" in layers_of(spec)
