@@ -1,7 +1,16 @@
 """How fast the IOC view is at a month of fleet telemetry: each page's database queries, and the
 time from navigation to the map drawn (coverage layer on) in headless chromium.
 
-    python -m bench.dashboard [--quick] [--days 30] [--interval-s 900] [--url URL]
+    python -m bench.dashboard [--quick] [--days 30] [--interval-s 900] [--url URL] [--no-layers]
+
+``map_ready_s`` is the median, over 3 navigations (5 without --quick), of the time from a click
+on the map's link to its canvas showing both the online towers and the pre-rendered background.
+``layer_ms`` is each layer's share of it, measured by removal: a second dashboard started with
+``IOC_DASHBOARD_MAP_SKIP=<layer id>`` is navigated in turn with the whole map's (same browser,
+same load on the machine; after a warm-up pair, each first in turn), and the layer's figure is
+the median of the paired differences (5 pairs with --quick, 7 without).
+Differences within about +-150 ms are noise (a negative one is). The tower layer stays in
+every run, since the map counts as drawn when towers show.
 
 Builds a throwaway database (TimescaleDB when IOC_TEST_TSDB_URL is set, else the local
 PostgreSQL) with the scenario, DAYS of readings every INTERVAL_S for all 3,108 devices, rejects,
@@ -13,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import socket
 import statistics
 import sys
@@ -115,59 +125,153 @@ def time_queries(url: str, now: datetime, repeat: int) -> dict[str, dict[str, fl
     return out
 
 
-def map_ready(url: str, password: str, navigations: int) -> dict[str, float]:
-    """Seconds from a click on the map's link to the towers drawn, coverage layer on."""
-    from tests.support.browser import (
-        launch,
-        login,
-        start_dashboard,
-        wait_http,
-        wait_map_drawn,
-    )
+# Each layer's cost is timed by leaving it out (IOC_DASHBOARD_MAP_SKIP): the deck draws all its
+# layers in one frame, so removal is what an operator would save. The towers stay, since the
+# map counts as drawn when they show.
+LAYERS = ("background", "coverage-any", "villages", "dead-spots", "devices-broadband",
+          "devices-camera")  # fmt: skip
+BACKGROUND_PIXEL = (236, 240, 241)  # dashboard.background.OUTLINE: the province's edge, names
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    proc = start_dashboard(url, port, refresh_s=30)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(base + "/_stcore/health")
-        from playwright.sync_api import sync_playwright
 
-        with sync_playwright() as p:
-            browser = launch(p)
-            page = browser.new_page(viewport={"width": 1500, "height": 1100})
-            start = time.perf_counter()
-            login(page, base, "bench", password)
-            assert wait_map_drawn(page) > 200
-            first = time.perf_counter() - start
-            page.get_by_label("Vùng phủ sóng").click()
-            page.get_by_role("option", name="bất kỳ nhà mạng").click()
-            assert wait_map_drawn(page) > 200
-            page.get_by_role("link", name="Cảnh báo").click()
-            page.get_by_text("Chọn cảnh báo").wait_for()
-            runs = []
-            for _ in range(navigations):
-                start = time.perf_counter()
-                page.get_by_role("link", name="Bản đồ trực tiếp").click()
-                assert wait_map_drawn(page) > 200
-                runs.append(time.perf_counter() - start)
-                page.get_by_role("link", name="Cảnh báo").click()
-                page.get_by_text("Chọn cảnh báo").wait_for()
+def wait_background(page: Any, timeout_s: float = 30) -> None:
+    """Wait until the pre-rendered background shows too: it is an image the browser decodes
+    after the first frame, and a map without its districts is not drawn yet."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    canvas = page.locator("canvas").first
+    deadline = time.monotonic() + timeout_s
+    while True:
+        shot = np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("RGB"), dtype=int)
+        edge = int((np.abs(shot - np.array(BACKGROUND_PIXEL)) < 12).all(axis=2).sum())
+        if edge > 400:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"background not drawn ({edge} edge pixels)")
+        page.wait_for_timeout(100)  # poll the condition again, up to the deadline
+
+
+class MapPage:
+    """A dashboard of its own (``skip``: the layer it leaves out) and a page logged in to it,
+    on the shared browser; ``navigate`` times one click on the map's link to the map drawn."""
+
+    def __init__(self, browser: Any, url: str, password: str, skip: str = "") -> None:
+        from tests.support.browser import start_dashboard, wait_http
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        os.environ["IOC_DASHBOARD_MAP_SKIP"] = skip  # start_dashboard passes our environment on
+        try:
+            self.proc = start_dashboard(url, port, refresh_s=30)
+        finally:
+            del os.environ["IOC_DASHBOARD_MAP_SKIP"]
+        self.skip = skip
+        try:
+            wait_http(f"http://127.0.0.1:{port}/_stcore/health")
+            self.page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            self.login_s = self._login(f"http://127.0.0.1:{port}", password)
+        except BaseException:
+            self.close()
+            raise
+
+    def _drawn(self) -> None:
+        from tests.support.browser import wait_map_drawn
+
+        assert wait_map_drawn(self.page) > 200
+        if self.skip != "background":
+            wait_background(self.page)
+
+    def _login(self, base: str, password: str) -> float:
+        from tests.support.browser import login
+
+        start = time.perf_counter()
+        login(self.page, base, "bench", password)
+        self._drawn()
+        took = time.perf_counter() - start
+        self.page.get_by_label("Vùng phủ sóng").click()
+        self.page.get_by_role("option", name="bất kỳ nhà mạng").click()
+        self._drawn()
+        self._away()
+        return took
+
+    def _away(self) -> None:
+        self.page.get_by_role("link", name="Cảnh báo").click()
+        self.page.get_by_text("Chọn cảnh báo").wait_for()
+
+    def navigate(self) -> float:
+        start = time.perf_counter()
+        self.page.get_by_role("link", name="Bản đồ trực tiếp").click()
+        self._drawn()
+        took = time.perf_counter() - start
+        self._away()
+        return took
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def map_ready(url: str, password: str, navigations: int, layers: bool) -> dict[str, Any]:
+    """map_ready_s (and login_to_map_s) of the whole map; with ``layers``, layer_ms."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.support.browser import launch
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        full = MapPage(browser, url, password)
+        try:
+            runs = [full.navigate() for _ in range(navigations)]
+            out: dict[str, Any] = {
+                "login_to_map_s": round(full.login_s, 2),
+                "map_ready_s": round(statistics.median(runs), 2),
+            }
+            log(f"map_ready_s {out['map_ready_s']} ({', '.join(f'{r:.2f}' for r in runs)})")
+            if layers:
+                pairs = navigations + 2
+                out["layer_ms"] = {layer: layer_cost(browser, full, url, password, layer, pairs)
+                                   for layer in LAYERS}  # fmt: skip
+        finally:
+            full.close()
             browser.close()
-        return {"login_to_map_s": round(first, 2), "map_ready_s": round(statistics.median(runs), 2)}
+    return out
+
+
+def layer_cost(
+    browser: Any, full: MapPage, url: str, password: str, layer: str, navigations: int
+) -> int:
+    """Median over paired navigations (whole map and the map without ``layer`` one after the
+    other, so both see the same load on the machine) of the difference, in milliseconds."""
+    without = MapPage(browser, url, password, skip=layer)
+    try:
+        for page in (full, without):  # a warm-up pair: the first after a login runs slow
+            page.navigate()
+        diffs = []
+        for i in range(navigations):  # each first in turn, so that order cancels out
+            if i % 2:
+                alone = without.navigate()
+                diffs.append(full.navigate() - alone)
+            else:
+                diffs.append(full.navigate() - without.navigate())
     finally:
-        proc.terminate()
-        proc.wait(10)
+        without.page.close()
+        without.close()
+    cost = round(statistics.median(diffs) * 1000)
+    log(f"layer {layer:<18} {cost:5d} ms ({', '.join(f'{d * 1000:.0f}' for d in diffs)})")
+    return cost
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 day every 30 min, 1 navigation")
+    parser.add_argument("--quick", action="store_true", help="1 day every 30 min, 3 navigations")
     parser.add_argument("--days", type=float, default=30)
     parser.add_argument("--interval-s", type=int, default=900, help="reporting interval")
     parser.add_argument("--url", help="server URL (default: IOC_TEST_TSDB_URL, else local)")
-    parser.add_argument("--no-browser", action="store_true", help="skip map_ready_s")
+    parser.add_argument("--no-browser", action="store_true", help="skip map_ready_s, layer_ms")
+    parser.add_argument("--no-layers", action="store_true", help="skip layer_ms")
     args = parser.parse_args()
     days = 1 if args.quick else args.days
     interval_s = 1800 if args.quick else args.interval_s
@@ -197,7 +301,9 @@ def main() -> None:
         slowest_page, slowest, worst = max(
             ((p, n, ms) for p, t in pages.items() for n, ms in t.items()), key=lambda x: x[2]
         )
-        browser = {} if args.no_browser else map_ready(url, password, 1 if args.quick else 3)
+        browser: dict[str, Any] = {}
+        if not args.no_browser:
+            browser = map_ready(url, password, 3 if args.quick else 5, not args.no_layers)
         result = {
             **browser,
             "max_query_ms": worst,
