@@ -83,15 +83,27 @@ class Frame:
         return x, y
 
 
+def _data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
 @dataclass(frozen=True)
 class Background:
+    """Two images on one frame: the areas, lines and roads under the live layers, and the
+    district names over them (markers would hide names drawn underneath)."""
+
     png: bytes
+    labels: bytes
     frame: Frame
 
     @cached_property
     def data_url(self) -> str:
         """The image inline: no static route is needed, and it is encoded once per process."""
-        return "data:image/png;base64," + base64.b64encode(self.png).decode()
+        return _data_url(self.png)
+
+    @cached_property
+    def labels_url(self) -> str:
+        return _data_url(self.labels)
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
@@ -109,7 +121,7 @@ def render(
     fill_alpha: int = 200,
     px_per_deg: float = PX_PER_DEG,
 ) -> Background:
-    """District areas and lines, the province outline, roads and district names, as a PNG.
+    """District areas and lines, the province outline and roads; district names apart.
 
     ``districts`` are ``store.places.districts`` rows (``polygon`` as [lat, lon] pairs),
     ``features`` ``store.places.map_features`` rows (``points`` likewise, kind outline/road)."""
@@ -137,17 +149,23 @@ def render(
             if f["kind"] == kind:
                 draw.line(xy(f["points"]), fill=OUTLINE if kind == "outline" else ROAD,
                           width=WIDTH[kind] * s, joint="curve")  # fmt: skip
+    names = Image.new("RGBA", big.size, (0, 0, 0, 0))
+    write = ImageDraw.Draw(names)
     for d in districts:
         (x, y), = xy([(d["lat"], d["lon"])])  # fmt: skip
-        draw.text((x, y), d["name"], font=font, fill=LABEL, anchor="md",
-                  stroke_width=4 * s, stroke_fill=LABEL_HALO)  # fmt: skip
+        write.text((x, y), d["name"], font=font, fill=LABEL, anchor="md",
+                   stroke_width=4 * s, stroke_fill=LABEL_HALO)  # fmt: skip
+    return Background(_png(big, frame), _png(names, frame), frame)
+
+
+def _png(big: Image.Image, frame: Frame) -> bytes:
     image = big.resize((frame.width, frame.height), Image.Resampling.LANCZOS)
-    # 64 colours (with alpha) keep the edges smooth at a sixth of the bytes: the image goes to
+    # 64 colours (with alpha) keep the edges smooth at a sixth of the bytes: the images go to
     # the browser inline with every refresh of the map.
     image = image.quantize(PALETTE, method=Image.Quantize.FASTOCTREE)
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)
-    return Background(out.getvalue(), frame)
+    return out.getvalue()
 
 
 def fingerprint(

@@ -216,6 +216,8 @@ def deck(
                     pickable=True,
                 )
             )
+    layers.append(pdk.Layer("BitmapLayer", id="labels", image=f"'{bg.labels_url}'",
+                            bounds=bg.frame.bounds))  # fmt: skip
     layers = [layer for layer in layers if layer.id not in options.skip]
     view = dict(PROVINCE_VIEW)
     if options.focus:

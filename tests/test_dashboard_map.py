@@ -58,13 +58,22 @@ def test_a_place_is_drawn_where_deck_puts_its_lon_lat():
 
 def test_the_box_holds_every_place_and_its_name():
     wide = square("Thành phố Quy Nhơn", 14.0, 109.3)
-    bg = background.render([wide], [{"kind": "road", "points": [[13.9, 109.2], [14.1, 109.4]]}])
+    road = [{"kind": "road", "points": [[13.9, 109.1], [14.1, 109.2]]}]
+    bg = background.render([wide], road)
+    unnamed = background.render([square("", 14.0, 109.3)], road)  # the same without its name
     frame = bg.frame
-    assert frame.west < 109.2 and frame.east > 109.4 and frame.south < 13.9 and frame.north > 14.1
+    assert frame.west < 109.1 and frame.south < 13.9 and frame.north > 14.1
     # The name is wider than the square: the box grew so that it is not cut at the edge.
-    assert frame.east - 109.3 > 0.05
+    assert unnamed.frame.east < 109.35 < 109.4 < frame.east
     image = pixels(bg)
     assert image[:, -1, 3].max() == 0 and image[:, 0, 3].max() == 0  # margins left clear
+    # The name is in the image drawn over the markers, not under them.
+    names = np.asarray(Image.open(io.BytesIO(bg.labels)).convert("RGBA"))
+    assert names.shape == image.shape
+    assert (names[..., 3] > 128).sum() > 500
+    assert (pixels(unnamed)[..., 3] > 128).sum() == pytest.approx(
+        (image[..., 3] > 128).sum(), rel=0.05
+    )
 
 
 def test_background_is_rendered_once_per_set_of_places(monkeypatch):
@@ -103,6 +112,10 @@ def test_deck_draws_the_background_as_one_image_and_no_vector_layers():
     assert str(image["image"]).startswith("data:image/png;base64,")
     bg = background.cached(places, roads)
     assert image["bounds"] == pytest.approx(bg.frame.bounds)
+    # District names last, over the markers, on the same frame.
+    names = list(layers.values())[-1]
+    assert names["id"] == "labels" and names["@@type"] == "BitmapLayer"
+    assert names["image"] == bg.labels_url and names["bounds"] == image["bounds"]
 
 
 def test_a_skipped_layer_is_left_out():
