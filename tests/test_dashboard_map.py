@@ -69,8 +69,8 @@ def test_the_box_holds_every_place_and_its_name():
     assert image[:, -1, 3].max() == 0 and image[:, 0, 3].max() == 0  # margins left clear
     # The name is in the image drawn over the markers, not under them.
     names = np.asarray(Image.open(io.BytesIO(bg.labels)).convert("RGBA"))
-    assert names.shape == image.shape
-    assert (names[..., 3] > 128).sum() > 500
+    assert names.shape[:2] == (frame.height // 2, frame.width // 2)  # same box, half the pixels
+    assert (names[..., 3] > 128).sum() > 200
     assert (pixels(unnamed)[..., 3] > 128).sum() == pytest.approx(
         (image[..., 3] > 128).sum(), rel=0.05
     )
