@@ -29,6 +29,7 @@ class DashboardConfig:
     address_failures: int  # failed logins from one address within the window that lock it
     login_window_minutes: float
     lockout_minutes: float
+    map_skip: tuple[str, ...] = ()  # layer ids the map leaves out: a bench times each so
 
 
 # Set by the entry script at the top of every run, before st.navigation runs a page; one

@@ -243,4 +243,5 @@ def dashboard_config(settings: Settings) -> DashboardConfig:
         address_failures=settings.dashboard.address_failures,
         login_window_minutes=settings.dashboard.login_window_minutes,
         lockout_minutes=settings.dashboard.lockout_minutes,
+        map_skip=tuple(filter(None, settings.dashboard.map_skip.split(","))),
     )

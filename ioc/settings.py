@@ -221,6 +221,9 @@ class DashboardSettings(Section):
     metrics_port: int = Field(
         9473, ge=0, le=65535, description="the dashboard's /metrics, /health; 0: none"
     )
+    map_skip: str = Field(
+        "", description="map layers left out, by id, comma-separated (bench/dashboard.py)"
+    )
 
 
 class SimulateSettings(Section):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from typing import Any
 
 import streamlit as st
 
 from dashboard import coverage_view, headline
-from dashboard.data import db, refresh_seconds, tile_url
+from dashboard.data import config, db, refresh_seconds, tile_url
 from dashboard.i18n import labeller, t, when
 from dashboard.livemap import LEGEND_COLOURS, MapOptions, deck
 from store import alerts, readings, registry
@@ -45,9 +44,6 @@ def focus_point(
     return None
 
 
-# A benchmark's knob, not a setting: bench/dashboard.py starts a dashboard without one layer at a
-# time to measure what each costs the browser (its docstring says how).
-SKIPPED_LAYERS = tuple(filter(None, os.environ.get("IOC_DASHBOARD_MAP_SKIP", "").split(",")))
 COVERAGE_LABELS = {"off": t("map.none"), "any": t("map.any_operator")} | {
     op: op for op in ("viettel", "mobifone", "vinaphone", "vietnamobile")
 }
@@ -96,7 +92,7 @@ def live_map() -> None:
         focus=focus_point(focus, devices),
         tile_url=tile_url(),
         extra_layers=extra,
-        skip=SKIPPED_LAYERS,
+        skip=config().map_skip,
     )
     if focus:
         st.caption(t("map.focus", subject=focus))
