@@ -172,12 +172,15 @@ def deck(
 ) -> pdk.Deck:
     # The static background is one image drawn on the server (dashboard/background.py): as
     # polygon, path and text layers it cost seconds a navigation in software WebGL.
-    bg = background.cached(districts, features, fill_alpha=110 if options.tile_url else 200)
-    layers: list[pdk.Layer] = [
+    # A database without a scenario has no places to draw: the live layers alone, then.
+    bg = None
+    if districts or features:
+        bg = background.cached(districts, features, fill_alpha=110 if options.tile_url else 200)
+    layers: list[pdk.Layer] = [*options.extra_layers]
+    if bg is not None:
         # Quoted: pydeck would read a bare string as an expression.
-        pdk.Layer("BitmapLayer", id="background", image=f"'{bg.data_url}'", bounds=bg.frame.bounds),
-        *options.extra_layers,
-    ]
+        layers.insert(0, pdk.Layer("BitmapLayer", id="background", image=f"'{bg.data_url}'",
+                                   bounds=bg.frame.bounds))  # fmt: skip
     if options.villages:
         points, spots = village_frames(villages, dead_spots)
         layers.append(
@@ -216,8 +219,9 @@ def deck(
                     pickable=True,
                 )
             )
-    layers.append(pdk.Layer("BitmapLayer", id="labels", image=f"'{bg.labels_url}'",
-                            bounds=bg.frame.bounds))  # fmt: skip
+    if bg is not None:
+        layers.append(pdk.Layer("BitmapLayer", id="labels", image=f"'{bg.labels_url}'",
+                                bounds=bg.frame.bounds))  # fmt: skip
     layers = [layer for layer in layers if layer.id not in options.skip]
     view = dict(PROVINCE_VIEW)
     if options.focus:
