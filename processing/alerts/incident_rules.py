@@ -3,13 +3,12 @@ README, Alerting): parsed here, once, and checked against the rules it names."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from devices.topics import ALERT_PART_PATTERN
-from processing.alerts.rules import RulesError, load_document
+from processing.alerts.rules import RulesError, entry_check, load_document, texts
 
 INCIDENT_PREFIX = "incident_"  # an incident's alert row: rule incident_<cause>
 GROUP_KEYS = ("cause", "district")
@@ -89,7 +88,7 @@ def parse_incident_rules(doc: dict[str, Any], where: str) -> IncidentRules:
     table = doc.get("incidents", {})
     if unknown := sorted(set(table) - _TABLE_KEYS):
         raise RulesError(f"{where}: [incidents]: unknown key {unknown[0]!r}")
-    group_by = _texts(table.get("group_by", list(GROUP_KEYS)))
+    group_by = texts(table.get("group_by", list(GROUP_KEYS)))
     if group_by is None or "cause" not in group_by or not set(group_by) <= set(GROUP_KEYS):
         raise RulesError(f"{where}: [incidents]: group_by must be ['cause'] or "
                          "['cause', 'district']")  # fmt: skip
@@ -122,18 +121,13 @@ def parse_incident_rules(doc: dict[str, Any], where: str) -> IncidentRules:
 
 def _cause(entry: dict[str, Any], where: str, known: set[Any]) -> Cause:
     name = entry.get("name", "?")
-
-    def fail(message: str) -> RulesError:
-        return RulesError(f"{where}: cause {name!r}: {message}")
-
-    if unknown := sorted(set(entry) - _CAUSE_KEYS):
-        raise fail(f"unknown key {unknown[0]!r}")
+    fail = entry_check(where, "cause", entry, _CAUSE_KEYS)
     if not isinstance(name, str) or not ALERT_PART_PATTERN.match(INCIDENT_PREFIX + name):
         raise fail("name must be letters, digits, '_', '.' or '-' (it names a topic level)")
     for key in ("en", "vi"):
         if not isinstance(entry.get(key), str):
             raise fail(f"{key} is missing or not text")
-    rules = _texts(entry.get("rules"))
+    rules = texts(entry.get("rules"))
     if not rules:
         raise fail("rules must name one or more rules")
     if missing := [r for r in rules if r not in known]:
@@ -143,15 +137,10 @@ def _cause(entry: dict[str, Any], where: str, known: set[Any]) -> Cause:
 
 def _inhibit(entry: dict[str, Any], where: str, known: set[Any]) -> Inhibit:
     name = entry.get("name", "?")
-
-    def fail(message: str) -> RulesError:
-        return RulesError(f"{where}: inhibit {name!r}: {message}")
-
-    if unknown := sorted(set(entry) - _INHIBIT_KEYS):
-        raise fail(f"unknown key {unknown[0]!r}")
+    fail = entry_check(where, "inhibit", entry, _INHIBIT_KEYS)
     sides: dict[str, frozenset[str]] = {}
     for side in ("source", "target"):
-        rules = _texts(entry.get(side))
+        rules = texts(entry.get(side))
         if not rules:
             raise fail(f"{side} must name one or more rules")
         if missing := [r for r in rules if r not in known]:
@@ -160,11 +149,3 @@ def _inhibit(entry: dict[str, Any], where: str, known: set[Any]) -> Inhibit:
     if entry.get("equal") not in EQUALS:
         raise fail(f"equal must be one of {', '.join(EQUALS)}, not {entry.get('equal')!r}")
     return Inhibit(str(name), sides["source"], sides["target"], entry["equal"])
-
-
-def _texts(value: Any) -> tuple[str, ...] | None:
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    return None

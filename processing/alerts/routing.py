@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from processing.alerts.rules import RulesError, Severity, load_document
+from processing.alerts.rules import Severity, entry_check, load_document, texts
 from store.alert_outbox import Target
 from store.alerts import SEVERITIES
 
@@ -174,12 +173,7 @@ def parse_routing(doc: dict[str, Any], where: str, districts: dict[str, int]) ->
 
 def _recipient(entry: dict[str, Any], where: str) -> Recipient:
     name = entry.get("name", "?")
-
-    def fail(message: str) -> RulesError:
-        return RulesError(f"{where}: recipient {name!r}: {message}")
-
-    if unknown := sorted(set(entry) - _RECIPIENT_KEYS):
-        raise fail(f"unknown key {unknown[0]!r}")
+    fail = entry_check(where, "recipient", entry, _RECIPIENT_KEYS)
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise fail("name must be letters, digits, '_', '.' or '-'")
     try:
@@ -192,7 +186,7 @@ def _recipient(entry: dict[str, Any], where: str) -> Recipient:
         language = Language(entry.get("language", "vi"))
     except ValueError:
         raise fail(f"language {entry.get('language')!r} is not vi or en") from None
-    address = _texts(entry.get("address"))
+    address = texts(entry.get("address"))
     if address is None or not address:
         raise fail("address must be text (or, for e-mail, a list of addresses)")
     if medium is not Medium.EMAIL and len(address) != 1:
@@ -206,19 +200,14 @@ def _route(
     entry: dict[str, Any], where: str, recipients: dict[str, Recipient], districts: dict[str, int]
 ) -> Route:
     name = entry.get("name", "?")
-
-    def fail(message: str) -> RulesError:
-        return RulesError(f"{where}: route {name!r}: {message}")
-
-    if unknown := sorted(set(entry) - _ROUTE_KEYS):
-        raise fail(f"unknown key {unknown[0]!r}")
+    fail = entry_check(where, "route", entry, _ROUTE_KEYS)
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise fail("name must be letters, digits, '_', '.' or '-'")
     try:
         severity = Severity(entry.get("severity", "info"))
     except ValueError:
         raise fail(f"severity {entry.get('severity')!r} (critical, major, minor, info)") from None
-    names = _texts(entry.get("recipients"))
+    names = texts(entry.get("recipients"))
     if not names:
         raise fail("recipients must name one or more [[recipients]]")
     for n in names:
@@ -226,14 +215,14 @@ def _route(
             raise fail(f"unknown recipient {n!r}")
     codes: frozenset[int] | None = None
     if "district" in entry:
-        wanted = _texts(entry["district"])
+        wanted = texts(entry["district"])
         if wanted is None:
             raise fail("district must be a district name or a list of them")
         for d in wanted:
             if d not in districts:
                 raise fail(f"unknown district {d!r} (e.g. {next(iter(districts), '')!r})")
         codes = frozenset(districts[d] for d in wanted)
-    rules = _texts(entry["rule"]) if "rule" in entry else None
+    rules = texts(entry["rule"]) if "rule" in entry else None
     if "rule" in entry and rules is None:
         raise fail("rule must be a rule name (globs allowed) or a list of them")
     after = entry.get("escalate_after_s")
@@ -242,11 +231,3 @@ def _route(
         raise fail(f"escalate_after_s must be a number > 0, not {after!r}")
     return Route(name, severity, codes, rules, names,
                  None if after is None else float(after))  # fmt: skip
-
-
-def _texts(value: Any) -> tuple[str, ...] | None:
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    return None

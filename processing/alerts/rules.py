@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import string
 import tomllib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib import resources
@@ -192,17 +193,35 @@ def _build(doc: dict[str, Any], where: str) -> RuleSet:
     return RuleSet(tuple(rules))
 
 
+def entry_check(
+    where: str, what: str, entry: dict[str, Any], keys: set[str]
+) -> Callable[[str], RulesError]:
+    """The error maker for one entry of the rules file (``{where}: {what} {name!r}: …``), once
+    the entry is known to hold no key outside ``keys``."""
+    name = entry.get("name", "?")
+
+    def fail(message: str) -> RulesError:
+        return RulesError(f"{where}: {what} {name!r}: {message}")
+
+    if unknown := sorted(set(entry) - keys):
+        raise fail(f"unknown key {unknown[0]!r}")
+    return fail
+
+
+def texts(value: Any) -> tuple[str, ...] | None:
+    """A text or a list of texts as a tuple; None when it is neither."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    return None
+
+
 def _rule(
     entry: dict[str, Any], defaults: dict[str, Any], constants: dict[str, Any], where: str
 ) -> Rule:
     name = entry.get("name", "?")
-
-    def fail(message: str) -> RulesError:
-        return RulesError(f"{where}: rule {name!r}: {message}")
-
-    unknown = set(entry) - _RULE_KEYS
-    if unknown:
-        raise fail(f"unknown key {sorted(unknown)[0]!r}")
+    fail = entry_check(where, "rule", entry, _RULE_KEYS)
     if not isinstance(name, str) or not ALERT_PART_PATTERN.match(name):
         raise fail("name must be letters, digits, '_', '.' or '-' (it is a topic level)")
     for key in ("en", "vi", "subject", "source", "when", "severity", "summary_en", "summary_vi"):

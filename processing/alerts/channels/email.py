@@ -13,12 +13,12 @@ from typing import Any
 import aiosmtplib
 
 from processing.alerts.channels.base import DeliveryError
-from processing.alerts.channels.message import render
+from processing.alerts.channels.message import ToRecipient
 from processing.alerts.config import EmailSettings
 from processing.alerts.routing import Recipient
 
 
-class EmailChannel:
+class EmailChannel(ToRecipient):
     concurrency = 4  # one SMTP session each; relays throttle many at once
 
     def __init__(
@@ -30,17 +30,13 @@ class EmailChannel:
         timeout_s: float,
         dashboard_url: str | None = None,
     ) -> None:
-        self.name = recipient.channel
-        self.recipient = recipient
+        super().__init__(recipient, rule_names, timeout_s=timeout_s, dashboard_url=dashboard_url)
         self.settings = settings
-        self.rule_names = rule_names
-        self.timeout_s = timeout_s
-        self.dashboard_url = dashboard_url
         # A private relay's certificate is checked against its own CA, never left unchecked.
         self._tls = ssl.create_default_context(cafile=settings.ca_file)
 
     def message(self, payload: dict[str, Any]) -> EmailMessage:
-        m = render(payload, self.recipient.language, self.rule_names, self.dashboard_url)
+        m = self.rendered(payload)
         mail = EmailMessage()
         mail["From"] = self.settings.sender
         mail["To"] = ", ".join(self.recipient.address)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from processing.alerts.routing import Recipient
+
 SEVERITY = {
     "en": {"critical": "CRITICAL", "major": "MAJOR", "minor": "MINOR", "info": "INFO"},
     "vi": {"critical": "KHẨN CẤP", "major": "NGHIÊM TRỌNG", "minor": "NHẸ", "info": "THÔNG TIN"},
@@ -59,3 +61,25 @@ def render(
         sep = "&" if "?" in dashboard_url else "?"
         lines.append(f"{LINK[lang]}: {dashboard_url}{sep}alert={payload['alert_id']}")
     return Message(subject, summary, tuple(lines))
+
+
+class ToRecipient:
+    """What the channels people carry share: whom they write to, and the text in that person's
+    language (``render``), linked to the dashboard when its URL is known."""
+
+    def __init__(
+        self,
+        recipient: Recipient,
+        rule_names: dict[str, tuple[str, str]],
+        *,
+        timeout_s: float,
+        dashboard_url: str | None,
+    ) -> None:
+        self.name = recipient.channel
+        self.recipient = recipient
+        self.rule_names = rule_names
+        self.timeout_s = timeout_s
+        self.dashboard_url = dashboard_url
+
+    def rendered(self, payload: dict[str, Any]) -> Message:
+        return render(payload, self.recipient.language, self.rule_names, self.dashboard_url)

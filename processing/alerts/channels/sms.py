@@ -12,7 +12,7 @@ from urllib.parse import quote
 import httpx
 
 from processing.alerts.channels.base import exchange, failure
-from processing.alerts.channels.message import render
+from processing.alerts.channels.message import ToRecipient
 from processing.alerts.config import SmsSettings
 from processing.alerts.routing import Recipient
 
@@ -25,7 +25,7 @@ def fill(template: str, values: dict[str, str], escape: Any = str) -> str:
     return template
 
 
-class SmsChannel:
+class SmsChannel(ToRecipient):
     concurrency = 4
 
     def __init__(
@@ -37,18 +37,14 @@ class SmsChannel:
         timeout_s: float,
         dashboard_url: str | None = None,
     ) -> None:
-        self.name = recipient.channel
-        self.recipient = recipient
+        super().__init__(recipient, rule_names, timeout_s=timeout_s, dashboard_url=dashboard_url)
         self.settings = settings
-        self.rule_names = rule_names
-        self.timeout_s = timeout_s
-        self.dashboard_url = dashboard_url
         self._http = httpx.AsyncClient(timeout=timeout_s)
 
     def request(self, payload: dict[str, Any]) -> tuple[str, dict[str, str], bytes]:
         """(URL, headers, body) of the gateway request for one transition."""
         s = self.settings
-        m = render(payload, self.recipient.language, self.rule_names, self.dashboard_url)
+        m = self.rendered(payload)
         values = {"to": self.recipient.address[0], "text": m.text, "key": s.key or ""}
         headers = {k: fill(v, values) for k, v in s.headers.items()}
         kind = next((v for k, v in headers.items() if k.lower() == "content-type"), None)

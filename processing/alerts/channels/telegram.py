@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 
 from processing.alerts.channels.base import exchange, failure
-from processing.alerts.channels.message import render
+from processing.alerts.channels.message import ToRecipient
 from processing.alerts.config import TelegramSettings
 from processing.alerts.routing import Recipient
 
 
-class TelegramChannel:
+class TelegramChannel(ToRecipient):
     concurrency = 1  # Telegram allows about one message a second per chat
 
     def __init__(
@@ -29,16 +29,12 @@ class TelegramChannel:
         timeout_s: float,
         dashboard_url: str | None = None,
     ) -> None:
-        self.name = recipient.channel
-        self.recipient = recipient
+        super().__init__(recipient, rule_names, timeout_s=timeout_s, dashboard_url=dashboard_url)
         self.url = f"{settings.api_url.rstrip('/')}/bot{settings.token}/sendMessage"
-        self.rule_names = rule_names
-        self.timeout_s = timeout_s
-        self.dashboard_url = dashboard_url
         self._http = httpx.AsyncClient(timeout=timeout_s)
 
     def body(self, payload: dict[str, Any]) -> dict[str, Any]:
-        m = render(payload, self.recipient.language, self.rule_names, self.dashboard_url)
+        m = self.rendered(payload)
         # HTML mode: the header in bold; everything else escaped, never read as markup.
         text = "\n".join(
             (f"<b>{html.escape(m.subject)}</b>", *map(html.escape, (m.summary, *m.lines)))
