@@ -45,6 +45,16 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _metrics_address() -> Any:
+    return Field(
+        "127.0.0.1", description="where /metrics and /health listen (0.0.0.0 in a container)"
+    )
+
+
+def _metrics_port(default: int, description: str) -> Any:
+    return Field(default, ge=0, le=65535, description=description)
+
+
 class MqttSettings(Section):
     url: str | None = Field(
         None, description="mqtt://[user:password@]host:port; unset: `ioc up` starts a broker"
@@ -55,14 +65,9 @@ class MqttSettings(Section):
         "(compose: IOC_MQTT_PASSWORD_FILE=/run/secrets/…)",
     )
     protocol: int = Field(5, description="MQTT protocol: 5, or 4 for 3.1.1 brokers")
-    metrics_address: str = Field(
-        "127.0.0.1", description="where /metrics and /health listen (0.0.0.0 in a container)"
-    )
-    metrics_port: int = Field(
-        9474,
-        ge=0,
-        le=65535,
-        description="the $SYS bridge's (python -m ioc.broker_bridge) /metrics, /health; 0: none",
+    metrics_address: str = _metrics_address()
+    metrics_port: int = _metrics_port(
+        9474, "the $SYS bridge's (python -m ioc.broker_bridge) /metrics, /health; 0: none"
     )
 
 
@@ -84,10 +89,8 @@ class IngestSettings(Section):
     writers: int = Field(
         2, ge=1, le=8, description="batches committing at once, each on its own connection"
     )
-    metrics_address: str = Field(
-        "127.0.0.1", description="where /metrics and /health listen (0.0.0.0 in a container)"
-    )
-    metrics_port: int = Field(9464, ge=0, le=65535, description="/metrics, /health; 0: none")
+    metrics_address: str = _metrics_address()
+    metrics_port: int = _metrics_port(9464, "/metrics, /health; 0: none")
     window_mb: int = Field(64, ge=8, description="MB held from the broker and not yet committed")
     self_register: bool | None = Field(
         None,
@@ -100,12 +103,8 @@ class LivenessSettings(Section):
     missed_intervals: int = Field(3, ge=1, description="silent intervals → offline")
     min_silence_s: float = Field(30.0, ge=0, description="never offline by silence sooner")
     check_s: float = Field(2.0, gt=0, description="how often liveness is evaluated")
-    metrics_address: str = Field(
-        "127.0.0.1", description="where /metrics and /health listen (0.0.0.0 in a container)"
-    )
-    metrics_port: int = Field(
-        9470, ge=0, le=65535, description="processing's /metrics, /health; 0: none"
-    )
+    metrics_address: str = _metrics_address()
+    metrics_port: int = _metrics_port(9470, "processing's /metrics, /health; 0: none")
 
 
 class CoverageSettings(Section):
@@ -126,12 +125,8 @@ class CoverageSettings(Section):
     metropolitan: bool = Field(
         False, description="judge urban cells as a metropolitan centre (COST-231 Cm = 3 dB)"
     )
-    metrics_address: str = Field(
-        "127.0.0.1", description="where /metrics and /health listen (0.0.0.0 in a container)"
-    )
-    metrics_port: int = Field(
-        9471, ge=0, le=65535, description="the coverage service's /metrics, /health; 0: none"
-    )
+    metrics_address: str = _metrics_address()
+    metrics_port: int = _metrics_port(9471, "the coverage service's /metrics, /health; 0: none")
 
 
 class AlertSettings(Section):
@@ -186,12 +181,8 @@ class AlertSettings(Section):
         description="SMS gateway body template (JSON-escaped when it is JSON, else form-encoded)",
     )
     sms_key: str | None = Field(None, description="SMS gateway key (a secret), as {key}")
-    metrics_address: str = Field(
-        "127.0.0.1", description="where /metrics and /health listen (0.0.0.0 in a container)"
-    )
-    metrics_port: int = Field(
-        9472, ge=0, le=65535, description="the alert engine's /metrics, /health; 0: none"
-    )
+    metrics_address: str = _metrics_address()
+    metrics_port: int = _metrics_port(9472, "the alert engine's /metrics, /health; 0: none")
 
 
 class DashboardSettings(Section):
@@ -215,12 +206,8 @@ class DashboardSettings(Section):
     db_password: str = Field(
         "", description="the password `ioc roles login dashboard` gives the dashboard's login"
     )
-    metrics_address: str = Field(
-        "127.0.0.1", description="where /metrics and /health listen (0.0.0.0 in a container)"
-    )
-    metrics_port: int = Field(
-        9473, ge=0, le=65535, description="the dashboard's /metrics, /health; 0: none"
-    )
+    metrics_address: str = _metrics_address()
+    metrics_port: int = _metrics_port(9473, "the dashboard's /metrics, /health; 0: none")
     map_skip: str = Field(
         "", description="map layers left out, by id, comma-separated (bench/dashboard.py)"
     )
