@@ -168,7 +168,7 @@ def verify(secret: bytes, headers: dict[str, str], body: bytes, now: float) -> b
 async def test_webhooks_are_signed_with_their_own_secret(world: AlertWorld) -> None:
     hook, secret = world.hook, "a-long-webhook-secret-0123"
     config = world.config(ops_hook=True, webhook_secrets={"ops": secret})
-    [channel] = [c for c in channels_for(config) if c.name == OPS]
+    [channel] = [c for c in channels_for(config, {}) if c.name == OPS]
     try:
         await channel.send({"transition_id": 7, "alert_id": 1, "event": "opened"})
     finally:

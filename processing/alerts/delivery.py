@@ -42,10 +42,8 @@ from processing.alerts.channels.base import Channel as Channel
 from processing.alerts.channels.base import DeliveryError as DeliveryError
 from processing.alerts.channels.base import exchange, failure
 from processing.alerts.config import AlertConfig
-from processing.alerts.incident_rules import load_incident_rules
 from processing.alerts.metrics import AlertMetrics
 from processing.alerts.routing import Medium
-from processing.alerts.rules import load_rules
 from store.alert_outbox import Delivery, mark_delivered, mark_failed, pending
 from store.db import StoreUnavailable, aconnect
 
@@ -155,17 +153,16 @@ class WebhookChannel:
         await self._http.aclose()
 
 
-def channels_for(config: AlertConfig) -> list[Channel]:
+def channels_for(config: AlertConfig, rule_names: dict[str, tuple[str, str]]) -> list[Channel]:
+    """Every channel in use; ``rule_names`` (rule → English, Vietnamese name, the incidents'
+    included) head the messages of the channels people carry."""
     out: list[Channel] = [MqttChannel(config)] if config.mqtt_url else []
     out += [
         WebhookChannel(n, u, config.webhook_timeout_s, config.webhook_secrets.get(n))
         for n, u in config.webhooks.items()
     ]
     people = [r for r in config.routing.used() if r.medium is not Medium.WEBHOOK]
-    if people:
-        names = {r.name: (r.en, r.vi) for r in load_rules(config.rules_path).rules}
-        names |= load_incident_rules(config.rules_path).names  # incident_<cause>: its cause
-        out += [recipient_channel(r, config, names) for r in people]
+    out += [recipient_channel(r, config, rule_names) for r in people]
     return out
 
 

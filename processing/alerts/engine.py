@@ -96,7 +96,9 @@ class AlertEngine:
         try:
             async with asyncio.TaskGroup() as tasks:
                 if self.config.deliver:
-                    for channel in channels_for(self.config):
+                    names = {r.name: (r.en, r.vi) for r in self.rules.rules}
+                    names |= self.incidents.rules.names  # incident_<cause>: its cause's names
+                    for channel in channels_for(self.config, names):
                         d = Dispatcher(channel, self.config, self.clock, self.outbox_wake)
                         d.metrics = m
                         m.channel(channel.name)
