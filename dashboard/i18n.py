@@ -289,6 +289,18 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "audit.event": ("Sự kiện", "Event"),
     "audit.subject": ("Đối tượng", "Subject"),
     "audit.detail": ("Chi tiết", "Detail"),
+    # --- coverage raster on the map (issue 17 part 2) ---
+    "raster.legend": ("Mức thu tốt nhất (3G/4G, dBm)", "Best received level (3G/4G, dBm)"),
+    "raster.good": ("tốt ≥ {a}", "good ≥ {a}"),
+    "raster.fair": ("khá {b} … {a}", "fair {b} … {a}"),
+    "raster.poor": ("yếu {b} … {a}", "poor {b} … {a}"),
+    "raster.none": ("không có sóng", "no signal"),
+    "raster.rings": ("vòng: thôn mất sóng", "rings: dead-spot villages"),
+    "raster.computed": ("tính lúc {when}", "computed {when}"),
+    "raster.pending": (
+        "Dịch vụ vùng phủ chưa tính bản đồ sóng.",
+        "The coverage service has not computed the raster yet.",
+    ),
 }
 
 
