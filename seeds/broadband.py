@@ -78,6 +78,7 @@ def build_broadband(ground: Ground, rng: np.random.Generator) -> tuple[Broadband
     index = {c.code: i for i, c in enumerate(ground.communes)}
     xy = np.array([ground.commune_xy[index[g[0].code]] for g in groups])
     xy = ground.place(xy, 0.1, rng, radio=False, max_km=0.25)  # beside the commune centre
+    passed = {c.code: round(households(c) * rate[c.code]) for g in groups for c in g}
     return tuple(
         BroadbandNode(
             device_id=f"OLT-{hub[0].code}",
@@ -87,8 +88,9 @@ def build_broadband(ground: Ground, rng: np.random.Generator) -> tuple[Broadband
             district_code=hub[0].district_code,
             commune_code=hub[0].code,
             communes_served=tuple(sorted(c.code for c in hub)),
-            households_passed=sum(round(households(c) * rate[c.code]) for c in hub),
+            households_passed=sum(passed[c.code] for c in hub),
             households_total=sum(households(c) for c in hub),
+            passed_by_commune=tuple(passed[code] for code in sorted(c.code for c in hub)),
         )
         for hub, (lat, lon) in zip(groups, to_latlon(xy), strict=True)
     )

@@ -39,6 +39,8 @@ class Commune:
     lon: float
     population: int  # synthetic: the sum of its villages
     has_fibre: bool
+    households: int = 0  # population over seeds.broadband.PERSONS_PER_HOUSEHOLD
+    households_passed: int = 0  # by fibre (seeds.broadband); 0 where no OLT serves it
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,7 @@ class BroadbandNode(PlacedDevice):
     communes_served: tuple[int, ...]
     households_passed: int
     households_total: int
+    passed_by_commune: tuple[int, ...] = ()  # households passed, one per communes_served
 
 
 @dataclass(frozen=True, slots=True)

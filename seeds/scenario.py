@@ -200,8 +200,20 @@ def load_scenario() -> Scenario:
         for r in doc["roads"]
     )
     inventory = build_inventory(Ground.of(outline, districts, communes, villages, roads))
-    served = {code for node in inventory.broadband for code in node.communes_served}
-    communes = tuple(replace(c, has_fibre=c.code in served) for c in communes)
+    passed = {
+        code: n
+        for node in inventory.broadband
+        for code, n in zip(node.communes_served, node.passed_by_commune, strict=True)
+    }
+    communes = tuple(
+        replace(
+            c,
+            has_fibre=c.code in passed,
+            households=households(c),
+            households_passed=passed.get(c.code, 0),
+        )
+        for c in communes
+    )
     by_name = {(v.commune_code, v.name): v.village_id for v in villages}
     seed_places = tuple(
         SeedPlace(

@@ -42,9 +42,11 @@ def load_places(
         )
         cur.executemany(
             "INSERT INTO communes (code, name, district_code, division_type, lat, lon,"
-            " population, has_fibre) VALUES (%(code)s, %(name)s, %(district_code)s,"
-            " %(division_type)s, %(lat)s, %(lon)s, %(population)s, %(has_fibre)s)",
-            list(communes),
+            " population, has_fibre, households, households_passed) VALUES (%(code)s, %(name)s,"
+            " %(district_code)s, %(division_type)s, %(lat)s, %(lon)s, %(population)s,"
+            " %(has_fibre)s, %(households)s, %(households_passed)s)",
+            # Households are planning data a scene may leave out (NULL: not known).
+            [{"households": None, "households_passed": None, **c} for c in communes],
         )
         cur.executemany(
             "INSERT INTO villages (village_id, name, commune_code, district_code, lat, lon,"
