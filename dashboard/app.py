@@ -30,6 +30,12 @@ def main(config: DashboardConfig) -> None:
         auth.login_page()
         st.stop()
 
+    if st.query_params.get("wall") == "1":
+        # The video wall: one read-only page, no sidebar or navigation (pages/wall.py).
+        wall = st.Page(page("wall"), title=t("page.wall"), url_path="wall", default=True)
+        st.navigation([wall], position="hidden").run()
+        return
+
     with st.sidebar:
         auth.language_picker()
         role = t("role." + user.role.value)

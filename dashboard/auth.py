@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard import i18n
 from dashboard.data import db, idle_timeout, login_limits, session_ttl
-from dashboard.i18n import LANGS, lang, t
+from dashboard.i18n import lang, t
 from store import users
 from store.users import LoginLocked, PasswordResetNeeded, User
 
@@ -48,9 +49,7 @@ def current_user() -> User | None:
 
 
 def language_picker() -> None:
-    st.radio(
-        t("app.language"), list(LANGS), format_func=LANGS.__getitem__, key="lang", horizontal=True
-    )
+    i18n.language_picker()  # the choice must outlive the radio's widget state: see there
 
 
 def login_page() -> None:

@@ -140,10 +140,27 @@ def simulate_run(
     ] = False,
     gateway: Gateway = 0,
     probes: Probes = False,
+    province: Annotated[
+        bool, typer.Option("--province", help="the rest of the province runs beside it")
+    ] = False,
+    limit: Annotated[
+        int | None, typer.Option(help="with --province: at most N devices beside the scenario's")
+    ] = None,
+    interval: Annotated[
+        str | None, typer.Option(help="every device reports this often (simulated, e.g. 2m)")
+    ] = None,
+    keep_running: Annotated[
+        bool, typer.Option("--keep-running", help="the fleet goes on after the timeline")
+    ] = False,
     url: Url = None,
 ) -> None:
     """Play a scenario file: timed events over the fleet (see scenarios/README.md)."""
+    from dataclasses import replace
+    from itertools import islice
+
     from devices.topics import Topics
+    from simulators.events import duration_s
+    from simulators.fleet import province_devices
     from simulators.runner import run_plan
     from simulators.scenarios import load_plan
 
@@ -152,7 +169,22 @@ def simulate_run(
         if sample < 1:
             raise ValueError(f"--sample must be at least 1, not {sample}")
         plan = plan.sampled(sample)
-    devices = len(plan.involved() if only_involved else plan.devices)
+    if limit is not None and (limit < 1 or not province):
+        raise ValueError(f"--limit takes --province and at least 1, not {limit}")
+    if interval is not None:
+        try:
+            seconds = duration_s(interval)
+        except ValueError as err:
+            raise ValueError(f"--interval: {err}") from None
+        if seconds < 1:
+            raise ValueError(f"--interval must be at least 1 s, not {interval}")
+        plan = replace(plan, interval_s=seconds)
+    beside = []
+    if province:
+        ids = {d.device_id for d in plan.devices}
+        others = (d for d in province_devices() if d.device_id not in ids)
+        beside = list(islice((d for d in others if d.kind is not Kind.PROBE), limit))
+    devices = len(plan.involved() if only_involved else plan.devices) + len(beside)
     if check:
         typer.echo(
             f"{file}: {plan.name!r} is valid: {devices} devices, {len(plan.actions)} events, "
@@ -171,6 +203,8 @@ def simulate_run(
             report=_echo_err,
             gateway_size=gateway,
             probes=probes,
+            beside=beside,
+            keep_running=keep_running,
         )
     )
 

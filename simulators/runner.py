@@ -3,6 +3,11 @@ happens at its simulated time (``at / speed`` real seconds after the fleet is co
 
 The timeline starts once every device is connected (or after ``connect_timeout_s``, with a
 warning), so an event at ``0s`` finds the whole fleet there. Returns what it applied and when.
+
+The timeline's end need not be the fleet's: a rehearsal stops its devices there, but a fleet
+that a live stack watches (``ioc up --scenario``) keeps running as the timeline left it, with
+the rest of the province (``beside``) that no event touches. Stopping every device at the end
+publishes a retained ``offline`` for each, which an operator's map shows as a blackout.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from devices.endpoint import MqttEndpoint
@@ -20,6 +25,7 @@ from seeds import load_scenario
 from simulators.clock import SimClock
 from simulators.events import EVENTS, Context
 from simulators.fleet import DEFAULT_PROGRESS_EVERY_S, Fleet
+from simulators.model import DeviceSpec
 from simulators.probes import RadioScene, probe_values
 from simulators.scenarios import Action, Plan
 
@@ -56,12 +62,21 @@ async def run_plan(
     connect_timeout_s: float = CONNECT_TIMEOUT_S,
     progress_every_s: float = DEFAULT_PROGRESS_EVERY_S,
     probes: bool = False,
+    beside: Iterable[DeviceSpec] = (),
+    keep_running: bool = False,
 ) -> RunLog:
-    """Run ``plan`` to its end (or until ``stop_event``); the fleet stops cleanly either way."""
+    """Run ``plan`` to its end (or until ``stop_event``); the fleet stops cleanly either way.
+
+    ``beside``: more devices in the same fleet, on the same clock, that no event touches (those
+    of the plan's fleet among them are not run twice). ``keep_running``: at the timeline's end
+    the fleet goes on as it is until ``stop_event``, instead of stopping there.
+    """
     speed = speed or plan.speed
     say = report or (lambda line: log.info("%s", line))
     stop_event = stop_event or asyncio.Event()
-    devices = list(plan.involved() if only_involved else plan.devices)
+    devices: list[DeviceSpec] = list(plan.involved() if only_involved else plan.devices)
+    ids = {d.device_id for d in devices}
+    devices += [d for d in beside if d.device_id not in ids]
     sources = None
     if probes:  # the scenario's drive-test probes, measuring this run's towers
         scenario = load_scenario()
@@ -94,7 +109,9 @@ async def run_plan(
                 _apply(fleet, action, context)
                 run.applied.append(Applied(action, due, loop.time() - t0))
                 say(_describe(action))
-            await _wait(stop_event, t0 + plan.duration_s / speed)
+            if not await _wait(stop_event, t0 + plan.duration_s / speed) and keep_running:
+                say(f"scenario {plan.name!r}: timeline over; the fleet keeps running")
+                await stop_event.wait()
         finally:
             progress.cancel()
             with contextlib.suppress(asyncio.CancelledError):
