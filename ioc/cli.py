@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -132,14 +133,26 @@ def dashboard(
 @clear_errors
 def up(
     speed: Annotated[float | None, typer.Option(help="fleet time acceleration")] = None,
-    limit: Annotated[int | None, typer.Option(help="simulate only the first N devices")] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(help="simulate only the first N devices (with a scenario: N beside its own)"),
+    ] = None,
     port: Annotated[int | None, typer.Option(help="dashboard port")] = None,
+    scenario: Annotated[
+        Path | None,
+        typer.Option(help="play this scenario file (scenarios/*.yaml) on the province's fleet"),
+    ] = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="a typhoon in about five minutes, then the fleet goes on")
+    ] = False,
 ) -> None:
     """Everything on one machine: database, broker, ingester, processing, fleet, dashboard."""
+    from ioc.story import story_for
     from ioc.up import run_up
 
+    story = story_for(scenario, demo=demo, speed=speed)  # a bad file stops us before anything
     setup_logging()
-    run_up(load_settings(), speed=speed, limit=limit, port=port)
+    run_up(load_settings(), speed=speed, limit=limit, port=port, story=story)
 
 
 def main() -> None:

@@ -14,12 +14,21 @@ import time
 import warnings
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from ioc.brokers import start_broker
 from ioc.errors import ServiceFailed, SettingError
 from ioc.settings import Settings
+
+if TYPE_CHECKING:  # the story's scenario reader is the fleet's business, loaded when asked
+    from ioc.story import Story
+
+QUIET = (
+    "Watching a quiet province: every device as on a normal day. "
+    "For a story: ioc up --demo (a typhoon in five minutes) or --scenario scenarios/FILE.yaml"
+)
 
 log = logging.getLogger("ioc.up")
 
@@ -132,7 +141,15 @@ def _service_urls(conn: psycopg.Connection, database_url: str) -> dict[str, str]
     return urls
 
 
-def run_up(settings: Settings, *, speed: float | None, limit: int | None, port: int | None) -> None:
+def run_up(
+    settings: Settings,
+    *,
+    speed: float | None,
+    limit: int | None,
+    port: int | None,
+    story: Story | None = None,
+) -> None:
+    """``story``: a scenario played on the fleet (``ioc up --scenario``, ``--demo``)."""
     from ioc.scenario import load_into
 
     # SIGTERM (systemd, a container, kill) must clean up like Ctrl-C; and SIGINT is set anew
@@ -170,6 +187,8 @@ def run_up(settings: Settings, *, speed: float | None, limit: int | None, port: 
         fleet = [*ioc, "simulate", "fleet", "--speed", str(speed or settings.simulate.speed)]
         if limit:
             fleet += ["--limit", str(limit)]
+        if story is not None:
+            fleet = [*ioc, *story.fleet_args(limit)]
         logs = root / "logs"
         logs.mkdir()
 
@@ -200,6 +219,8 @@ def run_up(settings: Settings, *, speed: float | None, limit: int | None, port: 
             # The `ioc` commands (users unlock, alerts, coverage) reach this run's throwaway
             # database only through its URL; without it a locked-out admin has no way back in.
             print(f"  ioc commands on this run: export IOC_DATABASE_URL={database_url}", flush=True)
+        for line in story.banner() if story else [QUIET]:
+            print(line, flush=True)
         try:
             while True:
                 for name, proc in children.items():
