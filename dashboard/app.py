@@ -49,6 +49,8 @@ def main(config: DashboardConfig) -> None:
         st.Page(page("alerts"), title=t("page.alerts"), url_path="alerts"),
         st.Page(page("device"), title=t("page.device"), url_path="device"),
         st.Page(page("coverage"), title=t("page.coverage"), url_path="coverage"),
+        st.Page(page("broadband"), title=t("page.broadband"), url_path="broadband"),
+        st.Page(page("cameras"), title=t("page.cameras"), url_path="cameras"),
         st.Page(page("ingest"), title=t("page.ingest"), url_path="ingest"),
     ]
     if user.role.allows(Role.ADMIN):

@@ -301,12 +301,178 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "Dịch vụ vùng phủ chưa tính bản đồ sóng.",
         "The coverage service has not computed the raster yet.",
     ),
+    # --- wall screen, locale (issue 17 parts 6, 7) ---
+    "page.wall": ("Màn hình tường", "Video wall"),
+    "wall.open_alerts": ("Cảnh báo đang mở ({n})", "Open alerts ({n})"),
+    "wall.no_alerts": ("Không có cảnh báo nào đang mở.", "No open alerts."),
+    "wall.more": ("… và {n} cảnh báo khác", "… and {n} more"),
+    # --- broadband and camera pages (issue 17 part 4) ---
+    "page.broadband": ("Băng rộng cáp quang", "Fibre broadband"),
+    "page.cameras": ("Camera giám sát", "Cameras"),
+    "bb.households": ("Số hộ", "Households"),
+    "bb.households_passed": ("Hộ được phủ cáp quang", "Households passed"),
+    "bb.of_households": ("{share} trên {total} hộ", "{share} of {total} households"),
+    "bb.households_n": ("{n} hộ", "{n} households"),
+    "bb.share": ("Tỷ lệ hộ được phủ", "Share passed"),
+    "bb.communes": ("Số xã", "Communes"),
+    "bb.communes_fibre": ("Xã có cáp quang", "Communes with fibre"),
+    "bb.n_of": ("{n}/{total}", "{n} of {total}"),
+    "bb.households_cut": ("Hộ đang mất cáp quang", "Households cut off now"),
+    "bb.faults": ("OLT đang sự cố ({n})", "OLTs at fault ({n})"),
+    "bb.no_faults": ("Không OLT nào đang sự cố.", "No OLT is at fault."),
+    "bb.faults_caption": (
+        "OLT mất kết nối hoặc mất đường lên: các hộ nó phục vụ mất dịch vụ, và các trạm BTS"
+        " trong những xã đó mất truyền dẫn qua nó.",
+        "An OLT dark or with its uplink down: the households it serves lose service, and the BTS"
+        " in those communes lose the backhaul that rides on it.",
+    ),
+    "bb.olt": ("OLT", "OLT"),
+    "bb.communes_served": ("Các xã phục vụ", "Communes served"),
+    "bb.bts_backhaul": ("Số trạm BTS truyền dẫn qua OLT", "BTS backhauled through it"),
+    "bb.bts_ids": ("Các trạm BTS", "BTS"),
+    "bb.without_fibre": ("Xã chưa có cáp quang", "Communes without fibre"),
+    "bb.all_fibre": ("Mọi xã đều có cáp quang.", "Every commune has fibre."),
+    "bb.by_olt": ("Theo OLT", "By OLT"),
+    "cam.cameras": ("Số camera", "Cameras"),
+    "cam.camera": ("Camera", "Camera"),
+    "cam.online": ("Hoạt động", "Online"),
+    "cam.recording": ("Đang ghi hình", "Recording"),
+    "cam.stream": ("Luồng video", "Video stream"),
+    "cam.storage_free": ("Bộ nhớ còn trống", "Storage free"),
+    "cam.storage_median": ("Bộ nhớ còn trống (trung vị)", "Storage free (median)"),
+    "cam.storage_min": ("Bộ nhớ còn trống (thấp nhất)", "Storage free (lowest)"),
+    "cam.storage_low": ("Bộ nhớ sắp đầy", "Storage nearly full"),
+    "cam.tamper": ("Bị can thiệp/che khuất", "Tampered with"),
+    "cam.faults": ("Camera đang sự cố ({n})", "Cameras at fault ({n})"),
+    "cam.no_faults": ("Không camera nào đang sự cố.", "No camera is at fault."),
+    "cam.yes": ("có", "yes"),
+    # --- click-through, deep links, village detail (issue 17 part 3) ---
+    "page.village": ("Thôn", "Village"),
+    "alerts.link_unknown": ("Không có cảnh báo #{alert}.", "There is no alert #{alert}."),
+    "device.villages_touched": (
+        "Thôn mà việc mất hay có lại trạm này đã làm đổi vùng phủ ({n}):",
+        "Villages whose coverage changed when this tower went or came back ({n}):",
+    ),
+    "device.village_line": (
+        "{name} · {commune} · {population} người · {event} {when}",
+        "{name} · {commune} · {population} people · {event} {when}",
+    ),
+    "village.pick": ("Chọn thôn", "Select a village"),
+    "village.unknown": ("Không có thôn {village}.", "There is no village {village}."),
+    "village.commune": ("Xã", "Commune"),
+    "village.district": ("Huyện", "District"),
+    "village.population": ("Dân số", "Population"),
+    "village.position": ("Vị trí", "Position"),
+    "village.on_map": ("Xem trên bản đồ", "Show on the map"),
+    "village.coverage": ("Vùng phủ hiện tại", "Coverage now"),
+    "village.not_judged": (
+        "Dịch vụ vùng phủ chưa đánh giá thôn này.",
+        "The coverage service has not judged this village yet.",
+    ),
+    "village.dead_since": ("Mất sóng mọi nhà mạng từ {since}.", "No signal at all since {since}."),
+    "village.covered_since": ("Có sóng; thay đổi gần nhất {since}.", "Covered; changed {since}."),
+    "village.operator": ("Nhà mạng", "Operator"),
+    "village.covered": ("Có sóng 3G/4G", "3G/4G signal"),
+    "village.level": ("Mức thu (dBm)", "Level (dBm)"),
+    "village.measured": ("Theo đo thực tế", "From measurements"),
+    "village.updated": ("Tính lúc {when}", "Computed {when}"),
+    "village.timeline": ("Diễn biến vùng phủ", "Coverage timeline"),
+    "village.no_events": ("Chưa có thay đổi nào được ghi.", "No change recorded yet."),
+    "village.event_lost": (
+        "{when}: mất sóng ({lost}); còn: {now}",
+        "{when}: signal lost ({lost}); left: {now}",
+    ),
+    "village.event_restored": ("{when}: có sóng lại ({now})", "{when}: signal back ({now})"),
+    "village.event_degraded": (
+        "{when}: mất nhà mạng {lost}; còn: {now}",
+        "{when}: lost {lost}; left: {now}",
+    ),
+    "village.event_improved": ("{when}: thêm nhà mạng; nay: {now}", "{when}: gained; now: {now}"),
+    "village.kind_lost": ("mất sóng", "lost signal"),
+    "village.kind_restored": ("có sóng lại", "signal back"),
+    "village.kind_degraded": ("mất một nhà mạng", "lost an operator"),
+    "village.kind_improved": ("thêm nhà mạng", "gained an operator"),
+    "village.sites": ("Trạm gần nhất", "Nearest towers"),
+    "village.sites_note": (
+        "Hai trạm gần nhất của mỗi nhà mạng; trạm gây ra thay đổi nằm dưới từng sự kiện.",
+        "The two nearest towers of each operator; towers that caused a change are under it.",
+    ),
+    "village.site": (
+        "{device} · {operator} · {state} · {km} km",
+        "{device} · {operator} · {state} · {km} km",
+    ),
+    "cam.no": ("không", "no"),
+    # --- end of catalogue ---
 }
 
 
+# The language radio's widget key, and a plain session key only the radio's callback writes.
+# Streamlit forgets a widget's state after a run that does not draw it (the wall screen has no
+# sidebar, so no radio) and a widget state can be replaced by whatever a later rerun request
+# carries; a plain key is never touched by either, so once a choice is seen it stays.
+LANG_KEY = "lang"
+_CHOSEN = "lang_chosen"
+# Keys of widgets whose options are shown by translated labels (see :func:`translated`).
+_TRANSLATED = "lang_translated_widgets"
+
+
 def lang() -> str:
-    value = st.session_state.get("lang", DEFAULT_LANG)
+    value = st.session_state.get(_CHOSEN) or st.session_state.get(LANG_KEY, DEFAULT_LANG)
     return value if value in LANGS else DEFAULT_LANG
+
+
+def choose(language: str) -> None:
+    """Switch this session to ``language`` (e.g. a wall screen's ``?lang=en``)."""
+    if language in LANGS and language != lang():
+        _retranslate()
+        st.session_state[_CHOSEN] = language
+
+
+def translated(key: str, default: object = None) -> str:
+    """``key`` for a choice widget whose options are shown through :func:`t` (a format_func).
+
+    Streamlit holds a choice by its *label*, not its value: after a language switch the browser
+    sends back the old language's labels, the new run finds none of them among its options and
+    drops or resets the selection (the chips kept "Trạm BTS" in English). Keys passed through
+    here are re-set by value when the language changes, so they are drawn in the new one.
+    A ``default`` is seeded here instead of passed to the widget: Streamlit warns about a
+    widget given both a default and a value set through the session state."""
+    keys: set[str] = st.session_state.setdefault(_TRANSLATED, set())
+    keys.add(key)
+    if default is not None and key not in st.session_state:
+        st.session_state[key] = default
+    return key
+
+
+def _retranslate() -> None:
+    # Runs before the new run draws any widget: reading a choice now still decodes the old
+    # labels (the previous run's format_func), and writing it back makes the coming run
+    # encode it with the new language's labels.
+    for key in st.session_state.get(_TRANSLATED, ()):
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
+def _language_changed() -> None:
+    _retranslate()
+    st.session_state[_CHOSEN] = st.session_state[LANG_KEY]
+
+
+def language_picker() -> None:
+    """The language radio (sidebar and login form). Its widget state is re-seeded from the
+    kept choice, so a radio that was not drawn for a while, or whose state a racing rerun
+    overwrote, comes back showing the language in use."""
+    chosen = st.session_state.get(_CHOSEN)
+    if chosen in LANGS and st.session_state.get(LANG_KEY) != chosen:
+        st.session_state[LANG_KEY] = chosen
+    st.radio(
+        t("app.language"),
+        list(LANGS),
+        format_func=LANGS.__getitem__,
+        key=LANG_KEY,
+        horizontal=True,
+        on_change=_language_changed,
+    )
 
 
 def t(key: str, **fields: object) -> str:

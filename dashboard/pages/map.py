@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import streamlit as st
 
-from dashboard import coverage_view, headline
-from dashboard.data import config, db, refresh_seconds, tile_url
-from dashboard.i18n import labeller, t, when
+from dashboard import coverage_view, headline, live
+from dashboard.data import config, refresh_seconds, tile_url
+from dashboard.i18n import labeller, t, translated, when
+from dashboard.live import places
 from dashboard.livemap import LEGEND_COLOURS, MapOptions, deck
-from store import alerts, readings, registry
-from store import places as scenario_places
-
-
-@st.cache_data(ttl=300, show_spinner=False)
-def places() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Districts, map features and villages: scenario data, re-read every few minutes."""
-    with db() as conn:
-        return (
-            scenario_places.districts(conn),
-            scenario_places.map_features(conn),
-            scenario_places.villages(conn),
-        )
+from store import registry
 
 
 def focus_point(
@@ -53,21 +41,20 @@ colour_by = controls[0].radio(
     ["state", "operator"],
     format_func=labeller("map.by_", ["state", "operator"]),
     horizontal=True,
-    key="map_colour_by",
+    key=translated("map_colour_by"),
 )
 kinds = controls[1].multiselect(
     t("map.layers"),
     ["bts", "camera", "broadband"],
-    default=["bts", "camera", "broadband"],
     format_func=labeller("kind.", ["bts", "camera", "broadband"]),
-    key="map_kinds",
+    key=translated("map_kinds", default=["bts", "camera", "broadband"]),
 )
 show_villages = controls[2].toggle(t("head.dead_spots"), value=True, key="map_villages")
 coverage_choice = controls[3].selectbox(
     t("map.coverage_layer"),
     list(COVERAGE_LABELS),
     format_func=COVERAGE_LABELS.__getitem__,
-    key="map_coverage",
+    key=translated("map_coverage"),
 )
 focus = st.query_params.get("focus")
 
@@ -76,15 +63,10 @@ focus = st.query_params.get("focus")
 def live_map() -> None:
     now = datetime.now(UTC)
     districts, features, villages = places()
-    with db() as conn:
-        devices = registry.map_devices(conn, now)
-        health = readings.ingest_health(conn, now)
-        open_alerts = alerts.open_counts(conn)
-        snap = coverage_view.snapshot(conn)
-    dead = coverage_view.dead_spot_ids(snap)
-    cov = coverage_view.headline(snap)
+    fleet = live.state(now)
+    devices, snap, dead = fleet.devices, fleet.coverage, fleet.dead_spots
     extra = coverage_view.layer(snap, villages, coverage_choice) if coverage_choice != "off" else []
-    headline.strip(devices, open_alerts, cov, health)
+    headline.strip(devices, fleet.open_alerts, fleet.headline, fleet.health)
     options = MapOptions(
         colour_by=colour_by,
         kinds=tuple(kinds),
