@@ -33,6 +33,7 @@ def main(config: DashboardConfig) -> None:
     if st.query_params.get("wall") == "1":
         # The video wall: one read-only page, no sidebar or navigation (pages/wall.py).
         wall = st.Page(page("wall"), title=t("page.wall"), url_path="wall", default=True)
+        auth.sync_cookie()
         st.navigation([wall], position="hidden").run()
         return
 
@@ -43,11 +44,13 @@ def main(config: DashboardConfig) -> None:
         if st.button(t("app.logout"), key="logout"):
             auth.logout()
             st.rerun()
+        auth.sync_cookie()
 
     pages = [
         st.Page(page("map"), title=t("page.map"), url_path="map", default=True),
         st.Page(page("alerts"), title=t("page.alerts"), url_path="alerts"),
         st.Page(page("device"), title=t("page.device"), url_path="device"),
+        st.Page(page("village"), title=t("page.village"), url_path="village"),
         st.Page(page("coverage"), title=t("page.coverage"), url_path="coverage"),
         st.Page(page("broadband"), title=t("page.broadband"), url_path="broadband"),
         st.Page(page("cameras"), title=t("page.cameras"), url_path="cameras"),
@@ -55,4 +58,17 @@ def main(config: DashboardConfig) -> None:
     ]
     if user.role.allows(Role.ADMIN):
         pages.append(st.Page(page("users"), title=t("page.users"), url_path="users"))
-    st.navigation(pages).run()
+    navigation = st.navigation(pages)
+    follow_link(pages)
+    navigation.run()
+
+
+def follow_link(pages: list[st.Page]) -> None:
+    """After the login form, go where the deep link that led to it pointed."""
+    wanted = auth.wanted_link()
+    if wanted is None:
+        return
+    path, query = wanted
+    for target in pages:
+        if path and target.url_path == path:
+            st.switch_page(target, query_params=query)

@@ -107,6 +107,7 @@ def device_frame(rows: Sequence[MapDevice], colour_by: str = "state") -> pd.Data
 
     return pd.DataFrame(
         {
+            "id": [r.device_id for r in rows],  # what a click on the map opens (?device=)
             "lat": [round(r.lat, 5) for r in rows],
             "lon": [round(r.lon, 5) for r in rows],
             "colour": [colour(r) for r in rows],
@@ -130,6 +131,7 @@ def village_frames(
     )
     spots = pd.DataFrame(
         {
+            "id": [v["village_id"] for v in dead],  # what a click on the map opens (?village=)
             "lat": [v["lat"] for v in dead],
             "lon": [v["lon"] for v in dead],
             # Area follows population: the radius grows with its square root.

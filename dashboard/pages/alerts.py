@@ -171,6 +171,14 @@ with db() as conn:
     )
 # The store filters by rule, not by subject kind; the page narrows the (bounded) list itself.
 rows = [a for a in rows if not subject_kinds or a.subject_kind in subject_kinds]
+# A deep link (?alert=42) opens its alert even where the filters would hide it (resolved, say).
+wanted = st.query_params.get("alert")
+if wanted and wanted.isdigit() and all(a.alert_id != int(wanted) for a in rows):
+    try:
+        with db() as conn:
+            rows = [alerts.get_alert(conn, int(wanted)), *rows]
+    except alerts.AlertNotFound:
+        st.warning(t("alerts.link_unknown", alert=wanted))
 
 
 def summary(alert: alerts.AlertRow) -> str:
@@ -195,8 +203,14 @@ table = pd.DataFrame(
 st.dataframe(table, hide_index=True, width="stretch", height=min(420, 38 + 35 * len(rows)))
 
 ids = [a.alert_id for a in rows]
-wanted = st.query_params.get("alert")
-if wanted and wanted.isdigit() and int(wanted) in ids and "alerts_pick" not in st.session_state:
+# Follow each new link once; afterwards the picker is the user's.
+if (
+    wanted
+    and wanted.isdigit()
+    and int(wanted) in ids
+    and (st.session_state.get("alerts_link") != wanted or "alerts_pick" not in st.session_state)
+):
+    st.session_state["alerts_link"] = wanted
     st.session_state["alerts_pick"] = int(wanted)
 by_id = {a.alert_id: a for a in rows}
 picked = st.selectbox(
@@ -223,7 +237,7 @@ if alert.subject_kind in DEVICE_KINDS:
     links[1].page_link(
         page("device"),
         label=t("alerts.to_device"),
-        query_params={"id": alert.subject},
+        query_params={"device": alert.subject},
     )
 if alert.details:
     with st.expander(t("alerts.details")):

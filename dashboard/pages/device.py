@@ -14,7 +14,7 @@ from dashboard.data import db
 from dashboard.i18n import ZONE_NAME, labeller, lang, num, t, when
 from devices.kinds import Kind
 from devices.metrics import metric
-from store import alerts, readings, registry
+from store import alerts, readings, registry, villages
 
 RANGES = {
     "6h": timedelta(hours=6),
@@ -23,8 +23,13 @@ RANGES = {
     "30d": timedelta(days=30),
 }
 
-if "device_q" not in st.session_state and st.query_params.get("id"):
-    st.session_state["device_q"] = st.query_params["id"]
+# ?device=ID (the map's click-through and links), or ?id=ID as older links have it; each new
+# link is followed once (and again once its widgets were dropped on leaving the page).
+linked = st.query_params.get("device") or st.query_params.get("id")
+if linked and (st.session_state.get("device_link") != linked or "device_q" not in st.session_state):
+    st.session_state["device_link"] = linked
+    st.session_state["device_q"] = linked
+    st.session_state["device_pick"] = linked
 text = st.text_input(t("device.search"), key="device_q", placeholder="BTS-VTL-0001")
 if not text.strip():
     st.stop()
@@ -33,6 +38,8 @@ with db() as conn:
 if not found:
     st.info(t("device.none"))
     st.stop()
+if st.session_state.get("device_pick") not in {d.device_id for d in found}:
+    st.session_state.pop("device_pick", None)  # a pick the new search no longer lists
 device_id = st.selectbox(
     t("device.pick"),
     [d.device_id for d in found],
@@ -99,8 +106,10 @@ else:
 if kind is Kind.BTS:
     with db() as conn:
         n1 = tower_criticality(conn, device_id)
-    if n1 is not None:
+        touched = villages.tower_villages(conn, device_id)
+    if n1 is not None or touched:
         st.subheader(t("device.villages"))
+    if n1 is not None:
         (st.error if n1["villages_all"] else st.success)(criticality_text(n1))
         loss = t(
             "device.operator_loss",
@@ -109,6 +118,13 @@ if kind is Kind.BTS:
             operator=n1["operator"],
         )
         st.caption(loss)
+    if touched:
+        st.caption(t("device.villages_touched", n=num(len(touched))))
+        for v in touched[:20]:
+            label = t("device.village_line", name=v["name"], commune=v["commune_name"],
+                      population=num(v["population"]), event=t("village.kind_" + v["kind"]),
+                      when=when(v["ts"], "short"))  # fmt: skip
+            st.page_link(page("village"), label=label, query_params={"village": v["village_id"]})
 
 left, right = st.columns(2)
 with left:

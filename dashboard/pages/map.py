@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import streamlit as st
 
 from dashboard import coverage_view, headline, live
+from dashboard.app import page
 from dashboard.data import config, refresh_seconds, tile_url
 from dashboard.i18n import labeller, t, translated, when
 from dashboard.live import places
@@ -59,8 +60,33 @@ coverage_choice = controls[3].selectbox(
 focus = st.query_params.get("focus")
 
 
+# Click-through: the chart's selection callback runs once per new click (never on the
+# fragment's timed reruns, which leave the selection as it is) and notes what was picked; the
+# fragment then opens its page. A callback cannot switch pages itself.
+_OPEN = "map_open"
+_DETAIL = {"dead-spots": ("village", "village")} | {
+    f"devices-{kind}": ("device", "device") for kind in ("bts", "camera", "broadband")
+}
+
+
+def picked() -> None:
+    chosen = st.session_state["live-map"].selection.objects
+    for layer_id, objects in chosen.items():
+        if layer_id in _DETAIL and objects and objects[0].get("id"):
+            st.session_state[_OPEN] = (layer_id, str(objects[0]["id"]))
+            return
+
+
+def open_picked() -> None:
+    wanted = st.session_state.pop(_OPEN, None)
+    if wanted is not None:
+        target, param = _DETAIL[wanted[0]]
+        st.switch_page(page(target), query_params={param: wanted[1]})
+
+
 @st.fragment(run_every=refresh_seconds())
 def live_map() -> None:
+    open_picked()
     now = datetime.now(UTC)
     districts, features, villages = places()
     fleet = live.state(now)
@@ -79,7 +105,11 @@ def live_map() -> None:
     if focus:
         st.caption(t("map.focus", subject=focus))
     st.pydeck_chart(
-        deck(devices, villages, dead, districts, features, options), height=680, key="live-map"
+        deck(devices, villages, dead, districts, features, options),
+        height=680,
+        key="live-map",
+        on_select=picked,
+        selection_mode="single-object",
     )
     legend = "  ".join(f":{c}[●] {t('state.' + s)}" for s, c in LEGEND_COLOURS.items())
     st.caption(

@@ -1,0 +1,129 @@
+"""One village (``?village=ID``, or picked here; the map opens it when a dead spot is clicked):
+where it is, how many live there, its coverage now per operator, the towers recorded as the
+cause of its changes and the nearest ones, and its outage timeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.app import page
+from dashboard.data import db
+from dashboard.i18n import num, t, when
+from store import places, villages
+
+OPERATORS = ("viettel", "mobifone", "vinaphone", "vietnamobile")
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def village_names() -> dict[str, str]:
+    """Every village as the picker lists it (scenario data, re-read every few minutes)."""
+    with db() as conn:
+        rows = places.villages(conn)
+    return {v["village_id"]: f"{v['name']} · {v['commune_name']} · {v['village_id']}" for v in rows}
+
+
+names = village_names()
+wanted = st.query_params.get("village")
+# Follow each new link once; afterwards the picker is the user's.
+if wanted in names and (
+    st.session_state.get("village_link") != wanted or "village_pick" not in st.session_state
+):
+    st.session_state["village_link"] = wanted
+    st.session_state["village_pick"] = wanted
+elif wanted and wanted not in names:
+    st.warning(t("village.unknown", village=wanted))
+village_id = st.selectbox(
+    t("village.pick"),
+    list(names),
+    index=None,
+    format_func=names.__getitem__,
+    placeholder="Thôn 1 · …",
+    key="village_pick",
+)
+if village_id is None:
+    st.stop()
+if st.query_params.get("village") != village_id:
+    st.query_params["village"] = village_id  # the address bar names what is shown: a link
+
+with db() as conn:
+    row = villages.village(conn, village_id)
+    events = villages.village_events(conn, village_id)
+    near = villages.nearest_towers(conn, row["lat"], row["lon"]) if row else []
+if row is None:
+    st.stop()
+
+
+def operators(names: list[str] | None) -> str:
+    return ", ".join(names) if names else "—"
+
+
+st.subheader(f"{row['name']} · {row['village_id']}")
+head = st.columns(4)
+head[0].metric(t("village.commune"), row["commune_name"])
+head[1].metric(t("village.district"), row["district_name"])
+head[2].metric(t("village.population"), num(row["population"]))
+head[3].metric(t("village.position"), f"{row['lat']:.4f}, {row['lon']:.4f}")
+st.page_link(page("map"), label=t("village.on_map"), query_params={"focus": village_id})
+
+st.subheader(t("village.coverage"))
+if row["dead_spot"] is None:
+    st.info(t("village.not_judged"))
+else:
+    (st.error if row["dead_spot"] else st.success)(
+        t(
+            "village.dead_since" if row["dead_spot"] else "village.covered_since",
+            since=when(row["since"], "medium"),
+        )
+    )
+    levels: dict[str, dict[str, Any]] = row["levels"] or {}
+    covering = set(row["operators"] or [])
+    st.dataframe(
+        pd.DataFrame(
+            {
+                t("village.operator"): list(OPERATORS),
+                t("village.covered"): [op in covering for op in OPERATORS],
+                t("village.level"): [
+                    "  ".join(
+                        f"{tech} {num(v, 1)}" for tech, v in sorted(levels.get(op, {}).items())
+                    )
+                    or "—"
+                    for op in OPERATORS
+                ],
+                t("village.measured"): [op in (row["measured"] or []) for op in OPERATORS],
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+    st.caption(t("village.updated", when=when(row["updated_at"], "medium")))
+
+left, right = st.columns(2)
+with left:
+    st.subheader(t("village.timeline"))
+    if not events:
+        st.caption(t("village.no_events"))
+    for e in events:
+        line = t(
+            "village.event_" + e["kind"],
+            when=when(e["ts"], "medium"),
+            lost=operators(e["operators_lost"]),
+            now=operators(e["operators_now"]),
+        )
+        (st.error if e["kind"] == "lost" else st.markdown)(line)
+        for tower in e["towers"][:6]:
+            st.page_link(page("device"), label=f"↳ {tower}", query_params={"device": tower})
+with right:
+    st.subheader(t("village.sites"))
+    st.caption(t("village.sites_note"))
+    for s in near:
+        label = t(
+            "village.site",
+            device=s["device_id"],
+            operator=s["operator"] or "—",
+            state=t("state." + s["state"]),
+            km=num(s["distance_km"], 1),
+        )
+        st.page_link(page("device"), label=label, query_params={"device": s["device_id"]})

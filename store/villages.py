@@ -1,0 +1,81 @@
+"""One village as the dashboard's detail page shows it, and the villages a tower's coverage
+changes have touched: reads over the places (0001), the coverage engine's verdicts and its
+village events (0004).
+
+The engine keeps which sector serves which place in memory only; what it writes down about a
+tower and a village together is the event that names the tower as the cause of a village's
+loss or return of signal. Those, and the towers nearest the village, are what is shown here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+Row = dict[str, Any]
+
+
+def village(conn: psycopg.Connection, village_id: str) -> Row | None:
+    """The village, its commune and district, and the engine's current verdict (None fields
+    where the engine has not judged it yet)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT v.village_id, v.name, v.commune_code, c.name AS commune_name,"
+            " v.district_code, d.name AS district_name, v.lat, v.lon, v.population,"
+            " v.synthetic, p.operators, p.measured, p.unknown, p.dead_spot, p.levels, p.since,"
+            " p.updated_at FROM villages v JOIN communes c ON c.code = v.commune_code"
+            " JOIN districts d ON d.code = v.district_code"
+            " LEFT JOIN coverage_places p ON p.place_kind = 'village' AND p.place_id = v.village_id"
+            " WHERE v.village_id = %s",
+            (village_id,),
+        )
+        return cur.fetchone()
+
+
+def village_events(conn: psycopg.Connection, village_id: str, limit: int = 100) -> list[Row]:
+    """The village's coverage changes, newest first: its outage timeline."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT id, ts, kind, operators_lost, operators_now, towers, population"
+            " FROM coverage_events WHERE village_id = %s ORDER BY ts DESC, id DESC LIMIT %s",
+            (village_id, limit),
+        )
+        return cur.fetchall()
+
+
+def nearest_towers(
+    conn: psycopg.Connection, lat: float, lon: float, per_operator: int = 2
+) -> list[Row]:
+    """The base stations nearest a point, ``per_operator`` of each operator, with their state
+    and distance (equirectangular: exact enough at a province's scale)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT device_id, name, operator, state, distance_km FROM ("
+            " SELECT device_id, name, operator, state, 6371.0 * sqrt("
+            "  power(radians(lat - %(lat)s), 2)"
+            "  + power(radians(lon - %(lon)s) * cos(radians(%(lat)s)), 2)) AS distance_km,"
+            " row_number() OVER (PARTITION BY operator ORDER BY power(lat - %(lat)s, 2)"
+            "  + power((lon - %(lon)s) * cos(radians(%(lat)s)), 2)) AS rank"
+            " FROM devices WHERE kind = 'bts' AND lat IS NOT NULL AND lon IS NOT NULL) near"
+            " WHERE rank <= %(n)s ORDER BY distance_km",
+            {"lat": lat, "lon": lon, "n": per_operator},
+        )
+        return cur.fetchall()
+
+
+def tower_villages(conn: psycopg.Connection, device_id: str, limit: int = 200) -> list[Row]:
+    """Villages whose signal the engine has seen this tower's loss or return change: each
+    with its latest such event, largest population first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT DISTINCT ON (e.village_id) e.village_id, v.name, c.name AS commune_name,"
+            " v.population, e.kind, e.ts, p.dead_spot FROM coverage_events e"
+            " JOIN villages v ON v.village_id = e.village_id"
+            " JOIN communes c ON c.code = v.commune_code"
+            " LEFT JOIN coverage_places p ON p.place_kind = 'village' AND p.place_id = e.village_id"
+            " WHERE %s = ANY (e.towers) ORDER BY e.village_id, e.ts DESC, e.id DESC",
+            (device_id,),
+        )
+        rows = cur.fetchall()
+    return sorted(rows, key=lambda r: (-int(r["population"]), r["village_id"]))[:limit]
