@@ -437,7 +437,9 @@ def dashboard_url(scenario_url: str) -> Iterator[str]:
         _drop_roles(scenario_url, [name])
 
 
-@pytest.mark.parametrize("page", ["map", "alerts", "coverage", "device", "ingest", "users"])
+@pytest.mark.parametrize(
+    "page", ["map", "alerts", "coverage", "broadband", "cameras", "device", "ingest", "users"]
+)
 def test_every_dashboard_page_runs_under_the_dashboard_role(
     scenario_url: str, dashboard_url: str, page: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
