@@ -8,6 +8,9 @@ and their village events in one transaction, whose insert wakes the alert engine
 reconciliation sweep every ``sweep_s`` re-reads everything as a safety net. Probe samples are
 re-binned every ``measured_poll_s``; N-1 criticality at most every ``critical_every_s`` after a
 change. A changed birth record (radio parameters) rebuilds the engine (a full recompute).
+The map's raster (``store.coverage_rasters``) is written after every rebuild, and after an
+incremental change at most every ``raster_every_s``: a burst of flaps is one write of the last
+state, never one per message (so it may trail ``idle`` by that much).
 ``/metrics`` and ``/health`` (``metrics_port``): see ``processing.coverage.metrics``.
 """
 
@@ -33,9 +36,11 @@ from processing.coverage.config import CoverageConfig
 from processing.coverage.measured import ProbeSample, bin_samples
 from processing.coverage.metrics import CoverageMetrics
 from processing.coverage.places import PlaceCoverage
+from processing.coverage.rasters import operator_rasters
 from processing.coverage.serving import SiteState, Verdict, Why, verdicts_from_rows
 from processing.coverage.state import Coverage, CoverageEvent, place_change
 from store import coverage as q
+from store.coverage_rasters import write_rasters
 from store.db import aconnect
 
 log = logging.getLogger("ioc.coverage")
@@ -51,6 +56,7 @@ class CoverageServiceConfig:
     metrics_address: str = "127.0.0.1"
     metrics_port: int | None = None  # /metrics and /health; None: not served
     stale_after_s: float = 120.0  # no loop pass for this long: /health answers 503
+    raster_every_s: float = 5.0  # the map's raster, rewritten at most this often after a change
 
 
 def utc_now() -> datetime:
@@ -101,6 +107,9 @@ class CoverageService:
         self.verdicts: dict[str, Verdict] = {}  # each site's, once its consequences are stored
         self.probe_rejected: Counter[str] = Counter()
         self.events_written = 0
+        self.rasters_written = 0  # writes of the map's rasters
+        self._rasters_stale = False
+        self._rasters_at = -math.inf  # monotonic time of the last raster write
         self.wakes = 0  # passes of the loop (tests wait on it)
         self.idle = asyncio.Event()  # waiting, with no wake-up unread: what is stored is current
         self._pending: set[str] = set()
@@ -168,7 +177,7 @@ class CoverageService:
         while not stop.is_set():
             self.metrics.heartbeat.beat()  # the previous pass is done: the loop is alive
             now = time.monotonic()
-            until = min(next_sweep, next_measured, critical_due)
+            until = min(next_sweep, next_measured, critical_due, self._raster_due())
             if grace_pending:
                 until = min(until, self._grace_ends)
             if not self._wake.is_set():
@@ -205,6 +214,8 @@ class CoverageService:
             if time.monotonic() >= critical_due:
                 await self._write_critical(conn)
                 critical_due = math.inf
+            if time.monotonic() >= self._raster_due():
+                await self._write_rasters(conn)
 
     # -- steps ---------------------------------------------------------------------------
     async def _read_verdicts(self, conn: psycopg.AsyncConnection) -> dict[str, Verdict]:
@@ -246,6 +257,7 @@ class CoverageService:
         self.verdicts = verdicts
         self.metrics.recomputed("full", time.perf_counter() - t0)
         await self._write_critical(conn)
+        await self._write_rasters(conn)
         await q.write_rejections(
             conn,
             "sector",
@@ -288,6 +300,7 @@ class CoverageService:
         events = await asyncio.to_thread(cov.update, now, changed=changed)
         await self._write(conn, before, cov.current, events, now)
         self.verdicts = verdicts  # what they caused is stored: watchers may rely on it
+        self._rasters_stale = True
         self.metrics.recomputed("incremental", time.perf_counter() - t0)
         log.info(
             "coverage: %d towers changed, %d village events (%.3f s)",
@@ -361,6 +374,27 @@ class CoverageService:
         )
         self.events_written += len(events)
         self.metrics.written(after, events)
+
+    def _raster_due(self) -> float:
+        """Monotonic time the map's raster is to be rewritten; inf when it is current."""
+        if not self._rasters_stale:
+            return math.inf
+        return self._rasters_at + self.config.raster_every_s
+
+    async def _write_rasters(self, conn: psycopg.AsyncConnection) -> None:
+        cov = self.coverage
+        assert cov is not None
+        t0 = time.perf_counter()
+        rasters = await asyncio.to_thread(operator_rasters, cov.engine, self.clock())
+        await write_rasters(conn, rasters)
+        self._rasters_stale = False
+        self._rasters_at = time.monotonic()
+        self.rasters_written += 1
+        log.debug(
+            "coverage: rasters written, %d bytes (%.3f s)",
+            sum(len(r.levels) for r in rasters),
+            time.perf_counter() - t0,
+        )
 
     async def _write_critical(self, conn: Any) -> None:
         cov = self.coverage
