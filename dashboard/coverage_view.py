@@ -1,13 +1,14 @@
 """The coverage engine's results as the dashboard shows them, read through store/coverage.py.
 
-The engine keeps its raster in memory and stores per-place verdicts and levels
-(``coverage_places``); the map's coverage layer draws those village-level levels, one
-translucent disc per village, which stays a few thousand points however fine the raster is.
+The engine stores per-place verdicts and levels (``coverage_places``) and, for the map, its
+best-level raster per operator (``coverage_rasters``): drawn as one image layer
+(dashboard/coverage_raster.py), rebuilt only when the service writes a new one.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,17 +16,18 @@ import pandas as pd
 import psycopg
 import pydeck as pdk
 
+from dashboard import coverage_raster
+from dashboard.coverage_raster import RasterImage
 from dashboard.headline import CoverageHeadline
-from dashboard.i18n import num, t
+from dashboard.i18n import num, t, when
 from devices.kinds import Operator
-from store import coverage
+from store import coverage, coverage_rasters
 
 OPERATORS = tuple(o.value for o in Operator)
-# Received level → colour: the usual RSRP bands (good ≥ −95 dBm, fair ≥ −105, poor ≥ −115).
-LEVEL_BANDS = ((-95.0, [39, 174, 96, 95]), (-105.0, [241, 196, 15, 95]),
-               (-115.0, [230, 126, 34, 95]))  # fmt: skip
-NO_SIGNAL = [231, 76, 60, 110]
-UNKNOWN = [149, 165, 166, 110]  # rests on towers never heard from: neither covered nor dead
+LEVEL_BANDS = coverage_raster.LEVEL_BANDS  # the raster's colour by level (dBm), for the legend
+# The legend's swatches: Streamlit's named colours nearest each of LEVEL_BANDS, then no signal.
+LEGEND_COLOURS = ("green", "yellow", "orange", "red")
+RASTER_LAYER_ID = "coverage-raster"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,55 +72,41 @@ def headline(snap: CoverageSnapshot | None) -> CoverageHeadline | None:
     )
 
 
-def best_level(row: dict[str, Any], operator: str) -> float | None:
-    """The best level over technologies of one operator, or of any ("any")."""
-    levels = row["levels"] or {}
-    ops = OPERATORS if operator == "any" else (operator,)
-    found = [lv for op in ops for lv in (levels.get(op) or {}).values() if lv is not None]
-    return max(found) if found else None
+def raster_image(
+    conn: psycopg.Connection, operator: str, districts: Sequence[dict[str, Any]] = ()
+) -> RasterImage | None:
+    """``operator``'s (or "any") raster as an image; None until the service has written one.
+    Every refresh reads only the stamp; the raster itself when the stamp moved."""
+    stamp = coverage_rasters.stamps(conn).get(operator)
+    if stamp is None:
+        return None
+    return coverage_raster.cached(conn, operator, stamp, districts)
 
 
-def _colour(row: dict[str, Any], operator: str) -> list[int]:
-    covered = bool(row["operators"]) if operator == "any" else operator in row["operators"]
-    unknown = row.get("unknown") or ()
-    if not covered and (operator in unknown or (operator == "any" and unknown)):
-        return UNKNOWN
-    if not covered:
-        return NO_SIGNAL
-    level = best_level(row, operator)
-    for floor, colour in LEVEL_BANDS:
-        if level is not None and level >= floor:
-            return colour
-    return LEVEL_BANDS[-1][1]
-
-
-def layer(
-    snap: CoverageSnapshot | None, villages: list[dict[str, Any]], operator: str
-) -> list[pdk.Layer]:
-    """Coverage of ``operator`` (or "any") as translucent discs under the device layers."""
-    if snap is None:
+def layer(image: RasterImage | None) -> list[pdk.Layer]:
+    """The raster as one bitmap under the device layers (and under the dead-spot rings)."""
+    if image is None:
         return []
-    where = {v["village_id"]: (v["lat"], v["lon"]) for v in villages}
-    rows = [r for r in snap.villages if r["place_id"] in where]
-    frame = pd.DataFrame(
-        {
-            "lat": [where[r["place_id"]][0] for r in rows],
-            "lon": [where[r["place_id"]][1] for r in rows],
-            "colour": [_colour(r, operator) for r in rows],
-        }
+    # Quoted: pydeck would read a bare string as an expression.
+    return [pdk.Layer("BitmapLayer", id=RASTER_LAYER_ID, image=f"'{image.data_url}'",
+                      bounds=image.frame.bounds)]  # fmt: skip
+
+
+def legend(image: RasterImage | None) -> str:
+    """The raster's colour scale in dBm, as Markdown for a caption under the map."""
+    if image is None:
+        return t("raster.pending")
+    (good, _), (fair, _), (poor, _) = LEVEL_BANDS
+    labels = (
+        t("raster.good", a=num(good)),
+        t("raster.fair", b=num(fair), a=num(good)),
+        t("raster.poor", b=num(poor), a=num(fair)),
+        t("raster.none"),
     )
-    return [
-        pdk.Layer(
-            "ScatterplotLayer",
-            frame,
-            id=f"coverage-{operator}",
-            get_position=["lon", "lat"],
-            get_fill_color="colour",
-            get_radius=1500,
-            radius_min_pixels=3,
-            pickable=False,
-        )
-    ]
+    swatches = "  ".join(f":{c}[■] {label}" for c, label in zip(LEGEND_COLOURS, labels,
+                                                                strict=True))  # fmt: skip
+    computed = t("raster.computed", when=when(image.computed_at, "medium"))
+    return f"{t('raster.legend')}: {swatches}  ·  {t('raster.rings')}  ·  {computed}"
 
 
 def tower_criticality(conn: psycopg.Connection, device_id: str) -> dict[str, Any] | None:

@@ -113,8 +113,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "map.any_operator": ("bất kỳ nhà mạng", "any operator"),
     "map.none": ("tắt", "off"),
     "map.legend_villages": (
-        "● thôn lõm sóng (kích thước theo dân số) · xám: dựa vào trạm chưa từng báo cáo",
-        "● village without signal (sized by population) · grey: rests on towers never heard from",
+        "◯ thôn lõm sóng (kích thước theo dân số)",
+        "◯ village without signal (sized by population)",
     ),
     "map.synthetic": (
         "Vị trí thôn, đường và ranh giới huyện là dữ liệu tổng hợp (xem seeds/data/README.md).",

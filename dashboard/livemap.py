@@ -198,10 +198,14 @@ def deck(
             _points(
                 spots,
                 "dead-spots",
-                outline=[255, 255, 255, 255],
-                get_fill_color=[255, 59, 48, 235],
+                # Rings, not discs: over the coverage raster a village must not hide the
+                # signal around it; red with a faint white fill reads on every band's colour.
+                get_fill_color=[255, 255, 255, 50],
+                get_line_color=[255, 59, 48, 255],
+                stroked=True,
+                line_width_min_pixels=2.5,
                 get_radius="radius",
-                radius_min_pixels=4,
+                radius_min_pixels=5,
                 pickable=True,
             )
         )

@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard import coverage_view, headline, live
 from dashboard.app import page
-from dashboard.data import config, refresh_seconds, tile_url
+from dashboard.data import config, db, refresh_seconds, tile_url
 from dashboard.i18n import labeller, t, translated, when
 from dashboard.live import places
 from dashboard.livemap import LEGEND_COLOURS, MapOptions, deck
@@ -90,8 +90,12 @@ def live_map() -> None:
     now = datetime.now(UTC)
     districts, features, villages = places()
     fleet = live.state(now)
-    devices, snap, dead = fleet.devices, fleet.coverage, fleet.dead_spots
-    extra = coverage_view.layer(snap, villages, coverage_choice) if coverage_choice != "off" else []
+    devices, dead = fleet.devices, fleet.dead_spots
+    raster = None
+    if coverage_choice != "off":  # the raster is read only when its stamp moved
+        with db() as conn:
+            raster = coverage_view.raster_image(conn, coverage_choice, districts)
+    extra = coverage_view.layer(raster)
     headline.strip(devices, fleet.open_alerts, fleet.headline, fleet.health)
     options = MapOptions(
         colour_by=colour_by,
@@ -115,6 +119,8 @@ def live_map() -> None:
     st.caption(
         f"{legend}  ·  {t('map.legend_villages')}  ·  {t('map.updated', when=when(now, 'medium'))}"
     )
+    if coverage_choice != "off":
+        st.caption(coverage_view.legend(raster))
     st.caption(t("map.synthetic"))
 
 
