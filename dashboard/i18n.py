@@ -337,6 +337,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "cam.camera": ("Camera", "Camera"),
     "cam.online": ("Hoạt động", "Online"),
     "cam.recording": ("Đang ghi hình", "Recording"),
+    "cam.reporting": ("Có số liệu", "Reporting"),
+    "cam.of_reporting": ("trên {n} camera có số liệu", "of {n} reporting"),
     "cam.stream": ("Luồng video", "Video stream"),
     "cam.storage_free": ("Bộ nhớ còn trống", "Storage free"),
     "cam.storage_median": ("Bộ nhớ còn trống (trung vị)", "Storage free (median)"),

@@ -182,6 +182,12 @@ def test_camera_page_counts_per_district_and_lists_the_faults(scenario_url, monk
     assert sum(map(whole, frame(at, "District", "Cameras"))) == total
     assert sum(map(whole, frame(at, "District", "Online"))) == total - 1
     assert sum(map(whole, frame(at, "District", "Tampered with"))) == 1
+    # Recording counts against the cameras with a reading (the fixture's history covers a few):
+    # the tampered one also stopped recording.
+    reporting = sum(map(whole, frame(at, "District", "Reporting")))
+    assert reporting >= 3
+    assert metric(at, "Recording") == (f"{reporting - 1:,}", f"of {reporting:,} reporting")
+    assert sum(map(whole, frame(at, "District", "Recording"))) == reporting - 1
     assert any(s.value == "Cameras at fault (3)" for s in at.subheader)
     listed = frame(at, "Camera", "State")
     ids = [c.split(" · ")[0] for c in frame(at, "Camera", "Camera")]

@@ -40,18 +40,21 @@ head[0].metric(
     num(passed),
     delta=t("bb.of_households", share=pct(share(passed, households)), total=num(households)),
     delta_color="off",
+    delta_arrow="off",
 )
 head[1].metric(
     t("bb.communes_fibre"),
     t("bb.n_of", n=num(with_fibre), total=num(len(communes))),
     delta=pct(share(with_fibre, len(communes))),
     delta_color="off",
+    delta_arrow="off",
 )
 head[2].metric(
     t("head.online_of", kind=t("kind.broadband"), total=num(len(nodes))),
     num(sum(DisplayState(o.state).live for o in nodes)),
     delta=t("head.not_online", n=num(sum(not DisplayState(o.state).live for o in nodes))),
     delta_color="inverse" if faulted else "off",
+    delta_arrow="off",
 )
 head[3].metric(t("bb.households_cut"), num(cut))
 
@@ -100,6 +103,7 @@ st.dataframe(
     ),
     hide_index=True,
     width="stretch",
+    height="content",  # eleven districts: all in sight, no scrolling
 )
 
 st.subheader(t("bb.without_fibre"))

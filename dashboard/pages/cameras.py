@@ -36,8 +36,18 @@ head[0].metric(
     num(len(live)),
     delta=t("head.not_online", n=num(len(found) - len(live))),
     delta_color="inverse" if len(live) < len(found) else "off",
+    delta_arrow="off",
 )
-head[1].metric(t("cam.recording"), num(len(recording)))
+# Recording and storage come from a reading within the latest window: counted against the
+# cameras that sent one, so a fleet still connecting does not read as not recording.
+reporting = [c for c in found if c.recording is not None]
+head[1].metric(
+    t("cam.recording"),
+    num(len(recording)),
+    delta=t("cam.of_reporting", n=num(len(reporting))),
+    delta_color="off",
+    delta_arrow="off",
+)
 head[2].metric(t("cam.tamper"), num(len(tampered)))
 head[3].metric(t("cam.storage_low"), num(len(storage_low)))
 
@@ -61,6 +71,7 @@ for district, cams in sorted(by_district.items()):
             t("cov.district"): district,
             t("cam.cameras"): num(len(cams)),
             t("cam.online"): num(sum(DisplayState(c.state).live for c in cams)),
+            t("cam.reporting"): num(sum(c.recording is not None for c in cams)),
             t("cam.recording"): num(sum(bool(c.recording) for c in cams)),
             t("cam.storage_median"): middle,
             t("cam.storage_min"): lowest,
@@ -68,7 +79,7 @@ for district, cams in sorted(by_district.items()):
             t("cam.storage_low"): num(sum(c.storage_alert for c in cams)),
         }
     )
-st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height="content")
 
 
 def yes_no(value: bool | None) -> str:
