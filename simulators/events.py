@@ -67,6 +67,12 @@ def _battery_range(value: Any) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def _percent(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+        raise ValueError(f"{value!r} is not a percentage within 0-100")
+    return float(value)
+
+
 def _reasons(value: Any) -> tuple[RejectReason, ...]:
     names = [value] if isinstance(value, str) else list(value)
     known = ", ".join(r.value for r in RejectReason)
@@ -144,6 +150,10 @@ def _fibre(up: bool) -> Effect:
     return effect
 
 
+def _storage(m: DeviceModel, p: Mapping[str, Any], _c: Context) -> None:
+    m.condition.storage_free_pct = p["free_pct"]  # it fills on from there at the usual rate
+
+
 def _skew(m: DeviceModel, p: Mapping[str, Any], _c: Context) -> None:
     m.faults.skew_s = p["offset"]
 
@@ -198,6 +208,12 @@ _types = [
               (), _fibre(True)),
     EventType("tamper", "a camera is covered or turned away", _CAMERA, (), _set(tamper=True)),
     EventType("tamper_cleared", "the camera sees again", _CAMERA, (), _set(tamper=False)),
+    # The recorder fills by itself only slowly (simulators.values: 0.8 %/day), too slowly for a
+    # scenario to reach camera_storage_low; these set the level at once.
+    EventType("storage_low", "a camera's recorder is nearly full: `free_pct` % free",
+              _CAMERA, (Param("free_pct", _percent, 5.0),), _storage),
+    EventType("storage_cleared", "the recorder is emptied or its card swapped: `free_pct` % free",
+              _CAMERA, (Param("free_pct", _percent, 95.0),), _storage),
     EventType("flapping", "the device goes down and up again every `period`, `times` times",
               ALL_KINDS, (Param("period", duration_s), Param("times", _count)), _never),
     EventType("clock_skew",
