@@ -22,7 +22,7 @@ from devices.codec import Codec, MetaRecord, Readings, StatusRecord
 from devices.kinds import Channel, Kind
 from devices.topics import Topics
 from ioc.cli import app
-from store import alerts, coverage, throttle, users
+from store import alerts, coverage, coverage_rasters, throttle, users
 from store.alert_engine import (
     NewAlert,
     engine_transition,
@@ -33,6 +33,7 @@ from store.alert_engine import (
 from store.alert_outbox import fan_out, mark_delivered, pending
 from store.audit import reading_count
 from store.audit_log import latest
+from store.coverage_rasters import CoverageRaster, RasterGrid, encode
 from store.db import aconnect, connect
 from store.gauges import alert_figures, devices_by_state, login_figures
 from store.liveness import apply_liveness
@@ -170,6 +171,9 @@ async def test_liveness_and_coverage_write_their_own_tables(
                                          "dead_spot", "ts")}  # fmt: skip
         await coverage.write_coverage(cov, places=[place], history=[history], events=[])
         await coverage.write_rejections(cov, "probe", [], later)
+        grid = RasterGrid("EPSG:32649", 0.0, 0.0, 100.0, 1, 1, 108.9, 13.9, 109.0, 14.0)
+        raster = CoverageRaster("any", grid, encode([[-90.0]]), later)
+        await coverage_rasters.write_rasters(cov, [raster, raster])  # the second: an upsert
         assert await coverage.place_states(cov) == {("village", "V1"): (["viettel"], [])}
         with pytest.raises(DENIED):
             await cov.execute("UPDATE devices SET state = 'offline'")
@@ -239,6 +243,7 @@ async def test_the_dashboard_reads_logs_in_and_acts_through_its_functions(
         # Reads: the registry, readings (a hypertable and its continuous aggregate), alerts.
         assert [d.device_id for d in map_devices(dash, datetime.now(UTC))] == [DEVICE]
         assert dash.execute("SELECT count(*) FROM telemetry_bts_1m").fetchone() == (0,)
+        assert coverage_rasters.stamps(dash) == {}  # the map's raster, none written here
         assert {a.alert_id for a in alerts.list_alerts(dash)} == {alert_id, other_id}
         assert {u.username for u in users.list_users(dash)} == {"op1", "viewer1", "admin"}
         assert list(login_figures(dash))  # its /metrics: sessions counted, no token read
@@ -299,6 +304,7 @@ def _refused_to_the_dashboard(dash: psycopg.Connection, alert_id: int) -> None:
         "INSERT INTO users (username, display_name, role, password_hash)"
         " VALUES ('intruder', 'x', 'admin', 'x')",
         "INSERT INTO telemetry_bts (ts, device_id) VALUES (now(), 'x')",
+        "DELETE FROM coverage_rasters",
         "SELECT ioc_login_finish('admin', true, NULL, NULL, interval '1 day', NULL,"
         " NULL, NULL, NULL, NULL)",
         f"SELECT ioc_alert_operator_transition('resolved', {alert_id}, 'op1', 'x', NULL, NULL)",
