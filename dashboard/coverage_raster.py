@@ -38,8 +38,8 @@ LEVEL_BANDS: tuple[tuple[float, tuple[int, int, int, int]], ...] = (
     (-105.0, (241, 196, 15, 150)),
     (-115.0, (230, 126, 34, 150)),
 )
-# No signal inside the province: a faint red, so a dark area reads as "none" rather than "not
-# drawn"; outside the province (sea, neighbours) no signal stays transparent.
+# No signal: a faint red, so a dark area reads as "none" rather than "not drawn". Outside the
+# province (sea, neighbours) nothing is drawn: the grid's rectangle would frame it otherwise.
 NO_SIGNAL = (192, 57, 43, 80)
 TRANSPARENT = (0, 0, 0, 0)
 
@@ -132,14 +132,14 @@ def band_index(dbm: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
 
 
 def render(raster: coverage_rasters.CoverageRaster, mask: npt.NDArray[np.bool_] | None) -> bytes:
-    """The palette PNG of one raster (``mask``: where no signal is tinted; None: nowhere)."""
+    """The palette PNG of one raster, drawn within ``mask`` (None: signal only, everywhere)."""
     _, flat = cell_index(raster.grid)
     bands = band_index(raster.dbm()).ravel()
     idx = np.where(flat >= 0, bands[np.maximum(flat, 0)], OUTSIDE)
     if mask is None:
         idx[idx == NONE] = OUTSIDE
     else:
-        idx[(idx == NONE) & ~mask] = OUTSIDE
+        idx[~mask] = OUTSIDE
     image = Image.fromarray(idx.astype(np.uint8), mode="P")
     image.putpalette([v for rgba in PALETTE for v in rgba], rawmode="RGBA")
     out = io.BytesIO()
@@ -147,7 +147,7 @@ def render(raster: coverage_rasters.CoverageRaster, mask: npt.NDArray[np.bool_] 
     return out.getvalue()
 
 
-_cache: dict[tuple[str, datetime, str], RasterImage] = {}
+_cache: dict[tuple[str, datetime], RasterImage] = {}
 _masks: dict[tuple[Frame, str], npt.NDArray[np.bool_] | None] = {}
 _lock = threading.Lock()  # Streamlit runs sessions on threads: build once, not once each
 
@@ -159,17 +159,17 @@ def cached(
     districts: Sequence[dict[str, Any]] = (),
 ) -> RasterImage | None:
     """The image of ``operator``'s raster as computed at ``computed_at``, read and drawn only
-    the first time that pair is asked for (the latest few kept)."""
-    shape = fingerprint(list(districts), [], 0)
-    key = (operator, computed_at, shape)
+    the first time that pair is asked for (the latest few kept). The province's outline is
+    taken when it is drawn: places change with a scenario, whose new towers bring a new raster."""
     with _lock:
-        if key in _cache:
-            return _cache[key]
+        if (operator, computed_at) in _cache:
+            return _cache[(operator, computed_at)]
         t0 = time.perf_counter()
         raster = coverage_rasters.read_raster(conn, operator)
         if raster is None:
             return None
         frame, _ = cell_index(raster.grid)
+        shape = fingerprint(list(districts), [], 0)
         if (frame, shape) not in _masks:
             _masks[(frame, shape)] = province_mask(frame, districts) if districts else None
         mask = _masks[(frame, shape)]
@@ -179,5 +179,5 @@ def cached(
         if len(_cache) >= 10:
             _cache.pop(next(iter(_cache)))
         # Keyed on the stamp read: a raster rewritten in between is drawn again next time.
-        _cache[(operator, raster.computed_at, shape)] = image
+        _cache[(operator, raster.computed_at)] = image
         return image

@@ -108,26 +108,32 @@ async def test_a_tower_going_offline_rewrites_its_operators_raster(loaded: str) 
 
 
 def _known_raster(computed_at: datetime, level_dbm: float) -> tuple[CoverageRaster, int, int]:
-    """A raster over the scene's outline at 200 m, no signal but for a 9×9 block of cells at
-    ``level_dbm``; returns it with the block's centre cell."""
+    """A raster over the scene's outline at 200 m, no signal but for two 9×9 blocks of cells at
+    ``level_dbm``, in the west and the far east; returns it with the western block's centre."""
     grid = Grid.around(OUTLINE, 200.0)
     levels = np.full(grid.shape, np.nan, np.float32)
-    r, c = grid.rows // 2, grid.cols // 3
+    r, c = grid.rows // 3, grid.cols // 3  # off the middle: a flip would move it
     levels[r - 4 : r + 5, c - 4 : c + 5] = level_dbm
-    rg = raster_grid(grid)
-    return CoverageRaster("viettel", rg, encode(levels), computed_at), r, c
+    levels[r - 4 : r + 5, -12:-3] = level_dbm
+    return CoverageRaster("viettel", raster_grid(grid), encode(levels), computed_at), r, c
 
 
-def _pixel(png: bytes, frame: Frame, lat: float, lon: float) -> tuple[int, ...]:
+def _pixel(png: bytes, frame: Frame, grid: Grid, row: int, col: int) -> tuple[int, ...]:
+    """The image's colour where the centre of grid cell (row, col) falls."""
     image = Image.open(io.BytesIO(png)).convert("RGBA")
     assert image.size == (frame.width, frame.height)
-    x, y = frame.pixel(lat, lon)
+    lat, lon = to_latlon(*grid.centre_xy(row, col))
+    x, y = frame.pixel(float(lat), float(lon))
     return tuple(image.getpixel((int(x), int(y))))  # type: ignore[arg-type]
 
 
 def test_the_image_colours_a_known_cell_by_its_band_where_it_lies() -> None:
     moment = datetime(2026, 12, 1, tzinfo=UTC)
     grid = Grid.around(OUTLINE, 200.0)
+    (south, west), (north, east) = OUTLINE[0], OUTLINE[2]
+    # The province: the western 60 % of the grid; the eastern block lies outside it.
+    border = west + 0.6 * (east - west)
+    province = [{"polygon": [[south, west], [south, border], [north, border], [north, west]]}]
     for level, band in ((-90.0, 0), (-100.0, 1), (-112.0, 2)):
         raster, r, c = _known_raster(moment, level)
         frame, _ = coverage_raster.cell_index(raster.grid)
@@ -135,14 +141,17 @@ def test_the_image_colours_a_known_cell_by_its_band_where_it_lies() -> None:
         # about one pixel a cell (the frame has a margin around the grid)
         px_m = (frame.east - frame.west) * 111_320 * np.cos(np.radians(14.0)) / frame.width
         assert abs(px_m - grid.res) < 0.05 * grid.res
-        province = [{"polygon": [list(p) for p in OUTLINE]}]
+        colour = coverage_raster.LEVEL_BANDS[band][1]
         png = coverage_raster.render(raster, coverage_raster.province_mask(frame, province))
-        lat, lon = to_latlon(*grid.centre_xy(r, c))
-        assert _pixel(png, frame, float(lat), float(lon)) == coverage_raster.LEVEL_BANDS[band][1]
-        # no signal: tinted inside the province, transparent outside it
-        lat, lon = to_latlon(*grid.centre_xy(grid.rows // 2, 2 * grid.cols // 3))
-        assert _pixel(png, frame, float(lat), float(lon)) == coverage_raster.NO_SIGNAL
-        assert _pixel(png, frame, frame.north - 1e-4, frame.west + 1e-4)[3] == 0
+        assert _pixel(png, frame, grid, r, c) == colour
+        for dr, dc in ((0, 6), (6, 0), (0, -6), (-6, 0)):  # the block ends where it should
+            assert _pixel(png, frame, grid, r + dr, c + dc) == coverage_raster.NO_SIGNAL
+        # outside the province nothing is drawn, signal or not; unmasked, signal only
+        assert _pixel(png, frame, grid, r, grid.cols - 8)[3] == 0
+        assert _pixel(png, frame, grid, r, grid.cols - 20)[3] == 0
+        bare = coverage_raster.render(raster, None)
+        assert _pixel(bare, frame, grid, r, grid.cols - 8) == colour
+        assert _pixel(bare, frame, grid, r + 6, c)[3] == 0
     assert coverage_view.LEVEL_BANDS is coverage_raster.LEVEL_BANDS
 
 
