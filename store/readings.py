@@ -28,6 +28,45 @@ from store.tables import READING_TABLES
 LATEST_WINDOW = timedelta(hours=1)
 
 
+def latest_table(kind: Kind) -> str:
+    """The kind's last-state table (migration 0017): each device's newest reading, kept by the
+    ingest writer, so the map never searches the readings hypertable for it."""
+    return f"{READING_TABLES[kind].name}_latest"
+
+
+def upsert_latest(kind: Kind, rows: sql.Composable) -> sql.Composed:
+    """Upsert ``rows`` (a query giving the reading table's columns, then ``received_at``) into
+    the kind's last-state table. A row replaces the stored one only when it is newer by
+    (ts, seq): a late reading, or a redelivered one, leaves the newer state alone. Rows are
+    taken in device order, so two writers lock shared devices in the same order."""
+    columns = READING_TABLES[kind].columns
+    return sql.SQL(
+        "INSERT INTO {latest} AS l ({columns}, received_at) {rows}"
+        " ON CONFLICT (device_id) DO UPDATE SET {updates}, received_at = EXCLUDED.received_at"
+        " WHERE (l.ts, l.seq) < (EXCLUDED.ts, EXCLUDED.seq)"
+    ).format(
+        latest=sql.Identifier(latest_table(kind)),
+        columns=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+        rows=rows,
+        updates=sql.SQL(", ").join(
+            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
+            for c in columns
+            if c != "device_id"
+        ),
+    )
+
+
+def rebuild_latest(conn: psycopg.Connection, window: timedelta = timedelta(days=1)) -> None:
+    """Fill the last-state tables from the readings of the last ``window``, as the writer would
+    have left them: for history loaded around the writer (:func:`copy_backfill`, benchmarks)."""
+    for kind, table in READING_TABLES.items():
+        rows = sql.SQL(
+            "SELECT DISTINCT ON (device_id) * FROM {table} WHERE ts > now() - %s"
+            " ORDER BY device_id, ts DESC, seq DESC"
+        ).format(table=sql.Identifier(table.name))
+        conn.execute(upsert_latest(kind, rows), (window,))
+
+
 def health_case(kind: Kind) -> sql.Composable:
     """The kind's health rule (devices.health) as a CASE over its latest reading ``r``: the same
     rules in the same order, so NULL (a metric not reported) satisfies none, as in Python."""
@@ -172,8 +211,10 @@ def copy_backfill(conn: psycopg.Connection, kind: Kind, rows: Iterable[Sequence[
     return written
 
 
-def refresh_rollups(conn: psycopg.Connection) -> int:
-    """Materialise every continuous aggregate over all its data (TimescaleDB; 0 elsewhere).
+def refresh_rollups(conn: psycopg.Connection, minute_since: datetime | None = None) -> int:
+    """Materialise every continuous aggregate over all its data (TimescaleDB; 0 elsewhere);
+    with ``minute_since``, the per-minute ones from then only (the span read per minute, up
+    to 6 hours back: a month of them at 60-second reporting is one row per reading).
 
     In service the refresh policies keep up as readings arrive; a bulk backfill (benchmarks)
     calls this once so the rollups stand as they would after weeks of running."""
@@ -183,8 +224,9 @@ def refresh_rollups(conn: psycopg.Connection) -> int:
         else "SELECT NULL WHERE false"
     ).fetchall()
     for (view,) in rows:
-        call = sql.SQL("CALL refresh_continuous_aggregate({}, NULL, NULL)").format(
-            sql.Literal(view)
+        since = minute_since if minute_since and view.endswith("_1m") else None
+        call = sql.SQL("CALL refresh_continuous_aggregate({}, {}, NULL)").format(
+            sql.Literal(view), sql.Literal(since)
         )
         for attempt in range(60):
             try:

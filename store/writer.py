@@ -21,11 +21,13 @@ from typing import Any
 
 import msgspec
 import psycopg
+from psycopg import sql
 
 from devices.codec import MetaRecord, Rejection, StatusRecord
 from devices.kinds import Kind
 from devices.metrics import SERVING_FLAGS
 from store.arrays import register_array_dumpers
+from store.readings import latest_table, upsert_latest
 from store.registry import UPSERT_DEVICE, device_row
 from store.tables import READING_TABLES, ReadingTable
 
@@ -230,6 +232,32 @@ async def _write_flags(conn: psycopg.AsyncConnection, batch: Batch) -> None:
         await conn.execute(_UPDATE_FLAGS, (doc,))
 
 
+def newest_readings(items: list[Any]) -> list[dict[str, Any]]:
+    """Each device's newest reading of the batch (by ts, then seq), as column → value, in
+    device order."""
+    newest: dict[str, Any] = {}
+    for item in items:
+        known = newest.get(item.device_id)
+        if known is None or (item.ts, item.seq) > (known.ts, known.seq):
+            newest[item.device_id] = item
+    return [msgspec.structs.asdict(newest[d]) for d in sorted(newest)]
+
+
+async def _write_latest(conn: psycopg.AsyncConnection, kind: Kind, items: list[Any]) -> None:
+    """One upsert per kind and batch into its last-state table (migration 0017); ``now()``
+    stamps arrival as the reading tables' default does."""
+    table = latest_table(kind)
+    rows = sql.SQL(
+        "SELECT {columns}, now() FROM jsonb_populate_recordset(NULL::{table}, %s::jsonb)"
+        " ORDER BY device_id"
+    ).format(
+        columns=sql.SQL(", ").join(sql.Identifier(c) for c in READING_TABLES[kind].columns),
+        table=sql.Identifier(table),
+    )
+    doc = msgspec.json.encode(newest_readings(items)).decode()
+    await conn.execute(upsert_latest(kind, rows), (doc,))
+
+
 async def write_batch(
     conn: psycopg.AsyncConnection, batch: Batch, *, mode: WriteMode = WriteMode.DIRECT
 ) -> WriteResult:
@@ -258,6 +286,7 @@ async def write_batch(
                 rows, fell_back = await _copy_readings(conn, kind, items, mode)
                 stored += rows
                 fallbacks += fell_back
+                await _write_latest(conn, kind, items)
                 seen.update(item.device_id for item in items)
         if seen:
             await _write_flags(conn, batch)
