@@ -17,7 +17,8 @@ from dashboard.livemap import LEGEND_COLOURS, MapOptions, deck
 from store import alerts
 
 MAX_ALERTS = 12  # as many as a wall panel shows legibly from across the room
-SEVERITY_MARK = {"critical": "🔴", "major": "🟠", "minor": "🟡", "info": "⚪"}
+# A coloured dot, not an emoji: a wall PC's browser may have no colour emoji font.
+SEVERITY_COLOUR = {"critical": "#e74c3c", "major": "#e67e22", "minor": "#f1c40f", "info": "#95a5a6"}
 
 # Read across a room: bigger metrics and table text, none of Streamlit's own chrome.
 WALL_CSS = """
@@ -33,10 +34,15 @@ h1 { font-size: 2.4rem !important; }
 </style>
 """
 
-wanted = st.query_params.get("lang")
-if wanted in LANGS:
-    choose(wanted)
 st.html(WALL_CSS)
+
+
+def pinned_language() -> None:
+    """The address's ``?lang=`` holds on every refresh: after the login form the browser still
+    sends that form's language radio with its old value, which would switch the wall back."""
+    wanted = st.query_params.get("lang")
+    if wanted in LANGS:
+        choose(wanted)
 
 
 def alert_lines(rows: list[alerts.AlertRow]) -> str:
@@ -46,7 +52,8 @@ def alert_lines(rows: list[alerts.AlertRow]) -> str:
         return html.escape((a.summary_vi if lang() == "vi" else a.summary)[:120])
 
     cells = "".join(
-        f"<tr><td>{SEVERITY_MARK.get(a.severity, '')} {t('severity.' + a.severity)}</td>"
+        f'<tr><td><span style="color:{SEVERITY_COLOUR.get(a.severity, "#95a5a6")}">●</span>'
+        f" {t('severity.' + a.severity)}</td>"
         f"<td>{when(a.opened_at, 'short')}</td><td><b>{html.escape(a.subject)}</b></td>"
         f"<td>{summary(a)}</td></tr>"
         for a in rows
@@ -60,6 +67,7 @@ def alert_lines(rows: list[alerts.AlertRow]) -> str:
 
 @st.fragment(run_every=refresh_seconds())
 def wall() -> None:
+    pinned_language()
     now = datetime.now(UTC)
     districts, features, villages = places()
     fleet = live.state(now)
@@ -73,7 +81,7 @@ def wall() -> None:
     options = MapOptions(tile_url=tile_url())
     with left:
         st.pydeck_chart(deck(fleet.devices, villages, fleet.dead_spots, districts, features,
-                             options), height=760, key="wall-map")  # fmt: skip
+                             options), height=700, key="wall-map")  # fmt: skip
         legend = "  ".join(f":{c}[●] {t('state.' + s)}" for s, c in LEGEND_COLOURS.items())
         st.caption(f"{legend}  ·  {t('map.legend_villages')}")
     with right:
