@@ -16,8 +16,7 @@ from psycopg import sql
 from psycopg.rows import class_row
 
 from devices.kinds import Kind
-from store.readings import LATEST_WINDOW, health_case
-from store.tables import READING_TABLES
+from store.readings import LATEST_WINDOW, health_case, latest_table
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +62,7 @@ class Olt:
     district_name: str | None
     state: str  # a devices.health.DisplayState, as the map shows it
     last_seen: datetime | None
-    uplink_up: bool | None  # latest reading; None: none within the latest window
+    uplink_up: bool | None  # latest reading (last-state table, 0017); None: none within the window
     households_passed: int | None
     communes: list[str]  # names of the communes served
     bts: list[str]  # base stations in those communes: their backhaul rides on this OLT
@@ -84,13 +83,12 @@ def olts(conn: psycopg.Connection, now: datetime) -> list[Olt]:
         " coalesce(cs.names, '{{}}') AS communes, coalesce(ts.ids, '{{}}') AS bts"
         " FROM devices d LEFT JOIN districts ds ON ds.code = d.district_code"
         " LEFT JOIN communes cs ON cs.olt = d.device_id LEFT JOIN towers ts ON ts.olt = d.device_id"
-        " LEFT JOIN LATERAL (SELECT device_id, uplink_up FROM {table} t"
-        "   WHERE t.device_id = d.device_id AND t.ts > %(since)s ORDER BY t.ts DESC LIMIT 1) r"
-        "   ON true"
+        " LEFT JOIN (SELECT device_id, uplink_up FROM {latest} WHERE ts > %(since)s) r"
+        "   ON r.device_id = d.device_id"
         " WHERE d.kind = 'broadband' ORDER BY d.device_id"
     ).format(
         health=health_case(Kind.BROADBAND),
-        table=sql.Identifier(READING_TABLES[Kind.BROADBAND].name),
+        latest=sql.Identifier(latest_table(Kind.BROADBAND)),
     )
     with conn.cursor(row_factory=class_row(Olt)) as cur:
         cur.execute(query, {"since": now - LATEST_WINDOW})

@@ -11,8 +11,7 @@ from psycopg import sql
 from psycopg.rows import class_row
 
 from devices.kinds import Kind
-from store.readings import LATEST_WINDOW, health_case
-from store.tables import READING_TABLES
+from store.readings import LATEST_WINDOW, health_case, latest_table
 
 STORAGE_RULE = "camera_storage_low"  # processing/alerts/rules.toml
 
@@ -26,7 +25,8 @@ class CameraState:
     commune_name: str | None
     state: str  # a devices.health.DisplayState, as the map shows it
     last_seen: datetime | None
-    # Latest reading within the latest window; None where there is none (or not reported).
+    # Latest reading within the latest window, from the last-state table the ingest writer keeps
+    # (0017): never a search of the readings hypertable. None: none, or not reported.
     online: bool | None
     recording: bool | None
     storage_free_pct: float | None
@@ -45,13 +45,12 @@ def cameras(conn: psycopg.Connection, now: datetime) -> list[CameraState]:
         "   AND a.state <> 'resolved') AS storage_alert"
         " FROM devices d LEFT JOIN districts ds ON ds.code = d.district_code"
         " LEFT JOIN communes c ON c.code = d.commune_code"
-        " LEFT JOIN LATERAL (SELECT device_id, online, recording, storage_free_pct, tamper"
-        "   FROM {table} t WHERE t.device_id = d.device_id AND t.ts > %(since)s"
-        "   ORDER BY t.ts DESC LIMIT 1) r ON true"
+        " LEFT JOIN (SELECT device_id, online, recording, storage_free_pct, tamper FROM {latest}"
+        "   WHERE ts > %(since)s) r ON r.device_id = d.device_id"
         " WHERE d.kind = 'camera' ORDER BY d.device_id"
     ).format(
         health=health_case(Kind.CAMERA),
-        table=sql.Identifier(READING_TABLES[Kind.CAMERA].name),
+        latest=sql.Identifier(latest_table(Kind.CAMERA)),
     )
     with conn.cursor(row_factory=class_row(CameraState)) as cur:
         cur.execute(query, {"since": now - LATEST_WINDOW, "rule": STORAGE_RULE})

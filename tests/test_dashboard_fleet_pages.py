@@ -17,7 +17,7 @@ from seeds import load_scenario
 from store import users
 from store.alert_engine import NewAlert, open_alert
 from store.db import aconnect, connect
-from store.readings import copy_backfill
+from store.readings import copy_backfill, rebuild_latest
 from tests.fixtures.dashboard import PASSWORDS
 from tests.support.fleet_history import set_states
 
@@ -63,6 +63,7 @@ def olt_reading(url: str, olt: str, ts: datetime, seq: int, *, uplink_up: bool) 
     row = (olt, ts, seq, uplink_up, -20.0 if uplink_up else -50.0, 300, 500, 4.0, 0.1, ts)
     with connect(url, autocommit=True) as conn:
         assert copy_backfill(conn, Kind.BROADBAND, [row]) == 1
+        rebuild_latest(conn)  # as the ingest writer keeps it
 
 
 def camera_reading(url: str, camera: str, ts: datetime, **values: object) -> None:
@@ -71,6 +72,7 @@ def camera_reading(url: str, camera: str, ts: datetime, **values: object) -> Non
            v["tamper"], ts)  # fmt: skip
     with connect(url, autocommit=True) as conn:
         assert copy_backfill(conn, Kind.CAMERA, [row]) == 1
+        rebuild_latest(conn)
 
 
 def test_every_commune_carries_the_households_its_olt_totals() -> None:
