@@ -14,12 +14,12 @@ from streamlit.testing.v1 import AppTest
 
 from devices.kinds import DeviceState, Kind
 from seeds import load_scenario
-from store import users
+from store import broadband, cameras, users
 from store.alert_engine import NewAlert, open_alert
 from store.db import aconnect, connect
 from store.readings import copy_backfill, rebuild_latest
 from tests.fixtures.dashboard import PASSWORDS
-from tests.support.fleet_history import set_states
+from tests.support.fleet_history import load_scenario_db, set_states
 
 APP = str(Path(__file__).parent.parent / "ioc" / "dashboard_main.py")
 SEQ = 10_000_000  # above any sequence number the fixture's history uses
@@ -200,3 +200,28 @@ def test_camera_page_counts_per_district_and_lists_the_faults(scenario_url, monk
     assert storage[full] == "5 %"
     vi = app(scenario_url, monkeypatch, "cameras", "vi")
     assert any(s.value == "Camera đang sự cố (3)" for s in vi.subheader)
+
+
+def test_the_fleet_queries_on_timescaledb(tsdb_url):
+    """The same named queries where the readings are hypertables."""
+    scenario = load_scenario()
+    load_scenario_db(tsdb_url)
+    now = datetime.now(UTC)
+    olt = next(n for n in scenario.broadband if len(n.communes_served) > 1)
+    camera = scenario.cameras[0].device_id
+    set_states(tsdb_url, now, {olt.device_id: DeviceState.ONLINE, camera: DeviceState.ONLINE})
+    olt_reading(tsdb_url, olt.device_id, now, SEQ, uplink_up=False)
+    camera_reading(tsdb_url, camera, now, storage_free_pct=7.5)
+    with connect(tsdb_url, autocommit=True) as conn:
+        communes = broadband.commune_fibre(conn)
+        nodes = {o.device_id: o for o in broadband.olts(conn, now)}
+        found = {c.device_id: c for c in cameras.cameras(conn, now)}
+    assert sum(c.has_fibre for c in communes) == 154
+    assert sum(c.households_passed or 0 for c in communes) == sum(
+        n.households_passed for n in scenario.broadband
+    )
+    assert (nodes[olt.device_id].state, nodes[olt.device_id].uplink_up) == ("degraded", False)
+    assert nodes[olt.device_id].bts == sorted(
+        b.device_id for b in scenario.bts if b.commune_code in olt.communes_served
+    )
+    assert len(found) == len(scenario.cameras) and found[camera].storage_free_pct == 7.5
