@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 
 import streamlit as st
 
@@ -62,15 +63,26 @@ focus = st.query_params.get("focus")
 
 # Click-through: the chart's selection callback runs once per new click (never on the
 # fragment's timed reruns, which leave the selection as it is) and notes what was picked; the
-# fragment then opens its page. A callback cannot switch pages itself.
+# fragment then opens its page. A callback cannot switch pages itself. The browser keeps a
+# chart's last selection and sends it again when its page comes back (the back button), which
+# would open the same page once more: each click that opened a page retires the chart's key,
+# so the map comes back as a new chart with nothing selected.
 _OPEN = "map_open"
+_OPENED = "map_opened"  # how many clicks opened a page: the chart's key follows it
 _DETAIL = {"dead-spots": ("village", "village")} | {
     f"devices-{kind}": ("device", "device") for kind in ("bts", "camera", "broadband")
 }
 
 
-def picked() -> None:
-    chosen = st.session_state["live-map"].selection.objects
+def chart_key() -> str:
+    return f"live-map-{st.session_state.get(_OPENED, 0)}"
+
+
+def picked(key: str) -> None:
+    # A retired chart's selection can still arrive (with the rerun that leaves the page).
+    if key != chart_key() or key not in st.session_state:
+        return
+    chosen = st.session_state[key].selection.objects
     for layer_id, objects in chosen.items():
         if layer_id in _DETAIL and objects and objects[0].get("id"):
             st.session_state[_OPEN] = (layer_id, str(objects[0]["id"]))
@@ -81,6 +93,7 @@ def open_picked() -> None:
     wanted = st.session_state.pop(_OPEN, None)
     if wanted is not None:
         target, param = _DETAIL[wanted[0]]
+        st.session_state[_OPENED] = st.session_state.get(_OPENED, 0) + 1
         st.switch_page(page(target), query_params={param: wanted[1]})
 
 
@@ -111,8 +124,8 @@ def live_map() -> None:
     st.pydeck_chart(
         deck(devices, villages, dead, districts, features, options),
         height=680,
-        key="live-map",
-        on_select=picked,
+        key=chart_key(),
+        on_select=partial(picked, chart_key()),
         selection_mode="single-object",
     )
     legend = "  ".join(f":{c}[●] {t('state.' + s)}" for s, c in LEGEND_COLOURS.items())
