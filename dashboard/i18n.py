@@ -8,9 +8,11 @@ UTC+7).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
+import pandas as pd
 import streamlit as st
 from babel.dates import format_datetime, get_timezone
 from babel.numbers import format_decimal, format_percent
@@ -511,6 +513,37 @@ def when(moment: datetime | None, form: str = "short") -> str:
     if moment is None:
         return "—"
     return str(format_datetime(moment, form, tzinfo=ZONE, locale=locale()))
+
+
+def localized(frame: pd.DataFrame, digits: Mapping[str, int] | None = None) -> Any:
+    """``frame`` for ``st.dataframe`` with its numbers and times shown in this session's
+    language (babel), its columns still numbers and times, so a click on a header sorts by
+    value. A pandas Styler does that: Streamlit shows its display values and sorts on the data.
+    Streamlit's own ``NumberColumn(format="localized")`` follows the browser's locale, not the
+    language chosen here. Floats get one decimal unless ``digits`` says; columns named "#"
+    (ids) are left as they are."""
+    places = dict(digits or {})
+    spec: dict[str, Callable[[Any], str]] = {}
+    for column in frame.columns:
+        kind = frame[column].dtype.kind
+        if column == "#" or kind not in "iufM":
+            continue
+        if kind == "M":
+            spec[column] = _moment
+        else:
+            spec[column] = _number(places.get(column, 1 if kind == "f" else 0))
+    return frame.style.format(spec)
+
+
+def _moment(value: Any) -> str:
+    return when(value.to_pydatetime()) if pd.notna(value) else "—"
+
+
+def _number(digits: int) -> Callable[[Any], str]:
+    def shown(value: Any) -> str:
+        return num(value, digits) if pd.notna(value) else "—"
+
+    return shown
 
 
 def labeller(prefix: str, values: Iterable[str]) -> Callable[[str], str]:

@@ -112,3 +112,30 @@ def test_numbers_and_dates_follow_the_language(monkeypatch):
     monkeypatch.setattr(st, "session_state", {"lang": "en"})
     assert (num(1234567), num(1234.5, 1), pct(0.564)) == ("1,234,567", "1,234.5", "56.4%")
     assert when(moment) == "01/03/2026, 09:05"
+
+
+def shown_table(element: Any) -> Any:
+    """What the browser shows of a dataframe: the Styler's display values Streamlit sends."""
+    from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+
+    return convert_arrow_bytes_to_pandas_df(element.proto.arrow_data.styler.display_values)
+
+
+def test_report_tables_group_thousands_in_each_language_and_stay_numeric(scenario_url, monkeypatch):
+    for language, column, sample in (("vi", "Dân số", "."), ("en", "Population", ",")):
+        at = app(scenario_url, monkeypatch, "viewer", lang=language)
+        at.switch_page("../dashboard/pages/coverage.py").run()
+        assert not at.exception, at.exception
+        by_district = at.dataframe[0]
+        data = by_district.value
+        assert data[column].dtype.kind == "i", "numbers stay numbers: the table sorts by value"
+        position = list(data.columns).index(column)
+        shown = list(shown_table(by_district).iloc[:, position])
+        biggest = int(data[column].max())
+        assert biggest >= 1000
+        assert num_in(language, biggest) in shown, shown
+        assert all(sample in s for s, v in zip(shown, data[column], strict=True) if v >= 1000)
+
+
+def num_in(language: str, value: int) -> str:
+    return f"{value:,}".replace(",", "." if language == "vi" else ",")

@@ -11,7 +11,7 @@ from dashboard import auth
 from dashboard.actions import acknowledge_alert, silence_subject
 from dashboard.app import page
 from dashboard.data import db, refusals_shown
-from dashboard.i18n import labeller, lang, t, when
+from dashboard.i18n import labeller, lang, localized, num, t, when
 from store import alert_outbox, alerts, incidents, places
 from store.users import Role
 
@@ -84,18 +84,20 @@ def incident_list() -> None:
         title = f"{t('severity.' + inc.severity)} · #{inc.alert_id} · {text[:160]}"
         with st.expander(title):
             cols = st.columns(4)
-            cols[0].metric(t("alerts.villages_dark"), facts.get("villages_dark", 0))
-            cols[1].metric(t("alerts.people_affected"), f"{facts.get('people_affected', 0):,}")
-            cols[2].metric(t("alerts.member_alerts"), inc.open_members)
+            cols[0].metric(t("alerts.villages_dark"), num(facts.get("villages_dark", 0)))
+            cols[1].metric(t("alerts.people_affected"), num(facts.get("people_affected", 0)))
+            cols[2].metric(t("alerts.member_alerts"), num(inc.open_members))
             cols[3].metric(t("alerts.opened"), when(inc.opened_at, "short"))
             worst = facts.get("worst_villages") or []
             if worst:
-                names = ", ".join(f"{w['village']} ({w['population']:,})" for w in worst)
+                names = ", ".join(f"{w['village']} ({num(w['population'])})" for w in worst)
                 st.caption(t("alerts.worst_villages", names=names))
             by_rule = facts.get("by_rule") or {}
             st.dataframe(
-                pd.DataFrame(
-                    {t("alerts.rule"): list(by_rule), t("alerts.count"): list(by_rule.values())}
+                localized(
+                    pd.DataFrame(
+                        {t("alerts.rule"): list(by_rule), t("alerts.count"): list(by_rule.values())}
+                    )
                 ),
                 hide_index=True,
             )

@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard.coverage_view import headline, report, snapshot, to_xlsx
 from dashboard.data import db
-from dashboard.i18n import num, pct, t
+from dashboard.i18n import localized, num, pct, t
 from store import coverage
 
 with db() as conn:
@@ -34,7 +34,7 @@ st.download_button(
 )
 for i, (title, frame) in enumerate(tables.items()):
     st.subheader(title)
-    st.dataframe(frame, hide_index=True, width="stretch")
+    st.dataframe(localized(frame), hide_index=True, width="stretch")
     st.download_button(
         t("cov.export_csv"),
         # utf-8-sig: Excel opens Vietnamese names correctly only with the BOM.

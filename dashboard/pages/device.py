@@ -11,7 +11,7 @@ import streamlit as st
 from dashboard.app import page
 from dashboard.coverage_view import criticality_text, tower_criticality
 from dashboard.data import db
-from dashboard.i18n import ZONE_NAME, labeller, lang, num, t, when
+from dashboard.i18n import ZONE_NAME, labeller, lang, localized, num, t, when
 from devices.kinds import Kind
 from devices.metrics import metric
 from store import alerts, readings, registry, villages
@@ -75,7 +75,7 @@ with st.expander(t("device.meta"), expanded=False):
     sectors = device.meta.get("sectors") or []
     if sectors:
         st.write(f"**{t('device.sectors')}:**")
-        st.dataframe(pd.DataFrame(sectors), hide_index=True)
+        st.dataframe(localized(pd.DataFrame(sectors)), hide_index=True)
     st.json({k: v for k, v in device.meta.items() if k != "sectors"}, expanded=False)
 
 span = st.radio(

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.data import db
-from dashboard.i18n import ZONE_NAME, num, t, when
+from dashboard.i18n import ZONE_NAME, localized, num, t, when
 from store import readings
 
 now = datetime.now(UTC)
@@ -39,7 +39,7 @@ if not reasons:
 counts = pd.DataFrame(
     {t("ingest.reason"): list(reasons), t("ingest.count"): list(reasons.values())}
 ).sort_values(t("ingest.count"), ascending=False)
-st.dataframe(counts, hide_index=True)
+st.dataframe(localized(counts), hide_index=True)
 reason = st.selectbox(t("ingest.reason"), list(counts[t("ingest.reason")]), key="ingest_reason")
 with db() as conn:
     samples = readings.reject_samples(conn, now - timedelta(hours=24), reason)
