@@ -444,7 +444,8 @@ def dashboard_url(scenario_url: str) -> Iterator[str]:
 
 
 @pytest.mark.parametrize(
-    "page", ["map", "alerts", "coverage", "broadband", "cameras", "device", "ingest", "users"]
+    "page",
+    ["map", "alerts", "coverage", "broadband", "cameras", "device", "village", "ingest", "users"],
 )
 def test_every_dashboard_page_runs_under_the_dashboard_role(
     scenario_url: str, dashboard_url: str, page: str, monkeypatch: pytest.MonkeyPatch
