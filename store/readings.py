@@ -115,20 +115,28 @@ def _recent_readings(columns: str) -> sql.Composable:
     return sql.SQL(" UNION ALL ").join(parts)
 
 
+# Minutes of arrival as the writer counts them (migration 0017).
+_MINUTE = "date_bin(INTERVAL '1 minute', {}, TIMESTAMPTZ '2000-01-01')"
+
+
 def ingest_health(
     conn: psycopg.Connection, now: datetime, window: timedelta = timedelta(minutes=1)
 ) -> IngestHealth:
-    since = now - window
-    query = sql.SQL(
-        "SELECT count(*), avg(extract(epoch FROM received_at - ts)) FROM ({recent}) r"
-    ).format(recent=_recent_readings("received_at, ts"))
-    row = conn.execute(query, {"since": since, "ts_since": since - LATEST_WINDOW}).fetchone()
-    count, lag = (int(row[0]), row[1]) if row else (0, None)
+    """Over the minutes of arrival from the one holding ``now - window`` to ``now``, as the
+    writer counted them (ingest_minutes): a few rows, whatever the fleet's size."""
+    query = (
+        "SELECT min(minute), coalesce(sum(messages), 0), sum(lag_sum_s) / nullif(sum(messages), 0)"
+        f" FROM ingest_minutes WHERE minute >= {_MINUTE.format('%(since)s')}"
+        " AND minute <= %(now)s"
+    )
+    row = conn.execute(query, {"since": now - window, "now": now}).fetchone()
+    first, count, lag = row if row else (None, 0, None)
+    span = max((now - first).total_seconds(), window.total_seconds()) if first else 1.0
     rejects = conn.execute(
         "SELECT count(*) FROM rejects WHERE received_at >= %s", (now - timedelta(hours=1),)
     ).fetchone()
     return IngestHealth(
-        messages_per_s=count / window.total_seconds(),
+        messages_per_s=int(count) / span,
         lag_s=float(lag) if lag is not None else None,
         rejects_last_hour=int(rejects[0]) if rejects else 0,
     )
@@ -138,15 +146,33 @@ def ingest_series(
     conn: psycopg.Connection, now: datetime, window: timedelta = timedelta(minutes=30)
 ) -> list[dict[str, Any]]:
     """Per minute of arrival: messages stored and their mean latency (received_at - ts)."""
-    since = now - window
-    query = sql.SQL(
-        "SELECT date_bin(INTERVAL '1 minute', received_at, TIMESTAMPTZ '2000-01-01') AS minute,"
-        " count(*)::int AS messages, avg(extract(epoch FROM received_at - ts))::float8 AS lag_s"
-        " FROM ({recent}) r GROUP BY minute ORDER BY minute"
-    ).format(recent=_recent_readings("received_at, ts"))
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query, {"since": since, "ts_since": since - LATEST_WINDOW})
+        cur.execute(
+            "SELECT minute, sum(messages)::int AS messages,"
+            " (sum(lag_sum_s) / nullif(sum(messages), 0))::float8 AS lag_s FROM ingest_minutes"
+            f" WHERE minute >= {_MINUTE.format('%(since)s')} AND minute <= %(now)s"
+            " GROUP BY minute ORDER BY minute",
+            {"since": now - window, "now": now},
+        )
         return cur.fetchall()
+
+
+def rebuild_ingest_minutes(conn: psycopg.Connection, window: timedelta = timedelta(days=1)) -> None:
+    """Count the readings that arrived in the last ``window`` per minute, as the writer would
+    have (writer 0): for history loaded around the writer (:func:`copy_backfill`)."""
+    query = sql.SQL(
+        "INSERT INTO ingest_minutes (minute, writer, messages, lag_sum_s)"
+        " SELECT {minute}, 0, count(*), sum(extract(epoch FROM received_at - ts))"
+        " FROM ({recent}) r GROUP BY 1"
+        " ON CONFLICT (minute, writer) DO UPDATE"
+        " SET messages = EXCLUDED.messages, lag_sum_s = EXCLUDED.lag_sum_s"
+    ).format(
+        minute=sql.SQL(_MINUTE.format("received_at")),
+        recent=_recent_readings("received_at, ts"),
+    )
+    since = conn.execute("SELECT now() - %s::interval", (window,)).fetchone()
+    assert since is not None
+    conn.execute(query, {"since": since[0], "ts_since": since[0] - LATEST_WINDOW})
 
 
 def reject_samples(

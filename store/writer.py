@@ -98,6 +98,22 @@ WHERE f.device_id = r.device_id AND f.ts < r.ts
 """
 
 
+# Readings stored this minute by this connection (migration 0017); the first count of a
+# minute also prunes counts past two days, skipping any another writer is pruning.
+_COUNT_MINUTE = """
+WITH counted AS (
+    INSERT INTO ingest_minutes AS m (minute, writer, messages, lag_sum_s)
+    VALUES (date_bin(interval '1 minute', now(), timestamptz '2000-01-01'), pg_backend_pid(),
+            %(n)s, %(n)s * extract(epoch FROM now())::float8 - %(ts_sum)s::float8)
+    ON CONFLICT (minute, writer) DO UPDATE SET messages = m.messages + EXCLUDED.messages,
+        lag_sum_s = m.lag_sum_s + EXCLUDED.lag_sum_s
+    RETURNING xmax = 0 AS fresh)
+DELETE FROM ingest_minutes WHERE (SELECT fresh FROM counted)
+  AND (minute, writer) IN (SELECT minute, writer FROM ingest_minutes
+                           WHERE minute < now() - interval '2 days' FOR UPDATE SKIP LOCKED)
+"""
+
+
 class WriteMode(StrEnum):
     DIRECT = "direct"  # COPY into the table; the staged way only when a duplicate is met
     STAGED = "staged"  # always COPY into staging, then INSERT … ON CONFLICT DO NOTHING
@@ -280,14 +296,18 @@ async def write_batch(
             )
             changes += cur.rowcount > 0
         seen: set[str] = set()
+        ts_sum = 0.0  # of the readings stored, epoch seconds (a kind's mean where some were not)
         for kind, items in batch.readings.items():
             if items:
                 copied += len(items)
                 rows, fell_back = await _copy_readings(conn, kind, items, mode)
                 stored += rows
                 fallbacks += fell_back
+                ts_sum += rows * sum(i.ts.timestamp() for i in items) / len(items)
                 await _write_latest(conn, kind, items)
                 seen.update(item.device_id for item in items)
+        if stored:
+            await conn.execute(_COUNT_MINUTE, {"n": stored, "ts_sum": ts_sum})
         if seen:
             await _write_flags(conn, batch)
             await conn.execute(_TOUCH_DEVICES, (sorted(seen),))

@@ -1,6 +1,7 @@
 """The last-state tables (migration 0017): the ingest writer keeps each device's newest reading,
 a late or redelivered reading never replaces it, every reading is still stored, the map reads
-it, and only the ingester writes it. On plain PostgreSQL and TimescaleDB."""
+it, and only the ingester writes it. Likewise the writer's per-minute ingest counts, which the
+ingest page and the map's ingest health read. On plain PostgreSQL and TimescaleDB."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ from devices.kinds import Kind
 from devices.schemas import READING_TYPES
 from store.db import aconnect, connect
 from store.migrate import upgrade
-from store.readings import LATEST_WINDOW, latest_table, rebuild_latest
+from store.readings import (
+    LATEST_WINDOW,
+    ingest_health,
+    ingest_series,
+    latest_table,
+    rebuild_ingest_minutes,
+    rebuild_latest,
+)
 from store.registry import device_row, map_devices, register_devices
 from store.tables import READING_TABLES
 from store.writer import Batch, newest_readings, write_batch
@@ -124,10 +132,28 @@ async def test_rebuild_fills_the_last_state_from_stored_readings(url: str) -> No
     assert last_state(url)["A"][1:] == (2, 36.0)
 
 
+async def test_the_writer_counts_what_it_stores_per_minute_of_arrival(url: str) -> None:
+    await write(url, bts("A", 30, 1, 1.0), bts("B", 10, 1, 1.0))
+    await write(url, bts("A", 30, 1, 1.0), bts("A", 20, 2, 1.0))  # one already stored
+    with connect(url) as conn:
+        now = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+        series = ingest_series(conn, now)
+        health = ingest_health(conn, now)
+        counted = series[-1]["messages"] if series else 0
+        conn.execute("DELETE FROM ingest_minutes")
+        rebuild_ingest_minutes(conn)
+        rebuilt = ingest_series(conn, now)
+    assert sum(s["messages"] for s in series) == 3 == stored(url)
+    assert counted >= 1  # the writes may straddle a minute
+    # lag is arrival minus reading time: 10 to 30 seconds here, and NOW is a little before now
+    assert series[-1]["lag_s"] is not None and 10 <= series[-1]["lag_s"] < 120
+    assert health.lag_s is not None and health.messages_per_s > 0
+    assert sum(s["messages"] for s in rebuilt) == 3
+
+
 def test_only_the_ingester_writes_the_last_state_and_the_dashboard_reads_it(url: str) -> None:
     with connect(url) as conn:
-        for kind in READING_TABLES:
-            table = latest_table(kind)
+        for table in [*(latest_table(k) for k in READING_TABLES), "ingest_minutes"]:
 
             def can(role: str, privilege: str, table: str = table) -> bool:
                 row = conn.execute(
@@ -136,7 +162,7 @@ def test_only_the_ingester_writes_the_last_state_and_the_dashboard_reads_it(url:
                 return bool(row and row[0])
 
             assert all(can("ioc_ingest", p) for p in ("SELECT", "INSERT", "UPDATE"))
-            assert not can("ioc_ingest", "DELETE")
+            assert can("ioc_ingest", "DELETE") == (table == "ingest_minutes")  # its pruning
             assert can("ioc_dashboard", "SELECT")
             for role in ("ioc_dashboard", "ioc_processing", "ioc_coverage", "ioc_alerts"):
                 assert not any(can(role, p) for p in ("INSERT", "UPDATE", "DELETE")), role

@@ -31,3 +31,18 @@ GRANT SELECT, INSERT, UPDATE ON telemetry_bts_latest, telemetry_camera_latest,
     telemetry_broadband_latest, measurements_probe_latest TO ioc_ingest;
 GRANT SELECT ON telemetry_bts_latest, telemetry_camera_latest, telemetry_broadband_latest,
     measurements_probe_latest TO ioc_dashboard;
+
+-- Readings stored per minute of arrival and writer connection, and the sum of their lag
+-- (received_at - ts), counted by the ingest writer with each batch: the ingest page's series
+-- and the map's ingest health read a few rows instead of counting the readings of the last
+-- half hour (93,000 at 60-second reporting). Keyed by writer, so that concurrent ingesters
+-- never wait on one row; the writer prunes what is older than two days.
+CREATE TABLE ingest_minutes (
+    minute timestamptz NOT NULL,
+    writer integer NOT NULL,
+    messages bigint NOT NULL,
+    lag_sum_s double precision NOT NULL,
+    PRIMARY KEY (minute, writer)
+);
+GRANT SELECT, INSERT, UPDATE, DELETE ON ingest_minutes TO ioc_ingest;
+GRANT SELECT ON ingest_minutes TO ioc_dashboard;
