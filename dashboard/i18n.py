@@ -453,7 +453,8 @@ def _retranslate() -> None:
     # labels (the previous run's format_func), and writing it back makes the coming run
     # encode it with the new language's labels.
     for key in st.session_state.get(_TRANSLATED, ()):
-        if key in st.session_state:
+        # None is a selectbox with nothing chosen: written back it would stay so, not default.
+        if st.session_state.get(key) is not None:
             st.session_state[key] = st.session_state[key]
 
 

@@ -139,3 +139,19 @@ def test_report_tables_group_thousands_in_each_language_and_stay_numeric(scenari
 
 def num_in(language: str, value: int) -> str:
     return f"{value:,}".replace(",", "." if language == "vi" else ",")
+
+
+def test_alert_filters_follow_the_language_and_keep_their_choice(scenario_url, monkeypatch):
+    at = app(scenario_url, monkeypatch, "viewer", lang="vi")
+    at.switch_page("../dashboard/pages/alerts.py").run()
+    assert not at.exception, at.exception
+    at.multiselect(key="alerts_severities").select("critical").run()
+    at.radio(key="lang").set_value("en").run()
+    assert not at.exception, at.exception
+    states, severities = (
+        at.multiselect(key="alerts_states"),
+        at.multiselect(key="alerts_severities"),
+    )
+    assert states.value == ["open", "acknowledged"] and severities.value == ["critical"]
+    assert list(states.proto.raw_values) == ["open", "acknowledged"]
+    assert list(severities.proto.raw_values) == ["critical"]

@@ -11,7 +11,7 @@ from dashboard import auth
 from dashboard.actions import acknowledge_alert, silence_subject
 from dashboard.app import page
 from dashboard.data import db, refusals_shown
-from dashboard.i18n import labeller, lang, localized, num, t, when
+from dashboard.i18n import labeller, lang, localized, num, t, translated, when
 from store import alert_outbox, alerts, incidents, places
 from store.users import Role
 
@@ -137,16 +137,15 @@ filters = st.columns(4)
 states = filters[0].multiselect(
     t("alerts.state"),
     ["open", "acknowledged", "resolved"],
-    default=["open", "acknowledged"],
     format_func=labeller("alert_state.", ["open", "acknowledged", "resolved"]),
-    key="alerts_states",
+    key=translated("alerts_states", default=["open", "acknowledged"]),
 )
 severities = filters[1].multiselect(
     t("alerts.severity"),
     list(alerts.SEVERITIES),
     format_func=labeller("severity.", alerts.SEVERITIES),
     placeholder=t("alerts.all"),
-    key="alerts_severities",
+    key=translated("alerts_severities"),
 )
 district = filters[2].selectbox(
     t("alerts.district"),
@@ -161,7 +160,7 @@ subject_kinds = filters[3].multiselect(
         k: t(("kind." if k in DEVICE_KINDS else "subject.") + k) for k in SUBJECT_KINDS
     }.__getitem__,
     placeholder=t("alerts.all"),
-    key="alerts_kinds",
+    key=translated("alerts_kinds"),
 )
 
 with db() as conn:

@@ -11,7 +11,7 @@ import streamlit as st
 from dashboard.app import page
 from dashboard.coverage_view import criticality_text, tower_criticality
 from dashboard.data import db
-from dashboard.i18n import ZONE_NAME, labeller, lang, localized, num, t, when
+from dashboard.i18n import ZONE_NAME, labeller, lang, localized, num, t, translated, when
 from devices.kinds import Kind
 from devices.metrics import metric
 from store import alerts, readings, registry, villages
@@ -81,10 +81,9 @@ with st.expander(t("device.meta"), expanded=False):
 span = st.radio(
     t("device.range"),
     list(RANGES),
-    index=1,
     horizontal=True,
     format_func=labeller("device.range_", RANGES),
-    key="device_range",
+    key=translated("device_range", default="24h"),
 )
 kind = Kind(device.kind)
 with db() as conn:
