@@ -37,6 +37,7 @@ def strip(
             t("head.online_of", kind=t("kind." + kind), total=num(len(rows))),
             num(online),
             delta=t("head.not_online", n=num(len(rows) - online)),
+            delta_arrow="off",
             delta_color="inverse" if online < len(rows) else "off",
         )
     if open_alerts is not None:
@@ -44,6 +45,7 @@ def strip(
             t("head.alerts"),
             num(sum(open_alerts.values())),
             delta=t("head.alerts_detail", **{k: num(v) for k, v in open_alerts.items()}),
+            delta_arrow="off",
             delta_color="inverse" if open_alerts.get("critical") else "off",
         )
     bottom = st.columns(4)
@@ -51,12 +53,15 @@ def strip(
         for column, key in zip(
             bottom, ("head.dead_spots", "head.centres", "head.population"), strict=False
         ):
-            column.metric(t(key), "—", delta=t("head.no_coverage"), delta_color="off")
+            column.metric(
+                t(key), "—", delta=t("head.no_coverage"), delta_arrow="off", delta_color="off"
+            )
     else:
         bottom[0].metric(
             t("head.dead_spots"),
             num(coverage.dead_spot_villages),
             delta=t("head.dead_spots_detail", population=num(coverage.population_affected)),
+            delta_arrow="off",
             delta_color="inverse" if coverage.dead_spot_villages else "off",
         )
         bottom[1].metric(t("head.centres"), pct(coverage.centres_covered))
@@ -70,6 +75,7 @@ def strip(
             t("head.population"),
             pct(coverage.population_covered.get("any")),
             delta=t("head.unknown", share=pct(unknown)) if unknown else per_operator or None,
+            delta_arrow="off",
             delta_color="inverse" if unknown else "off",
         )
     bottom[3].metric(
@@ -80,5 +86,6 @@ def strip(
             lag=num(health.lag_s, 1),
             rejects=num(health.rejects_last_hour),
         ),
+        delta_arrow="off",
         delta_color="inverse" if health.rejects_last_hour else "off",
     )
