@@ -39,8 +39,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from dashboard import coverage_view
+from devices.health import KEY_METRICS, latest_metrics
 from devices.kinds import DeviceState, Kind
 from store import (
     alerts,
@@ -55,6 +57,8 @@ from store import (
 )
 from store.alert_engine import NewAlert, open_alert
 from store.db import Flavor, aconnect, detect_flavor
+from store.readings import LATEST_WINDOW
+from store.tables import READING_TABLES
 from tests.support.databases import scratch_database
 from tests.support.environment import harness
 from tests.support.fleet_history import (
@@ -141,27 +145,57 @@ def page_queries(
     }
 
 
-def time_queries(url: str, now: datetime, repeat: int) -> dict[str, dict[str, dict[str, float]]]:
-    """Per page and query, p50/p95/max milliseconds over ``repeat`` runs (after a warm-up)."""
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    with psycopg.connect(url, autocommit=True) as conn:
-        for page, named in page_queries(conn, now).items():
-            out[page] = {}
-            for name, run in named.items():
-                run()
-                samples = []
-                for _ in range(repeat):
-                    start = time.perf_counter()
-                    run()
-                    samples.append((time.perf_counter() - start) * 1000)
-                samples.sort()
-                p95 = samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))]
-                out[page][name] = {
-                    "p50_ms": round(statistics.median(samples), 2),
-                    "p95_ms": round(p95, 2),
-                    "max_ms": round(samples[-1], 2),
-                }
+def latest_readings(conn: psycopg.Connection, now: datetime, last_state: bool) -> None:
+    """For comparison, the database's side of the map's latest readings (as text, so that no
+    client parsing counts): from the last-state tables as map_devices reads them, or searched
+    in the readings hypertables (each device's newest within the window, through its
+    (device_id, ts, seq) index), as map_devices did before them."""
+    for kind in KEY_METRICS:
+        columns = sql.SQL(", ").join(sql.Identifier(m) for m in latest_metrics(kind))
+        if last_state:
+            found = sql.SQL(
+                "LEFT JOIN (SELECT device_id, {columns} FROM {table} WHERE ts > %(since)s) r"
+                " ON r.device_id = d.device_id"
+            ).format(columns=columns, table=sql.Identifier(readings.latest_table(kind)))
+        else:
+            found = sql.SQL(
+                "LEFT JOIN LATERAL (SELECT {columns} FROM {table} t"
+                " WHERE t.device_id = d.device_id AND t.ts > %(since)s"
+                " ORDER BY t.ts DESC LIMIT 1) r ON true"
+            ).format(columns=columns, table=sql.Identifier(READING_TABLES[kind].name))
+        query = sql.SQL(
+            "SELECT d.device_id, to_jsonb(r)::text FROM devices d {found}"
+            " WHERE d.kind = %(kind)s AND d.lat IS NOT NULL"
+        ).format(found=found)
+        conn.execute(query, {"since": now - LATEST_WINDOW, "kind": kind.value}).fetchall()
+
+
+Timings = dict[str, dict[str, float]]  # query → p50_ms, p95_ms, max_ms
+
+
+def time_queries_of(named: dict[str, Callable[[], Any]], repeat: int) -> Timings:
+    """Per query, p50/p95/max milliseconds over ``repeat`` runs (after a warm-up)."""
+    out = {}
+    for name, run in named.items():
+        run()
+        samples = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            run()
+            samples.append((time.perf_counter() - start) * 1000)
+        samples.sort()
+        p95 = samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))]
+        out[name] = {
+            "p50_ms": round(statistics.median(samples), 2),
+            "p95_ms": round(p95, 2),
+            "max_ms": round(samples[-1], 2),
+        }
     return out
+
+
+def time_queries(url: str, now: datetime, repeat: int) -> dict[str, Timings]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return {p: time_queries_of(named, repeat) for p, named in page_queries(conn, now).items()}
 
 
 def pause_policies(url: str) -> None:
@@ -393,6 +427,15 @@ def main() -> None:
             users.add_user(conn, "bench", password, "operator")
         log(f"data ready in {time.perf_counter() - t0:.0f} s ({rows:,} rows, {flavor})")
         pages = time_queries(url, now, repeat=repeat)
+        with psycopg.connect(url, autocommit=True) as conn:
+            reference = time_queries_of(
+                {
+                    "map_latest_from_last_state": lambda: latest_readings(conn, now, True),
+                    "map_latest_from_hypertables": lambda: latest_readings(conn, now, False),
+                },
+                repeat,
+            )
+        log(f"the map's latest readings, database side: {reference}")
         for page, timings in pages.items():
             figures = (f"{k} {v['p50_ms']}/{v['p95_ms']}/{v['max_ms']}" for k, v in timings.items())
             log(f"{page:<9} p50/p95/max ms: " + ", ".join(figures))
@@ -410,6 +453,7 @@ def main() -> None:
                 p: round(sum(f["p50_ms"] for f in t.values()), 1) for p, t in pages.items()
             },
             "query_ms": dict(named),
+            "reference_ms": reference,
             "query_runs": repeat,
             "telemetry_rows": rows,
             "devices": sum(len(v) for v in ids.values()),
