@@ -418,6 +418,8 @@ LANG_KEY = "lang"
 _CHOSEN = "lang_chosen"
 # Keys of widgets whose options are shown by translated labels (see :func:`translated`).
 _TRANSLATED = "lang_translated_widgets"
+# The language the last full run drew the page in (see :func:`follow_language`).
+_DRAWN = "lang_drawn"
 
 
 def lang() -> str:
@@ -463,6 +465,25 @@ def _language_changed() -> None:
     st.session_state[_CHOSEN] = st.session_state[LANG_KEY]
 
 
+def mark_drawn() -> None:
+    """Note the language this full run draws the page in (the sidebar's picker does)."""
+    st.session_state[_DRAWN] = lang()
+
+
+def follow_language() -> None:
+    """At the top of an auto-refreshing fragment: if the language changed in a run that
+    redrew only a fragment, rerun the whole page, so the sidebar and controls follow too.
+
+    The browser sends a widget change together with whatever else is pending in the same
+    batch, and a batch carrying a fragment's id reruns only that fragment: the switch then
+    reached the session state, but the page outside the fragment stayed in the old language
+    and the click looked lost."""
+    drawn = st.session_state.get(_DRAWN)
+    if drawn is not None and drawn != lang():
+        mark_drawn()  # once: the rerun must not find the same difference again
+        st.rerun()
+
+
 def language_picker() -> None:
     """The language radio (sidebar and login form). Its widget state is re-seeded from the
     kept choice, so a radio that was not drawn for a while, or whose state a racing rerun
@@ -478,6 +499,7 @@ def language_picker() -> None:
         horizontal=True,
         on_change=_language_changed,
     )
+    mark_drawn()
 
 
 def t(key: str, **fields: object) -> str:

@@ -155,3 +155,27 @@ def test_alert_filters_follow_the_language_and_keep_their_choice(scenario_url, m
     assert states.value == ["open", "acknowledged"] and severities.value == ["critical"]
     assert list(states.proto.raw_values) == ["open", "acknowledged"]
     assert list(severities.proto.raw_values) == ["critical"]
+
+
+def _fragment_guard_script() -> None:
+    import streamlit as st
+
+    from dashboard.i18n import follow_language, mark_drawn
+
+    st.session_state["runs"] = st.session_state.get("runs", 0) + 1
+    follow_language()  # as the map's and the wall's fragments begin
+    mark_drawn()  # as a full run's picker does
+
+
+def test_a_language_switch_seen_by_a_fragment_redraws_the_whole_page():
+    """A switch that reached the session in a fragment-only run: the page outside the fragment
+    was drawn in the old language, so the fragment asks for a full rerun (once)."""
+    at = AppTest.from_function(_fragment_guard_script)
+    at.session_state["lang_drawn"] = "vi"
+    at.session_state["lang_chosen"] = "en"
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["runs"] == 2, "one rerun of the whole page"
+    assert at.session_state["lang_drawn"] == "en"
+    at.run()
+    assert at.session_state["runs"] == 3, "and no more once the page is in that language"

@@ -10,7 +10,7 @@ import streamlit as st
 from dashboard import coverage_view, headline, live
 from dashboard.app import page
 from dashboard.data import config, db, refresh_seconds, tile_url
-from dashboard.i18n import labeller, t, translated, when
+from dashboard.i18n import follow_language, labeller, t, translated, when
 from dashboard.live import places
 from dashboard.livemap import LEGEND_COLOURS, MapOptions, deck
 from store import registry
@@ -99,6 +99,7 @@ def open_picked() -> None:
 
 @st.fragment(run_every=refresh_seconds())
 def live_map() -> None:
+    follow_language()
     open_picked()
     now = datetime.now(UTC)
     districts, features, villages = places()

@@ -11,7 +11,7 @@ import streamlit as st
 
 from dashboard import headline, live
 from dashboard.data import db, refresh_seconds, tile_url
-from dashboard.i18n import LANGS, choose, lang, t, when
+from dashboard.i18n import LANGS, choose, follow_language, lang, mark_drawn, t, when
 from dashboard.live import places
 from dashboard.livemap import LEGEND_COLOURS, MapOptions, deck
 from store import alerts
@@ -65,9 +65,14 @@ def alert_lines(rows: list[alerts.AlertRow]) -> str:
     return f'<table class="ioc-wall-alerts">{head}{cells}</table>'
 
 
+pinned_language()
+mark_drawn()
+
+
 @st.fragment(run_every=refresh_seconds())
 def wall() -> None:
     pinned_language()
+    follow_language()
     now = datetime.now(UTC)
     districts, features, villages = places()
     fleet = live.state(now)
