@@ -74,7 +74,7 @@ def _value(kind: str, name: str, value: Any) -> str | None:
     """A key metric, tersely: numbers with their unit, flags only when they are down."""
     spec = metric(Kind(kind), name)
     if isinstance(value, list):
-        return f"sector {sum(bool(v) for v in value)}/{len(value)}"
+        return f"{t('device.sectors')} {sum(bool(v) for v in value)}/{len(value)}"
     if isinstance(value, bool):
         return None if value else f"{metric_label(Kind(kind), name)}: ✗"
     if isinstance(value, float):
