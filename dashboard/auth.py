@@ -30,8 +30,9 @@ _RESET_NEEDED: dict[str, str] = {
 
 TOKEN_KEY = "session_token"
 COOKIE = "ioc_session"
-# What the browser's cookie should hold: ("set", token, expiry ISO) or ("clear",); absent when
-# this session never had one to manage.
+# What the browser's cookie should hold: ("set", token, HTTP expiry date) after a login,
+# ("kept",) when it brought this session's token, ("clear",) after a logout or when its session
+# has ended; absent while this session has no cookie to manage.
 _COOKIE_STATE = "session_cookie"
 _COOKIE_READ = "session_cookie_read"
 # The page and query parameters a deep link asked for, kept across the login form.

@@ -13,6 +13,7 @@ import math
 import os
 import time
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -31,23 +32,27 @@ pytestmark = pytest.mark.skipif(
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
-def _lonely_tower(url: str) -> str:
-    """A tower with no other device within 500 m: at the focused zoom (~26 m a pixel, markers at
-    most 14 px across their radius) nothing else is drawn over its centre."""
+def _metres(a: Any, b: Any) -> float:
+    """Between two things with ``lat``/``lon`` attributes (equirectangular, close enough)."""
+    dx = math.radians(a.lon - b.lon) * math.cos(math.radians(a.lat))
+    return 6_371_000.0 * math.hypot(dx, math.radians(a.lat - b.lat))
+
+
+def _alone(url: str) -> tuple[str, dict[str, Any]]:
+    """A tower, and a dead-spot village, with no (other) device within 500 m: at the focused
+    zoom (~26 m a pixel, markers at most 14 px across their radius) nothing else is drawn over
+    their centre, and devices are drawn over villages."""
     with connect(url) as conn:
         devices = registry.map_devices(conn, datetime.now(UTC))
+        dead = [villages.village(conn, row[0]) for row in conn.execute(
+            "SELECT place_id FROM coverage_places WHERE place_kind = 'village' AND dead_spot"
+            " ORDER BY place_id")]  # fmt: skip
     towers = set(fleet()[Kind.BTS])
-
-    def metres(a: registry.MapDevice, b: registry.MapDevice) -> float:
-        dx = math.radians(a.lon - b.lon) * math.cos(math.radians(a.lat))
-        return 6_371_000.0 * math.hypot(dx, math.radians(a.lat - b.lat))
-
-    for d in devices:
-        if d.device_id in towers and all(
-            metres(d, o) > 500 for o in devices if o.device_id != d.device_id
-        ):
-            return d.device_id
-    raise AssertionError("no tower stands alone in the scenario")
+    tower = next(d.device_id for d in devices if d.device_id in towers
+                 and all(_metres(d, o) > 500 for o in devices if o is not d))  # fmt: skip
+    village = next(v for v in dead if v is not None
+                   and all(_metres(SimpleNamespace(**v), o) > 500 for o in devices))  # fmt: skip
+    return tower, village
 
 
 def _log_in(page, username: str) -> None:
@@ -56,17 +61,17 @@ def _log_in(page, username: str) -> None:
     page.get_by_role("button", name="Đăng nhập").click()
 
 
-def _click_centre(page, timeout_s: float = 60) -> None:
-    """Click the middle of the map (where the focused tower is) until its page opens: the
-    first click can land before deck.gl has its layers ready to pick."""
+def _click_centre(page, opens: str = "device", timeout_s: float = 60) -> None:
+    """Click the middle of the map (where the focused subject is) until its page (``opens``)
+    does: the first click can land before deck.gl has its layers ready to pick."""
     deadline = time.monotonic() + timeout_s
-    while "/device" not in page.url:
-        assert time.monotonic() < deadline, "no click on the map opened the tower's page"
+    while f"/{opens}" not in page.url:
+        assert time.monotonic() < deadline, f"no click on the map opened a {opens} page"
         box = page.locator("canvas").first.bounding_box()
         if box is not None:
             page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
         try:
-            page.wait_for_url("**/device**", timeout=15_000)
+            page.wait_for_url(f"**/{opens}**", timeout=15_000)
         except sync_api.TimeoutError:
             continue
 
@@ -77,12 +82,11 @@ def _subheader(page, text: str):
 
 def test_click_through_deep_links_and_reload(dashboard_url, scenario_url, alert_ids):  # noqa: F811
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    tower = _lonely_tower(scenario_url)
+    tower, dead = _alone(scenario_url)
     with connect(scenario_url, autocommit=True) as conn:
         # A resolved alert: the page's default filter hides it, the link must not.
         hidden = alert_ids[1]
         alerts.resolve(conn, hidden, "test", "resolved for the deep link")
-        dead = next(v for v in villages_of(conn) if v["dead_spot"])
     with sync_api.sync_playwright() as p:
         browser = launch(p)
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
@@ -128,6 +132,17 @@ def test_click_through_deep_links_and_reload(dashboard_url, scenario_url, alert_
         settle(page)
         page.screenshot(path=ARTIFACTS / "nav-alert-link.png", full_page=True)
 
+        # A dead-spot village clicked on the map: its detail.
+        page.goto(f"{dashboard_url}/map?focus={dead['village_id']}")
+        page.get_by_text(dead["village_id"]).first.wait_for()
+        page.locator("canvas").first.wait_for(state="visible")
+        settle(page)
+        _click_centre(page, opens="village")
+        _subheader(page, dead["village_id"]).wait_for(timeout=60_000)
+        assert f"village={dead['village_id']}" in page.url
+        settle(page)
+        page.screenshot(path=ARTIFACTS / "nav-village-clicked.png", full_page=True)
+
         # A village's link: its detail.
         page.goto(f"{dashboard_url}/village?village={dead['village_id']}")
         _subheader(page, dead["village_id"]).wait_for(timeout=60_000)
@@ -159,12 +174,3 @@ def test_click_through_deep_links_and_reload(dashboard_url, scenario_url, alert_
         third.wait_for_function("() => !document.cookie.includes('ioc_session=')")
         third.screenshot(path=ARTIFACTS / "nav-stale-cookie.png")
         browser.close()
-
-
-def villages_of(conn: Any) -> list[dict[str, Any]]:
-    """Villages with the engine's verdict (the scenario's seed dead spots are dead)."""
-    rows = conn.execute(
-        "SELECT place_id FROM coverage_places WHERE place_kind = 'village' AND dead_spot"
-        " ORDER BY place_id LIMIT 1"
-    ).fetchall()
-    return [r for r in (villages.village(conn, row[0]) for row in rows) if r is not None]
