@@ -91,86 +91,93 @@ def test_click_through_deep_links_and_reload(dashboard_url, scenario_url, alert_
         browser = launch(p)
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
 
-        # A link to the map centred on the tower, opened before logging in: the login form,
-        # then the map it pointed at.
-        page.goto(f"{dashboard_url}/map?focus={tower}")
-        _log_in(page, "operator")
-        page.get_by_text(tower).first.wait_for()  # the caption naming the focus
-        wait_map_drawn(page, timeout_s=20)  # zoomed in on one tower: few green pixels
-        settle(page)
-        page.screenshot(path=ARTIFACTS / "nav-map-focused.png")
-        _click_centre(page)
-        _subheader(page, tower).wait_for(timeout=60_000)
-        assert "/device" in page.url and f"device={tower}" in page.url
-        settle(page)
-        page.screenshot(path=ARTIFACTS / "nav-device-clicked.png", full_page=True)
+        try:
+            # A link to the map centred on the tower, opened before logging in: the login form,
+            # then the map it pointed at.
+            page.goto(f"{dashboard_url}/map?focus={tower}")
+            _log_in(page, "operator")
+            page.get_by_text(tower).first.wait_for()  # the caption naming the focus
+            wait_map_drawn(page, timeout_s=20)  # zoomed in on one tower: few green pixels
+            settle(page)
+            page.screenshot(path=ARTIFACTS / "nav-map-focused.png")
+            _click_centre(page)
+            _subheader(page, tower).wait_for(timeout=60_000)
+            assert "/device" in page.url and f"device={tower}" in page.url
+            settle(page)
+            page.screenshot(path=ARTIFACTS / "nav-device-clicked.png", full_page=True)
 
-        # Reload: the session comes back from its cookie, on the same page.
-        page.reload()
-        _subheader(page, tower).wait_for(timeout=60_000)
-        assert page.get_by_label("Tên đăng nhập").count() == 0
-        cookie = next(c for c in page.context.cookies() if c["name"] == "ioc_session")
-        assert (cookie["path"], cookie["sameSite"], cookie["httpOnly"]) == ("/", "Strict", False)
+            # Reload: the session comes back from its cookie, on the same page.
+            page.reload()
+            _subheader(page, tower).wait_for(timeout=60_000)
+            assert page.get_by_label("Tên đăng nhập").count() == 0
+            cookie = next(c for c in page.context.cookies() if c["name"] == "ioc_session")
+            kept = (cookie["path"], cookie["sameSite"], cookie["httpOnly"])
+            assert kept == ("/", "Strict", False)
 
-        # Back on the map (the browser's back button: the browser still holds the chart's
-        # selection), its timed refresh (every 5 s here) must not replay the old click.
-        assert page.locator('[data-testid="stException"]').count() == 0
-        page.go_back()
-        page.get_by_text("Cập nhật").first.wait_for()
-        first = page.get_by_text("Cập nhật").first.inner_text()
-        page.wait_for_function(
-            "(before) => [...document.querySelectorAll('[data-testid=stCaptionContainer]')]"
-            ".some(e => e.innerText.includes('Cập nhật') && !e.innerText.includes(before))",
-            arg=first.split("Cập nhật")[1].split("·")[0].strip(),
-            timeout=60_000,
-        )
-        assert "/device" not in page.url, "the refresh re-opened the tower clicked before"
+            # Back on the map (the browser's back button: the browser still holds the chart's
+            # selection), its timed refresh (every 5 s here) must not replay the old click.
+            assert page.locator('[data-testid="stException"]').count() == 0
+            page.go_back()
+            page.get_by_text("Cập nhật").first.wait_for()
+            first = page.get_by_text("Cập nhật").first.inner_text()
+            page.wait_for_function(
+                "(before) => [...document.querySelectorAll('[data-testid=stCaptionContainer]')]"
+                ".some(e => e.innerText.includes('Cập nhật') && !e.innerText.includes(before))",
+                arg=first.split("Cập nhật")[1].split("·")[0].strip(),
+                timeout=60_000,
+            )
+            assert "/device" not in page.url, "the refresh re-opened the tower clicked before"
 
-        # An alert's link, though the default filter (open, acknowledged) hides it.
-        page.goto(f"{dashboard_url}/alerts?alert={hidden}")
-        _subheader(page, f"#{hidden} ·").wait_for(timeout=60_000)
-        settle(page)
-        page.screenshot(path=ARTIFACTS / "nav-alert-link.png", full_page=True)
+            # An alert's link, though the default filter (open, acknowledged) hides it.
+            page.goto(f"{dashboard_url}/alerts?alert={hidden}")
+            _subheader(page, f"#{hidden} ·").wait_for(timeout=60_000)
+            settle(page)
+            page.screenshot(path=ARTIFACTS / "nav-alert-link.png", full_page=True)
 
-        # A dead-spot village clicked on the map: its detail.
-        page.goto(f"{dashboard_url}/map?focus={dead['village_id']}")
-        page.get_by_text(dead["village_id"]).first.wait_for()
-        page.locator("canvas").first.wait_for(state="visible")
-        settle(page)
-        _click_centre(page, opens="village")
-        _subheader(page, dead["village_id"]).wait_for(timeout=60_000)
-        assert f"village={dead['village_id']}" in page.url
-        settle(page)
-        page.screenshot(path=ARTIFACTS / "nav-village-clicked.png", full_page=True)
+            # A dead-spot village clicked on the map: its detail.
+            page.goto(f"{dashboard_url}/map?focus={dead['village_id']}")
+            page.get_by_text(dead["village_id"]).first.wait_for()
+            page.locator("canvas").first.wait_for(state="visible")
+            settle(page)
+            _click_centre(page, opens="village")
+            _subheader(page, dead["village_id"]).wait_for(timeout=60_000)
+            assert f"village={dead['village_id']}" in page.url
+            settle(page)
+            page.screenshot(path=ARTIFACTS / "nav-village-clicked.png", full_page=True)
 
-        # A village's link: its detail.
-        page.goto(f"{dashboard_url}/village?village={dead['village_id']}")
-        _subheader(page, dead["village_id"]).wait_for(timeout=60_000)
-        page.get_by_text("Mất sóng mọi nhà mạng").first.wait_for()
-        settle(page)
-        page.screenshot(path=ARTIFACTS / "nav-village-link.png", full_page=True)
+            # A village's link: its detail.
+            page.goto(f"{dashboard_url}/village?village={dead['village_id']}")
+            _subheader(page, dead["village_id"]).wait_for(timeout=60_000)
+            page.get_by_text("Mất sóng mọi nhà mạng").first.wait_for()
+            settle(page)
+            page.screenshot(path=ARTIFACTS / "nav-village-link.png", full_page=True)
 
-        # Logout clears the cookie: a reload shows the login form again.
-        page.get_by_role("button", name="Đăng xuất").click()
-        page.get_by_label("Tên đăng nhập").wait_for()
-        page.wait_for_function("() => !document.cookie.includes('ioc_session=')")
-        page.reload()
-        page.get_by_label("Tên đăng nhập").wait_for()
-        page.screenshot(path=ARTIFACTS / "nav-logged-out.png")
+            # Logout clears the cookie: a reload shows the login form again.
+            page.get_by_role("button", name="Đăng xuất").click()
+            page.get_by_label("Tên đăng nhập").wait_for()
+            page.wait_for_function("() => !document.cookie.includes('ioc_session=')")
+            page.reload()
+            page.get_by_label("Tên đăng nhập").wait_for()
+            page.screenshot(path=ARTIFACTS / "nav-logged-out.png")
 
-        # A fresh browser with an alert's link: login, then that alert.
-        other = browser.new_page(viewport={"width": 1500, "height": 1100})
-        other.goto(f"{dashboard_url}/alerts?alert={alert_ids[0]}")
-        _log_in(other, "viewer")
-        _subheader(other, f"#{alert_ids[0]} ·").wait_for(timeout=60_000)
-        assert "/alerts" in other.url
+            # A fresh browser with an alert's link: login, then that alert.
+            other = browser.new_page(viewport={"width": 1500, "height": 1100})
+            other.goto(f"{dashboard_url}/alerts?alert={alert_ids[0]}")
+            _log_in(other, "viewer")
+            _subheader(other, f"#{alert_ids[0]} ·").wait_for(timeout=60_000)
+            assert "/alerts" in other.url
 
-        # A cookie whose session the database does not know: ignored, and dropped.
-        stale = browser.new_context(viewport={"width": 1500, "height": 1100})
-        stale.add_cookies([{"name": "ioc_session", "value": "not-a-session", "url": dashboard_url}])
-        third = stale.new_page()
-        third.goto(f"{dashboard_url}/alerts?alert={alert_ids[0]}")
-        third.get_by_text("Phiên làm việc đã hết hạn, hãy đăng nhập lại.").wait_for()
-        third.wait_for_function("() => !document.cookie.includes('ioc_session=')")
-        third.screenshot(path=ARTIFACTS / "nav-stale-cookie.png")
-        browser.close()
+            # A cookie whose session the database does not know: ignored, and dropped.
+            stale = browser.new_context(viewport={"width": 1500, "height": 1100})
+            bogus = {"name": "ioc_session", "value": "not-a-session", "url": dashboard_url}
+            stale.add_cookies([bogus])
+            third = stale.new_page()
+            third.goto(f"{dashboard_url}/alerts?alert={alert_ids[0]}")
+            third.get_by_text("Phiên làm việc đã hết hạn, hãy đăng nhập lại.").wait_for()
+            third.wait_for_function("() => !document.cookie.includes('ioc_session=')")
+            third.screenshot(path=ARTIFACTS / "nav-stale-cookie.png")
+        except Exception:
+            page.screenshot(path=ARTIFACTS / "nav-failed.png", full_page=True)
+            raise
+        finally:
+            browser.close()
