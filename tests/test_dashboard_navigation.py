@@ -68,9 +68,11 @@ def test_village_page_from_its_link(scenario_url, village_with_events, monkeypat
     at.run()
     assert not at.exception, at.exception
     assert at.subheader[0].value == f"{village['name']} · {village['village_id']}"
-    metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Commune"] == village["commune_name"]
-    assert metrics["Population"] == f"{village['population']:,}"
+    assert f"**Commune:** {village['commune_name']} · **District:** {village['district_name']}" in (
+        texts(at)
+    )
+    assert at.metric[0].label == "Population"
+    assert at.metric[0].value == f"{village['population']:,}"
     assert any(e.value.startswith("No signal at all since") for e in at.error)
     coverage_table = at.dataframe[0].value
     assert list(coverage_table["Operator"]) == ["viettel", "mobifone", "vinaphone", "vietnamobile"]

@@ -61,11 +61,13 @@ def operators(names: list[str] | None) -> str:
 
 
 st.subheader(f"{row['name']} · {row['village_id']}")
-head = st.columns(4)
-head[0].metric(t("village.commune"), row["commune_name"])
-head[1].metric(t("village.district"), row["district_name"])
-head[2].metric(t("village.population"), num(row["population"]))
-head[3].metric(t("village.position"), f"{row['lat']:.4f}, {row['lon']:.4f}")
+# Names and a position are too long for st.metric's large type: one line of text instead.
+st.markdown(
+    f"**{t('village.commune')}:** {row['commune_name']} · "
+    f"**{t('village.district')}:** {row['district_name']} · "
+    f"**{t('village.position')}:** {row['lat']:.4f}, {row['lon']:.4f}"
+)
+st.metric(t("village.population"), num(row["population"]))
 st.page_link(page("map"), label=t("village.on_map"), query_params={"focus": village_id})
 
 st.subheader(t("village.coverage"))

@@ -175,6 +175,7 @@ def test_click_through_deep_links_and_reload(dashboard_url, scenario_url, alert_
             third.goto(f"{dashboard_url}/alerts?alert={alert_ids[0]}")
             third.get_by_text("Phiên làm việc đã hết hạn, hãy đăng nhập lại.").wait_for()
             third.wait_for_function("() => !document.cookie.includes('ioc_session=')")
+            settle(third)
             third.screenshot(path=ARTIFACTS / "nav-stale-cookie.png")
         except Exception:
             page.screenshot(path=ARTIFACTS / "nav-failed.png", full_page=True)
