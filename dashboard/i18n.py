@@ -8,6 +8,7 @@ UTC+7).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -420,11 +421,43 @@ _CHOSEN = "lang_chosen"
 _TRANSLATED = "lang_translated_widgets"
 # The language the last full run drew the page in (see :func:`follow_language`).
 _DRAWN = "lang_drawn"
+# The choice also lives in a browser cookie, so a reload, a pasted link or a new tab opens in
+# the language the user picked: a new Streamlit session starts from empty session state.
+LANG_COOKIE = "ioc_lang"
+_COOKIE_SEEN = "lang_cookie_seen"  # the language the cookie held when this session opened
+_YEAR_S = 365 * 24 * 3600
+
+
+def _from_cookie() -> None:
+    """Once per session, before anything reads the language: the cookie's choice, if any."""
+    if _COOKIE_SEEN in st.session_state:
+        return
+    try:
+        value = st.context.cookies.get(LANG_COOKIE)
+    except AttributeError:  # no script run context (a bare import)
+        value = None
+    st.session_state[_COOKIE_SEEN] = value
+    if value in LANGS and _CHOSEN not in st.session_state:
+        st.session_state[_CHOSEN] = value
 
 
 def lang() -> str:
+    _from_cookie()
     value = st.session_state.get(_CHOSEN) or st.session_state.get(LANG_KEY, DEFAULT_LANG)
     return value if value in LANGS else DEFAULT_LANG
+
+
+def remember_language() -> None:
+    """Have the browser's cookie hold the language picked in this session (a script, since
+    Streamlit cannot set cookies). Written on every full run once the choice differs from what
+    the cookie held when the session opened: a rerun racing the first run can cut its
+    delivery short, and the same script again is harmless."""
+    chosen = st.session_state.get(_CHOSEN)
+    if chosen not in LANGS or st.session_state.get(_COOKIE_SEEN) == chosen:
+        return
+    cookie = f"{LANG_COOKIE}={chosen}; path=/; SameSite=Strict; max-age={_YEAR_S}"
+    st.html(f"<script>document.cookie = {json.dumps(cookie)};</script>",
+            unsafe_allow_javascript=True, width=1)  # fmt: skip
 
 
 def choose(language: str) -> None:
@@ -499,6 +532,7 @@ def language_picker() -> None:
         horizontal=True,
         on_change=_language_changed,
     )
+    remember_language()
     mark_drawn()
 
 

@@ -101,7 +101,7 @@ def wait_refreshed(page, word: str) -> None:
 
 def test_language_switch_takes_while_the_map_refreshes(busy_dashboard):
     """Clicked while the map's fragment reruns twice a second, the switch takes and stays, and
-    the layer chips follow it ("Trạm BTS" was left in English)."""
+    the layer chips follow it ("Trạm BTS" was left in English); a reload keeps the language."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as p:
         browser = launch(p)
@@ -119,4 +119,11 @@ def test_language_switch_takes_while_the_map_refreshes(busy_dashboard):
             chips = page.locator(".react-aria-ComboBox [data-tag]").all_inner_texts()
             assert chips and foreign_chip not in chips, chips
             page.screenshot(path=ARTIFACTS / f"language-switch-{code}.png")
+        # The choice outlives the session: a reload (a new Streamlit session) keeps English.
+        page.get_by_text("English", exact=True).click()
+        page.get_by_text("Layers", exact=True).wait_for(timeout=30_000)
+        page.reload()
+        wait_map_drawn(page)
+        page.get_by_text("Layers", exact=True).wait_for(timeout=30_000)
+        assert page.get_by_text("Lớp bản đồ", exact=True).count() == 0
         browser.close()
