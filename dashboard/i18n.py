@@ -407,6 +407,37 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "{device} · {operator} · {state} · {km} km",
     ),
     "cam.no": ("không", "no"),
+    # --- which villages a tower serves, which towers serve a village (issue 17 part 3) ---
+    "device.serves": ("Thôn trạm này đang phục vụ ({n})", "Villages this tower serves now ({n})"),
+    "device.serves_note": (
+        "Theo sóng dự báo của các trạm đang phát, cập nhật cùng chỉ số N-1; thôn chỉ trạm này"
+        " phủ sóng đứng đầu.",
+        "From the predicted signal of the towers on air, updated with the N-1 figures; villages"
+        " only this tower covers come first.",
+    ),
+    "device.serves_none": (
+        "Theo dự báo, trạm này hiện không phủ sóng 3G/4G cho thôn nào.",
+        "By the prediction, this tower gives no village 3G/4G signal now.",
+    ),
+    "device.serve_line": (
+        "{name} · {commune} · {population} người · {role}",
+        "{name} · {commune} · {population} people · {role}",
+    ),
+    "device.serve_only": ("trạm duy nhất có sóng ở đây", "the only tower with signal here"),
+    "device.serve_only_operator": ("trạm {operator} duy nhất", "the only {operator} tower"),
+    "device.serve_shared": ("cùng {n} trạm {operator} khác", "with {n} other {operator} towers"),
+    "device.serve_more": ("… và {n} thôn nữa", "… and {n} more villages"),
+    "village.serving": ("Trạm đang phục vụ", "Towers serving it"),
+    "village.serving_note": (
+        "Các trạm đang phát có sóng dự báo tại thôn đạt ngưỡng 3G/4G, theo nhà mạng.",
+        "Towers on air whose predicted signal here clears the 3G/4G threshold, by operator.",
+    ),
+    "village.serving_operator": ("{operator}: {n} trạm", "{operator}: {n} towers"),
+    "village.serving_none": ("{operator}: không trạm nào", "{operator}: no tower"),
+    "village.serving_site": (
+        "{device} · {state} · {km} km",
+        "{device} · {state} · {km} km",
+    ),
     # --- end of catalogue ---
 }
 

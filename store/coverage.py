@@ -180,6 +180,38 @@ async def write_critical(conn: psycopg.AsyncConnection, rows: Iterable[Row], ts:
         )
 
 
+# (place_kind, place_id, operator, device_id): one tower serving one place for its operator
+ServingPair = tuple[str, str, str, str]
+
+
+async def write_place_towers(
+    conn: psycopg.AsyncConnection, pairs: set[ServingPair], ts: datetime
+) -> tuple[int, int]:
+    """Make ``place_towers`` hold exactly ``pairs``: the ones gone deleted, the new ones
+    inserted with ``since`` = ``ts``, the rest (and their ``since``) left alone. Diffed against
+    what is stored, so a restarted service keeps each pair's ``since``. Returns (added, gone)."""
+    async with conn.transaction():
+        cur = conn.cursor()
+        await cur.execute("SELECT place_kind, place_id, operator, device_id FROM place_towers")
+        stored = {(str(a), str(b), str(c), str(d)) for a, b, c, d in await cur.fetchall()}
+        gone, new = sorted(stored - pairs), sorted(pairs - stored)
+        if gone:
+            await cur.execute(
+                "DELETE FROM place_towers t USING unnest(%s::text[], %s::text[], %s::text[],"
+                " %s::text[]) AS g(place_kind, place_id, operator, device_id)"
+                " WHERE (t.place_kind, t.place_id, t.operator, t.device_id)"
+                " = (g.place_kind, g.place_id, g.operator, g.device_id)",
+                [list(col) for col in zip(*gone, strict=True)],
+            )
+        if new:
+            await cur.execute(
+                "INSERT INTO place_towers (place_kind, place_id, operator, device_id, since)"
+                " SELECT *, %s FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[])",
+                [ts, *(list(col) for col in zip(*new, strict=True))],
+            )
+    return len(new), len(gone)
+
+
 async def write_rejections(
     conn: psycopg.AsyncConnection, source: str, rows: Iterable[Mapping[str, Any]], ts: datetime
 ) -> None:

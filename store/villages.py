@@ -1,10 +1,11 @@
 """One village as the dashboard's detail page shows it, and the villages a tower's coverage
 changes have touched: reads over the places (0001), the coverage engine's verdicts and its
-village events (0004).
+village events (0004), and which towers serve which village now (0019, ``place_towers``).
 
-The engine keeps which sector serves which place in memory only; what it writes down about a
-tower and a village together is the event that names the tower as the cause of a village's
-loss or return of signal. Those, and the towers nearest the village, are what is shown here."""
+A tower and a village meet in two records: ``place_towers``, the engine's current picture of
+which towers' predicted signal covers the village (written with N-1, so it may trail a change
+by ``critical_every_s``), and the events that name a tower as the cause of a village's loss or
+return of signal (history)."""
 
 from __future__ import annotations
 
@@ -79,3 +80,42 @@ def tower_villages(conn: psycopg.Connection, device_id: str, limit: int = 200) -
         )
         rows = cur.fetchall()
     return sorted(rows, key=lambda r: (-int(r["population"]), r["village_id"]))[:limit]
+
+
+def tower_serves(conn: psycopg.Connection, device_id: str, limit: int = 500) -> list[Row]:
+    """Villages this tower serves now, with how many towers of its operator and of any
+    operator serve each (1: it is the only one), those it alone serves first, then by
+    population."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT * FROM (SELECT s.place_id AS village_id, v.name, c.name AS commune_name,"
+            " v.population, s.operator, s.since, p.dead_spot,"
+            " (SELECT count(*) FROM place_towers o WHERE o.place_kind = s.place_kind"
+            "  AND o.place_id = s.place_id AND o.operator = s.operator) AS towers_operator,"
+            " (SELECT count(DISTINCT o.device_id) FROM place_towers o"
+            "  WHERE o.place_kind = s.place_kind AND o.place_id = s.place_id) AS towers_all"
+            " FROM place_towers s JOIN villages v ON v.village_id = s.place_id"
+            " JOIN communes c ON c.code = v.commune_code"
+            " LEFT JOIN coverage_places p ON p.place_kind = 'village' AND p.place_id = s.place_id"
+            " WHERE s.device_id = %s AND s.place_kind = 'village') served"
+            " ORDER BY towers_all > 1, towers_operator > 1, population DESC, village_id"
+            " LIMIT %s",
+            (device_id, limit),
+        )
+        return cur.fetchall()
+
+
+def village_serving(conn: psycopg.Connection, village_id: str) -> list[Row]:
+    """The towers serving this village now, by operator, with their state and distance."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT s.operator, s.device_id, d.name, d.state, s.since, 6371.0 * sqrt("
+            "  power(radians(d.lat - v.lat), 2)"
+            "  + power(radians(d.lon - v.lon) * cos(radians(v.lat)), 2)) AS distance_km"
+            " FROM place_towers s JOIN villages v ON v.village_id = s.place_id"
+            " LEFT JOIN devices d ON d.device_id = s.device_id"
+            " WHERE s.place_kind = 'village' AND s.place_id = %s"
+            " ORDER BY s.operator, distance_km NULLS LAST, s.device_id",
+            (village_id,),
+        )
+        return cur.fetchall()

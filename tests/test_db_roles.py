@@ -22,7 +22,7 @@ from devices.codec import Codec, MetaRecord, Readings, StatusRecord
 from devices.kinds import Channel, Kind
 from devices.topics import Topics
 from ioc.cli import app
-from store import alerts, coverage, coverage_rasters, throttle, users
+from store import alerts, coverage, coverage_rasters, throttle, users, villages
 from store.alert_engine import (
     NewAlert,
     engine_transition,
@@ -174,6 +174,9 @@ async def test_liveness_and_coverage_write_their_own_tables(
         grid = RasterGrid("EPSG:32649", 0.0, 0.0, 100.0, 1, 1, 108.9, 13.9, 109.0, 14.0)
         raster = CoverageRaster("any", grid, encode([[-90.0]]), later)
         await coverage_rasters.write_rasters(cov, [raster, raster])  # the second: an upsert
+        serving = ("village", "V1", "viettel", DEVICE)
+        assert await coverage.write_place_towers(cov, {serving}, later) == (1, 0)
+        assert await coverage.write_place_towers(cov, set(), later) == (0, 1)  # stale: deleted
         assert await coverage.place_states(cov) == {("village", "V1"): (["viettel"], [])}
         with pytest.raises(DENIED):
             await cov.execute("UPDATE devices SET state = 'offline'")
@@ -244,6 +247,8 @@ async def test_the_dashboard_reads_logs_in_and_acts_through_its_functions(
         assert [d.device_id for d in map_devices(dash, datetime.now(UTC))] == [DEVICE]
         assert dash.execute("SELECT count(*) FROM telemetry_bts_1m").fetchone() == (0,)
         assert coverage_rasters.stamps(dash) == {}  # the map's raster, none written here
+        assert villages.tower_serves(dash, DEVICE) == []  # who serves whom: none written here
+        assert villages.village_serving(dash, "V1") == []
         assert {a.alert_id for a in alerts.list_alerts(dash)} == {alert_id, other_id}
         assert {u.username for u in users.list_users(dash)} == {"op1", "viewer1", "admin"}
         assert list(login_figures(dash))  # its /metrics: sessions counted, no token read
@@ -305,6 +310,7 @@ def _refused_to_the_dashboard(dash: psycopg.Connection, alert_id: int) -> None:
         " VALUES ('intruder', 'x', 'admin', 'x')",
         "INSERT INTO telemetry_bts (ts, device_id) VALUES (now(), 'x')",
         "DELETE FROM coverage_rasters",
+        "DELETE FROM place_towers",
         "SELECT ioc_login_finish('admin', true, NULL, NULL, interval '1 day', NULL,"
         " NULL, NULL, NULL, NULL)",
         f"SELECT ioc_alert_operator_transition('resolved', {alert_id}, 'op1', 'x', NULL, NULL)",

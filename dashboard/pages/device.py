@@ -1,5 +1,6 @@
 """One device: meta, state, rolled-up time series, status history, its alerts; for a tower,
-the villages that depend on it and its N-1 criticality."""
+its N-1 criticality, the villages whose coverage its loss or return changed, and the villages
+it serves now (and whether it is the only tower, of its operator or of any, there)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from devices.kinds import Kind
 from devices.metrics import metric
 from store import alerts, readings, registry, villages
 
+SERVED_SHOWN = 30  # villages a tower serves, linked one by one (those it alone serves first)
 RANGES = {
     "6h": timedelta(hours=6),
     "24h": timedelta(hours=24),
@@ -124,6 +126,22 @@ if kind is Kind.BTS:
                       population=num(v["population"]), event=t("village.kind_" + v["kind"]),
                       when=when(v["ts"], "short"))  # fmt: skip
             st.page_link(page("village"), label=label, query_params={"village": v["village_id"]})
+    with db() as conn:
+        serves = villages.tower_serves(conn, device_id)
+    st.subheader(t("device.serves", n=num(len(serves))))
+    st.caption(t("device.serves_note" if serves else "device.serves_none"))
+    for v in serves[:SERVED_SHOWN]:
+        if v["towers_all"] == 1:
+            role = t("device.serve_only")
+        elif v["towers_operator"] == 1:
+            role = t("device.serve_only_operator", operator=v["operator"])
+        else:
+            role = t("device.serve_shared", n=num(v["towers_operator"] - 1), operator=v["operator"])
+        label = t("device.serve_line", name=v["name"], commune=v["commune_name"],
+                  population=num(v["population"]), role=role)  # fmt: skip
+        st.page_link(page("village"), label=label, query_params={"village": v["village_id"]})
+    if len(serves) > SERVED_SHOWN:
+        st.caption(t("device.serve_more", n=num(len(serves) - SERVED_SHOWN)))
 
 left, right = st.columns(2)
 with left:

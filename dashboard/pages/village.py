@@ -1,6 +1,7 @@
 """One village (``?village=ID``, or picked here; the map opens it when a dead spot is clicked):
-where it is, how many live there, its coverage now per operator, the towers recorded as the
-cause of its changes and the nearest ones, and its outage timeline."""
+where it is, how many live there, its coverage now per operator, its outage timeline with the
+towers recorded as the cause of each change, the towers serving it now by operator
+(``place_towers``), and the nearest ones."""
 
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ with db() as conn:
     row = villages.village(conn, village_id)
     events = villages.village_events(conn, village_id)
     near = villages.nearest_towers(conn, row["lat"], row["lon"]) if row else []
+    serving = villages.village_serving(conn, village_id)
 if row is None:
     st.stop()
 
@@ -118,14 +120,30 @@ with left:
         for tower in e["towers"][:6]:
             st.page_link(page("device"), label=f"↳ {tower}", query_params={"device": tower})
 with right:
-    st.subheader(t("village.sites"))
-    st.caption(t("village.sites_note"))
-    for s in near:
-        label = t(
-            "village.site",
-            device=s["device_id"],
-            operator=s["operator"] or "—",
-            state=t("state." + s["state"]),
-            km=num(s["distance_km"], 1),
-        )
-        st.page_link(page("device"), label=label, query_params={"device": s["device_id"]})
+    st.subheader(t("village.serving"))
+    st.caption(t("village.serving_note"))
+    for op in OPERATORS:
+        sites = [s for s in serving if s["operator"] == op]
+        if not sites:
+            st.markdown(t("village.serving_none", operator=op))
+            continue
+        st.markdown(t("village.serving_operator", operator=op, n=num(len(sites))))
+        for s in sites:
+            km = "—" if s["distance_km"] is None else num(s["distance_km"], 1)
+            state = t("state." + s["state"]) if s["state"] else "—"
+            label = t("village.serving_site", device=s["device_id"], state=state, km=km)
+            st.page_link(
+                page("device"), label=f"↳ {label}", query_params={"device": s["device_id"]}
+            )
+    # The nearest towers still say where signal could come from where none does now.
+    with st.expander(t("village.sites"), expanded=not serving):
+        st.caption(t("village.sites_note"))
+        for s in near:
+            label = t(
+                "village.site",
+                device=s["device_id"],
+                operator=s["operator"] or "—",
+                state=t("state." + s["state"]),
+                km=num(s["distance_km"], 1),
+            )
+            st.page_link(page("device"), label=label, query_params={"device": s["device_id"]})

@@ -6,8 +6,9 @@ service reads every site's serving inputs once (so a burst of flaps is one recom
 last state), recomputes the footprints of the sites whose verdict moved, and writes the places
 and their village events in one transaction, whose insert wakes the alert engine. A
 reconciliation sweep every ``sweep_s`` re-reads everything as a safety net. Probe samples are
-re-binned every ``measured_poll_s``; N-1 criticality at most every ``critical_every_s`` after a
-change. A changed birth record (radio parameters) rebuilds the engine (a full recompute).
+re-binned every ``measured_poll_s``; N-1 criticality, and which towers serve which place
+(``place_towers``), after every rebuild and at most every ``critical_every_s`` after a change.
+A changed birth record (radio parameters) rebuilds the engine (a full recompute).
 The map's raster (``store.coverage_rasters``) is written after every rebuild, and after an
 incremental change at most every ``raster_every_s``: a burst of flaps is one write of the last
 state, never one per message (so it may trail ``idle`` by that much).
@@ -410,7 +411,20 @@ class CoverageService:
             }
             for c in await asyncio.to_thread(cov.criticality)
         ]
-        await q.write_critical(conn, rows, self.clock())
+        now = self.clock()
+        async with conn.transaction():  # N-1 and who serves whom: one picture for the dashboard
+            await q.write_critical(conn, rows, now)
+            await q.write_place_towers(conn, serving_pairs(cov), now)
+
+
+def serving_pairs(cov: Coverage) -> set[q.ServingPair]:
+    """The engine's ``covering`` as (place_kind, place_id, operator, device_id) rows."""
+    return {
+        (kind, pid, op.value, tower)
+        for (kind, pid), by_op in cov.covering.items()
+        for op, towers in by_op.items()
+        for tower in towers
+    }
 
 
 def _events_against(
