@@ -425,14 +425,16 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     ),
     "device.serve_only": ("trạm duy nhất có sóng ở đây", "the only tower with signal here"),
     "device.serve_only_operator": ("trạm {operator} duy nhất", "the only {operator} tower"),
-    "device.serve_shared": ("cùng {n} trạm {operator} khác", "with {n} other {operator} towers"),
+    "device.serve_shared": ("{n} trạm {operator} ở đây", "{operator} towers here: {n}"),
     "device.serve_more": ("… và {n} thôn nữa", "… and {n} more villages"),
     "village.serving": ("Trạm đang phục vụ", "Towers serving it"),
     "village.serving_note": (
-        "Các trạm đang phát có sóng dự báo tại thôn đạt ngưỡng 3G/4G, theo nhà mạng.",
-        "Towers on air whose predicted signal here clears the 3G/4G threshold, by operator.",
+        "Các trạm đang phát có sóng dự báo tại thôn đạt ngưỡng 3G/4G, theo nhà mạng; liệt kê"
+        " {shown} trạm gần nhất.",
+        "Towers on air whose predicted signal here clears the 3G/4G threshold, by operator; the"
+        " {shown} nearest listed.",
     ),
-    "village.serving_operator": ("{operator}: {n} trạm", "{operator}: {n} towers"),
+    "village.serving_operator": ("{operator} · {n} trạm", "{operator} · towers: {n}"),
     "village.serving_none": ("{operator}: không trạm nào", "{operator}: no tower"),
     "village.serving_site": (
         "{device} · {state} · {km} km",

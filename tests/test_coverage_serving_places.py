@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -20,8 +20,9 @@ from devices import Channel, Kind, Topics, encode
 from ingest import Ingester
 from ioc.configs import coverage_config, coverage_service_config
 from processing.coverage.service import CoverageService, serving_pairs
-from store import users, villages
+from store import coverage, users, villages
 from store.coverage import ServingPair
+from store.db import aconnect
 from tests.fixtures.dashboard import PASSWORDS
 from tests.support.clients import mqtt_client
 from tests.support.polling import wait_until
@@ -154,8 +155,35 @@ def test_village_page_lists_the_towers_serving_it_by_operator(
     at.run()
     assert not at.exception, at.exception
     shown = texts(at)
-    assert "viettel: 1 towers" in shown and "mobifone: 1 towers" in shown
+    assert "viettel · towers: 1" in shown and "mobifone · towers: 1" in shown
     assert "vinaphone: no tower" in shown
     links = [getattr(link, "label", "") for link in at.get("page_link")]
     assert "↳ V · online · 4.5 km" in links
     assert any(label.startswith("↳ M · online · ") for label in links)
+
+
+async def test_a_tower_sharing_a_village_with_its_operator_says_how_many(
+    served: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = await aconnect(served)
+    try:  # a second Mobifone tower at "both", not (yet) in the registry
+        pairs = set(stored(served)) | {("village", "both", "mobifone", "M2")}
+        await coverage.write_place_towers(conn, pairs, datetime.now(UTC))
+    finally:
+        await conn.close()
+    at = app(served, monkeypatch, "viewer", lang="en")
+    at.switch_page(DEVICE_PAGE)
+    at.query_params["device"] = "M"
+    at.run()
+    assert not at.exception, at.exception
+    links = [getattr(link, "label", "") for link in at.get("page_link")]
+    assert "both · Thị trấn Phú Phong · 700 people · mobifone towers here: 2" in links
+    st.cache_data.clear()
+    at = app(served, monkeypatch, "viewer", lang="en")
+    at.switch_page(VILLAGE_PAGE)
+    at.query_params["village"] = "both"
+    at.run()
+    assert not at.exception, at.exception
+    assert "mobifone · towers: 2" in texts(at)
+    links = [getattr(link, "label", "") for link in at.get("page_link")]
+    assert "↳ M2 · — · — km" in links

@@ -136,7 +136,7 @@ if kind is Kind.BTS:
         elif v["towers_operator"] == 1:
             role = t("device.serve_only_operator", operator=v["operator"])
         else:
-            role = t("device.serve_shared", n=num(v["towers_operator"] - 1), operator=v["operator"])
+            role = t("device.serve_shared", n=num(v["towers_operator"]), operator=v["operator"])
         label = t("device.serve_line", name=v["name"], commune=v["commune_name"],
                   population=num(v["population"]), role=role)  # fmt: skip
         st.page_link(page("village"), label=label, query_params={"village": v["village_id"]})

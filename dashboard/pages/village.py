@@ -16,6 +16,9 @@ from dashboard.i18n import num, t, when
 from store import places, villages
 
 OPERATORS = ("viettel", "mobifone", "vinaphone", "vietnamobile")
+# Towers serving it linked per operator, nearest first: in the province's towns the prediction
+# has a village within reach of a hundred towers or more, and the count says how many.
+SITES_SHOWN = 5
 
 
 @st.cache_data(ttl=300, show_spinner=False)
@@ -121,14 +124,14 @@ with left:
             st.page_link(page("device"), label=f"↳ {tower}", query_params={"device": tower})
 with right:
     st.subheader(t("village.serving"))
-    st.caption(t("village.serving_note"))
+    st.caption(t("village.serving_note", shown=num(SITES_SHOWN)))
     for op in OPERATORS:
         sites = [s for s in serving if s["operator"] == op]
         if not sites:
             st.markdown(t("village.serving_none", operator=op))
             continue
         st.markdown(t("village.serving_operator", operator=op, n=num(len(sites))))
-        for s in sites:
+        for s in sites[:SITES_SHOWN]:
             km = "—" if s["distance_km"] is None else num(s["distance_km"], 1)
             state = t("state." + s["state"]) if s["state"] else "—"
             label = t("village.serving_site", device=s["device_id"], state=state, km=km)
