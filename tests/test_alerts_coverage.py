@@ -101,7 +101,7 @@ async def test_coverage_loss_from_a_will_and_from_a_district_power_cut(
             )[0]  # fmt: skip
             assert (subject, state) == (village, "open")
             assert severity == ("critical" if population > 1000 else "major")
-            assert name in summary and str(population) in summary
+            assert name in summary and f"{population:,}" in summary
             assert victim.meta["operator"] in details["operators_lost"]
             assert victim.device_id in details["towers"]
             [told] = [p for p in hook.received if p["rule"] == "incident_power"]
@@ -218,7 +218,7 @@ async def test_the_mountain_fibre_cut_scenario_raises_village_coverage_alerts(
                 database_url, "SELECT v.name, v.population, d.name FROM villages v"
                 " JOIN districts d ON d.code = v.district_code WHERE v.village_id = %s", subject,
             )[0]  # fmt: skip
-            assert name in summary and str(population) in summary and district in summary
+            assert name in summary and f"{population:,}" in summary and district in summary
             assert set(details["towers"]) <= behind
         print(f"fibre cut: {len(events)} villages lost, "
               f"{sum(p for *_, p in events)} people")  # fmt: skip

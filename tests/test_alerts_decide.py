@@ -190,9 +190,11 @@ def test_a_coverage_loss_names_the_village_its_people_and_escalates_by_populatio
     )
     name = e.directory.data.villages[village].name
     assert opened.summary == (
-        f"{name} (Canh Liên, Vân Canh): no mobile signal for {population}"
+        f"{name} (Canh Liên, Vân Canh): no mobile signal for {population:,}"
         " people; lost Viettel after bts-vc-0 went down"
     )
+    # Each language writes its own thousands separator, as the dashboard does.
+    assert f" {population:,} người".replace(",", ".") in opened.summary_vi
     assert decision.coverage_events == 1 and e.state.missing == {village: {"Viettel"}}
 
     restored = _coverage(2, village, "restored", [], ["Viettel"], told)
@@ -207,7 +209,7 @@ def test_an_operator_lost_while_others_serve_is_degraded_until_it_is_back() -> N
     [opened] = e.tick(0, Intake(coverage_events=[one])).writes
     assert (opened.tracker.rule.name, opened.severity) == ("coverage_degraded", Severity.MINOR)
     assert "lost Viettel, still served by VNPT" in opened.summary
-    assert "1500" not in opened.summary  # the directory's population, not re-stated here
+    assert "1,500" not in opened.summary  # the directory's population, not re-stated here
     two = _coverage(2, "v-big", "degraded", ["MobiFone"], ["VNPT"], None)
     assert e.tick(40, Intake(coverage_events=[two])).writes[0].act is Act.UPDATE
     assert opened.tracker.facts["operators_missing"] == ["MobiFone", "Viettel"]

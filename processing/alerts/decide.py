@@ -223,9 +223,10 @@ class _Decider:
         rule = t.rule
         details = {k: _jsonable(v) for k, v in t.facts.items()}
         details |= {"rule_en": rule.en, "rule_vi": rule.vi}
+        summary_vi = render(rule.summary_vi, t.facts, "vi")
         return Write(
-            act, t, render(rule.summary_en, t.facts), render(rule.summary_vi, t.facts), details,
-            comment, (severity or rule.severity) if act is Act.OPEN else None,
+            act, t, render(rule.summary_en, t.facts), summary_vi, details, comment,
+            (severity or rule.severity) if act is Act.OPEN else None,
             self.directory.district_of(rule.subject, t.subject),
         )  # fmt: skip
 

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from babel.numbers import format_decimal
+
 from store.alert_engine import SubjectDirectory
 
 
@@ -81,6 +83,13 @@ class Directory:
 
 
 class _Formatter(string.Formatter):
+    """Fills a summary in one language: a count or a population gets that language's
+    thousands separator (2.218 người, 2,218 people), as the dashboard shows numbers."""
+
+    def __init__(self, locale: str) -> None:
+        super().__init__()
+        self.locale = locale
+
     def get_value(self, key: int | str, args: Any, kwargs: Mapping[str, Any]) -> Any:
         value = kwargs.get(str(key))
         if value is None:
@@ -90,18 +99,28 @@ class _Formatter(string.Formatter):
         return value
 
     def format_field(self, value: Any, format_spec: str) -> str:
+        if isinstance(value, int) and not isinstance(value, bool) and not format_spec:
+            return str(format_decimal(value, locale=self.locale))
         try:
             return str(super().format_field(value, format_spec))
         except (ValueError, TypeError):
             return str(value)
 
 
-_FORMATTER = _Formatter()
+# The summaries' two languages and the locale their numbers are written in.
+LOCALES = {"vi": "vi_VN", "en": "en_GB"}
+_FORMATTERS = {language: _Formatter(locale) for language, locale in LOCALES.items()}
 
 
-def render(template: str, facts: Mapping[str, Any]) -> str:
-    """The template filled from the facts; a missing fact reads '?', a list reads 'a, b'."""
-    return str(_FORMATTER.vformat(template, (), facts))
+def number(value: int, language: str) -> str:
+    """A count in a summary, with ``language``'s thousands separator."""
+    return str(format_decimal(value, locale=LOCALES[language]))
+
+
+def render(template: str, facts: Mapping[str, Any], language: str = "en") -> str:
+    """The template filled from the facts in ``language`` (vi or en); a missing fact reads '?',
+    a list reads 'a, b'."""
+    return str(_FORMATTERS[language].vformat(template, (), facts))
 
 
 def bts_extras(reading: Mapping[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from typing import Any
 
 import psycopg
 
-from processing.alerts.facts import Directory
+from processing.alerts.facts import Directory, number
 from processing.alerts.incident_rules import Cause, IncidentRules
 from processing.alerts.lifecycle import Tracker
 from processing.alerts.routing import Router
@@ -139,19 +139,23 @@ def summarize(key: Key, members: list[Member], directory: Directory) -> dict[str
 def render(cause: Cause, facts: dict[str, Any], language: str) -> str:
     """One incident's summary line in ``language`` (vi or en)."""
     vi = language == "vi"
+
+    def n(value: int) -> str:
+        return number(value, language)
+
     districts = ", ".join(facts["districts"]) or "?"
-    rules = ", ".join(f"{rule} {n}" for rule, n in facts["by_rule"].items())
-    worst = ", ".join(f"{w['village']} ({w['population']})" for w in facts["worst_villages"])
+    rules = ", ".join(f"{rule} {n(count)}" for rule, count in facts["by_rule"].items())
+    worst = ", ".join(f"{w['village']} ({n(w['population'])})" for w in facts["worst_villages"])
     if vi:
-        text = f"{cause.vi} — {districts}: {facts['members']} cảnh báo ({rules})"
+        text = f"{cause.vi} — {districts}: {n(facts['members'])} cảnh báo ({rules})"
         if facts["villages_dark"]:
-            text += (f"; {facts['villages_dark']} thôn mất sóng, {facts['people_affected']}"
+            text += (f"; {n(facts['villages_dark'])} thôn mất sóng, {n(facts['people_affected'])}"
                      f" người bị ảnh hưởng; nặng nhất: {worst}")  # fmt: skip
         return text
-    text = f"{cause.en} — {districts}: {facts['members']} alerts ({rules})"
+    text = f"{cause.en} — {districts}: {n(facts['members'])} alerts ({rules})"
     if facts["villages_dark"]:
-        text += (f"; {facts['villages_dark']} villages without mobile signal,"
-                 f" {facts['people_affected']} people affected; worst: {worst}")  # fmt: skip
+        text += (f"; {n(facts['villages_dark'])} villages without mobile signal,"
+                 f" {n(facts['people_affected'])} people affected; worst: {worst}")  # fmt: skip
     return text
 
 
