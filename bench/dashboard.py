@@ -246,7 +246,7 @@ def compress_as_policy(conn: psycopg.Connection) -> dict[str, Any]:
 # Each layer's cost is timed by leaving it out (IOC_DASHBOARD_MAP_SKIP): the deck draws all its
 # layers in one frame, so removal is what an operator would save. The towers stay, since the
 # map counts as drawn when they show.
-LAYERS = ("background", "labels", "coverage-any", "villages", "dead-spots", "devices-broadband",
+LAYERS = ("background", "labels", "coverage-raster", "villages", "dead-spots", "devices-broadband",
           "devices-camera")  # fmt: skip
 BACKGROUND_PIXEL = (236, 240, 241)  # dashboard.background.OUTLINE: the province's edge
 
