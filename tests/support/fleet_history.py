@@ -16,9 +16,13 @@ from psycopg import sql
 from devices.codec import Rejection, RejectReason, StatusRecord
 from devices.kinds import Channel, DeviceState, Kind
 from devices.topics import DEFAULT_ROOT, DeviceTopic
+from ioc.configs import coverage_config
 from ioc.scenario import load_into
+from processing.coverage.build import build_coverage
+from processing.coverage.rasters import operator_rasters
 from seeds import load_scenario
 from store import coverage, places
+from store.coverage_rasters import CoverageRaster, write_rasters
 from store.db import aconnect
 from store.migrate import upgrade
 from store.readings import copy_backfill, rebuild_ingest_minutes, rebuild_latest
@@ -247,5 +251,15 @@ async def write_sample_coverage(url: str, now: datetime) -> None:
                     "population_all": 850, "villages_all": 2,
                     "population_operator": 1900, "villages_operator": 4}  # fmt: skip
         await coverage.write_critical(conn, [critical], now)
+        await write_rasters(conn, await _engine_rasters(conn, now))
     finally:
         await conn.close()
+
+
+async def _engine_rasters(conn: psycopg.AsyncConnection, now: datetime) -> list[CoverageRaster]:
+    """The raster the coverage engine computes for the scenario with every tower serving (the
+    map's coverage layer draws it), as the coverage service would store it."""
+    doc = await coverage.places(conn)
+    bts = await coverage.bts_registry(conn)
+    built = await asyncio.to_thread(build_coverage, doc, bts, coverage_config())
+    return operator_rasters(built.engine, now)
