@@ -14,7 +14,6 @@ from typing import Any
 
 import psycopg
 import pytest
-import streamlit as st
 
 from devices import Channel, Kind, Topics, encode
 from ingest import Ingester
@@ -148,7 +147,6 @@ def test_device_page_lists_the_villages_the_tower_serves(
 def test_village_page_lists_the_towers_serving_it_by_operator(
     served: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    st.cache_data.clear()  # the picker's village list, cached from another test's database
     at = app(served, monkeypatch, "viewer", lang="en")
     at.switch_page(VILLAGE_PAGE)
     at.query_params["village"] = "both"
@@ -178,7 +176,6 @@ async def test_a_tower_sharing_a_village_with_its_operator_says_how_many(
     assert not at.exception, at.exception
     links = [getattr(link, "label", "") for link in at.get("page_link")]
     assert "both · Thị trấn Phú Phong · 700 people · mobifone towers here: 2" in links
-    st.cache_data.clear()
     at = app(served, monkeypatch, "viewer", lang="en")
     at.switch_page(VILLAGE_PAGE)
     at.query_params["village"] = "both"

@@ -5,6 +5,7 @@ ingest page and the map's ingest health read. On plain PostgreSQL and TimescaleD
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,6 +29,15 @@ from store.tables import READING_TABLES
 from store.writer import Batch, newest_readings, write_batch
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture(autouse=True)
+def _now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NOW as each test starts: the readings' ages are measured against the clock (lag), and a
+    module-wide NOW is minutes old by the time a full suite reaches this file."""
+    monkeypatch.setattr(sys.modules[__name__], "NOW", datetime.now(UTC).replace(microsecond=0))
+
+
 SITE = {"lat": 14.0, "lon": 109.0, "name": "test", "operator": "viettel"}
 
 
