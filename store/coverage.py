@@ -230,11 +230,13 @@ async def write_rejections(
 
 
 def coverage_rows(conn: psycopg.Connection, kind: str = "village") -> list[Row]:
+    """Every place's verdict. Not its levels: the map refreshes this every few seconds and a
+    JSON document per village was most of its cost; one place's levels are on its own page."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             "SELECT p.place_kind, p.place_id, p.name, p.district_code, d.name AS district,"
             " p.commune_code, c.name AS commune, p.population, p.operators, p.measured,"
-            " p.unknown, p.dead_spot, p.levels, p.since, p.updated_at FROM coverage_places p"
+            " p.unknown, p.dead_spot, p.since, p.updated_at FROM coverage_places p"
             " LEFT JOIN districts d ON d.code = p.district_code"
             " LEFT JOIN communes c ON c.code = p.commune_code"
             " WHERE p.place_kind = %s ORDER BY p.district_code, p.place_id",
