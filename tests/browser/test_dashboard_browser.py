@@ -122,7 +122,8 @@ def test_operator_acknowledges_and_viewer_is_refused(dashboard_url, scenario_url
         page.get_by_role("button", name="Log out").click()
         # The browser keeps its language past the logout (a cookie); the viewer picks Vietnamese.
         page.get_by_role("button", name="Log in").wait_for()
-        page.get_by_text("Tiếng Việt").click()
+        # On the login form's own picker: the logged-in sidebar can linger a moment.
+        page.get_by_test_id("stMainBlockContainer").get_by_text("Tiếng Việt").click()
         page.get_by_role("button", name="Đăng nhập").wait_for()
 
         login(page, dashboard_url, "viewer", PASSWORDS["viewer"])
