@@ -7,10 +7,6 @@ Skips where no chromium is installed (.ci/run installs it).
 
 from __future__ import annotations
 
-import os
-import socket
-from collections.abc import Iterator
-
 import pytest
 
 from dashboard.i18n import CATALOGUE
@@ -19,48 +15,13 @@ from store.db import connect
 from tests.fixtures.dashboard import PASSWORDS
 from tests.support.browser import (
     ARTIFACTS,
-    CHROMIUM,
     launch,
     login,
-    start_dashboard,
-    wait_http,
+    settle,
     wait_map_drawn,
 )
 
-pytestmark = pytest.mark.skipif(
-    not os.access(CHROMIUM, os.X_OK), reason=f"no chromium at {CHROMIUM} (apt-get install chromium)"
-)
 sync_api = pytest.importorskip("playwright.sync_api")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def dashboard_url(scenario_url: str) -> Iterator[str]:
-    port = _free_port()
-    proc = start_dashboard(scenario_url, port)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/_stcore/health")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def settle(page) -> None:
-    """Wait until Streamlit has finished the run and the tables have drawn (for screenshots,
-    and before a click: a form submitted while the page is still being redrawn can be lost)."""
-    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(
-        timeout=60_000
-    )
-    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=60_000)
-    grids = page.locator('[data-testid="stDataFrame"] canvas')
-    if grids.count():
-        grids.first.wait_for(state="visible")
 
 
 def _report_and_device(page, lang: str) -> None:

@@ -4,7 +4,6 @@ test-artifacts/browser/ (broadband-vi.png, cameras-vi.png, broadband-en.png, cam
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 
 import pytest
@@ -12,15 +11,11 @@ import pytest
 from dashboard.i18n import CATALOGUE
 from devices.kinds import DeviceState
 from seeds import load_scenario
-from tests.browser.test_dashboard_browser import dashboard_url, settle  # noqa: F401 (fixture)
 from tests.fixtures.dashboard import PASSWORDS
-from tests.support.browser import ARTIFACTS, CHROMIUM, launch, login
+from tests.support.browser import ARTIFACTS, launch, login, settle
 from tests.support.fleet_history import set_states
 from tests.test_dashboard_fleet_pages import camera_reading
 
-pytestmark = pytest.mark.skipif(
-    not os.access(CHROMIUM, os.X_OK), reason=f"no chromium at {CHROMIUM} (apt-get install chromium)"
-)
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
@@ -42,7 +37,7 @@ def _pages(page, lang: str) -> None:
     page.screenshot(path=ARTIFACTS / f"cameras-{lang}.png", full_page=True)
 
 
-def test_broadband_and_camera_pages_in_both_languages(scenario_url, dashboard_url):  # noqa: F811
+def test_broadband_and_camera_pages_in_both_languages(scenario_url, dashboard_url):
     scenario = load_scenario()
     olt = next(n.device_id for n in scenario.broadband if len(n.communes_served) > 1)
     camera = scenario.cameras[0].device_id

@@ -10,7 +10,6 @@ test-artifacts/browser/. Skips where no chromium is installed (.ci/run installs 
 from __future__ import annotations
 
 import math
-import os
 import time
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -21,14 +20,10 @@ import pytest
 from devices.kinds import Kind
 from store import alerts, registry, villages
 from store.db import connect
-from tests.browser.test_dashboard_browser import dashboard_url, settle  # noqa: F401 (fixture)
 from tests.fixtures.dashboard import PASSWORDS
-from tests.support.browser import ARTIFACTS, CHROMIUM, launch, wait_map_drawn
+from tests.support.browser import ARTIFACTS, launch, settle, wait_map_drawn
 from tests.support.fleet_history import fleet
 
-pytestmark = pytest.mark.skipif(
-    not os.access(CHROMIUM, os.X_OK), reason=f"no chromium at {CHROMIUM} (apt-get install chromium)"
-)
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
@@ -80,7 +75,7 @@ def _subheader(page, text: str):
     return page.locator("h3").filter(has_text=text).first
 
 
-def test_click_through_deep_links_and_reload(dashboard_url, scenario_url, alert_ids):  # noqa: F811
+def test_click_through_deep_links_and_reload(dashboard_url, scenario_url, alert_ids):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     tower, dead = _alone(scenario_url)
     with connect(scenario_url, autocommit=True) as conn:

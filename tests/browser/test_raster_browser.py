@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,17 +21,12 @@ from processing.coverage.service import CoverageService
 from tests.fixtures.dashboard import PASSWORDS
 from tests.support.browser import (
     ARTIFACTS,
-    CHROMIUM,
     launch,
     login,
-    start_dashboard,
-    wait_http,
+    running_dashboard,
     wait_map_drawn,
 )
 
-pytestmark = pytest.mark.skipif(
-    not os.access(CHROMIUM, os.X_OK), reason=f"no chromium at {CHROMIUM} (apt-get install chromium)"
-)
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
@@ -48,16 +41,8 @@ def dashboard_url(scenario_url: str) -> Iterator[str]:
     stop.set()  # built, written, and stopped at its first wait
     asyncio.run(svc.run(stop))
     assert svc.rasters_written == 1
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    proc = start_dashboard(scenario_url, port, refresh_s=30)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/_stcore/health")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with running_dashboard(scenario_url, refresh_s=30) as url:
+        yield url
 
 
 def _banded(page: Any) -> float:

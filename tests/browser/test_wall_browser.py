@@ -5,8 +5,6 @@ to test-artifacts/browser/. Skips where no chromium is installed (.ci/run instal
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -14,37 +12,20 @@ import pytest
 from tests.fixtures.dashboard import PASSWORDS
 from tests.support.browser import (
     ARTIFACTS,
-    CHROMIUM,
     launch,
-    start_dashboard,
-    wait_http,
+    running_dashboard,
     wait_map_drawn,
 )
 
-pytestmark = pytest.mark.skipif(
-    not os.access(CHROMIUM, os.X_OK), reason=f"no chromium at {CHROMIUM} (apt-get install chromium)"
-)
 sync_api = pytest.importorskip("playwright.sync_api")
 
 REFRESH_S = 0.5  # the map's fragment reruns back to back: the race a click must win
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def busy_dashboard(scenario_url: str) -> Iterator[str]:
-    port = _free_port()
-    proc = start_dashboard(scenario_url, port, refresh_s=REFRESH_S)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/_stcore/health")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with running_dashboard(scenario_url, refresh_s=REFRESH_S) as url:
+        yield url
 
 
 def log_in(page, url: str) -> None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import io
 import shutil
+import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +51,33 @@ def start_dashboard(database_url: str, port: int, refresh_s: float = 5) -> subpr
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+
+
+@contextmanager
+def running_dashboard(database_url: str, refresh_s: float = 5) -> Iterator[str]:
+    """A dashboard on ``database_url`` on a free port, up and answering; yields its base URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    proc = start_dashboard(database_url, port, refresh_s)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/_stcore/health")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def settle(page: Any) -> None:
+    """Wait until Streamlit has finished the run and the tables have drawn (for screenshots,
+    and before a click: a form submitted while the page is still being redrawn can be lost)."""
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(
+        timeout=60_000
+    )
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=60_000)
+    grids = page.locator('[data-testid="stDataFrame"] canvas')
+    if grids.count():
+        grids.first.wait_for(state="visible")
 
 
 def launch(p: Any) -> Any:
