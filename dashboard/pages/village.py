@@ -10,10 +10,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from dashboard import live
 from dashboard.app import page
 from dashboard.data import db
 from dashboard.i18n import num, t, when
-from store import places, villages
+from store import villages
 
 OPERATORS = ("viettel", "mobifone", "vinaphone", "vietnamobile")
 # Towers serving it linked per operator, nearest first: in the province's towns the prediction
@@ -21,15 +22,9 @@ OPERATORS = ("viettel", "mobifone", "vinaphone", "vietnamobile")
 SITES_SHOWN = 5
 
 
-@st.cache_data(ttl=300, show_spinner=False)
-def village_names() -> dict[str, str]:
-    """Every village as the picker lists it (scenario data, re-read every few minutes)."""
-    with db() as conn:
-        rows = places.villages(conn)
-    return {v["village_id"]: f"{v['name']} · {v['commune_name']} · {v['village_id']}" for v in rows}
-
-
-names = village_names()
+# The picker lists every village, from the scenario data the map already caches.
+names = {v["village_id"]: f"{v['name']} · {v['commune_name']} · {v['village_id']}"
+         for v in live.places()[2]}  # fmt: skip
 wanted = st.query_params.get("village")
 # Follow each new link once; afterwards the picker is the user's.
 if wanted in names and (
