@@ -3,6 +3,7 @@ it is on PATH, else amqtt (a Python broker, MQTT 3.1.1 only)."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -15,10 +16,25 @@ from pathlib import Path
 MOSQUITTO_CONF = resources.files("ioc") / "config" / "mosquitto.conf"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_port(run: int = 1) -> int:
+    """A loopback port that is free now, and the ``run - 1`` ports after it (``ioc ingest
+    --instances N`` serves instance i on ``port + i``): a lone free port says nothing of its
+    neighbour, which another process may hold."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = int(s.getsockname()[1])
+            if base + run > 65536:
+                continue
+            with contextlib.ExitStack() as held:
+                try:
+                    for port in range(base + 1, base + run):
+                        neighbour = held.enter_context(socket.socket())
+                        neighbour.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return base
+    raise OSError(f"no run of {run} free loopback ports")
 
 
 def wait_for_port(

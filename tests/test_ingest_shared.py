@@ -112,7 +112,7 @@ async def test_ioc_ingest_instances_runs_a_group_and_stats_says_it_keeps_up(
         instances=2,
     ).start()
     try:
-        await wait_until(lambda: group.subscribed(0) and group.subscribed(1))
+        await wait_until(lambda: group.subscribed(0) and group.subscribed(1), state=group.log_tail)
         await flood_and_check(database_url, broker.url)
         shares = [h["received"] for i in range(2) if (h := group.health(i)) is not None]
         assert len(shares) == 2 and sum(shares) == N and min(shares) > 0

@@ -138,7 +138,7 @@ class IngesterProcess:
         writers: int = 2,
     ) -> None:
         self.client_id = client_id
-        self.metrics_port = free_port()
+        self.metrics_port = free_port(run=instances)
         self.log_path = log_dir / f"{client_id}.log"
         self.env = {
             **inherited_environ(),
