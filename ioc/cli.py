@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 import ioc.cli_coverage_at  # noqa: F401  (registers `ioc coverage at`)
+from ioc import cli_availability  # noqa: F401  (registers `ioc coverage availability`)
 from ioc.cli_alerts import alerts_app
 from ioc.cli_certs import certs_app
 from ioc.cli_common import clear_errors, database, given, load_settings, setup_logging
