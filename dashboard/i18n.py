@@ -440,6 +440,89 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "{device} · {state} · {km} km",
         "{device} · {state} · {km} km",
     ),
+    # battery runway (issue 18)
+    "runway.loses_all": (
+        "mất toàn bộ sóng di động lúc khoảng {at} ({left})",
+        "loses all mobile signal at about {at} ({left})",
+    ),
+    "runway.loses_op": (
+        "mất sóng {operator} lúc khoảng {at} ({left})",
+        "loses {operator} at about {at} ({left})",
+    ),
+    "runway.loses_all_unknown": (
+        "sẽ mất toàn bộ sóng di động khi các trạm hết pin: chưa dự báo được giờ",
+        "will lose all mobile signal when its towers' batteries run out: time unknown",
+    ),
+    "runway.loses_op_unknown": (
+        "sẽ mất sóng {operator} khi các trạm hết pin: chưa dự báo được giờ",
+        "will lose {operator} when its towers' batteries run out: time unknown",
+    ),
+    "runway.in": ("còn ~{span}", "in ~{span}"),
+    "runway.minutes": ("{n} phút", "{n} min"),
+    "runway.hours": ("{n} giờ", "{n} h"),
+    "runway.due": ("đã đến giờ dự báo", "due now"),
+    "runway.people": ("{n} người", "{n} people"),
+    "runway.sites": ("trạm đang chạy pin: {sites}", "sites on battery: {sites}"),
+    "runway.and_more": ("và {n} trạm nữa", "and {n} more"),
+    "runway.and_more_villages": ("… và {n} thôn nữa", "… and {n} more villages"),
+    "runway.band_soon": ("dưới 30 phút", "under 30 min"),
+    "runway.band_hour": ("30–60 phút", "30–60 min"),
+    "runway.band_later": ("sau 60 phút", "over 60 min"),
+    "runway.band_unknown": ("chưa rõ", "unknown"),
+    "runway.legend": ("Thôn sắp mất sóng, còn", "Villages about to go dark, time left"),
+    "runway.computed": ("dự báo lúc {when}", "forecast {when}"),
+    "runway.next": ("Sắp mất sóng tiếp theo ({n} thôn)", "Next to go dark ({n} villages)"),
+    "runway.next_line": (
+        "{name} · {commune}: {loses} · {people} người",
+        "{name} · {commune}: {loses} · {people} people",
+    ),
+    "runway.none": (
+        "Không thôn nào có mọi trạm phục vụ đang chạy pin.",
+        "No village has every tower serving it on battery.",
+    ),
+    "runway.panel": ("Vùng phủ có nguy cơ ({n} thôn)", "Coverage at risk ({n} villages)"),
+    "runway.panel_note": (
+        "Thôn có mọi trạm phục vụ đang chạy pin, sớm nhất trước; giờ mất sóng dự báo theo tốc độ"
+        " xả pin của từng trạm, kèm khoảng sai số.",
+        "Villages every tower serving which is on battery, soonest first; the time is forecast"
+        " from each tower's battery drain, with its uncertainty band.",
+    ),
+    "runway.operator": ("Nhà mạng", "Operator"),
+    "runway.any": ("Mọi nhà mạng (mất hết sóng)", "Any (all signal)"),
+    "runway.village": ("Thôn", "Village"),
+    "runway.commune": ("Xã", "Commune"),
+    "runway.district": ("Huyện", "District"),
+    "runway.loses_at": ("Mất sóng lúc khoảng", "Loses signal at about"),
+    "runway.left": ("Còn", "Time left"),
+    "runway.urgency": ("Mức", "Band"),
+    "runway.spread": ("Khoảng dự báo", "Forecast range"),
+    "runway.population": ("Dân số", "Population"),
+    "runway.sites_col": ("Trạm đang chạy pin", "Sites on battery"),
+    "runway.device_title": ("Dự báo pin dự phòng", "Battery runway"),
+    "runway.on_battery_since": ("Chạy pin từ {when}", "On battery since {when}"),
+    "runway.battery": ("Pin", "Battery"),
+    "runway.drain": ("Tốc độ xả", "Drain"),
+    "runway.drain_value": ("{rate} %/giờ", "{rate} %/h"),
+    "runway.method": ("Cách tính", "Method"),
+    "runway.method_fit": ("khớp số đo", "fitted"),
+    "runway.method_nominal": ("tốc độ danh định", "nominal rate"),
+    "runway.method_unknown": ("chưa rõ", "unknown"),
+    "runway.readings": ("{n} số đo pin", "{n} battery readings"),
+    "runway.dark_at": ("Tắt lúc khoảng", "Dark at about"),
+    "runway.device_dark": (
+        "Nếu không có điện lưới lại, trạm tắt lúc khoảng {at} ({left}; khoảng {spread};"
+        " mức: {urgency}).",
+        "Unless mains returns, the tower goes dark at about {at} ({left}; range {spread};"
+        " band: {urgency}).",
+    ),
+    "runway.device_unknown": (
+        "Chưa dự báo được giờ tắt: trạm chưa gửi số đo pin nào.",
+        "No forecast of when it goes dark: the tower has reported no battery reading.",
+    ),
+    "runway.wall": (
+        "Sắp mất hết sóng trong {minutes} phút: {n} thôn, {people} người",
+        "About to lose all signal within {minutes} min: {n} villages, {people} people",
+    ),
     # --- end of catalogue ---
 }
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import streamlit as st
 
-from dashboard import auth
+from dashboard import auth, runway_view
 from dashboard.actions import acknowledge_alert, silence_subject
 from dashboard.app import page
 from dashboard.data import db, refusals_shown
@@ -130,6 +130,7 @@ def incident_list() -> None:
 
 
 incident_list()
+runway_view.risk_panel(datetime.now(UTC))
 
 district_labels: dict[int | None, str] = {None: t("alerts.all")}
 district_labels.update(districts.items())

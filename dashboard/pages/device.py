@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
+from dashboard import runway_view
 from dashboard.app import page
 from dashboard.coverage_view import criticality_text, tower_criticality
 from dashboard.data import db
@@ -108,6 +109,8 @@ if kind is Kind.BTS:
     with db() as conn:
         n1 = tower_criticality(conn, device_id)
         touched = villages.tower_villages(conn, device_id)
+        on_battery = runway_view.site_forecast(conn, device_id)
+    runway_view.device_forecast(on_battery, now)
     if n1 is not None or touched:
         st.subheader(t("device.villages"))
     if n1 is not None:

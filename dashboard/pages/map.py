@@ -7,7 +7,7 @@ from functools import partial
 
 import streamlit as st
 
-from dashboard import coverage_view, headline, live
+from dashboard import coverage_view, headline, live, runway_view
 from dashboard.app import page
 from dashboard.data import config, db, refresh_seconds, tile_url
 from dashboard.i18n import follow_language, labeller, t, translated, when
@@ -72,6 +72,7 @@ _OPENED = "map_opened"  # how many clicks opened a page: the chart's key follows
 _DETAIL = {"dead-spots": ("village", "village")} | {
     f"devices-{kind}": ("device", "device") for kind in ("bts", "camera", "broadband")
 }
+_DETAIL[runway_view.LAYER_ID] = ("village", "village")  # a village at risk opens its page too
 
 
 def chart_key() -> str:
@@ -109,7 +110,9 @@ def live_map() -> None:
     if coverage_choice != "off":  # the raster is read only when its stamp moved
         with db() as conn:
             raster = coverage_view.raster_image(conn, coverage_choice, districts)
-    extra = coverage_view.layer(raster)
+    with db() as conn:
+        at_risk = runway_view.at_risk(conn)
+    extra = coverage_view.layer(raster) + runway_view.layers(at_risk, now)
     headline.strip(devices, fleet.open_alerts, fleet.headline, fleet.health)
     options = MapOptions(
         colour_by=colour_by,
@@ -136,6 +139,7 @@ def live_map() -> None:
     if coverage_choice != "off":
         st.caption(coverage_view.legend(raster))
     st.caption(t("map.synthetic"))
+    runway_view.next_dark(at_risk, now)
 
 
 live_map()

@@ -5,12 +5,13 @@ towers recorded as the cause of each change, the towers serving it now by operat
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from dashboard import live
+from dashboard import live, runway_view
 from dashboard.app import page
 from dashboard.data import db
 from dashboard.i18n import num, t, when
@@ -52,6 +53,7 @@ with db() as conn:
     events = villages.village_events(conn, village_id)
     near = villages.nearest_towers(conn, row["lat"], row["lon"]) if row else []
     serving = villages.village_serving(conn, village_id)
+    at_risk = runway_view.at_risk(conn, operator=None)
 if row is None:
     st.stop()
 
@@ -71,6 +73,7 @@ st.metric(t("village.population"), num(row["population"]))
 st.page_link(page("map"), label=t("village.on_map"), query_params={"focus": village_id})
 
 st.subheader(t("village.coverage"))
+runway_view.village_lines(at_risk, village_id, datetime.now(UTC))
 if row["dead_spot"] is None:
     st.info(t("village.not_judged"))
 else:

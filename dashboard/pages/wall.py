@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from dashboard import headline, live
+from dashboard import headline, live, runway_view
 from dashboard.data import db, refresh_seconds, tile_url
 from dashboard.i18n import LANGS, choose, follow_language, lang, mark_drawn, t, when
 from dashboard.live import places
@@ -80,8 +80,12 @@ def wall() -> None:
         rows = alerts.list_alerts(
             conn, alerts.AlertFilter(states=alerts.UNRESOLVED, limit=MAX_ALERTS + 1)
         )
+        at_risk = runway_view.at_risk(conn)
     st.title(f"{t('app.title')} · {when(now, 'short')}")
     headline.strip(fleet.devices, fleet.open_alerts, fleet.headline, fleet.health)
+    risk = runway_view.wall_line(at_risk, now)
+    if risk:
+        st.error(risk)
     left, right = st.columns([5, 3])
     options = MapOptions(tile_url=tile_url())
     with left:
