@@ -57,7 +57,9 @@ METHOD_NOTE = (
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StandardSite:
-    """The configuration every new site is assumed to have (settings: IOC_COVERAGE_ADVISE_*)."""
+    """The configuration every new site is assumed to have. The shell builds it from the
+    settings (IOC_COVERAGE_ADVISE_*, ioc/settings.py, whose defaults these repeat for callers
+    without the settings tree: the dashboard until its config carries them)."""
 
     technology: Technology = Technology.G4
     band_mhz: float = 1800.0
@@ -81,6 +83,14 @@ class StandardSite:
             return f"sectors: {self.sectors} is not within 1–6"
         why = out_of_range("antenna_height_m", self.height_m)
         return why or sector_problem(self.sector_inputs()[0])
+
+    @classmethod
+    def of(cls, technology: str, band_mhz: float, **fields: Any) -> StandardSite:
+        try:
+            tech = Technology(technology)
+        except ValueError:
+            raise ValueError(f"technology: {technology!r} is not 4G or 3G") from None
+        return cls(technology=tech, band_mhz=band_mhz, **fields)
 
     def describe(self) -> str:
         return (
@@ -254,8 +264,7 @@ def advise(
     road_km: float = 0.0,
 ) -> Advice:
     site = site or StandardSite()
-    if towers <= 0:
-        raise ValueError(f"--towers: {towers} is not a positive number of sites")
+    check_towers(towers)
     if spacing_m < ground.grid.res:
         raise ValueError(
             f"--spacing-m: {spacing_m:g} m is finer than the {ground.grid.res:g} m grid"
@@ -312,6 +321,11 @@ def advise(
         candidates=int(candidates.sum()), uncovered_villages=len(todo),
         uncovered_population=int(people.sum()), picks=tuple(picks), towers_asked=towers,
     )  # fmt: skip
+
+
+def check_towers(towers: int) -> None:
+    if towers <= 0:
+        raise ValueError(f"--towers: {towers} is not a positive number of sites")
 
 
 def _pick(
