@@ -238,3 +238,6 @@ def draw(cov: Any, png: Path, operator: str | None) -> None:
         mark(img, r[ok], c[ok], radius=14, rgb=(215, 25, 28), ring=True)
         mark(img, r[ok], c[ok], radius=3, rgb=(215, 25, 28), ring=False)
     write_png(png, img)
+
+
+import ioc.cli_advise  # noqa: E402, F401  (registers `ioc coverage advise` on coverage_app)
