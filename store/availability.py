@@ -22,13 +22,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import psycopg
 from psycopg.rows import class_row
 
 ANY = "any"  # the subject "every operator": a village with no mobile signal at all
-Grouping = Literal["district", "commune", "operator"]
 
 # One row per outage (village, subject, run of dark rows) overlapping the period, with the
 # towers that caused it. Parameters: subjects (text[]), t0, t1 (timestamptz).
@@ -223,7 +222,7 @@ def availability(
     start: datetime,
     end: datetime,
     *,
-    by: Grouping,
+    by: str,
     operators: list[str],
     limit: int = 20,
 ) -> Availability:

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import openpyxl
+import openpyxl  # type: ignore[import-untyped]
 import pandas as pd
 import psycopg
 import pytest
@@ -139,9 +139,11 @@ def scene_url(request: pytest.FixtureRequest) -> Iterator[str]:
     yield url
 
 
-def report(url: str, by: str = "district", start: datetime = T0, end: datetime = T1) -> Availability:
+def report(
+    url: str, by: str = "district", start: datetime = T0, end: datetime = T1
+) -> Availability:
     with connect(url) as conn:
-        return availability(conn, start, end, by=by, operators=OPERATORS)  # type: ignore[arg-type]
+        return availability(conn, start, end, by=by, operators=OPERATORS)
 
 
 def test_minutes_and_people_minutes_per_district_clipped_at_both_ends(scene_url: str) -> None:
@@ -168,7 +170,11 @@ def test_a_village_dark_30_minutes_with_500_people_loses_15000(scene_url: str) -
         ("V2", 20, 4_000),
         ("V3", 10, 1_000),
     ]
-    assert (worst[0].name, worst[0].commune, worst[0].district) == ("Thôn Một", "Xã 11", "Huyện Một")
+    assert (worst[0].name, worst[0].commune, worst[0].district) == (
+        "Thôn Một",
+        "Xã 11",
+        "Huyện Một",
+    )
 
 
 def test_sites_share_each_outage_evenly(scene_url: str) -> None:
@@ -310,7 +316,7 @@ def test_page_shows_the_tables_and_downloads_in_both_languages(
     build_scene(database_url)
     app = pick_period(page(database_url, monkeypatch, lang))
     assert heading in [s.value for s in app.subheader]
-    groups = app.dataframe[0].value.data
+    groups = app.dataframe[0].value
     assert people in groups.columns
     # the whole day: V1 30 min, V2 80 min (09:00-10:20), V3 40 min (11:50-12:30)
     assert groups[people].sum() == pytest.approx(500 * 30 + 200 * 80 + 100 * 40)
@@ -318,7 +324,7 @@ def test_page_shows_the_tables_and_downloads_in_both_languages(
     assert len(downloads) == 5  # one XLSX with every table, one CSV per table
     app.radio(key="avail_by").set_value("operator").run()
     assert not app.exception, app.exception
-    ops = app.dataframe[0].value.data
+    ops = app.dataframe[0].value
     assert set(ops.iloc[:, 0]) == set(OPERATORS)
 
 

@@ -101,6 +101,10 @@ def availability_share(group: GroupLoss, period: Period) -> float | None:
     return 1.0 - group.people_minutes / possible if possible > 0 else None
 
 
+def _percent(share: float | None) -> float | None:
+    return round(share * 100, 3) if share is not None else None
+
+
 # Column keys of the tables; ``label`` turns them into headers (English in the CLI, the
 # session's language on the dashboard).
 GROUP_COLUMNS = (
@@ -111,7 +115,7 @@ GROUP_COLUMNS = (
     "outages",
     "minutes",
     "people_minutes",
-    "availability",
+    "availability_pct",
     "dead_spots",
     "dead_spot_population",
 )
@@ -141,7 +145,7 @@ def tables(report: Availability, period: Period) -> dict[str, pd.DataFrame]:
                 g.outages,
                 round(g.minutes, 1),
                 round(g.people_minutes),
-                availability_share(g, period),
+                _percent(availability_share(g, period)),
                 g.dead_spots,
                 g.dead_spot_population,
             )
