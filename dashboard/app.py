@@ -52,6 +52,7 @@ def main(config: DashboardConfig) -> None:
         st.Page(page("device"), title=t("page.device"), url_path="device"),
         st.Page(page("village"), title=t("page.village"), url_path="village"),
         st.Page(page("coverage"), title=t("page.coverage"), url_path="coverage"),
+        st.Page(page("availability"), title=t("page.availability"), url_path="availability"),
         st.Page(page("broadband"), title=t("page.broadband"), url_path="broadband"),
         st.Page(page("cameras"), title=t("page.cameras"), url_path="cameras"),
         st.Page(page("ingest"), title=t("page.ingest"), url_path="ingest"),

@@ -523,6 +523,67 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "Sắp mất hết sóng trong {minutes} phút: {n} thôn, {people} người",
         "About to lose all signal within {minutes} min: {n} villages, {people} people",
     ),
+    # availability report (issue 18)
+    "page.availability": ("Khả dụng", "Availability"),
+    "avail.intro": (
+        "Số phút mất sóng và số người × phút mất sóng của mỗi thôn trong kỳ, tính từ lịch sử vùng"
+        " phủ và các sự kiện mất sóng (không đọc dữ liệu đo thô).",
+        "Minutes without signal and people × minutes lost per village over the period, from the"
+        " coverage history and its outage events (no raw telemetry read).",
+    ),
+    "avail.from": ("Từ ngày", "From"),
+    "avail.to": ("Đến hết ngày", "To (inclusive)"),
+    "avail.by": ("Nhóm theo", "Group by"),
+    "avail.by.district": ("Huyện", "District"),
+    "avail.by.commune": ("Xã/phường", "Commune"),
+    "avail.by.operator": ("Nhà mạng", "Operator"),
+    "avail.period": (
+        "Kỳ báo cáo: {start} → {end} (giờ Việt Nam); {outages} lần mất sóng, {lost} người × phút.",
+        "Period: {start} → {end} (Vietnam time); {outages} outages, {lost} people × minutes.",
+    ),
+    "avail.groups": ("Tổng hợp", "Totals"),
+    "avail.villages": ("Thôn tệ nhất", "Worst villages"),
+    "avail.sites": ("Trạm gây mất sóng nhiều nhất", "Sites that caused most of it"),
+    "avail.dead_spots": ("Vùng lõm (chưa từng có sóng)", "Dead spots (never had signal)"),
+    "avail.rules": (
+        "Thôn chưa từng có sóng đến hết kỳ là vùng lõm cố định: liệt kê riêng, không tính là mất"
+        " sóng và không tính vào dân số dùng để tính tỷ lệ khả dụng. Người × phút của mỗi lần mất"
+        " sóng chia đều cho các trạm nêu trong sự kiện gây ra nó.",
+        "Villages that never had signal up to the period's end are structural dead spots: listed"
+        " apart, not counted as outages nor in the population availability is reckoned on. Each"
+        " outage's people × minutes are split evenly between the towers named by the event that"
+        " began it.",
+    ),
+    "avail.col.group": ("Nhóm", "Group"),
+    "avail.col.villages": ("Số thôn", "Villages"),
+    "avail.col.population": ("Dân số", "Population"),
+    "avail.col.villages_hit": ("Thôn bị mất sóng", "Villages hit"),
+    "avail.col.outages": ("Số lần mất sóng", "Outages"),
+    "avail.col.minutes": ("Phút mất sóng", "Minutes without signal"),
+    "avail.col.people_minutes": ("Người × phút", "People × minutes"),
+    "avail.col.availability_pct": ("Khả dụng (%)", "Availability (%)"),
+    "avail.col.dead_spots": ("Thôn lõm sóng", "Dead spots"),
+    "avail.col.dead_spot_population": ("Dân số vùng lõm", "Dead-spot population"),
+    "avail.col.village_id": ("Mã thôn", "Village id"),
+    "avail.col.village": ("Thôn", "Village"),
+    "avail.col.commune": ("Xã/phường", "Commune"),
+    "avail.col.district": ("Huyện", "District"),
+    "avail.col.device_id": ("Trạm", "Site"),
+    "avail.col.operator": ("Nhà mạng", "Operator"),
+    "avail.none": ("Không có lần mất sóng nào trong kỳ.", "No outage in the period."),
+    "avail.error.order": (
+        "Ngày kết thúc phải sau ngày bắt đầu.",
+        "The end date must come after the start date.",
+    ),
+    "avail.error.no_history": (
+        "Chưa có lịch sử vùng phủ: dịch vụ vùng phủ ghi lịch sử này (ioc up có chạy).",
+        "No coverage history yet: the coverage service writes it (ioc up runs it).",
+    ),
+    "avail.error.before_history": (
+        "Kỳ này kết thúc trước khi lịch sử vùng phủ được lưu bắt đầu ({moment}).",
+        "The period ends before the coverage history kept begins ({moment}).",
+    ),
+    "avail.error.future": ("Kỳ này bắt đầu trong tương lai.", "The period starts in the future."),
     # --- end of catalogue ---
 }
 
