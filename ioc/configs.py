@@ -118,11 +118,21 @@ def coverage_config(settings: Settings | None = None, **fields: Any) -> Coverage
 def coverage_service_config(
     settings: Settings | None = None, **fields: Any
 ) -> CoverageServiceConfig:
+    from processing.coverage.runway import RunwayConfig
     from processing.coverage.service import CoverageServiceConfig
 
     s = settings or Settings.defaults()
+    c = s.coverage
     values: dict[str, Any] = {
         "coverage": coverage_config(s),
+        "runway": RunwayConfig(
+            every_s=c.runway_every_s,
+            window_s=c.runway_window_h * 3600,
+            min_readings=c.runway_min_readings,
+            min_span_s=c.runway_min_span_s,
+            nominal_drain_pct_per_h=c.runway_nominal_drain_pct_per_h,
+            nominal_band=c.runway_nominal_band,
+        ),
         "sweep_s": s.coverage.sweep_s,
         "metrics_address": s.coverage.metrics_address,
         "metrics_port": s.coverage.metrics_port or None,

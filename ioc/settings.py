@@ -125,6 +125,29 @@ class CoverageSettings(Section):
     metropolitan: bool = Field(
         False, description="judge urban cells as a metropolitan centre (COST-231 Cm = 3 dB)"
     )
+    # Battery runway (issue 18): when towers on battery, and the places they serve, go dark.
+    runway_every_s: float = Field(
+        15.0, gt=0, description="the battery runway is recomputed this often, seconds"
+    )
+    runway_window_h: float = Field(
+        4.0, gt=0, description="battery readings this recent are fitted for the drain rate, hours"
+    )
+    runway_min_readings: int = Field(
+        6, ge=2, description="a tower with fewer battery readings gets the nominal drain rate"
+    )
+    runway_min_span_s: float = Field(
+        300.0, ge=0, description="battery readings spanning less than this: the nominal rate"
+    )
+    runway_nominal_drain_pct_per_h: float = Field(
+        12.5,
+        gt=0,
+        description="drain rate when too few readings to fit, %/h: the simulators' battery model "
+        "(simulators/values.py BATTERY_DRAIN_PCT_PER_H, about 8 h on a full charge), the only "
+        "drain the fleet is known to have; set your batteries' rated runtime in production",
+    )
+    runway_nominal_band: float = Field(
+        0.5, ge=0, lt=1, description="the nominal rate's band: ± this fraction of it (wide)"
+    )
     metrics_address: str = _metrics_address()
     metrics_port: int = _metrics_port(9471, "the coverage service's /metrics, /health; 0: none")
 

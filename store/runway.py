@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg.rows import class_row
+from psycopg.rows import class_row, dict_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,3 +103,71 @@ def site_runways(conn: psycopg.Connection[Any]) -> list[SiteRunway]:
             " ORDER BY dark_at ASC NULLS LAST, device_id"
         )
         return cur.fetchall()
+
+
+# -- the coverage service's side: battery readings in, the current picture out ---------------
+_STRETCHES = """
+SELECT l.device_id, l.ts AS read_at, l.battery_pct, r.since, r.ts_s, r.pct
+FROM telemetry_bts_latest l
+CROSS JOIN LATERAL (
+    SELECT max(m.ts) AS mains_at FROM telemetry_bts m
+    WHERE m.device_id = l.device_id AND m.power_source <> 'battery'
+      AND m.ts >= l.ts - make_interval(secs => %(window_s)s) AND m.ts <= l.ts
+) s
+CROSS JOIN LATERAL (
+    SELECT min(t.ts) AS since,
+           array_agg(extract(epoch FROM t.ts)::float8 ORDER BY t.ts)
+               FILTER (WHERE t.battery_pct IS NOT NULL) AS ts_s,
+           array_agg(t.battery_pct ORDER BY t.ts) FILTER (WHERE t.battery_pct IS NOT NULL) AS pct
+    FROM telemetry_bts t
+    WHERE t.device_id = l.device_id AND t.ts <= l.ts
+      AND t.ts > coalesce(s.mains_at, l.ts - make_interval(secs => %(window_s)s))
+) r
+WHERE l.power_source = 'battery' AND l.device_id = ANY(%(devices)s)
+"""
+
+
+async def battery_stretches(
+    conn: psycopg.AsyncConnection[Any], devices: list[str], window_s: float
+) -> list[dict[str, Any]]:
+    """For each of ``devices`` whose last reading says battery: that reading (read_at,
+    battery_pct) and the readings since its last one on another source, at most ``window_s``
+    back (since: the first of them; ts_s, pct: those with a battery %, epoch seconds, in time
+    order; None when there is none). One query; each tower's readings through its index."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(_STRETCHES, {"devices": devices, "window_s": window_s})
+    return await cur.fetchall()
+
+
+_SITE_COLUMNS = (
+    "device_id", "on_battery_since", "battery_pct", "read_at", "drain_pct_per_h", "method",
+    "readings", "dark_at", "dark_early", "dark_late",
+)  # fmt: skip
+_PLACE_COLUMNS = (
+    "place_kind", "place_id", "operator", "loses_at", "loses_early", "loses_late", "sites",
+    "population",
+)  # fmt: skip
+
+
+async def write_runway(
+    conn: psycopg.AsyncConnection[Any],
+    sites: list[dict[str, Any]],
+    places: list[dict[str, Any]],
+    computed_at: datetime,
+) -> None:
+    """Make both tables hold exactly this picture, in one transaction (readers never see the
+    towers of one pass with the places of another)."""
+    async with conn.transaction():
+        cur = conn.cursor()
+        await cur.execute("DELETE FROM site_runway")
+        await cur.execute("DELETE FROM place_runway")
+        for table, columns, rows in (
+            ("site_runway", _SITE_COLUMNS, sites),
+            ("place_runway", _PLACE_COLUMNS, places),
+        ):
+            if not rows:
+                continue
+            names = ", ".join((*columns, "computed_at"))
+            async with cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    await copy.write_row([*(row[c] for c in columns), computed_at])

@@ -12,6 +12,8 @@ A changed birth record (radio parameters) rebuilds the engine (a full recompute)
 The map's raster (``store.coverage_rasters``) is written after every rebuild, and after an
 incremental change at most every ``raster_every_s``: a burst of flaps is one write of the last
 state, never one per message (so it may trail ``idle`` by that much).
+The battery runway (``site_runway``, ``place_runway``: ``processing.coverage.runway``) is
+recomputed every ``runway.every_s`` from the towers still serving that report battery.
 ``/metrics`` and ``/health`` (``metrics_port``): see ``processing.coverage.metrics``.
 """
 
@@ -24,10 +26,11 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import psycopg
 
 from devices.kinds import Operator
@@ -38,11 +41,13 @@ from processing.coverage.measured import ProbeSample, bin_samples
 from processing.coverage.metrics import CoverageMetrics
 from processing.coverage.places import PlaceCoverage
 from processing.coverage.rasters import operator_rasters
+from processing.coverage.runway import RunwayConfig, Stretch, forecast_places, forecast_site
 from processing.coverage.serving import SiteState, Verdict, Why, verdicts_from_rows
 from processing.coverage.state import Coverage, CoverageEvent, place_change
 from store import coverage as q
 from store.coverage_rasters import write_rasters
 from store.db import aconnect
+from store.runway import battery_stretches, write_runway
 
 log = logging.getLogger("ioc.coverage")
 
@@ -58,6 +63,7 @@ class CoverageServiceConfig:
     metrics_port: int | None = None  # /metrics and /health; None: not served
     stale_after_s: float = 120.0  # no loop pass for this long: /health answers 503
     raster_every_s: float = 5.0  # the map's raster, rewritten at most this often after a change
+    runway: RunwayConfig = field(default_factory=RunwayConfig)
 
 
 def utc_now() -> datetime:
@@ -109,6 +115,7 @@ class CoverageService:
         self.probe_rejected: Counter[str] = Counter()
         self.events_written = 0
         self.rasters_written = 0  # writes of the map's rasters
+        self.runways_written = 0  # passes of the battery runway (tests wait on it)
         self._rasters_stale = False
         self._rasters_at = -math.inf  # monotonic time of the last raster write
         self.wakes = 0  # passes of the loop (tests wait on it)
@@ -174,11 +181,12 @@ class CoverageService:
         next_sweep = time.monotonic() + cfg.sweep_s
         next_measured = time.monotonic() + cfg.measured_poll_s
         critical_due = math.inf
+        next_runway = time.monotonic()
         grace_pending = self.in_grace
         while not stop.is_set():
             self.metrics.heartbeat.beat()  # the previous pass is done: the loop is alive
             now = time.monotonic()
-            until = min(next_sweep, next_measured, critical_due, self._raster_due())
+            until = min(next_sweep, next_measured, critical_due, self._raster_due(), next_runway)
             if grace_pending:
                 until = min(until, self._grace_ends)
             if not self._wake.is_set():
@@ -217,6 +225,9 @@ class CoverageService:
                 critical_due = math.inf
             if time.monotonic() >= self._raster_due():
                 await self._write_rasters(conn)
+            if time.monotonic() >= next_runway:
+                await self._write_runway(conn)
+                next_runway = time.monotonic() + cfg.runway.every_s
 
     # -- steps ---------------------------------------------------------------------------
     async def _read_verdicts(self, conn: psycopg.AsyncConnection) -> dict[str, Verdict]:
@@ -394,6 +405,44 @@ class CoverageService:
         log.debug(
             "coverage: rasters written, %d bytes (%.3f s)",
             sum(len(r.levels) for r in rasters),
+            time.perf_counter() - t0,
+        )
+
+    async def _write_runway(self, conn: psycopg.AsyncConnection) -> None:
+        """The runway of the towers serving now that report battery, and of the places they
+        hold; a tower dark or back on mains leaves both tables."""
+        cov = self.coverage
+        assert cov is not None
+        t0 = time.perf_counter()
+        rw = self.config.runway
+        serving = sorted(d for d, v in self.verdicts.items() if v.state.serving)
+        rows = await battery_stretches(conn, serving, rw.window_s)
+        sites = {
+            r["device_id"]: forecast_site(
+                Stretch(
+                    r["device_id"],
+                    r["since"] or r["read_at"],
+                    r["read_at"],
+                    r["battery_pct"],
+                    np.asarray(r["ts_s"] or [], np.float64),
+                    np.asarray(r["pct"] or [], np.float64),
+                ),
+                rw,
+            )
+            for r in rows
+        }
+        places = forecast_places(cov.places, cov.covering, sites)
+        await write_runway(
+            conn,
+            [asdict(f) for f in sites.values()],
+            [asdict(p) | {"sites": list(p.sites)} for p in places],
+            self.clock(),
+        )
+        self.runways_written += 1
+        log.debug(
+            "coverage: runway of %d towers on battery, %d places at risk (%.3f s)",
+            len(sites),
+            len(places),
             time.perf_counter() - t0,
         )
 
