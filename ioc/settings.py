@@ -150,6 +150,18 @@ class CoverageSettings(Section):
     )
     metrics_address: str = _metrics_address()
     metrics_port: int = _metrics_port(9471, "the coverage service's /metrics, /health; 0: none")
+    # siting advisor (issue 18): the standard new site, a common 3-sector 4G macro of the
+    # scenario's fleet (its towers stand 30–32 m, 43–45 dBm per sector, 4–6° tilt)
+    advise_technology: Literal["4G", "3G"] = Field("4G", description="advised sites' technology")
+    advise_band_mhz: float = Field(1800.0, description="advised sites' band, MHz")
+    advise_height_m: float = Field(30.0, description="advised sites' antenna height, m")
+    advise_tx_power_dbm: float = Field(43.0, description="advised sites' power per sector, dBm")
+    advise_sectors: int = Field(3, ge=1, le=6, description="advised sites' sectors, evenly spread")
+    advise_tilt_deg: float = Field(4.0, description="advised sites' downtilt, degrees")
+    advise_spacing_m: float = Field(1000.0, gt=0, description="candidate positions' spacing, m")
+    advise_road_km: float = Field(
+        0.0, ge=0, description="candidates within this of a road, km; 0: anywhere in the province"
+    )
 
 
 class AlertSettings(Section):
@@ -173,18 +185,6 @@ class AlertSettings(Section):
     )
     max_attempts: int = Field(
         12, ge=1, description="a delivery failing this often is given up (a dead letter)"
-    # siting advisor (issue 18): the standard new site, a common 3-sector 4G macro of the
-    # scenario's fleet (its towers stand 30–32 m, 43–45 dBm per sector, 4–6° tilt)
-    advise_technology: Literal["4G", "3G"] = Field("4G", description="advised sites' technology")
-    advise_band_mhz: float = Field(1800.0, description="advised sites' band, MHz")
-    advise_height_m: float = Field(30.0, description="advised sites' antenna height, m")
-    advise_tx_power_dbm: float = Field(43.0, description="advised sites' power per sector, dBm")
-    advise_sectors: int = Field(3, ge=1, le=6, description="advised sites' sectors, evenly spread")
-    advise_tilt_deg: float = Field(4.0, description="advised sites' downtilt, degrees")
-    advise_spacing_m: float = Field(1000.0, gt=0, description="candidate positions' spacing, m")
-    advise_road_km: float = Field(
-        0.0, ge=0, description="candidates within this of a road, km; 0: anywhere in the province"
-    )
     )
     dashboard_url: str | None = Field(
         None, description="alert messages link to {dashboard_url}?alert=ID; unset: no link"
