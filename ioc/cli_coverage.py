@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from ioc.cli_common import clear_errors, database, given, load_settings, setup_l
 from ioc.configs import coverage_config, coverage_service_config, require_database
 from ioc.errors import SettingError
 from ioc.settings import CoverageSettings, Settings
+from simulators.values import LOCAL_TZ
 
 coverage_app: typer.Typer = typer.Typer(
     help="Coverage: dead-spot villages, N-1 criticality, the signal raster.",
@@ -170,6 +172,83 @@ def critical(
             raise SettingError("no N-1 table in the database yet: run `ioc coverage run`")
     for line in critical_lines(rows):
         typer.echo(line)
+
+
+def _hhmm(t: datetime) -> str:
+    return t.astimezone(LOCAL_TZ).strftime("%H:%M")
+
+
+def runway_line(p: Any, now: datetime) -> str:
+    """One place at risk, as `ioc coverage runway` prints it."""
+    from processing.alerts.facts import number
+
+    what = "all mobile signal" if p.operator == "any" else p.operator
+    head = (
+        f"{p.name} ({p.commune}, {p.district}), {number(p.population, 'en')} people: loses {what}"
+    )
+    sites = f"sites on battery: {', '.join(p.sites)}"
+    if p.loses_at is None:
+        return f"{head} at an unknown time (a serving site reports no battery charge); {sites}"
+    minutes = max(0, round((p.loses_at - now).total_seconds() / 60))
+    band = ""
+    if p.loses_early is not None:
+        late = _hhmm(p.loses_late) if p.loses_late is not None else "not draining"
+        band = f", band {_hhmm(p.loses_early)}-{late}"
+    return f"{head} at about {_hhmm(p.loses_at)} (in ~{minutes} min{band}); {sites}"
+
+
+def site_line(s: Any, now: datetime) -> str:
+    charge = "no charge reported" if s.battery_pct is None else f"{s.battery_pct:.0f} %"
+    since = round((now - s.on_battery_since).total_seconds() / 60)
+    if s.dark_at is None:
+        return f"{s.device_id}: on battery {since} min, {charge}; dark at: unknown"
+    rate = f"{s.drain_pct_per_h:.1f} %/h ({s.method}, {s.readings} readings)"
+    return (
+        f"{s.device_id}: on battery {since} min, {charge}, {rate}; dark at about {_hhmm(s.dark_at)}"
+    )
+
+
+@coverage_app.command("runway")
+@clear_errors
+def runway(
+    operator: Annotated[
+        str, typer.Option(help="an operator (viettel, mobifone, …) or 'any': all mobile signal")
+    ] = "any",
+    limit: Annotated[int, typer.Option(min=1, help="how many places")] = 20,
+    sites: Annotated[bool, typer.Option("--sites", help="also list the towers on battery")] = False,
+) -> None:
+    """Battery runway: the villages that lose signal next as their towers' batteries run flat."""
+    from devices.kinds import Operator
+    from store.runway import battery_reports, places_at_risk, site_runways
+
+    if operator != "any" and operator not in {o.value for o in Operator}:
+        choices = ", ".join([o.value for o in Operator] + ["any"])
+        raise SettingError(f"--operator: {operator!r} is none of {choices}")
+    settings = load_settings()
+    every_s = settings.coverage.runway_every_s
+    with database(settings) as conn:
+        towers = site_runways(conn)
+        places = places_at_risk(conn, operator=operator, limit=limit)
+        reporting = battery_reports(conn, max(600.0, 4 * every_s))
+        now = conn.execute("SELECT now()").fetchone()[0]
+    computed = max((t.computed_at for t in towers), default=None)
+    if computed is not None and (now - computed).total_seconds() > max(60.0, 4 * every_s):
+        typer.echo(f"warning: the forecast is stale: computed at {_hhmm(computed)}, "
+                   f"{round((now - computed).total_seconds() / 60)} min ago; "
+                   "is the coverage service (`ioc coverage run`) running?")  # fmt: skip
+    elif not towers and reporting:
+        typer.echo(f"warning: {reporting} towers report battery but no forecast is stored; "
+                   "is the coverage service (`ioc coverage run`) running?")  # fmt: skip
+    if not places:
+        what = "all mobile signal" if operator == "any" else operator
+        typer.echo(f"no village is at risk of losing {what}: "
+                   f"{len(towers)} towers on battery, none holding a village alone")  # fmt: skip
+    for p in places:
+        typer.echo(runway_line(p, now))
+    if sites:
+        typer.echo(f"towers on battery: {len(towers)}")
+        for s in towers:
+            typer.echo("  " + site_line(s, now))
 
 
 @coverage_app.command("raster")

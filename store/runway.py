@@ -171,3 +171,14 @@ async def write_runway(
             async with cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
                 for row in rows:
                     await copy.write_row([*(row[c] for c in columns), computed_at])
+
+
+def battery_reports(conn: psycopg.Connection[Any], within_s: float) -> int:
+    """Towers whose last reading, within ``within_s``, says battery: what the runway should
+    cover (more of them than ``site_runway`` holds: the service is not writing it)."""
+    row = conn.execute(
+        "SELECT count(*) FROM telemetry_bts_latest WHERE power_source = 'battery'"
+        " AND ts > now() - make_interval(secs => %s)",
+        (within_s,),
+    ).fetchone()
+    return int(row[0]) if row else 0

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,6 +39,7 @@ from processing.coverage.service import CoverageService
 from simulators.fleet import Fleet
 from store.runway import places_at_risk, site_runways
 from tests.support.coverage_scene import LAT0, LON0, bts_doc, offset
+from tests.support.environment import clean_environ
 from tests.support.polling import wait_until
 from tests.support.runway_watch import ForecastLog, lost_villages, score
 from tests.support.simulated import Dev
@@ -147,6 +150,12 @@ def test_a_place_is_at_risk_only_while_every_serving_tower_is_on_battery() -> No
     assert rows[("blind", ANY)].loses_at is None  # U has no forecast: neither has the place
 
 
+def runway_cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**clean_environ(), "IOC_DATABASE_URL": url}
+    return subprocess.run([sys.executable, "-m", "ioc", "coverage", "runway", *args], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+
+
 # -- the service, from readings in the database ------------------------------------------------
 def _insert(
     url: str, device_id: str, readings: Sequence[tuple[datetime, str, float | None]]
@@ -224,6 +233,16 @@ async def test_the_service_forecasts_from_the_readings_in_the_database(loaded: s
         assert places[("both", "viettel")].population == 700
         assert places[("both", "any")].loses_at is None  # M's unknown could hold it longer
         assert places[("both", "any")].sites == ["M", "V"]
+        done = await asyncio.to_thread(runway_cli, url, "--sites")
+        assert done.returncode == 0, done.stderr
+        assert ("both (Thị trấn Phú Phong, Huyện Tây Sơn), 700 people: loses all mobile signal"
+                " at an unknown time") in done.stdout  # fmt: skip
+        assert "V: on battery 40 min, 72 %, 12.0 %/h (fit, 20 readings)" in done.stdout
+        done = await asyncio.to_thread(runway_cli, url, "--operator", "viettel")
+        assert done.stdout.startswith("both (Thị trấn Phú Phong, Huyện Tây Sơn), 700 people: "
+                                      "loses viettel at about "), done.stdout  # fmt: skip
+        done = await asyncio.to_thread(runway_cli, url, "--operator", "telstra")
+        assert done.returncode != 0 and "--operator: 'telstra' is none of" in done.stderr
 
         # M back on mains: the places it serves are no longer at risk, V's one operator is.
         _insert(url, "M", [(datetime.now(UTC), "mains", 100.0)])
@@ -233,6 +252,8 @@ async def test_the_service_forecasts_from_the_readings_in_the_database(loaded: s
 
         await wait_until(m_on_mains, 30, state=lambda: _tables(url))
         assert set(_tables(url)[1]) == {("both", "viettel")}
+        done = await asyncio.to_thread(runway_cli, url, "--operator", "mobifone")
+        assert done.stdout.startswith("no village is at risk of losing mobifone"), done.stdout
 
 
 # -- the pipeline: simulated towers at speed ---------------------------------------------------
