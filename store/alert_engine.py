@@ -89,6 +89,19 @@ class LatestReading:
 
 
 @dataclass(frozen=True, slots=True)
+class VillageRunway:
+    """One row of place_runway (0020) for a village: when it loses ``operator`` ('any': all
+    mobile signal) if mains does not return; ``loses_at`` None is an unknown forecast."""
+
+    village_id: str
+    operator: str
+    loses_at: datetime | None
+    loses_early: datetime | None
+    loses_late: datetime | None
+    sites: list[str]
+
+
+@dataclass(frozen=True, slots=True)
 class UnresolvedAlert:
     alert_id: int
     rule: str
@@ -200,6 +213,25 @@ async def coverage_events_after(
             " coalesce(operators_now, '{}') AS operators_now, coalesce(towers, '{}') AS towers,"
             " population FROM coverage_events WHERE id > %s ORDER BY id LIMIT %s",
             (position, limit),
+        )
+        return await cur.fetchall()
+
+
+async def has_place_runway(conn: psycopg.AsyncConnection) -> bool:
+    cur = await conn.execute("SELECT to_regclass('place_runway') IS NOT NULL")
+    row = await cur.fetchone()
+    return bool(row and row[0])
+
+
+async def village_runways(conn: psycopg.AsyncConnection, limit: int) -> list[VillageRunway]:
+    """The villages' runway rows, 'any' first (a bound cuts the per-operator extras before a
+    village at risk), soonest first."""
+    async with conn.cursor(row_factory=class_row(VillageRunway)) as cur:
+        await cur.execute(
+            "SELECT place_id AS village_id, operator, loses_at, loses_early, loses_late, sites"
+            " FROM place_runway WHERE place_kind = 'village'"
+            " ORDER BY operator <> 'any', loses_at ASC NULLS LAST, place_id, operator LIMIT %s",
+            (limit,),
         )
         return await cur.fetchall()
 

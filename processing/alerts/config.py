@@ -52,6 +52,9 @@ class AlertConfig:
     telemetry_every_s: float = 1.0
     telemetry_overlap_s: float = 5.0  # re-read readings this far back: late commits are seen
     telemetry_fresh_s: float = 600.0  # older readings are history, not the present state
+    # The battery runway is read this often: the coverage service rewrites it every ~15 s and
+    # its forecasts move by minutes, and time passing alone brings a village into the lead time.
+    runway_every_s: float = 5.0
     webhook_timeout_s: float
     retry_first_s: float = 1.0
     retry_max_s: float = 300.0

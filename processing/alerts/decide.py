@@ -19,7 +19,14 @@ from processing.alerts.incident_rules import is_incident
 from processing.alerts.inputs import Intake, Startup
 from processing.alerts.lifecycle import Act, Tracker
 from processing.alerts.rules import Rule, RuleSet, Severity, Source
-from store.alert_engine import CoverageEvent, LatestReading, StatusChange, UnresolvedAlert
+from processing.alerts.runway import LATER, LOST, SERVED, by_village, runway_facts
+from store.alert_engine import (
+    CoverageEvent,
+    LatestReading,
+    StatusChange,
+    UnresolvedAlert,
+    VillageRunway,
+)
 
 
 @dataclass(slots=True)
@@ -28,6 +35,7 @@ class EngineState:
 
     trackers: dict[tuple[str, str], Tracker] = field(default_factory=dict)
     missing: dict[str, set[str]] = field(default_factory=dict)  # village → operators lost
+    dark: set[str] = field(default_factory=set)  # villages whose last coverage event is 'lost'
     last_reading: dict[str, datetime] = field(default_factory=dict)  # device → newest seen
 
 
@@ -71,6 +79,8 @@ def decide(
         d.coverage(event)
     for kind, readings in intake.readings.items():
         d.readings(kind, readings)
+    if intake.runway is not None:
+        d.runway(intake.runway)
     d.group()
     d.step()
     return d.decision
@@ -98,6 +108,14 @@ def adopt(startup: Startup, rules: RuleSet, directory: Directory, state: EngineS
     for change in offline.values():
         d.status(change, min(change.ts, now))  # dated when it went offline
     return d.decision
+
+
+def fold_dark(dark: set[str], event: CoverageEvent) -> None:
+    """Whether ``event``'s village is without any signal now."""
+    if event.kind == "lost":
+        dark.add(event.village_id)
+    elif event.kind == "restored":
+        dark.discard(event.village_id)
 
 
 def fold_missing(missing: dict[str, set[str]], event: CoverageEvent) -> set[str]:
@@ -162,9 +180,31 @@ class _Decider:
         }
         if event.population is not None:
             facts["population"] = event.population
+        fold_dark(self.state.dark, event)
         for rule in self.rules.of(Source.COVERAGE):
             self.observe(rule, event.village_id, {**self.directory.village(event.village_id),
                                                   **facts})  # fmt: skip
+        if event.kind == "lost":
+            self._loss_happened(event.village_id)
+
+    def _coverage_raised(self, village: str) -> list[Tracker]:
+        trackers = self.state.trackers
+        return [t for r in self.rules.of(Source.COVERAGE)
+                if (t := trackers.get((r.name, village))) is not None and t.raised]  # fmt: skip
+
+    def _loss_happened(self, village: str) -> None:
+        """The village lost all signal: its runway alerts end now, and the alerts of the loss
+        name the one that warned of it (``at_risk_alert``, for this loss only)."""
+        warned = None
+        for rule in self.rules.of(Source.RUNWAY):
+            t = self.state.trackers.get((rule.name, village))
+            if t is not None:
+                warned = warned or t.alert_id
+                self._observe_runway(rule, village, {"runway": "lost", "minutes_left": 0})
+        for t in self._coverage_raised(village):
+            t.facts.pop("at_risk_alert", None)
+            if warned is not None:
+                t.facts["at_risk_alert"] = warned
 
     def readings(self, kind: Kind, readings: list[LatestReading]) -> None:
         rules = self.rules.of(Source.TELEMETRY, kind.value)
@@ -179,6 +219,34 @@ class _Decider:
                 facts |= bts_extras(r.values)
             for rule in rules:
                 self.observe(rule, r.device_id, facts)
+
+    def runway(self, rows: list[VillageRunway]) -> None:
+        """The villages at risk of losing all signal, and the ones tracked before (back on
+        mains, or their forecast moved): each observed at ``now``."""
+        rules = self.rules.of(Source.RUNWAY)
+        villages = by_village(rows)
+        for rule in rules:
+            tracked = {t.subject for t in self.state.trackers.values() if t.rule is rule}
+            for village in sorted(tracked | villages.keys()):
+                facts = runway_facts(villages.get(village, {}), self.directory, self.now)
+                if village in self.state.dark:  # already lost: coverage_lost's, not a forecast
+                    facts |= {"runway": "lost", "minutes_left": 0}
+                self._observe_runway(rule, village, facts)
+
+    def _observe_runway(self, rule: Rule, village: str, facts: dict[str, Any]) -> None:
+        self.observe(rule, village, {**self.directory.village(village), **facts})
+        t = self.state.trackers.get((rule.name, village))
+        if t is None or t.raised:
+            return
+        runway = t.facts.get("runway")
+        t.clear_at_once = runway == "lost"
+        if runway == "lost":
+            names = sorted({c.rule.name for c in self._coverage_raised(village)})
+            t.clear_comment = LOST.format(rules=", ".join(names) or "coverage alerts")
+        elif runway == "served":
+            t.clear_comment = SERVED
+        elif runway == "at_risk":
+            t.clear_comment = LATER
 
     def group(self) -> None:
         trackers, directory = self.state.trackers, self.directory

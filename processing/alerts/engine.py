@@ -4,7 +4,8 @@ Each tick reads the queued status changes, the coverage events after its cursor 
 readings (``gather``), lets every (rule, subject) tracker decide at ``clock()`` (``decide``, no
 I/O), and writes what they decided together with the consumed inputs (``write``): a crash
 replays the tick, it never half-applies it. Status changes and coverage events wake the engine
-at once (LISTEN/NOTIFY, fired by triggers of migration 0007); readings are polled, and every
+at once (LISTEN/NOTIFY, fired by triggers of migration 0007); readings and the battery runway
+(place_runway, whose forecasts ripen with time alone) are polled, and every
 ``tick_s`` the clock is looked at anyway. One engine per database evaluates (``session``).
 ``/metrics`` and ``/health`` (``metrics_port``): see ``processing.alerts.metrics``.
 """
@@ -24,7 +25,14 @@ import psycopg
 from devices.kinds import Kind
 from devices.service_http import Served
 from processing.alerts.config import AlertConfig
-from processing.alerts.decide import Decision, EngineState, adopt, decide, fold_missing
+from processing.alerts.decide import (
+    Decision,
+    EngineState,
+    adopt,
+    decide,
+    fold_dark,
+    fold_missing,
+)
 from processing.alerts.delivery import Dispatcher, channels_for
 from processing.alerts.gather import Gatherer
 from processing.alerts.incident_rules import load_incident_rules
@@ -78,7 +86,7 @@ class AlertEngine:
         self.dispatchers: list[Dispatcher] = []
         self._wake = asyncio.Event()
         kinds = sorted({Kind(r.subject) for r in self.rules.of(Source.TELEMETRY)})
-        self.gather = Gatherer(config, kinds)
+        self.gather = Gatherer(config, kinds, runway=bool(self.rules.of(Source.RUNWAY)))
         self.metrics = AlertMetrics(config.database_url, config.stale_after_s)
         self.metrics.evaluate = config.evaluate
 
@@ -166,8 +174,10 @@ class AlertEngine:
         self._count(decision)
         await self.incidents.load(conn)
         self.state.missing.clear()
+        self.state.dark.clear()
         async for event in self.gather.consumed_coverage(conn):
             fold_missing(self.state.missing, event)
+            fold_dark(self.state.dark, event)
         self.ready.set()
 
     async def tick(self, conn: psycopg.AsyncConnection) -> int:

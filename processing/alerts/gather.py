@@ -26,15 +26,20 @@ RECONCILE_S = 2.0
 # Inputs taken per tick: a backlog (engine down for a while) drains over several bounded ticks.
 INBOX_BATCH = 5000
 COVERAGE_BATCH = 5000
+# Villages' runway rows read at once: every village and operator of a province is far fewer.
+RUNWAY_BATCH = 20000
 # coverage_events appears when the coverage migration is applied after the engine started;
 # while it is absent, look again every this many ticks rather than a catalogue query per tick.
 COVERAGE_TABLE_RECHECK_TICKS = 40
 
 
 class Gatherer:
-    def __init__(self, config: AlertConfig, kinds: list[Kind]) -> None:
+    def __init__(self, config: AlertConfig, kinds: list[Kind], *, runway: bool = False) -> None:
         self.config = config
         self.kinds = kinds  # those with telemetry rules, in the order decide observes them
+        self.runway = runway  # a rule reads the battery runway
+        self._runway_at = 0.0
+        self._runway_table = False  # place_runway (0020) seen; until then looked for each read
         self._directory: Directory | None = None
         self._directory_at = 0.0
         self._reconciled_at = 0.0
@@ -86,7 +91,8 @@ class Gatherer:
     async def intake(self, conn: psycopg.AsyncConnection, ticks: int,
                      unresolved: frozenset[int] | None) -> Intake:  # fmt: skip
         """Inside the tick's transaction: the status changes it takes, the coverage events
-        after the cursor, and (every ``telemetry_every_s``) the latest readings."""
+        after the cursor, (every ``telemetry_every_s``) the latest readings, and (every
+        ``runway_every_s``) the villages' battery runway."""
         changes = await q.take_status_changes(conn, INBOX_BATCH)
         events = await self._coverage_events(conn, ticks)
         readings: dict[Kind, list[LatestReading]] = {}
@@ -94,7 +100,12 @@ class Gatherer:
         if mono - self._telemetry_at >= self.config.telemetry_every_s:
             self._telemetry_at = mono
             readings = await self._readings(conn)
-        return Intake(changes, events, readings, unresolved)
+        runway = None
+        if self.runway and mono - self._runway_at >= self.config.runway_every_s:
+            self._runway_at = mono
+            self._runway_table = self._runway_table or await q.has_place_runway(conn)
+            runway = await q.village_runways(conn, RUNWAY_BATCH) if self._runway_table else None
+        return Intake(changes, events, readings, unresolved, runway)
 
     async def _coverage_events(self, conn: psycopg.AsyncConnection,
                                ticks: int) -> list[CoverageEvent]:  # fmt: skip

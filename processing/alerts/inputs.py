@@ -9,7 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from devices.kinds import Kind
-from store.alert_engine import CoverageEvent, LatestReading, StatusChange, UnresolvedAlert
+from store.alert_engine import (
+    CoverageEvent,
+    LatestReading,
+    StatusChange,
+    UnresolvedAlert,
+    VillageRunway,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +28,8 @@ class Intake:
     # Ids of the alerts not resolved now, when re-read this tick (None: not re-read); an alert
     # missing from it was resolved by an operator.
     unresolved: frozenset[int] | None = None
+    # The villages' battery runway when read this tick (every ``runway_every_s``); None: not.
+    runway: list[VillageRunway] | None = None
 
     @property
     def coverage_cursor(self) -> int | None:

@@ -47,6 +47,10 @@ class Tracker:
     sent_at: datetime | None = None
     closed_by_operator: bool = False  # resolved by hand while raised: re-arm on clear
     held: bool = False  # folded into a group alert: not opened alone
+    # Set by the decider when it knows why the alert clears: the comment it resolves with, and
+    # whether it resolves at once (what it warned of has happened: no hysteresis to wait out).
+    clear_comment: str | None = None
+    clear_at_once: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
@@ -62,7 +66,9 @@ class Tracker:
         self.raised = raised
         self.changed_at = now
         self.changes.append(now)
-        if not raised:
+        if raised:
+            self.clear_comment, self.clear_at_once = None, False
+        else:
             self.closed_by_operator = False
 
     def step(self, now: datetime, summary: str) -> list[Action]:
@@ -95,8 +101,8 @@ class Tracker:
                 return [Action(Act.OPEN, self, None, rule.severity_for(self.facts))]
             return []
         if not self.raised:
-            if since >= timedelta(seconds=rule.keep_firing_s):
-                return [Action(Act.RESOLVE, self, "cleared")]
+            if self.clear_at_once or since >= timedelta(seconds=rule.keep_firing_s):
+                return [Action(Act.RESOLVE, self, self.clear_comment or "cleared")]
             return []
         if self._worth_an_update(now, summary):
             return [Action(Act.UPDATE, self)]
@@ -104,7 +110,8 @@ class Tracker:
 
     def _worth_an_update(self, now: datetime, summary: str) -> bool:
         # Event-fed alerts change what they say (towers, operators, members); levels do not.
-        if self.rule.source not in (Source.COVERAGE, Source.GROUP) or summary == self.sent_summary:
+        updating = (Source.COVERAGE, Source.GROUP, Source.RUNWAY)  # runway: the forecast moves
+        if self.rule.source not in updating or summary == self.sent_summary:
             return False
         return self.sent_at is None or now - self.sent_at >= timedelta(
             seconds=self.rule.update_min_s

@@ -31,6 +31,7 @@ class Source(StrEnum):
     TELEMETRY = "telemetry"  # the latest reading of a device
     COVERAGE = "coverage"  # a village's coverage change events
     GROUP = "group"  # many alerts of one rule in one district
+    RUNWAY = "runway"  # a village's battery runway: when it loses all signal (place_runway)
 
 
 DEVICE_SUBJECTS = {Kind.BTS.value, Kind.CAMERA.value, Kind.BROADBAND.value}
@@ -39,12 +40,16 @@ SUBJECTS: dict[Source, set[str]] = {
     Source.TELEMETRY: DEVICE_SUBJECTS,
     Source.COVERAGE: {"village"},
     Source.GROUP: {"district"},
+    Source.RUNWAY: {"village"},
 }
 # operators_missing: every operator lost since the village's first known state and not back.
 COVERAGE_FACTS = frozenset(
     {"kind", "operators_lost", "operators_now", "operators_missing", "towers", "population"}
 )
 GROUP_FACTS = frozenset({"recent", "recent_share", "offline", "offline_share", "total"})
+# runway: at_risk (every tower serving it is on battery), served (one is back on mains), lost
+# (it has lost all signal); minutes_left: to the forecast loss, None when unknown.
+RUNWAY_FACTS = frozenset({"runway", "minutes_left", "population", "sites", "operators_at_risk"})
 
 
 class RulesError(ValueError):
@@ -298,6 +303,8 @@ def _facts(source: Source, subject: str) -> set[str]:
             return set(COVERAGE_FACTS)
         case Source.GROUP:
             return set(GROUP_FACTS)
+        case Source.RUNWAY:
+            return set(RUNWAY_FACTS)
     raise AssertionError(source)
 
 
