@@ -584,6 +584,59 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "The period ends before the coverage history kept begins ({moment}).",
     ),
     "avail.error.future": ("Kỳ này bắt đầu trong tương lai.", "The period starts in the future."),
+    # siting advisor (issue 18)
+    "advise.title": ("Nên xây trạm ở đâu", "Where to build"),
+    "advise.note": (
+        "Vị trí cho trạm mới cấu hình chuẩn ({site}) đưa nhiều người chưa có sóng lên mạng nhất:"
+        " chọn lần lượt, mỗi lần tính lại phần còn thiếu; vị trí ứng viên cách nhau 1 km trong"
+        " tỉnh.",
+        "Where new sites of the standard configuration ({site}) would bring the most people"
+        " without signal online: picked one at a time, the gain recomputed after each; candidate"
+        " positions 1 km apart inside the province.",
+    ),
+    "advise.operator": ("Nhà mạng", "Operator"),
+    "advise.any": ("Bất kỳ (thôn không nhà mạng nào phủ)", "Any (villages no operator covers)"),
+    "advise.towers": ("Số trạm mới", "New sites"),
+    "advise.road_km": ("Cách đường tối đa (km; 0: mọi nơi)", "Road within, km (0: anywhere)"),
+    "advise.run": ("Tìm vị trí", "Find positions"),
+    "advise.running": ("Đang tính…", "Computing…"),
+    "advise.summary": (
+        "**{people}** người có sóng nhờ {sites} trạm mới (trong {uncovered} người chưa có sóng"
+        " ở {villages} thôn).",
+        "**{people}** people brought online by {sites} new sites (of {uncovered} people without"
+        " signal in {villages} villages).",
+    ),
+    "advise.fewer": (
+        "Chỉ đặt được {placed} trong {asked} trạm: không vị trí nào khác đưa thêm ai lên mạng.",
+        "Only {placed} of {asked} sites placed: no other position brings anyone more online.",
+    ),
+    "advise.nothing": (
+        "Không còn thôn nào chưa có sóng ({operator}): không cần trạm mới.",
+        "No village is without signal ({operator}): there is nothing to advise.",
+    ),
+    "advise.no_candidates": (
+        "Không có vị trí ứng viên nào cách đường trong {km} km.",
+        "No candidate position within {km} km of a road.",
+    ),
+    "advise.rank": ("Thứ tự", "Rank"),
+    "advise.position": ("Vị trí (vĩ độ, kinh độ)", "Position (lat, lon)"),
+    "advise.commune": ("Xã/phường", "Commune"),
+    "advise.district": ("Huyện/thị xã", "District"),
+    "advise.villages": ("Thôn có sóng", "Villages brought online"),
+    "advise.people": ("Số người", "People"),
+    "advise.pick": ("Trạm mới số {rank}", "New site {rank}"),
+    "advise.brings": (
+        "{villages} thôn, {people} người có sóng",
+        "{villages} villages, {people} people online",
+    ),
+    "advise.village_people": ("{people} người", "{people} people"),
+    "advise.online_by": ("có sóng nhờ trạm mới số {rank}", "online by new site {rank}"),
+    "advise.still_dark": ("vẫn chưa có sóng", "still without signal"),
+    "advise.legend": (
+        "Xanh đậm: trạm mới; xanh: thôn có sóng nhờ trạm đó; đỏ: thôn vẫn chưa có sóng.",
+        "Dark blue: new sites; blue: the villages each brings online; red: villages still"
+        " without signal.",
+    ),
     # --- end of catalogue ---
 }
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import psycopg
 import pytest
+from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 
 from devices.kinds import Operator
@@ -38,8 +40,13 @@ from processing.coverage.scenario import scenario_coverage, scenario_inputs
 from processing.coverage.sites import SiteInput
 from seeds import load_scenario
 from store import coverage as q
+from store import users
+from store.db import connect
+from tests.fixtures.dashboard import PASSWORDS
 from tests.support.coverage_scene import built_once
 
+ROOT = Path(__file__).parent.parent
+RUN_LABEL = {"en": "Find positions", "vi": "Tìm vị trí"}
 RES_M = 250.0  # coarse enough that the engine's full recompute in the checks takes a second
 SITE = standard_site(Settings.defaults())
 
@@ -176,10 +183,8 @@ def test_the_cli_says_what_is_wrong_in_one_line(args: list[str], message: str) -
     assert "Traceback" not in result.output
 
 
-def test_the_cli_prints_the_picks_and_draws_them(tmp_path: object) -> None:
-    from pathlib import Path
-
-    png = Path(str(tmp_path)) / "advise.png"
+def test_the_cli_prints_the_picks_and_draws_them(tmp_path: Path) -> None:
+    png = tmp_path / "advise.png"
     result = CliRunner().invoke(
         app,
         ["coverage", "advise", "--scenario", "--resolution-m", str(RES_M), "--operator",
@@ -204,3 +209,39 @@ def test_from_the_live_database(loaded: str) -> None:
     assert pick.villages and {v.place_id for v in pick.villages} <= without_viettel
     assert pick.population == pick.estimated_people
     assert pick.district_code == 547 and pick.commune_code == 21808
+
+
+def _coverage_page(url: str, monkeypatch: pytest.MonkeyPatch, lang: str) -> AppTest:
+    """The coverage page as a viewer sees it, as `ioc dashboard` runs it."""
+    monkeypatch.setenv("IOC_DATABASE_URL", url)
+    with connect(url, autocommit=True) as conn:
+        session = users.login(conn, "viewer", PASSWORDS["viewer"])
+    assert session is not None
+    at = AppTest.from_file(str(ROOT / "ioc" / "dashboard_main.py"), default_timeout=120)
+    at.session_state["lang"] = lang
+    at.session_state["session_token"] = session.token
+    return at.switch_page("../dashboard/pages/coverage.py").run()
+
+
+@pytest.mark.parametrize(
+    ("lang", "title", "summary"),
+    [
+        ("en", "Where to build", "**1,436** people brought online by 2 new sites"),
+        ("vi", "Nên xây trạm ở đâu", "**1.436** người có sóng nhờ 2 trạm mới"),
+    ],
+)
+def test_the_coverage_page_advises_where_to_build(
+    scenario_url: str, monkeypatch: pytest.MonkeyPatch, lang: str, title: str, summary: str
+) -> None:
+    at = _coverage_page(scenario_url, monkeypatch, lang)
+    assert not at.exception, at.exception
+    assert title in [s.value for s in at.subheader]
+    at.selectbox(key="advise_operator").select_index(0)  # any: the dead spots
+    at.number_input(key="advise_towers").set_value(2)
+    next(b for b in at.button if b.label == RUN_LABEL[lang]).click().run()
+    assert not at.exception, at.exception
+    assert any(m.value.startswith(summary) for m in at.markdown), [m.value for m in at.markdown]
+    picks = at.dataframe[-1].value
+    assert len(picks) == 2
+    assert sum(picks[picks.columns[-1]]) == 1436  # the five seed dead spots, all brought online
+    assert len(at.get("deck_gl_json_chart")) == 1

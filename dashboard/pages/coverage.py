@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard import advise_view
 from dashboard.coverage_view import headline, report, snapshot, to_xlsx
 from dashboard.data import db
 from dashboard.i18n import localized, num, pct, t
@@ -43,3 +44,5 @@ for i, (title, frame) in enumerate(tables.items()):
         mime="text/csv",
         key=f"cov_csv_{i}",
     )
+
+advise_view.panel()  # siting advisor (issue 18)

@@ -1,0 +1,172 @@
+"""The coverage page's "Where to build" panel: the siting advisor (processing/coverage/advise.py)
+run on the live verdicts, its picks as a table and on a map with the villages each brings
+online."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pydeck as pdk
+import streamlit as st
+
+from dashboard import livemap
+from dashboard.data import config, db, tile_url
+from dashboard.i18n import localized, num, t
+from devices.kinds import Operator, Technology
+from processing.coverage.advise import (
+    Advice,
+    Ground,
+    StandardSite,
+    advise,
+    candidate_mask,
+    ground_from_db,
+)
+from processing.coverage.config import CoverageConfig
+from store.places import districts, map_features
+
+ANY = "any"
+RESULT_KEY = "advise_result"
+PICK_RGB = [8, 48, 107]
+ONLINE_RGB = [49, 130, 189]
+LEFT_RGB = [215, 25, 28]
+SPACING_M = 1000.0  # candidates' spacing (IOC_COVERAGE_ADVISE_SPACING_M's default)
+
+
+def coverage_config() -> CoverageConfig:
+    """The coverage service's config at the settings' defaults (ioc/settings.py): dashboard/
+    may not import ioc/, and DashboardConfig does not carry the coverage section yet."""
+    return CoverageConfig(
+        resolution_m=100.0,
+        thresholds_dbm={Technology.G4: -110.0, Technology.G3: -100.0, Technology.G2: -100.0},
+        measured_window_s=168 * 3600.0,
+        measured_min_samples=5,
+        measured_min_probes=2,
+        metropolitan=False,
+        unknown_grace_s=300.0,
+    )
+
+
+def operator_label(value: str) -> str:
+    return t("advise.any") if value == ANY else value.capitalize()
+
+
+def run(operator: str, towers: int, road_km: float) -> tuple[Ground, Advice] | str:
+    """The advice, or why there is none (a translated line)."""
+    url = config().database_url
+    assert url is not None  # the page has opened db() before
+    try:
+        ground = ground_from_db(url, coverage_config())
+    except ValueError:
+        return t("cov.unavailable")
+    op = None if operator == ANY else Operator(operator)
+    if not ground.uncovered(op):
+        return t("advise.nothing", operator=operator_label(operator))
+    site = StandardSite()
+    if not candidate_mask(ground, SPACING_M, road_km).any():
+        return t("advise.no_candidates", km=num(road_km, 1))
+    return ground, advise(ground, op, towers, site=site, spacing_m=SPACING_M, road_km=road_km)
+
+
+def table(ground: Ground, advice: Advice) -> pd.DataFrame:
+    communes = {p.commune_code: p.name for p in ground.communes}
+    return pd.DataFrame(
+        [
+            {
+                t("advise.rank"): p.rank,
+                t("advise.position"): f"{p.lat:.5f}, {p.lon:.5f}",
+                t("advise.commune"): communes.get(p.commune_code, ""),
+                t("advise.district"): ground.district_names.get(p.district_code, ""),
+                t("advise.villages"): ", ".join(v.name for v in p.villages),
+                t("advise.people"): p.population,
+            }
+            for p in advice.picks
+        ]
+    )
+
+
+def layers(ground: Ground, advice: Advice) -> list[pdk.Layer]:
+    communes = {p.commune_code: p.name for p in ground.communes}
+    online = {v.place_id for p in advice.picks for v in p.villages}
+    picks = pd.DataFrame(
+        [
+            {"lat": p.lat, "lon": p.lon, "title": t("advise.pick", rank=p.rank),
+             "line1": f"{communes.get(p.commune_code, '')}, "
+                      f"{ground.district_names.get(p.district_code, '')}",
+             "line2": t("advise.brings", villages=num(len(p.villages)), people=num(p.population)),
+             "line3": ""}
+            for p in advice.picks
+        ]
+    )  # fmt: skip
+    villages = pd.DataFrame(
+        [
+            {"lat": v.lat, "lon": v.lon, "title": v.name, "line1": communes.get(v.commune_code, ""),
+             "line2": t("advise.village_people", people=num(v.population)),
+             "line3": t("advise.online_by", rank=p.rank), "plat": p.lat, "plon": p.lon}
+            for p in advice.picks
+            for v in p.villages
+        ]
+    )  # fmt: skip
+    left = pd.DataFrame(
+        [
+            {"lat": v.lat, "lon": v.lon, "title": v.name, "line1": communes.get(v.commune_code, ""),
+             "line2": t("advise.village_people", people=num(v.population)),
+             "line3": t("advise.still_dark")}
+            for v in ground.uncovered(advice.operator)
+            if v.place_id not in online
+        ]
+    )  # fmt: skip
+    out = []
+    if not villages.empty:
+        out.append(pdk.Layer("LineLayer", villages, id="advise-links",
+                             get_source_position=["plon", "plat"],
+                             get_target_position=["lon", "lat"],
+                             get_color=ONLINE_RGB, get_width=2))  # fmt: skip
+    for frame, layer_id, rgb, radius in (
+        (left, "advise-left", LEFT_RGB, 250),
+        (villages, "advise-online", ONLINE_RGB, 250),
+        (picks, "advise-picks", PICK_RGB, 600),
+    ):
+        if not frame.empty:
+            out.append(pdk.Layer("ScatterplotLayer", frame, id=layer_id,
+                                 get_position=["lon", "lat"], get_fill_color=[*rgb, 220],
+                                 get_radius=radius, radius_min_pixels=4,
+                                 pickable=True))  # fmt: skip
+    return out
+
+
+def panel() -> None:
+    """The panel: a form, then the last result of this session."""
+    st.subheader(t("advise.title"))
+    st.caption(t("advise.note", site=StandardSite().describe()))
+    with st.form("advise_form"):
+        left, middle, right = st.columns(3)
+        operator = left.selectbox(t("advise.operator"), [ANY, *(o.value for o in Operator)],
+                                  format_func=operator_label, key="advise_operator")  # fmt: skip
+        towers = middle.number_input(t("advise.towers"), min_value=1, max_value=20, value=3,
+                                     step=1, key="advise_towers")  # fmt: skip
+        road_km = right.number_input(t("advise.road_km"), min_value=0.0, max_value=50.0,
+                                     value=0.0, step=0.5, key="advise_road_km")  # fmt: skip
+        if st.form_submit_button(t("advise.run")):
+            with st.spinner(t("advise.running")):
+                st.session_state[RESULT_KEY] = run(str(operator), int(towers), float(road_km))
+    result: Any = st.session_state.get(RESULT_KEY)
+    if result is None:
+        return
+    if isinstance(result, str):
+        st.warning(result)
+        return
+    ground, advice = result
+    st.markdown(
+        t("advise.summary", people=num(advice.population_gained), sites=num(len(advice.picks)),
+          uncovered=num(advice.uncovered_population), villages=num(advice.uncovered_villages))
+    )  # fmt: skip
+    if len(advice.picks) < advice.towers_asked:
+        st.info(t("advise.fewer", placed=num(len(advice.picks)), asked=num(advice.towers_asked)))
+    st.dataframe(localized(table(ground, advice)), hide_index=True, width="stretch")
+    with db() as conn:
+        shapes, features = districts(conn), map_features(conn)
+    options = livemap.MapOptions(kinds=(), villages=False, tile_url=tile_url(),
+                                 extra_layers=layers(ground, advice))  # fmt: skip
+    st.pydeck_chart(livemap.deck([], [], set(), shapes, features, options), height=520)
+    st.caption(t("advise.legend"))
