@@ -584,6 +584,48 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "The period ends before the coverage history kept begins ({moment}).",
     ),
     "avail.error.future": ("Kỳ này bắt đầu trong tương lai.", "The period starts in the future."),
+    # coverage at a past moment (issue 18)
+    "history.look_back": ("Xem một thời điểm đã qua", "Look at a past moment"),
+    "history.date": ("Ngày", "Date"),
+    "history.time": ("Giờ (giờ Việt Nam)", "Time (Vietnam time)"),
+    "history.back_to_live": ("Về trực tiếp", "Back to live"),
+    "history.as_of": (
+        "Lúc {when}: {villages} thôn mất sóng, {people} người, {sites} trạm ngừng hoạt động."
+        " Bản đồ không tự làm mới khi xem quá khứ.",
+        "As of {when}: {villages} villages dark, {people} people, {sites} sites down."
+        " The map does not refresh itself while showing the past.",
+    ),
+    "history.none_kept": (
+        "Chưa có lịch sử vùng phủ nào được lưu: dịch vụ vùng phủ ghi lịch sử này (ioc up có chạy).",
+        "No coverage history kept yet: the coverage service writes it (ioc up runs it).",
+    ),
+    "history.before_kept": (
+        "Không có lịch sử vùng phủ trước thời điểm này: bản ghi sớm nhất còn lưu là {earliest}.",
+        "No coverage history before this moment: the earliest kept is {earliest}.",
+    ),
+    "history.future": (
+        "Thời điểm này ở tương lai: hãy chọn một thời điểm đã qua, hoặc về trực tiếp.",
+        "This moment is in the future: pick a past one, or go back to live.",
+    ),
+    "history.raster_hidden": (
+        "Lớp phủ sóng đã ẩn: nó chỉ cho biết hiện tại. Trạng thái trạm và thôn mất sóng là của"
+        " thời điểm đã chọn, theo lịch sử đã lưu.",
+        "The coverage raster is hidden: it shows only the present. Device states and dark"
+        " villages are those of the chosen moment, from the kept history.",
+    ),
+    "history.village": ("Thôn", "Village"),
+    "history.lost": ("Nhà mạng đã mất", "Operators lost"),
+    "history.sites": ("Trạm gây mất sóng (trạng thái lúc đó)", "Sites that caused it (state then)"),
+    "history.outages": ("Các giai đoạn mất sóng", "Periods without signal"),
+    "history.no_outages": (
+        "Không có giai đoạn mất sóng nào trong lịch sử đã lưu.",
+        "No period without signal in the kept history.",
+    ),
+    "history.all_operators": ("Mọi nhà mạng", "All operators"),
+    "history.time_axis": ("Thời gian (giờ Việt Nam)", "Time (Vietnam time)"),
+    "history.from": ("Từ", "From"),
+    "history.to": ("Đến", "To"),
+    "history.minutes": ("Số phút", "Minutes"),
     # siting advisor (issue 18)
     "advise.title": ("Nên xây trạm ở đâu", "Where to build"),
     "advise.note": (

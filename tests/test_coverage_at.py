@@ -10,23 +10,37 @@ clock set to each moment, the status events written as the ingester writes them.
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pandas as pd
 import psycopg
 import pytest
+from streamlit.testing.v1 import AppTest
 
+from dashboard import history_view
+from dashboard.coverage_view import RASTER_LAYER_ID
+from dashboard.livemap import STATE_COLOURS
+from devices.kinds import Kind
 from ioc.cli_coverage_at import PROVINCE_ZONE, parse_moment
 from ioc.configs import coverage_config, coverage_service_config
 from processing.coverage.service import CoverageService
+from store import places
 from store.coverage_history import coverage_at, device_states_at, history_span
+from store.db import connect
 from store.migrate import upgrade
 from tests.support.coverage_scene import coverage_events, load_scene
 from tests.support.databases import scratch_database
 from tests.support.environment import clean_environ
+from tests.support.fleet_history import fleet
 from tests.support.polling import wait_until
+from tests.test_dashboard import app, texts
+from tests.test_dashboard_runway import layer, ok
 
 BUILT = datetime(2026, 11, 30, 20, 0, tzinfo=PROVINCE_ZONE)
 DOWN = BUILT + timedelta(minutes=30)
@@ -176,3 +190,160 @@ def test_times_without_an_offset_are_read_in_the_dashboards_zone() -> None:
 
     assert str(PROVINCE_ZONE) == ZONE_NAME
     assert parse_moment("2026-11-30T21:00") == datetime(2026, 11, 30, 14, 0, tzinfo=UTC)
+
+
+# -- the dashboard: the map at a past moment and a village's outage timeline -----------------
+
+
+@dataclass(frozen=True, slots=True)
+class PastOutage:
+    built: datetime  # the first picture
+    down: datetime  # the village went dark, the tower off air
+    back: datetime
+    village: dict[str, Any]
+    tower: str
+    dark_then: int  # villages dark during the outage (the seed dead spots and this one)
+
+
+def write_past_outage(url: str, now: datetime) -> PastOutage:
+    """As the coverage service and the ingester write it: every village's first verdict, one
+    village losing both operators when one tower went off air, and its return an hour on."""
+    built, down, back = now - timedelta(hours=3), now - timedelta(hours=2), now - timedelta(hours=1)
+    with connect(url, autocommit=True) as conn:
+        villages = places.villages(conn)
+        rows = conn.execute("SELECT village_id, seed_dead_spot FROM villages").fetchall()
+        village = next(v for v in villages if v["village_id"] in {r[0] for r in rows if not r[1]})
+        tower = fleet()[Kind.BTS][5]
+        conn.execute(
+            "INSERT INTO coverage_history (ts, place_kind, place_id, operators, measured,"
+            " dead_spot) SELECT %s, 'village', village_id, CASE WHEN seed_dead_spot THEN"
+            " '{}'::text[] ELSE '{viettel,mobifone}' END, '{}', seed_dead_spot FROM villages",
+            (built,),
+        )
+        both = ["viettel", "mobifone"]
+        for ts, ops, kind, lost, now_ops in (
+            (down, [], "lost", both, []),
+            (back, both, "restored", [], both),
+        ):
+            conn.execute(
+                "INSERT INTO coverage_history VALUES (%s, 'village', %s, %s, '{}', %s)",
+                (ts, village["village_id"], ops, not ops),
+            )
+            conn.execute(
+                "INSERT INTO coverage_events (ts, village_id, kind, operators_lost,"
+                " operators_now, towers, population) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (ts, village["village_id"], kind, lost, now_ops, [tower], village["population"]),
+            )
+        conn.execute(
+            "INSERT INTO status_events (ts, device_id, state, reason) SELECT %s, device_id,"
+            " 'online', 'birth' FROM devices WHERE kind <> 'probe'",
+            (built - timedelta(hours=1),),
+        )
+        for ts, state in ((down, "offline"), (back, "online")):
+            conn.execute(
+                "INSERT INTO status_events (ts, device_id, state, reason) VALUES"
+                " (%s, %s, %s, 'test')",
+                (ts, tower, state),
+            )
+        seeded = sum(1 for r in rows if r[1])
+    return PastOutage(built, down, back, village, tower, seeded + 1)
+
+
+@pytest.fixture(scope="module")
+def past(scenario_url: str) -> PastOutage:
+    return write_past_outage(scenario_url, datetime.now(UTC).replace(second=0, microsecond=0))
+
+
+def look_back(at: AppTest, moment: datetime) -> AppTest:
+    local = moment.astimezone(PROVINCE_ZONE)
+    at.toggle(key=history_view.PAST_ON).set_value(True).run()
+    at.date_input(key=history_view.PAST_DATE).set_value(local.date())
+    at.time_input(key=history_view.PAST_TIME).set_value(local.time())
+    return ok(at.run())
+
+
+def test_the_map_at_a_past_moment_in_english(scenario_url, past, monkeypatch) -> None:
+    at = ok(app(scenario_url, monkeypatch, "viewer", lang="en").run())
+    assert not at.warning or not any("As of" in w.value for w in at.warning)
+    during = past.down + timedelta(minutes=30)
+    at = look_back(at, during)
+    (banner,) = [w.value for w in at.warning if w.value.startswith("As of")]
+    dark = past.dark_then
+    assert banner.startswith(
+        f"As of {during.astimezone(PROVINCE_ZONE):%H:%M %d/%m}: {dark:,} villages dark, "
+    ) and banner.endswith(" 1 sites down. The map does not refresh itself while showing the past.")
+    spots = {r["id"] for r in layer(at, "dead-spots")["data"]}  # type: ignore[index]
+    assert past.village["village_id"] in spots and len(spots) == dark
+    towers = {r["id"]: r for r in layer(at, "devices-bts")["data"]}  # type: ignore[index]
+    assert towers[past.tower]["colour"] == STATE_COLOURS["offline"]
+    assert sum(r["colour"] == STATE_COLOURS["offline"] for r in towers.values()) == 1
+    assert layer(at, RASTER_LAYER_ID) is None and "The coverage raster is hidden" in texts(at)
+    table = at.dataframe[0].value
+    assert list(table["Village"]) == [past.village["name"]]
+    assert list(table["Sites that caused it (state then)"]) == [f"{past.tower} (offline)"]
+    after = look_back(at, past.back + timedelta(minutes=5))
+    assert past.village["village_id"] not in {
+        r["id"]
+        for r in layer(after, "dead-spots")["data"]  # type: ignore[index]
+    }
+    live = ok(after.button(key="map_past_back").click().run())
+    assert not any(w.value.startswith("As of") for w in live.warning)
+    assert live.toggle(key=history_view.PAST_ON).value is False
+
+
+def test_the_map_at_a_past_moment_in_vietnamese_and_outside_the_history(
+    scenario_url, past, monkeypatch
+) -> None:
+    at = ok(app(scenario_url, monkeypatch, "viewer", lang="vi").run())
+    during = past.down + timedelta(minutes=30)
+    at = look_back(at, during)
+    assert any(
+        w.value.startswith(f"Lúc {during.astimezone(PROVINCE_ZONE):%H:%M %d/%m}: ")
+        and "thôn mất sóng" in w.value
+        for w in at.warning
+    )
+    assert "Về trực tiếp" in [b.label for b in at.button]
+    early = look_back(at, past.built - timedelta(days=1))
+    (line,) = [e.value for e in early.error]
+    assert line.startswith("Không có lịch sử vùng phủ trước thời điểm này: bản ghi sớm nhất")
+    assert not early.get("deck_gl_json_chart"), "one clear line, not an empty map"
+
+
+def test_the_village_page_draws_its_outage_timeline(scenario_url, past, monkeypatch) -> None:
+    for lang, all_ops in (("en", "All operators"), ("vi", "Mọi nhà mạng")):
+        at = app(scenario_url, monkeypatch, "viewer", lang=lang)
+        at.switch_page("../dashboard/pages/village.py")
+        at.query_params["village"] = past.village["village_id"]
+        at = ok(at.run())
+        (chart,) = at.get("vega_lite_chart")
+        spec = json.loads(chart.proto.spec)
+        assert spec["mark"] == "bar" or spec["mark"]["type"] == "bar"
+        frame = periods(chart)
+        assert sorted(frame["track"]) == sorted([all_ops, "mobifone", "viettel"])
+        assert set(frame["minutes"]) == {60.0}
+
+
+def periods(chart: Any) -> pd.DataFrame:
+    """The rows an Altair chart drew (Streamlit sends them as Arrow beside the spec)."""
+    import pyarrow as pa  # type: ignore[import-untyped]
+
+    (dataset,) = chart.proto.datasets
+    return pa.ipc.open_stream(dataset.data.data).read_pandas()
+
+
+def test_outage_periods_per_operator_and_for_all() -> None:
+    t0 = datetime(2026, 11, 30, 13, 0, tzinfo=UTC)
+    events = [
+        {"ts": t0, "kind": "degraded", "operators_lost": ["viettel"],
+         "operators_now": ["mobifone"]},
+        {"ts": t0 + timedelta(minutes=10), "kind": "lost", "operators_lost": ["mobifone"],
+         "operators_now": []},
+        {"ts": t0 + timedelta(minutes=30), "kind": "restored", "operators_lost": [],
+         "operators_now": ["mobifone"]},
+    ]  # fmt: skip
+    got = history_view.outage_periods(reversed(events), until=t0 + timedelta(hours=1))
+    assert [(r.track, (r.end - r.start).seconds // 60) for r in got.itertuples()] == [
+        ("mobifone", 20),
+        ("", 20),
+        ("viettel", 60),
+    ]

@@ -7,7 +7,7 @@ from functools import partial
 
 import streamlit as st
 
-from dashboard import coverage_view, headline, live, runway_view
+from dashboard import coverage_view, headline, history_view, live, runway_view
 from dashboard.app import page
 from dashboard.data import config, db, refresh_seconds, tile_url
 from dashboard.i18n import follow_language, labeller, t, translated, when
@@ -59,6 +59,7 @@ coverage_choice = controls[3].selectbox(
     key=translated("map_coverage"),
 )
 focus = st.query_params.get("focus")
+past = history_view.control()  # a past moment to look at, or None: live
 
 
 # Click-through: the chart's selection callback runs once per new click (never on the
@@ -98,7 +99,7 @@ def open_picked() -> None:
         st.switch_page(page(target), query_params={param: wanted[1]})
 
 
-@st.fragment(run_every=refresh_seconds())
+@st.fragment(run_every=history_view.refresh_every(refresh_seconds()))
 def live_map() -> None:
     follow_language()
     open_picked()
@@ -106,6 +107,20 @@ def live_map() -> None:
     districts, features, villages = places()
     fleet = live.state(now)
     devices, dead = fleet.devices, fleet.dead_spots
+    if past is not None:  # states and dark villages then, from the kept history
+        options = MapOptions(
+            colour_by=colour_by,
+            kinds=tuple(kinds),
+            villages=show_villages,
+            focus=focus_point(focus, devices),
+            tile_url=tile_url(),
+            skip=config().map_skip,
+        )
+        key = chart_key()
+        chart = partial(st.pydeck_chart, height=680, key=key, on_select=partial(picked, key),
+                        selection_mode="single-object")  # fmt: skip
+        history_view.draw_past(past, devices, (districts, features, villages), options, chart)
+        return
     raster = None
     if coverage_choice != "off":  # the raster is read only when its stamp moved
         with db() as conn:

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import live, runway_view
+from dashboard import history_view, live, runway_view
 from dashboard.app import page
 from dashboard.data import db
 from dashboard.i18n import num, t, when
@@ -104,6 +104,9 @@ else:
         width="stretch",
     )
     st.caption(t("village.updated", when=when(row["updated_at"], "medium")))
+
+st.subheader(t("history.outages"))
+history_view.timeline_chart(events, datetime.now(UTC))  # bars from the events listed below
 
 left, right = st.columns(2)
 with left:
