@@ -30,13 +30,16 @@ LAYER_ID = "runway"
 SOON_MIN = 30  # a band's upper edge in minutes left: red below this, orange below the next
 HOUR_MIN = 60
 BANDS = ("soon", "hour", "later", "unknown")
+# Hues the towers' states do not use (livemap.STATE_COLOURS: red offline, orange degraded,
+# yellow on battery), so a village going dark is never read as a tower's state.
 BAND_COLOURS: dict[str, list[int]] = {
-    "soon": [231, 76, 60, 235],
-    "hour": [230, 126, 34, 235],
-    "later": [241, 196, 15, 225],
-    "unknown": [149, 165, 166, 215],
+    "soon": [214, 30, 120, 230],
+    "hour": [142, 68, 173, 230],
+    "later": [84, 110, 222, 220],
+    "unknown": [250, 250, 250, 240],  # white: no time is known, not "later"
 }
-LEGEND_COLOURS = {"soon": "red", "hour": "orange", "later": "yellow", "unknown": "gray"}
+# The legend's swatches: Streamlit's named colours nearest each band.
+LEGEND_COLOURS = {"soon": "red", "hour": "violet", "later": "blue", "unknown": "gray"}
 NEXT_SHOWN = 8  # the "next to go dark" list under the map
 SITES_NAMED = 4  # towers named in a tooltip or a line; the rest counted
 
@@ -121,7 +124,9 @@ def frame(rows: Sequence[PlaceAtRisk], now: datetime) -> pd.DataFrame:
 
 
 def layers(rows: Sequence[PlaceAtRisk], now: datetime) -> list[pdk.Layer]:
-    """One disc a village at risk, coloured by how soon, under the towers' markers."""
+    """One ring a village at risk, coloured by how soon. Rings, not discs: drawn over the
+    towers (see :func:`over`), a ring leaves the towers on battery inside it in sight and
+    clickable, and a click on the ring itself opens the village."""
     if not rows:
         return []
     return [
@@ -130,15 +135,24 @@ def layers(rows: Sequence[PlaceAtRisk], now: datetime) -> list[pdk.Layer]:
             frame(rows, now),
             id=LAYER_ID,
             get_position=["lon", "lat"],
-            get_fill_color="colour",
-            get_line_color=[23, 32, 42, 230],
+            filled=False,
             stroked=True,
-            line_width_min_pixels=1.5,
+            get_line_color="colour",
+            line_width_min_pixels=3.5,
             get_radius="radius",
-            radius_min_pixels=6,
+            radius_min_pixels=10,
             pickable=True,
         )
     ]
+
+
+def over(chart: pdk.Deck, rows: Sequence[PlaceAtRisk], now: datetime) -> pdk.Deck:
+    """``chart`` (dashboard/livemap.py's deck) with the villages at risk drawn over the towers'
+    markers and under the district names: in a town, under the towers, they were hidden."""
+    ids = [layer.id for layer in chart.layers]
+    at = ids.index("labels") if "labels" in ids else len(ids)
+    chart.layers[at:at] = layers(rows, now)
+    return chart
 
 
 def legend(rows: Sequence[PlaceAtRisk]) -> str:
@@ -170,7 +184,6 @@ def table(rows: Sequence[PlaceAtRisk], now: datetime) -> pd.DataFrame:
             t("runway.village"): [r.name for r in rows],
             t("runway.commune"): [r.commune for r in rows],
             t("runway.district"): [r.district for r in rows],
-            t("runway.operator"): [operator_label(r.operator) for r in rows],
             t("runway.loses_at"): [
                 clock(r.loses_at, now) if r.loses_at else t("runway.band_unknown") for r in rows
             ],
@@ -218,6 +231,7 @@ def village_lines(rows: Sequence[PlaceAtRisk], village_id: str, now: datetime) -
     mine.sort(key=lambda r: (r.operator != "any", r.operator))
     for r in mine:
         line = f"{loses_line(r, now)} · {sites_text(r.sites)}"
+        line = line[:1].upper() + line[1:]  # a sentence of its own here, not after a name
         (st.error if r.operator == "any" else st.warning)(line)
 
 

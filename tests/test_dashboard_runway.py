@@ -16,6 +16,8 @@ import pytest
 from babel.dates import get_timezone
 from streamlit.testing.v1 import AppTest
 
+from dashboard.livemap import STATE_COLOURS
+from dashboard.runway_view import BAND_COLOURS
 from devices.kinds import Kind
 from store import places
 from store.db import connect
@@ -114,12 +116,19 @@ def test_map_draws_villages_at_risk_coloured_by_time_left(scenario_url, runway, 
     at = ok(app(scenario_url, monkeypatch, "viewer", lang="en").run())
     drawn = layer(at, "runway")
     assert drawn is not None and drawn["pickable"]
+    (chart,) = at.get("deck_gl_json_chart")
+    order = [x["id"] for x in json.loads(chart.proto.json)["layers"]]
+    # Over the towers (in a town they hid it), under the district names.
+    assert order.index("devices-bts") < order.index("runway") == order.index("labels") - 1
     rows = drawn["data"]
     v = runway.villages
     assert [r["id"] for r in rows] == [v[k]["village_id"] for k in ("soon", "hour", "later",
                                                                    "unknown")]  # fmt: skip
-    assert [r["colour"][:3] for r in rows] == [[231, 76, 60], [230, 126, 34], [241, 196, 15],
-                                               [149, 165, 166]]  # fmt: skip
+    assert [r["colour"] for r in rows] == [BAND_COLOURS[k] for k in ("soon", "hour", "later",
+                                                                     "unknown")]  # fmt: skip
+    assert not {tuple(c[:3]) for c in BAND_COLOURS.values()} & {
+        tuple(c[:3]) for c in STATE_COLOURS.values()
+    }, "a village's band is never a tower state's colour"
     soon = rows[0]
     at_soon = hhmm(runway.at("soon"))
     assert soon["line1"] == f"loses all mobile signal at about {at_soon} (in ~20 min)"
@@ -188,7 +197,6 @@ def test_alerts_page_ranks_coverage_at_risk_with_an_operator_filter(
     assert first["Forecast range"] == f"{hhmm(early)}–{hhmm(late)}"
     assert first["Population"] == v["soon"]["population"]
     assert first["Sites on battery"] == f"{runway.fitted}, BTS-X-2, BTS-X-3"
-    assert first["Operator"] == "Any (all signal)"
     assert list(table["Band"]) == ["under 30 min", "30–60 min", "over 60 min", "unknown"]
     last = table.iloc[3]
     assert last["Loses signal at about"] == "unknown" and last["Time left"] == "unknown"
@@ -196,7 +204,7 @@ def test_alerts_page_ranks_coverage_at_risk_with_an_operator_filter(
     ok(at)
     table = risk_table(at)
     assert list(table["#"]) == [v["soon"]["village_id"]]
-    assert list(table["Time left"]) == ["in ~12 min"] and list(table["Operator"]) == ["mobifone"]
+    assert list(table["Time left"]) == ["in ~12 min"]
     at.selectbox(key="runway_operator").select("vinaphone").run()
     assert "No village has every tower serving it on battery." in texts(ok(at))
 
@@ -208,7 +216,7 @@ def test_alerts_panel_in_vietnamese(scenario_url, runway, monkeypatch):
     table = risk_table(at)
     assert list(table["Mức"]) == ["dưới 30 phút", "30–60 phút", "sau 60 phút", "chưa rõ"]
     assert table.iloc[0]["Còn"] == "còn ~20 phút"
-    assert table.iloc[0]["Nhà mạng"] == "Mọi nhà mạng (mất hết sóng)"
+    assert at.selectbox(key="runway_operator").value == "any"
 
 
 def village_page(url: str, monkeypatch: pytest.MonkeyPatch, village: str, lang: str) -> AppTest:
@@ -224,19 +232,19 @@ def test_village_page_says_when_it_loses_signal_and_each_operator(
     v = runway.villages
     at = village_page(scenario_url, monkeypatch, v["soon"]["village_id"], "en")
     at_soon = hhmm(runway.at("soon"))
-    (whole,) = [e.value for e in at.error if "loses all mobile signal" in e.value]
-    assert whole.startswith(f"loses all mobile signal at about {at_soon} (in ~20 min) · sites")
+    (whole,) = [e.value for e in at.error if "Loses all mobile signal" in e.value]
+    assert whole.startswith(f"Loses all mobile signal at about {at_soon} (in ~20 min) · sites")
     operators = [w.value for w in at.warning]
-    assert operators[0].startswith("loses mobifone at about ")
+    assert operators[0].startswith("Loses mobifone at about ")
     assert "(in ~12 min)" in operators[0]
-    assert operators[1].startswith(f"loses viettel at about {at_soon} (in ~20 min)")
+    assert operators[1].startswith(f"Loses viettel at about {at_soon} (in ~20 min)")
     unknown = village_page(scenario_url, monkeypatch, v["unknown"]["village_id"], "en")
     assert any("time unknown" in e.value for e in unknown.error)
     assert not any("at about" in e.value for e in unknown.error)
     vi = village_page(scenario_url, monkeypatch, v["soon"]["village_id"], "vi")
-    assert any(e.value.startswith(f"mất toàn bộ sóng di động lúc khoảng {at_soon}")
+    assert any(e.value.startswith(f"Mất toàn bộ sóng di động lúc khoảng {at_soon}")
                for e in vi.error)  # fmt: skip
-    assert any(w.value.startswith("mất sóng viettel lúc khoảng") for w in vi.warning)
+    assert any(w.value.startswith("Mất sóng viettel lúc khoảng") for w in vi.warning)
 
 
 def test_village_not_at_risk_shows_no_forecast(scenario_url, runway, monkeypatch):

@@ -127,7 +127,7 @@ def live_map() -> None:
             raster = coverage_view.raster_image(conn, coverage_choice, districts)
     with db() as conn:
         at_risk = runway_view.at_risk(conn)
-    extra = coverage_view.layer(raster) + runway_view.layers(at_risk, now)
+    extra = coverage_view.layer(raster)
     headline.strip(devices, fleet.open_alerts, fleet.headline, fleet.health)
     options = MapOptions(
         colour_by=colour_by,
@@ -141,7 +141,7 @@ def live_map() -> None:
     if focus:
         st.caption(t("map.focus", subject=focus))
     st.pydeck_chart(
-        deck(devices, villages, dead, districts, features, options),
+        runway_view.over(deck(devices, villages, dead, districts, features, options), at_risk, now),
         height=680,
         key=chart_key(),
         on_select=partial(picked, chart_key()),
