@@ -27,9 +27,10 @@ from store.places import districts, map_features
 
 ANY = "any"
 RESULT_KEY = "advise_result"
-PICK_RGB = [8, 48, 107]
-ONLINE_RGB = [49, 130, 189]
-LEFT_RGB = [215, 25, 28]
+# Bright on the map's dark district fill: amber sites, cyan villages they light, red left dark.
+PICK_RGB = [255, 196, 0]
+ONLINE_RGB = [0, 200, 255]
+LEFT_RGB = [255, 59, 48]
 SPACING_M = 1000.0  # candidates' spacing (IOC_COVERAGE_ADVISE_SPACING_M's default)
 
 
@@ -45,6 +46,15 @@ def coverage_config() -> CoverageConfig:
         metropolitan=False,
         unknown_grace_s=300.0,
     )
+
+
+def site_text(site: StandardSite) -> str:
+    def n(value: float) -> str:
+        return num(value, 0 if float(value).is_integer() else 1)
+
+    return t("advise.site", technology=site.technology.value, band=n(site.band_mhz),
+             height=n(site.height_m), power=n(site.tx_power_dbm), sectors=n(site.sectors),
+             tilt=n(site.tilt_deg))  # fmt: skip
 
 
 def operator_label(value: str) -> str:
@@ -122,23 +132,24 @@ def layers(ground: Ground, advice: Advice) -> list[pdk.Layer]:
                              get_source_position=["plon", "plat"],
                              get_target_position=["lon", "lat"],
                              get_color=ONLINE_RGB, get_width=2))  # fmt: skip
-    for frame, layer_id, rgb, radius in (
-        (left, "advise-left", LEFT_RGB, 250),
-        (villages, "advise-online", ONLINE_RGB, 250),
-        (picks, "advise-picks", PICK_RGB, 600),
+    for frame, layer_id, rgb, pixels in (
+        (left, "advise-left", LEFT_RGB, 5),
+        (villages, "advise-online", ONLINE_RGB, 5),
+        (picks, "advise-picks", PICK_RGB, 9),
     ):
         if not frame.empty:
             out.append(pdk.Layer("ScatterplotLayer", frame, id=layer_id,
-                                 get_position=["lon", "lat"], get_fill_color=[*rgb, 220],
-                                 get_radius=radius, radius_min_pixels=4,
-                                 pickable=True))  # fmt: skip
+                                 get_position=["lon", "lat"], get_fill_color=[*rgb, 235],
+                                 get_line_color=[0, 0, 0, 255], stroked=True,
+                                 line_width_min_pixels=1.5, get_radius=pixels * 60,
+                                 radius_min_pixels=pixels, pickable=True))  # fmt: skip
     return out
 
 
 def panel() -> None:
     """The panel: a form, then the last result of this session."""
     st.subheader(t("advise.title"))
-    st.caption(t("advise.note", site=StandardSite().describe()))
+    st.caption(t("advise.note", site=site_text(StandardSite())))
     with st.form("advise_form"):
         left, middle, right = st.columns(3)
         operator = left.selectbox(t("advise.operator"), [ANY, *(o.value for o in Operator)],

@@ -636,6 +636,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         " without signal online: picked one at a time, the gain recomputed after each; candidate"
         " positions 1 km apart inside the province.",
     ),
+    "advise.site": (
+        "{technology} {band} MHz, cột {height} m, {power} dBm × {sectors} hướng, nghiêng {tilt}°",
+        "{technology} {band} MHz, {height} m mast, {power} dBm × {sectors} sectors, tilt {tilt}°",
+    ),
     "advise.operator": ("Nhà mạng", "Operator"),
     "advise.any": ("Bất kỳ (thôn không nhà mạng nào phủ)", "Any (villages no operator covers)"),
     "advise.towers": ("Số trạm mới", "New sites"),
@@ -675,8 +679,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "advise.online_by": ("có sóng nhờ trạm mới số {rank}", "online by new site {rank}"),
     "advise.still_dark": ("vẫn chưa có sóng", "still without signal"),
     "advise.legend": (
-        "Xanh đậm: trạm mới; xanh: thôn có sóng nhờ trạm đó; đỏ: thôn vẫn chưa có sóng.",
-        "Dark blue: new sites; blue: the villages each brings online; red: villages still"
+        "Vàng: trạm mới; xanh: thôn có sóng nhờ trạm đó; đỏ: thôn vẫn chưa có sóng.",
+        "Amber: new sites; blue: the villages each brings online; red: villages still"
         " without signal.",
     ),
     # --- end of catalogue ---
