@@ -13,7 +13,8 @@ The map's raster (``store.coverage_rasters``) is written after every rebuild, an
 incremental change at most every ``raster_every_s``: a burst of flaps is one write of the last
 state, never one per message (so it may trail ``idle`` by that much).
 The battery runway (``site_runway``, ``place_runway``: ``processing.coverage.runway``) is
-recomputed every ``runway.every_s`` from the towers still serving that report battery.
+recomputed every ``runway.every_s`` from the towers still serving that report battery, on a
+connection and at a pace of its own (a pass never delays a wake's events).
 ``/metrics`` and ``/health`` (``metrics_port``): see ``processing.coverage.metrics``.
 """
 
@@ -46,7 +47,7 @@ from processing.coverage.serving import SiteState, Verdict, Why, verdicts_from_r
 from processing.coverage.state import Coverage, CoverageEvent, place_change
 from store import coverage as q
 from store.coverage_rasters import write_rasters
-from store.db import aconnect
+from store.db import StoreUnavailable, aconnect
 from store.runway import battery_stretches, write_runway
 
 log = logging.getLogger("ioc.coverage")
@@ -154,6 +155,7 @@ class CoverageService:
             tasks = [
                 asyncio.create_task(self._listen(listener)),
                 asyncio.create_task(self._relay(stop)),
+                asyncio.create_task(self._runway(stop)),
             ]
             await self._loop(conn, stop, tasks[0])
         finally:
@@ -181,12 +183,11 @@ class CoverageService:
         next_sweep = time.monotonic() + cfg.sweep_s
         next_measured = time.monotonic() + cfg.measured_poll_s
         critical_due = math.inf
-        next_runway = time.monotonic()
         grace_pending = self.in_grace
         while not stop.is_set():
             self.metrics.heartbeat.beat()  # the previous pass is done: the loop is alive
             now = time.monotonic()
-            until = min(next_sweep, next_measured, critical_due, self._raster_due(), next_runway)
+            until = min(next_sweep, next_measured, critical_due, self._raster_due())
             if grace_pending:
                 until = min(until, self._grace_ends)
             if not self._wake.is_set():
@@ -225,9 +226,6 @@ class CoverageService:
                 critical_due = math.inf
             if time.monotonic() >= self._raster_due():
                 await self._write_rasters(conn)
-            if time.monotonic() >= next_runway:
-                await self._write_runway(conn)
-                next_runway = time.monotonic() + cfg.runway.every_s
 
     # -- steps ---------------------------------------------------------------------------
     async def _read_verdicts(self, conn: psycopg.AsyncConnection) -> dict[str, Verdict]:
@@ -408,6 +406,23 @@ class CoverageService:
             time.perf_counter() - t0,
         )
 
+    async def _runway(self, stop: asyncio.Event) -> None:
+        """The runway's own pace and connection: a pass never delays a wake's events."""
+        conn: psycopg.AsyncConnection | None = None
+        try:
+            while not stop.is_set():
+                try:
+                    if conn is None or conn.closed:
+                        conn = await aconnect(self.config.database_url)
+                    await self._write_runway(conn)
+                except (psycopg.Error, StoreUnavailable) as err:  # the main loop reports a lost db
+                    log.warning("coverage: runway pass failed: %s", err)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.config.runway.every_s)
+        finally:
+            if conn is not None:
+                await conn.close()
+
     async def _write_runway(self, conn: psycopg.AsyncConnection) -> None:
         """The runway of the towers serving now that report battery, and of the places they
         hold; a tower dark or back on mains leaves both tables."""
@@ -415,7 +430,7 @@ class CoverageService:
         assert cov is not None
         t0 = time.perf_counter()
         rw = self.config.runway
-        serving = sorted(d for d, v in self.verdicts.items() if v.state.serving)
+        serving = sorted(d for d, v in dict(self.verdicts).items() if v.state.serving)
         rows = await battery_stretches(conn, serving, rw.window_s)
         sites = {
             r["device_id"]: forecast_site(
@@ -431,7 +446,8 @@ class CoverageService:
             )
             for r in rows
         }
-        places = forecast_places(cov.places, cov.covering, sites)
+        # A copy: a wake's update may be changing ``covering`` in its worker thread.
+        places = forecast_places(cov.places, dict(cov.covering), sites)
         await write_runway(
             conn,
             [asdict(f) for f in sites.values()],

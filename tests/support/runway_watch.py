@@ -66,6 +66,7 @@ def score(log: ForecastLog, lost: dict[str, datetime], speed: float) -> dict[str
     forecast to its loss)."""
     horizon_real_s = HORIZON_SIM_S / speed
     errors: dict[str, float] = {}
+    late_s: list[float] = []  # actual - forecast, simulated seconds: > 0, the loss came later
     leads: list[float] = []
     unforeseen: list[str] = []
     for village, lost_at in sorted(lost.items()):
@@ -78,13 +79,18 @@ def score(log: ForecastLog, lost: dict[str, datetime], speed: float) -> dict[str
         if not made:
             continue  # at risk for less than the horizon (e.g. its last tower on mains fell)
         at, forecast = made[-1]
-        errors[village] = abs((forecast - lost_at).total_seconds()) / (lost_at - at).total_seconds()
+        late = (lost_at - forecast).total_seconds()
+        errors[village] = abs(late) / (lost_at - at).total_seconds()
+        late_s.append(late * speed)
     err = sorted(errors.values())
     return {
         "forecast_error_p50": _round(_pct(err, 50)),
         "forecast_error_p90": _round(_pct(err, 90)),
         "forecast_error_max": _round(max(err) if err else None),
         "lead_time_s_p50": _round(_pct(leads, 50)),
+        "late_s_p10": _round(_pct(sorted(late_s), 10)),
+        "late_s_p50": _round(_pct(sorted(late_s), 50)),
+        "late_s_p90": _round(_pct(sorted(late_s), 90)),
         "villages_forecast": len(leads),
         "villages_scored": len(errors),
         "villages_lost": len(lost),
