@@ -33,12 +33,34 @@ ANY = "any"  # the subject "every operator": a village with no mobile signal at 
 # towers that caused it. Parameters: subjects (text[]), t0, t1 (timestamptz).
 _OUTAGES = """
 subjects AS (SELECT unnest(%(subjects)s::text[]) AS subject),
+bound AS (
+    -- how far back each village's history is read: to its last row with the subject before
+    -- the period (an outage going on at the start began after it); without one, to its last
+    -- row before the period (dark since its first row: only whether the period lights it
+    -- matters, and no event can have caused that)
+    SELECT p.place_id, s.subject, coalesce(lit.ts, last.ts, '-infinity') AS since
+    FROM coverage_places p CROSS JOIN subjects s
+    LEFT JOIN LATERAL (
+        SELECT h.ts FROM coverage_history h
+        WHERE h.place_kind = 'village' AND h.place_id = p.place_id AND h.ts < %(t0)s
+          AND CASE WHEN s.subject = 'any' THEN cardinality(h.operators) > 0
+                   ELSE s.subject = ANY (h.operators) END
+        ORDER BY h.ts DESC LIMIT 1
+    ) lit ON true
+    LEFT JOIN LATERAL (
+        SELECT h.ts FROM coverage_history h
+        WHERE h.place_kind = 'village' AND h.place_id = p.place_id AND h.ts < %(t0)s
+        ORDER BY h.ts DESC LIMIT 1
+    ) last ON true
+    WHERE p.place_kind = 'village'
+),
 marked AS (
-    SELECT h.place_id, s.subject, h.ts,
-           CASE WHEN s.subject = 'any' THEN cardinality(h.operators) = 0
-                ELSE NOT (s.subject = ANY (h.operators)) END AS dark
-    FROM coverage_history h CROSS JOIN subjects s
-    WHERE h.place_kind = 'village' AND h.ts < %(t1)s
+    SELECT h.place_id, b.subject, h.ts,
+           CASE WHEN b.subject = 'any' THEN cardinality(h.operators) = 0
+                ELSE NOT (b.subject = ANY (h.operators)) END AS dark
+    FROM bound b JOIN coverage_history h
+      ON h.place_kind = 'village' AND h.place_id = b.place_id
+     AND h.ts >= b.since AND h.ts < %(t1)s
 ),
 steps AS (
     SELECT place_id, subject, ts, dark,
@@ -55,24 +77,22 @@ runs AS (
 outages AS (
     SELECT place_id, subject, run_start, max(lit_until) AS lit_until,
            sum(extract(epoch FROM least(coalesce(next_ts, %(t1)s), %(t1)s)
-                              - greatest(ts, %(t0)s))) / 60.0 AS minutes
+                              - greatest(ts, %(t0)s))::float8) / 60.0 AS minutes
     FROM runs
     WHERE dark AND NOT never_had AND coalesce(next_ts, %(t1)s) > %(t0)s
     GROUP BY place_id, subject, run_start
 ),
-caused AS (
-    SELECT o.place_id, o.subject, o.minutes, p.population,
-           coalesce(nullif(ARRAY(
-               SELECT t FROM unnest(e.towers) AS t JOIN devices d ON d.device_id = t
-               WHERE o.subject = 'any' OR d.operator = o.subject), '{}'), e.towers) AS towers
+caused AS MATERIALIZED (
+    SELECT o.place_id, o.subject, o.run_start, o.minutes, p.population, e.towers
     FROM outages o
     JOIN coverage_places p ON p.place_kind = 'village' AND p.place_id = o.place_id
     LEFT JOIN LATERAL (
+        -- ordered by ts alone, so the (village_id, ts DESC) index stops at the first match
         SELECT ev.towers FROM coverage_events ev
-        WHERE ev.village_id = o.place_id AND ev.ts <= o.run_start
-          AND (o.lit_until IS NULL OR ev.ts > o.lit_until)
+        WHERE ev.village_id = o.place_id
+          AND ev.ts <= o.run_start AND ev.ts > coalesce(o.lit_until, '-infinity')
           AND (o.subject = 'any' AND ev.kind = 'lost' OR o.subject = ANY (ev.operators_lost))
-        ORDER BY ev.ts DESC, ev.id DESC LIMIT 1
+        ORDER BY ev.ts DESC LIMIT 1
     ) e ON true
 ),
 never AS (
@@ -122,14 +142,27 @@ ORDER BY people_minutes DESC, minutes DESC, o.place_id LIMIT %(limit)s
 """
 
 _SITES = """
-SELECT t.device_id, dv.operator, dd.name AS district, count(*)::int AS outages,
-       count(DISTINCT c.place_id)::int AS villages,
-       sum(c.minutes * c.population / cardinality(c.towers))::float8 AS people_minutes
-FROM caused c CROSS JOIN LATERAL unnest(c.towers) AS t(device_id)
-LEFT JOIN devices dv ON dv.device_id = t.device_id
-LEFT JOIN districts dd ON dd.code = dv.district_code
-GROUP BY t.device_id, dv.operator, dd.name
-ORDER BY people_minutes DESC, t.device_id LIMIT %(limit)s
+, named AS (
+    -- for one operator's outage, that operator's towers among those named (all of them when
+    -- none is that operator's)
+    SELECT c.place_id, c.subject, c.run_start, c.minutes * c.population AS people_minutes,
+           t.device_id, dv.operator, dv.district_code,
+           coalesce(c.subject = 'any' OR dv.operator = c.subject, false) AS own
+    FROM caused c CROSS JOIN LATERAL unnest(c.towers) AS t(device_id)
+    LEFT JOIN devices dv ON dv.device_id = t.device_id
+),
+kept AS (
+    SELECT *, count(*) OVER (PARTITION BY place_id, subject, run_start) AS shares
+    FROM (SELECT *, bool_or(own) OVER (PARTITION BY place_id, subject, run_start) AS some_own
+          FROM named) n
+    WHERE own OR NOT some_own
+)
+SELECT k.device_id, k.operator, dd.name AS district, count(*)::int AS outages,
+       count(DISTINCT k.place_id)::int AS villages,
+       sum(k.people_minutes / k.shares)::float8 AS people_minutes
+FROM kept k LEFT JOIN districts dd ON dd.code = k.district_code
+GROUP BY k.device_id, k.operator, dd.name
+ORDER BY people_minutes DESC, k.device_id LIMIT %(limit)s
 """
 
 _DEAD_SPOTS = """
