@@ -182,11 +182,18 @@ def timeline_chart(events: list[dict[str, Any]], until: datetime) -> None:
         end=periods["end"].map(lambda m: m.astimezone(ZONE).replace(tzinfo=None)),
     )
     frame["minutes"] = (frame["end"] - frame["start"]).dt.total_seconds() / 60
+    now = until.astimezone(ZONE).replace(tzinfo=None)
     chart = (
         alt.Chart(frame)
         .mark_bar(color="#e74c3c")
         .encode(
-            x=alt.X("start:T", title=t("history.time_axis")),
+            x=alt.X(
+                "start:T",
+                title=t("history.time_axis"),
+                axis=alt.Axis(format="%H:%M %d/%m"),
+                # up to now: a period long over reads as over, not as the whole picture
+                scale=alt.Scale(domain=[frame["start"].min().isoformat(), now.isoformat()]),
+            ),
             x2="end:T",
             y=alt.Y("track:N", title=None, sort=[every, *OPERATORS]),
             tooltip=[
@@ -196,6 +203,6 @@ def timeline_chart(events: list[dict[str, Any]], until: datetime) -> None:
                 alt.Tooltip("minutes:Q", title=t("history.minutes"), format=",.0f"),
             ],
         )
-        .properties(height=40 + 28 * frame["track"].nunique())
+        .properties(height=alt.Step(28))  # a row per track, each tall enough for its label
     )
     st.altair_chart(chart, width="stretch")

@@ -590,9 +590,9 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "history.time": ("Giờ (giờ Việt Nam)", "Time (Vietnam time)"),
     "history.back_to_live": ("Về trực tiếp", "Back to live"),
     "history.as_of": (
-        "Lúc {when}: {villages} thôn mất sóng, {people} người, {sites} trạm ngừng hoạt động."
+        "Lúc {when}: {villages} thôn mất sóng, {people} người; trạm ngừng hoạt động: {sites}."
         " Bản đồ không tự làm mới khi xem quá khứ.",
-        "As of {when}: {villages} villages dark, {people} people, {sites} sites down."
+        "As of {when}: villages dark: {villages}, people: {people}; sites down: {sites}."
         " The map does not refresh itself while showing the past.",
     ),
     "history.none_kept": (

@@ -270,8 +270,10 @@ def test_the_map_at_a_past_moment_in_english(scenario_url, past, monkeypatch) ->
     (banner,) = [w.value for w in at.warning if w.value.startswith("As of")]
     dark = past.dark_then
     assert banner.startswith(
-        f"As of {during.astimezone(PROVINCE_ZONE):%H:%M %d/%m}: {dark:,} villages dark, "
-    ) and banner.endswith(" 1 sites down. The map does not refresh itself while showing the past.")
+        f"As of {during.astimezone(PROVINCE_ZONE):%H:%M %d/%m}: villages dark: {dark:,}, people: "
+    ) and banner.endswith(
+        "; sites down: 1. The map does not refresh itself while showing the past."
+    )
     spots = {r["id"] for r in layer(at, "dead-spots")["data"]}  # type: ignore[index]
     assert past.village["village_id"] in spots and len(spots) == dark
     towers = {r["id"]: r for r in layer(at, "devices-bts")["data"]}  # type: ignore[index]
