@@ -326,6 +326,9 @@ def test_page_shows_the_tables_and_downloads_in_both_languages(
     assert not app.exception, app.exception
     ops = app.dataframe[0].value
     assert set(ops.iloc[:, 0]) == set(OPERATORS)
+    # an operator no village ever had: no availability to reckon (an empty cell, not "None")
+    share = ops.iloc[:, 7]
+    assert share.dtype.kind == "f" and share[ops.iloc[:, 0] == "vinaphone"].isna().all()
 
 
 def test_page_says_why_a_period_has_no_report(

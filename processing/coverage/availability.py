@@ -8,6 +8,7 @@ states the rules)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -101,8 +102,9 @@ def availability_share(group: GroupLoss, period: Period) -> float | None:
     return 1.0 - group.people_minutes / possible if possible > 0 else None
 
 
-def _percent(share: float | None) -> float | None:
-    return round(share * 100, 3) if share is not None else None
+def _percent(share: float | None) -> float:
+    """Percent; NaN (an empty cell, "—" on the page) where nobody was counted."""
+    return round(share * 100, 3) if share is not None else math.nan
 
 
 # Column keys of the tables; ``label`` turns them into headers (English in the CLI, the
