@@ -17,7 +17,8 @@ import pandas as pd
 import psycopg
 import pydeck as pdk
 import streamlit as st
-from babel.dates import format_datetime
+from babel import Locale
+from babel.numbers import NumberPattern, parse_pattern
 
 from dashboard.app import page
 from dashboard.coverage_view import OPERATORS
@@ -55,45 +56,70 @@ def band(moment: datetime | None, now: datetime) -> str:
     return "soon" if left < SOON_MIN else "hour" if left < HOUR_MIN else "later"
 
 
+class Words:
+    """This session's labels and number format, looked up once a draw: a refresh formats
+    every village at risk, and each :func:`t` or :func:`num` reads the session's language."""
+
+    def __init__(self) -> None:
+        self._labels: dict[str, str] = {}
+        self._locale = Locale.parse(locale())
+        self._patterns: dict[int, NumberPattern] = {}
+
+    def __call__(self, key: str, **fields: object) -> str:
+        text = self._labels.get(key)
+        if text is None:
+            text = self._labels[key] = t(key)
+        return text.format(**fields) if fields else text
+
+    def num(self, value: float, digits: int = 0) -> str:
+        # As i18n.num, with the locale and the pattern parsed once, not per row.
+        pattern = self._patterns.get(digits)
+        if pattern is None:
+            spec = "#,##0" + ("." + "0" * digits if digits else "")
+            pattern = self._patterns[digits] = parse_pattern(spec)
+        return str(pattern.apply(value, self._locale))
+
+
 def clock(moment: datetime, now: datetime) -> str:
-    """HH:MM in the province's zone; with the day when it is not today's."""
-    same_day = moment.astimezone(ZONE).date() == now.astimezone(ZONE).date()
-    pattern = "HH:mm" if same_day else "HH:mm dd/MM"
-    return str(format_datetime(moment, pattern, tzinfo=ZONE, locale=locale()))
+    """HH:MM in the province's zone, with the day when it is not today's. The same in both
+    languages, so a plain strftime: babel per row cost a map refresh with hundreds of rows."""
+    local = moment.astimezone(ZONE)
+    same_day = local.date() == now.astimezone(ZONE).date()
+    return local.strftime("%H:%M" if same_day else "%H:%M %d/%m")
 
 
-def in_about(moment: datetime, now: datetime) -> str:
+def in_about(w: Words, moment: datetime, now: datetime) -> str:
     """Time left as "in ~N min" (hours past two), or "due now" once the time has passed."""
     left = minutes_left(moment, now)
     if left <= 0:
-        return t("runway.due")
+        return w("runway.due")
     if left < 120:
-        return t("runway.in", span=t("runway.minutes", n=num(max(1, round(left)))))
-    return t("runway.in", span=t("runway.hours", n=num(left / 60, 1)))
+        return w("runway.in", span=w("runway.minutes", n=w.num(max(1, round(left)))))
+    return w("runway.in", span=w("runway.hours", n=w.num(left / 60, 1)))
 
 
-def loses_line(row: PlaceAtRisk, now: datetime) -> str:
+def loses_line(w: Words, row: PlaceAtRisk, now: datetime) -> str:
     """A place's forecast line: "loses all mobile signal at about HH:MM (in ~N min)", or
     "loses viettel at ..." for one operator."""
     whole = row.operator == "any"
     if row.loses_at is None:
         key = "runway.loses_all_unknown" if whole else "runway.loses_op_unknown"
-        return t(key, operator=row.operator)
+        return w(key, operator=row.operator)
     key = "runway.loses_all" if whole else "runway.loses_op"
-    at, left = clock(row.loses_at, now), in_about(row.loses_at, now)
-    return t(key, operator=row.operator, at=at, left=left)
+    at, left = clock(row.loses_at, now), in_about(w, row.loses_at, now)
+    return w(key, operator=row.operator, at=at, left=left)
 
 
-def sites_text(sites: Sequence[str]) -> str:
+def sites_text(w: Words, sites: Sequence[str]) -> str:
     named = ", ".join(sites[:SITES_NAMED])
     if len(sites) > SITES_NAMED:
-        named += " " + t("runway.and_more", n=num(len(sites) - SITES_NAMED))
-    return t("runway.sites", sites=named)
+        named += " " + w("runway.and_more", n=w.num(len(sites) - SITES_NAMED))
+    return w("runway.sites", sites=named)
 
 
-def spread(early: datetime | None, late: datetime | None, now: datetime) -> str:
+def spread(w: Words, early: datetime | None, late: datetime | None, now: datetime) -> str:
     if early is None or late is None:
-        return t("runway.band_unknown")
+        return w("runway.band_unknown")
     return f"{clock(early, now)}–{clock(late, now)}"
 
 
@@ -107,6 +133,7 @@ def at_risk(conn: psycopg.Connection, operator: str | None = "any") -> list[Plac
 def frame(rows: Sequence[PlaceAtRisk], now: datetime) -> pd.DataFrame:
     """The layer's rows: what it draws and the tooltip (title, line1..3) shows."""
     rows = [r for r in rows if r.lat is not None and r.lon is not None]
+    w = Words()
     return pd.DataFrame(
         {
             "id": [r.place_id for r in rows],  # what a click on the map opens (?village=)
@@ -116,9 +143,9 @@ def frame(rows: Sequence[PlaceAtRisk], now: datetime) -> pd.DataFrame:
             "radius": [110 + 14 * math.sqrt(r.population) for r in rows],
             "colour": [BAND_COLOURS[band(r.loses_at, now)] for r in rows],
             "title": [f"{r.name} · {r.commune}" for r in rows],
-            "line1": [loses_line(r, now) for r in rows],
-            "line2": [t("runway.people", n=num(r.population)) for r in rows],
-            "line3": [sites_text(r.sites) for r in rows],
+            "line1": [loses_line(w, r, now) for r in rows],
+            "line2": [w("runway.people", n=w.num(r.population)) for r in rows],
+            "line3": [sites_text(w, r.sites) for r in rows],
         }
     )
 
@@ -169,9 +196,10 @@ def next_dark(rows: Sequence[PlaceAtRisk], now: datetime) -> None:
         st.caption(t("runway.none"))
         return
     st.caption(legend(rows))
+    w = Words()
     for r in rows[:NEXT_SHOWN]:
         label = t("runway.next_line", name=r.name, commune=r.commune,
-                  loses=loses_line(r, now), people=num(r.population))  # fmt: skip
+                  loses=loses_line(w, r, now), people=num(r.population))  # fmt: skip
         st.page_link(page("village"), label=label, query_params={"village": r.place_id})
     if len(rows) > NEXT_SHOWN:
         st.caption(t("runway.and_more_villages", n=num(len(rows) - NEXT_SHOWN)))
@@ -179,19 +207,21 @@ def next_dark(rows: Sequence[PlaceAtRisk], now: datetime) -> None:
 
 def table(rows: Sequence[PlaceAtRisk], now: datetime) -> pd.DataFrame:
     """The alerts page's ranked list (the store's order: soonest first, unknown last)."""
+    w = Words()
     return pd.DataFrame(
         {
             t("runway.village"): [r.name for r in rows],
             t("runway.commune"): [r.commune for r in rows],
             t("runway.district"): [r.district for r in rows],
             t("runway.loses_at"): [
-                clock(r.loses_at, now) if r.loses_at else t("runway.band_unknown") for r in rows
+                clock(r.loses_at, now) if r.loses_at else w("runway.band_unknown") for r in rows
             ],
             t("runway.left"): [
-                in_about(r.loses_at, now) if r.loses_at else t("runway.band_unknown") for r in rows
+                in_about(w, r.loses_at, now) if r.loses_at else w("runway.band_unknown")
+                for r in rows
             ],
-            t("runway.urgency"): [t("runway.band_" + band(r.loses_at, now)) for r in rows],
-            t("runway.spread"): [spread(r.loses_early, r.loses_late, now) for r in rows],
+            t("runway.urgency"): [w("runway.band_" + band(r.loses_at, now)) for r in rows],
+            t("runway.spread"): [spread(w, r.loses_early, r.loses_late, now) for r in rows],
             t("runway.population"): [r.population for r in rows],
             t("runway.sites_col"): [", ".join(r.sites) for r in rows],
             "#": [r.place_id for r in rows],
@@ -229,8 +259,9 @@ def village_lines(rows: Sequence[PlaceAtRisk], village_id: str, now: datetime) -
     """On a village's page: all signal first, then each operator it would lose."""
     mine = [r for r in rows if r.place_id == village_id]
     mine.sort(key=lambda r: (r.operator != "any", r.operator))
+    w = Words()
     for r in mine:
-        line = f"{loses_line(r, now)} · {sites_text(r.sites)}"
+        line = f"{loses_line(w, r, now)} · {sites_text(w, r.sites)}"
         line = line[:1].upper() + line[1:]  # a sentence of its own here, not after a name
         (st.error if r.operator == "any" else st.warning)(line)
 
@@ -246,6 +277,7 @@ def device_forecast(site: SiteRunway | None, now: datetime) -> None:
     if site is None:
         return
     st.subheader(t("runway.device_title"))
+    w = Words()
     st.caption(t("runway.on_battery_since", when=when(site.on_battery_since, "medium")))
     cols = st.columns(4)
     charge = "—" if site.battery_pct is None else f"{num(site.battery_pct, 0)} %"
@@ -262,12 +294,12 @@ def device_forecast(site: SiteRunway | None, now: datetime) -> None:
     cols[3].metric(
         t("runway.dark_at"),
         clock(site.dark_at, now),
-        delta=in_about(site.dark_at, now),
+        delta=in_about(w, site.dark_at, now),
         delta_color="off",
         delta_arrow="off",
     )
-    line = t("runway.device_dark", at=clock(site.dark_at, now), left=in_about(site.dark_at, now),
-             spread=spread(site.dark_early, site.dark_late, now),
+    line = t("runway.device_dark", at=clock(site.dark_at, now), left=in_about(w, site.dark_at, now),
+             spread=spread(w, site.dark_early, site.dark_late, now),
              urgency=t("runway.band_" + band(site.dark_at, now)))  # fmt: skip
     (st.error if band(site.dark_at, now) == "soon" else st.warning)(line)
 

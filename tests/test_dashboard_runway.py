@@ -17,7 +17,7 @@ from babel.dates import get_timezone
 from streamlit.testing.v1 import AppTest
 
 from dashboard.livemap import STATE_COLOURS
-from dashboard.runway_view import BAND_COLOURS
+from dashboard.runway_view import BAND_COLOURS, band, clock
 from devices.kinds import Kind
 from store import places
 from store.db import connect
@@ -305,3 +305,14 @@ def test_wall_counts_the_villages_going_dark_within_the_hour(scenario_url, runwa
     grouped = f"{people:,}".replace(",", ".")  # Vietnamese groups thousands with a dot
     line = f"Sắp mất hết sóng trong 60 phút: 2 thôn, {grouped} người"
     assert line in [e.value for e in vi.error]
+
+
+def test_bands_by_time_left_and_a_clock_that_names_another_day():
+    now = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)  # 21:00 in the province
+    assert band(None, now) == "unknown"
+    assert band(now - timedelta(minutes=5), now) == "soon"  # overdue is the most urgent
+    assert band(now + timedelta(minutes=29, seconds=59), now) == "soon"
+    assert band(now + timedelta(minutes=30), now) == "hour"
+    assert band(now + timedelta(minutes=60), now) == "later"
+    assert clock(now + timedelta(minutes=30), now) == "21:30"
+    assert clock(now + timedelta(hours=4), now) == "01:00 01/12"  # past midnight: the day too
