@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -100,6 +101,20 @@ async def fleet_child(plan_path: str, mqtt_url: str, root: str, speed: float, ho
                    keep_running=True, report=lambda line: print(line, flush=True))  # fmt: skip
 
 
+def last_readings(url: str, since: datetime) -> dict[str, datetime]:
+    """Per lost village, the last reading of the towers whose loss made the 'lost' event."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT e.village_id, max(r.ts) FROM (SELECT DISTINCT ON (village_id) village_id,"
+            " ts, towers FROM coverage_events WHERE kind = 'lost' AND ts >= %s"
+            " ORDER BY village_id, ts) e, unnest(e.towers) t(device_id)"
+            " CROSS JOIN LATERAL (SELECT max(b.ts) AS ts FROM telemetry_bts b"
+            " WHERE b.device_id = t.device_id AND b.ts <= e.ts) r GROUP BY e.village_id",
+            (since,),
+        ).fetchall()
+    return {v: ts for v, ts in rows if ts is not None}
+
+
 def _scalar(url: str, sql: str) -> Any:
     with psycopg.connect(url) as conn:
         row = conn.execute(sql).fetchone()
@@ -151,6 +166,7 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             stop.set()
             await watching
             lost = lost_villages(url, since)
+            last_reading = last_readings(url, since)
             sites = _scalar(url, "SELECT count(*) FROM site_runway")
             methods = _scalar(url, "SELECT json_object_agg(method, n) FROM (SELECT method,"
                                    " count(*) n FROM site_runway GROUP BY method) m")  # fmt: skip
@@ -164,6 +180,15 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 p.kill()
         broker.stop()
     result = score(log, lost, speed)
+    # The pipeline's share of the lateness: from the last reading of the village's last tower
+    # (the one at 0 %, after which it went dark) to the loss event, simulated seconds.
+    detect = sorted((lost[v] - at).total_seconds() * speed for v, at in last_reading.items())
+    worst = sorted(result["errors"], key=result["errors"].get)[-3:]
+    result["worst"] = {v: {"error": result["errors"][v],
+                           "detect_s": round((lost[v] - last_reading[v]).total_seconds() * speed)}
+                       for v in worst if v in last_reading}  # fmt: skip
+    result["detect_s_p50"] = round(statistics.median(detect), 1) if detect else None
+    result["detect_s_max"] = round(max(detect), 1) if detect else None
     return {**result, "speed": speed, "sim_hours": hours, "polls": log.polls,
             "sites_on_battery_at_end": sites, "methods_at_end": methods,
             "wall_s": round(time.monotonic() - started, 1)}  # fmt: skip
