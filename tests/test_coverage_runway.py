@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,7 +38,9 @@ from processing.coverage.runway import (
 )
 from processing.coverage.service import CoverageService
 from simulators.fleet import Fleet
-from store.runway import places_at_risk, site_runways
+from store.db import aconnect
+from store.roles import service_login
+from store.runway import battery_stretches, places_at_risk, site_runways, write_runway
 from tests.support.coverage_scene import LAT0, LON0, bts_doc, offset
 from tests.support.environment import clean_environ
 from tests.support.polling import wait_until
@@ -254,6 +257,40 @@ async def test_the_service_forecasts_from_the_readings_in_the_database(loaded: s
         assert set(_tables(url)[1]) == {("both", "viettel")}
         done = await asyncio.to_thread(runway_cli, url, "--operator", "mobifone")
         assert done.stdout.startswith("no village is at risk of losing mobifone"), done.stdout
+
+
+async def test_the_coverage_role_reads_the_readings_and_writes_the_runway(loaded: str) -> None:
+    """Least privilege (0013): the coverage service's role reads what the runway needs (0020,
+    0021) and writes both tables; the dashboard's reads them."""
+    now = datetime.now(UTC)
+    _insert(loaded, "V", [(now - timedelta(minutes=m), "battery", 50.0 - m) for m in (2, 1)])
+    tag = uuid.uuid4().hex[:8]
+    logins = {s: f"ioc_{s}_rw{tag}" for s in ("coverage", "dashboard")}
+    info = psycopg.conninfo.conninfo_to_dict(loaded)
+    with psycopg.connect(loaded, autocommit=True) as owner:
+        for service, name in logins.items():
+            service_login(owner, service, name, f"secret-{tag}")
+    url = {s: psycopg.conninfo.make_conninfo("", **(info | {"user": n})) for s, n in logins.items()}
+    try:
+        async with await aconnect(url["coverage"]) as cov:
+            (row,) = await battery_stretches(cov, ["V", "M"], 3600.0)
+            assert (row["device_id"], row["pct"]) == ("V", [48.0, 49.0])
+            site = {"device_id": "V", "on_battery_since": now, "battery_pct": 49.0, "read_at": now,
+                    "drain_pct_per_h": 12.5, "method": "nominal", "readings": 2,
+                    "dark_at": now, "dark_early": now, "dark_late": now}  # fmt: skip
+            place = {"place_kind": "village", "place_id": "both", "operator": "any",
+                     "loses_at": now, "loses_early": now, "loses_late": now, "sites": ["V"],
+                     "population": 700}  # fmt: skip
+            await write_runway(cov, [site], [place], now)
+        with psycopg.connect(url["dashboard"]) as dash:
+            # (places_at_risk names them from coverage_places, which no service wrote here)
+            assert dash.execute("SELECT place_id FROM place_runway").fetchall() == [("both",)]
+            assert [s.device_id for s in site_runways(dash)] == ["V"]
+    finally:
+        with psycopg.connect(loaded, autocommit=True) as owner:
+            for name in logins.values():
+                owner.execute(f'DROP OWNED BY "{name}"')
+                owner.execute(f'DROP ROLE "{name}"')
 
 
 # -- the pipeline: simulated towers at speed ---------------------------------------------------
