@@ -13,7 +13,6 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import altair as alt
 import pandas as pd
@@ -21,12 +20,12 @@ import pydeck as pdk
 import streamlit as st
 
 from dashboard.data import db
-from dashboard.i18n import ZONE_NAME, num, t, when
+from dashboard.i18n import num, t, when
 from dashboard.livemap import MapOptions, deck
+from devices.clock import LOCAL_ZONE as ZONE
 from store import registry
 from store.coverage_history import coverage_at, device_states_at, history_span, sites_down_at
 
-ZONE = ZoneInfo(ZONE_NAME)
 PAST_ON = "map_past_on"
 PAST_DATE = "map_past_date"
 PAST_TIME = "map_past_time"

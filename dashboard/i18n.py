@@ -18,6 +18,7 @@ import streamlit as st
 from babel.dates import format_datetime, get_timezone
 from babel.numbers import format_decimal, format_percent
 
+from devices.clock import LOCAL_ZONE
 from devices.health import STATE_LABELS
 from devices.kinds import Kind
 from devices.metrics import metric
@@ -25,7 +26,7 @@ from devices.metrics import metric
 LANGS: dict[str, str] = {"vi": "Tiếng Việt", "en": "English"}
 DEFAULT_LANG = "vi"
 _LOCALE = {"vi": "vi_VN", "en": "en_GB"}
-ZONE_NAME = "Asia/Ho_Chi_Minh"  # charts show local wall time, as operators read clocks
+ZONE_NAME = LOCAL_ZONE.key  # charts show local wall time, as operators read clocks
 ZONE = get_timezone(ZONE_NAME)
 
 # key: (Vietnamese, English). ``{name}`` fields are filled by :func:`t`.

@@ -9,37 +9,30 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 import typer
 
+from devices.clock import EXAMPLE, LOCAL_ZONE, parse_local
 from ioc.cli_common import clear_errors, database, load_settings
 from ioc.cli_coverage import coverage_app
 from ioc.errors import SettingError
 from store.coverage_history import CoverageAt, VillageAt, coverage_at, history_span, sites_down_at
 
-# The deployment's zone: the dashboard's (dashboard/i18n.py ZONE_NAME; a test keeps them equal).
-PROVINCE_ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
-EXAMPLE = "2026-11-30T21:00+07:00"
-
 
 def parse_moment(text: str) -> datetime:
     try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise SettingError(
-            f"{text!r} is not a time like {EXAMPLE} (without an offset: Asia/Ho_Chi_Minh)"
-        ) from None
-    return value if value.tzinfo else value.replace(tzinfo=PROVINCE_ZONE)
+        return parse_local(text)
+    except ValueError as err:
+        raise SettingError(str(err)) from None
 
 
 def shown(moment: datetime) -> str:
-    local = moment.astimezone(PROVINCE_ZONE)
+    local = moment.astimezone(LOCAL_ZONE)
     return f"{local:%Y-%m-%d %H:%M} {local.isoformat()[-6:]}"
 
 
 def clock(moment: datetime | None) -> str:
-    return moment.astimezone(PROVINCE_ZONE).strftime("%H:%M %d/%m") if moment else "?"
+    return moment.astimezone(LOCAL_ZONE).strftime("%H:%M %d/%m") if moment else "?"
 
 
 def _people(n: int) -> str:
@@ -69,7 +62,7 @@ def check_kept(moment: datetime, earliest: datetime | None, now: datetime) -> No
 @clear_errors
 def coverage_at_command(
     moment: Annotated[
-        str, typer.Argument(help=f"the moment, ISO ({EXAMPLE}); no offset: Asia/Ho_Chi_Minh")
+        str, typer.Argument(help=f"the moment, ISO ({EXAMPLE}); no offset: {LOCAL_ZONE.key}")
     ],
     all_dark: Annotated[
         bool,

@@ -26,8 +26,9 @@ from streamlit.testing.v1 import AppTest
 from dashboard import history_view
 from dashboard.coverage_view import RASTER_LAYER_ID
 from dashboard.livemap import STATE_COLOURS
+from devices.clock import LOCAL_ZONE
 from devices.kinds import Kind
-from ioc.cli_coverage_at import PROVINCE_ZONE, parse_moment
+from ioc.cli_coverage_at import parse_moment
 from ioc.configs import coverage_config, coverage_service_config
 from processing.coverage.service import CoverageService
 from store import places
@@ -42,7 +43,7 @@ from tests.support.polling import wait_until
 from tests.test_dashboard import app, texts
 from tests.test_dashboard_runway import layer, ok
 
-BUILT = datetime(2026, 11, 30, 20, 0, tzinfo=PROVINCE_ZONE)
+BUILT = datetime(2026, 11, 30, 20, 0, tzinfo=LOCAL_ZONE)
 DOWN = BUILT + timedelta(minutes=30)
 BACK = BUILT + timedelta(minutes=90)
 
@@ -156,8 +157,8 @@ def test_a_bad_time_is_one_clear_line(outage_url: str, database_url: str) -> Non
     bad = ioc(outage_url, "30/11 21h")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip() == (
-        "ioc: '30/11 21h' is not a time like 2026-11-30T21:00+07:00 (without an offset:"
-        " Asia/Ho_Chi_Minh)"
+        "ioc: '30/11 21h' is not a date or time like 2026-11-30, 2026-11-30T21:00 or"
+        " 2026-11-30T21:00+07:00 (without an offset: Asia/Ho_Chi_Minh)"
     )
     with psycopg.connect(database_url) as conn:
         upgrade(conn)
@@ -185,10 +186,7 @@ def test_the_store_reads_states_at_a_moment(outage_url: str) -> None:
     assert before["M"].state == "online"
 
 
-def test_times_without_an_offset_are_read_in_the_dashboards_zone() -> None:
-    from dashboard.i18n import ZONE_NAME
-
-    assert str(PROVINCE_ZONE) == ZONE_NAME
+def test_times_without_an_offset_are_read_in_vietnams_zone() -> None:
     assert parse_moment("2026-11-30T21:00") == datetime(2026, 11, 30, 14, 0, tzinfo=UTC)
 
 
@@ -255,7 +253,7 @@ def past(scenario_url: str) -> PastOutage:
 
 
 def look_back(at: AppTest, moment: datetime) -> AppTest:
-    local = moment.astimezone(PROVINCE_ZONE)
+    local = moment.astimezone(LOCAL_ZONE)
     at.toggle(key=history_view.PAST_ON).set_value(True).run()
     at.date_input(key=history_view.PAST_DATE).set_value(local.date())
     at.time_input(key=history_view.PAST_TIME).set_value(local.time())
@@ -270,7 +268,7 @@ def test_the_map_at_a_past_moment_in_english(scenario_url, past, monkeypatch) ->
     (banner,) = [w.value for w in at.warning if w.value.startswith("As of")]
     dark = past.dark_then
     assert banner.startswith(
-        f"As of {during.astimezone(PROVINCE_ZONE):%H:%M %d/%m}: villages dark: {dark:,}, people: "
+        f"As of {during.astimezone(LOCAL_ZONE):%H:%M %d/%m}: villages dark: {dark:,}, people: "
     ) and banner.endswith(
         "; sites down: 1. The map does not refresh itself while showing the past."
     )
@@ -300,7 +298,7 @@ def test_the_map_at_a_past_moment_in_vietnamese_and_outside_the_history(
     during = past.down + timedelta(minutes=30)
     at = look_back(at, during)
     assert any(
-        w.value.startswith(f"Lúc {during.astimezone(PROVINCE_ZONE):%H:%M %d/%m}: ")
+        w.value.startswith(f"Lúc {during.astimezone(LOCAL_ZONE):%H:%M %d/%m}: ")
         and "thôn mất sóng" in w.value
         for w in at.warning
     )

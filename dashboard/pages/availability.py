@@ -11,8 +11,8 @@ import streamlit as st
 from dashboard.coverage_view import OPERATORS, to_xlsx
 from dashboard.data import db
 from dashboard.i18n import labeller, localized, num, t, when
+from devices.clock import LOCAL_ZONE as ZONE
 from processing.coverage.availability import (
-    ZONE,
     PeriodError,
     default_period,
     kept_period,

@@ -7,13 +7,12 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from devices.clock import LOCAL_ZONE
 from processing.alerts.facts import Directory
 from store.alert_engine import VillageRunway
 
-# Summaries give the time people read on their clocks (dashboard/i18n.py's ZONE_NAME).
-LOCAL_ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+# Summaries give the time people read on their clocks (LOCAL_ZONE).
 ALL_SIGNAL = "any"  # place_runway's operator for "every operator at once"
 
 # The comments a runway alert resolves with (an engine transition's comment, as "cleared").

@@ -12,13 +12,11 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from devices.clock import LOCAL_ZONE, parse_local
 from store.availability import Availability, GroupLoss
-
-ZONE = ZoneInfo("Asia/Ho_Chi_Minh")  # the deployment's clocks; dashboard/i18n.py shows the same
 
 DEAD_SPOT_RULE = (
     "Villages that never had signal up to the period's end are structural dead spots: listed"
@@ -31,15 +29,11 @@ SITE_RULE = (
 
 
 def parse_moment(text: str, option: str) -> datetime:
-    """A date or date and time; without an offset, in the province's time."""
+    """A date or date and time; without an offset, local time (devices/clock.py)."""
     try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(
-            f"{option}: {text!r} is not a date (2026-11-30, 2026-11-30T21:00, or with an offset"
-            " such as 2026-11-30T21:00+07:00)"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=ZONE)
+        return parse_local(text)
+    except ValueError as err:
+        raise ValueError(f"{option}: {err}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +81,12 @@ def kept_period(
 
 
 def _local(moment: datetime) -> str:
-    return moment.astimezone(ZONE).strftime("%Y-%m-%d %H:%M")
+    return moment.astimezone(LOCAL_ZONE).strftime("%Y-%m-%d %H:%M")
 
 
 def default_period(now: datetime, days: int = 7) -> tuple[datetime, datetime]:
     """The last ``days`` whole days and today so far, in the province's time."""
-    today = now.astimezone(ZONE).replace(hour=0, minute=0, second=0, microsecond=0)
+    today = now.astimezone(LOCAL_ZONE).replace(hour=0, minute=0, second=0, microsecond=0)
     return today - timedelta(days=days - 1), today + timedelta(days=1)
 
 
@@ -192,7 +186,8 @@ def labelled(frame: pd.DataFrame, label: Callable[[str], str]) -> pd.DataFrame:
 def report_lines(report: Availability, period: Period) -> list[str]:
     """The CLI's text: the period, the totals per group, the worst villages and sites."""
     out = [
-        f"Availability {_local(period.start)} → {_local(period.end)} ({ZONE.key}), by {report.by}",
+        f"Availability {_local(period.start)} → {_local(period.end)} ({LOCAL_ZONE.key}),"
+        f" by {report.by}",
     ]
     head = (
         f"{report.by.capitalize():<28}{'Villages':>9}{'Hit':>6}{'Outages':>9}"
