@@ -260,8 +260,8 @@ async def test_the_service_forecasts_from_the_readings_in_the_database(loaded: s
 
 
 async def test_the_coverage_role_reads_the_readings_and_writes_the_runway(loaded: str) -> None:
-    """Least privilege (0013): the coverage service's role reads what the runway needs (0020,
-    0021) and writes both tables; the dashboard's reads them."""
+    """Least privilege (0013): the coverage service's role reads what the runway needs (0020)
+    and writes both tables; the dashboard's reads them."""
     now = datetime.now(UTC)
     _insert(loaded, "V", [(now - timedelta(minutes=m), "battery", 50.0 - m) for m in (2, 1)])
     tag = uuid.uuid4().hex[:8]

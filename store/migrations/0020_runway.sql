@@ -36,12 +36,14 @@ CREATE TABLE place_runway (
 );
 CREATE INDEX place_runway_loses ON place_runway (loses_at);
 
--- The coverage service reads battery readings and writes the runway; the alert engine and the
--- dashboard read it. As in 0016, where the roles of 0013 are missing this still applies.
+-- The coverage service finds the towers on battery from each one's last reading
+-- (telemetry_bts_latest, 0017), reads their stretch of readings and writes the runway; the
+-- alert engine and the dashboard read it. As in 0016, where the roles of 0013 are missing this
+-- still applies.
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ioc_coverage') THEN
-        GRANT SELECT ON telemetry_bts TO ioc_coverage;
+        GRANT SELECT ON telemetry_bts, telemetry_bts_latest TO ioc_coverage;
         GRANT SELECT, INSERT, UPDATE, DELETE ON site_runway, place_runway TO ioc_coverage;
     END IF;
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ioc_alerts') THEN
