@@ -22,8 +22,8 @@ import time
 import numpy as np
 
 from devices.kinds import Operator
-from ioc.cli_advise import parse_operator, standard_site
-from ioc.configs import coverage_config
+from ioc.cli_advise import parse_operator
+from ioc.configs import advisor_setup, coverage_config
 from ioc.settings import Settings
 from processing.coverage.advise import (
     Ground,
@@ -75,7 +75,7 @@ def main() -> None:
     repeats = 1 if args.quick else 5
     operator = parse_operator(args.operator)
     settings = Settings.defaults()
-    site = standard_site(settings)
+    site = advisor_setup(settings).site
 
     say("building the scenario's coverage at 100 m, every tower online…")
     t0 = time.perf_counter()

@@ -13,16 +13,16 @@ import streamlit as st
 from dashboard import livemap
 from dashboard.data import config, db, tile_url
 from dashboard.i18n import localized, num, t
-from devices.kinds import Operator, Technology
+from devices.kinds import Operator
 from processing.coverage.advise import (
     Advice,
+    AdvisorSetup,
     Ground,
     StandardSite,
     advise,
     candidate_mask,
     ground_from_db,
 )
-from processing.coverage.config import CoverageConfig
 from store.places import districts, map_features
 
 ANY = "any"
@@ -31,21 +31,6 @@ RESULT_KEY = "advise_result"
 PICK_RGB = [255, 196, 0]
 ONLINE_RGB = [0, 200, 255]
 LEFT_RGB = [255, 59, 48]
-SPACING_M = 1000.0  # candidates' spacing (IOC_COVERAGE_ADVISE_SPACING_M's default)
-
-
-def coverage_config() -> CoverageConfig:
-    """The coverage service's config at the settings' defaults (ioc/settings.py): dashboard/
-    may not import ioc/, and DashboardConfig does not carry the coverage section yet."""
-    return CoverageConfig(
-        resolution_m=100.0,
-        thresholds_dbm={Technology.G4: -110.0, Technology.G3: -100.0, Technology.G2: -100.0},
-        measured_window_s=168 * 3600.0,
-        measured_min_samples=5,
-        measured_min_probes=2,
-        metropolitan=False,
-        unknown_grace_s=300.0,
-    )
 
 
 def site_text(site: StandardSite) -> str:
@@ -61,21 +46,28 @@ def operator_label(value: str) -> str:
     return t("advise.any") if value == ANY else value.capitalize()
 
 
+def setup() -> AdvisorSetup:
+    advisor = config().advisor
+    assert advisor is not None  # the panel is shown only with it
+    return advisor
+
+
 def run(operator: str, towers: int, road_km: float) -> tuple[Ground, Advice] | str:
     """The advice, or why there is none (a translated line)."""
     url = config().database_url
     assert url is not None  # the page has opened db() before
+    how = setup()
     try:
-        ground = ground_from_db(url, coverage_config())
+        ground = ground_from_db(url, how.coverage)
     except ValueError:
         return t("cov.unavailable")
     op = None if operator == ANY else Operator(operator)
     if not ground.uncovered(op):
         return t("advise.nothing", operator=operator_label(operator))
-    site = StandardSite()
-    if not candidate_mask(ground, SPACING_M, road_km).any():
+    if not candidate_mask(ground, how.spacing_m, road_km).any():
         return t("advise.no_candidates", km=num(road_km, 1))
-    return ground, advise(ground, op, towers, site=site, spacing_m=SPACING_M, road_km=road_km)
+    return ground, advise(ground, op, towers, site=how.site, spacing_m=how.spacing_m,
+                          road_km=road_km)  # fmt: skip
 
 
 def table(ground: Ground, advice: Advice) -> pd.DataFrame:
@@ -148,8 +140,10 @@ def layers(ground: Ground, advice: Advice) -> list[pdk.Layer]:
 
 def panel() -> None:
     """The panel: a form, then the last result of this session."""
+    if config().advisor is None:
+        return
     st.subheader(t("advise.title"))
-    st.caption(t("advise.note", site=site_text(StandardSite())))
+    st.caption(t("advise.note", site=site_text(setup().site)))
     with st.form("advise_form"):
         left, middle, right = st.columns(3)
         operator = left.selectbox(t("advise.operator"), [ANY, *(o.value for o in Operator)],
@@ -157,7 +151,8 @@ def panel() -> None:
         towers = middle.number_input(t("advise.towers"), min_value=1, max_value=20, value=3,
                                      step=1, key="advise_towers")  # fmt: skip
         road_km = right.number_input(t("advise.road_km"), min_value=0.0, max_value=50.0,
-                                     value=0.0, step=0.5, key="advise_road_km")  # fmt: skip
+                                     value=setup().road_km, step=0.5,
+                                     key="advise_road_km")  # fmt: skip
         if st.form_submit_button(t("advise.run")):
             with st.spinner(t("advise.running")):
                 st.session_state[RESULT_KEY] = run(str(operator), int(towers), float(road_km))

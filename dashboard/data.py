@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import psycopg
 import streamlit as st
@@ -16,6 +17,9 @@ from psycopg_pool import ConnectionPool
 from dashboard.i18n import t
 from store.throttle import Throttle
 from store.users import PermissionDenied
+
+if TYPE_CHECKING:  # only the type: the panel that runs the advisor imports it
+    from processing.coverage.advise import AdvisorSetup
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,6 +33,7 @@ class DashboardConfig:
     address_failures: int  # failed logins from one address within the window that lock it
     login_window_minutes: float
     lockout_minutes: float
+    advisor: AdvisorSetup | None = None  # the siting advisor's settings; None: panel off
     map_skip: tuple[str, ...] = ()  # layer ids the map leaves out: a bench times each so
 
 

@@ -21,28 +21,13 @@ from ioc.cli_coverage import (
     coverage_app,
     scenario_coverage,
 )
-from ioc.configs import require_database
+from ioc.configs import advisor_setup, require_database
 from ioc.errors import SettingError
-from ioc.settings import Settings
 
 if TYPE_CHECKING:
-    from processing.coverage.advise import Advice, Ground, StandardSite
+    from processing.coverage.advise import Advice, Ground
 
 ANY_OPERATOR = "any"
-
-
-def standard_site(settings: Settings) -> StandardSite:
-    from processing.coverage.advise import StandardSite
-
-    c = settings.coverage
-    return StandardSite.of(
-        c.advise_technology,
-        c.advise_band_mhz,
-        height_m=c.advise_height_m,
-        tx_power_dbm=c.advise_tx_power_dbm,
-        sectors=c.advise_sectors,
-        tilt_deg=c.advise_tilt_deg,
-    )
 
 
 def parse_operator(name: str | None) -> Any:
@@ -103,9 +88,9 @@ def advise_command(
         ground = ground_from_coverage(scenario_coverage(resolution_m), load_scenario())
     else:
         ground = ground_from_db(require_database(load_settings()), _config(resolution_m))
-    c = settings.coverage
-    advice = advise(ground, op, towers, site=standard_site(settings),
-                    spacing_m=c.advise_spacing_m, road_km=c.advise_road_km)  # fmt: skip
+    setup = advisor_setup(settings)
+    advice = advise(ground, op, towers, site=setup.site,
+                    spacing_m=setup.spacing_m, road_km=setup.road_km)  # fmt: skip
     for line in advice_lines(ground, advice):
         typer.echo(line)
     if png is not None:

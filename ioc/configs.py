@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ingest.config import IngestConfig
     from processing.alerts.config import AlertConfig
     from processing.alerts.routing import Routing
+    from processing.coverage.advise import AdvisorSetup
     from processing.coverage.config import CoverageConfig
     from processing.coverage.service import CoverageServiceConfig
     from processing.liveness import LivenessConfig
@@ -240,6 +241,21 @@ def _people_channels(s: Settings, routing: Routing) -> dict[str, Any]:
     return out
 
 
+def advisor_setup(settings: Settings) -> AdvisorSetup:
+    from processing.coverage.advise import AdvisorSetup, StandardSite
+
+    c = settings.coverage
+    site = StandardSite.of(
+        c.advise_technology,
+        c.advise_band_mhz,
+        height_m=c.advise_height_m,
+        tx_power_dbm=c.advise_tx_power_dbm,
+        sectors=c.advise_sectors,
+        tilt_deg=c.advise_tilt_deg,
+    )
+    return AdvisorSetup(coverage_config(settings), site, c.advise_spacing_m, c.advise_road_km)
+
+
 def dashboard_config(settings: Settings) -> DashboardConfig:
     from dashboard.data import DashboardConfig
 
@@ -254,4 +270,5 @@ def dashboard_config(settings: Settings) -> DashboardConfig:
         login_window_minutes=settings.dashboard.login_window_minutes,
         lockout_minutes=settings.dashboard.lockout_minutes,
         map_skip=tuple(filter(None, settings.dashboard.map_skip.split(","))),
+        advisor=advisor_setup(settings),
     )

@@ -18,8 +18,7 @@ from typer.testing import CliRunner
 
 from devices.kinds import Operator
 from ioc.cli import app
-from ioc.cli_advise import standard_site
-from ioc.configs import coverage_config
+from ioc.configs import advisor_setup, coverage_config
 from ioc.settings import Settings
 from processing.coverage import Coverage, CoverageEngine
 from processing.coverage.advise import (
@@ -48,7 +47,7 @@ from tests.support.coverage_scene import built_once
 ROOT = Path(__file__).parent.parent
 RUN_LABEL = {"en": "Find positions", "vi": "Tìm vị trí"}
 RES_M = 250.0  # coarse enough that the engine's full recompute in the checks takes a second
-SITE = standard_site(Settings.defaults())
+SITE = advisor_setup(Settings.defaults()).site
 
 
 @cache

@@ -100,6 +100,17 @@ class StandardSite:
 
 
 @dataclass(frozen=True, slots=True)
+class AdvisorSetup:
+    """The advisor's settings as one value (ioc/configs.py builds it from IOC_COVERAGE_*), so
+    the CLI and the dashboard's panel advise alike."""
+
+    coverage: CoverageConfig
+    site: StandardSite
+    spacing_m: float
+    road_km: float
+
+
+@dataclass(frozen=True, slots=True)
 class Ground:
     """What the advisor works on: the engine's grid and land use, the villages with who covers
     each now, and the province's divisions and roads."""
