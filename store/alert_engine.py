@@ -217,12 +217,6 @@ async def coverage_events_after(
         return await cur.fetchall()
 
 
-async def has_place_runway(conn: psycopg.AsyncConnection) -> bool:
-    cur = await conn.execute("SELECT to_regclass('place_runway') IS NOT NULL")
-    row = await cur.fetchone()
-    return bool(row and row[0])
-
-
 async def village_runways(conn: psycopg.AsyncConnection, limit: int) -> list[VillageRunway]:
     """The villages' runway rows, 'any' first (a bound cuts the per-operator extras before a
     village at risk), soonest first."""

@@ -39,7 +39,6 @@ class Gatherer:
         self.kinds = kinds  # those with telemetry rules, in the order decide observes them
         self.runway = runway  # a rule reads the battery runway
         self._runway_at = 0.0
-        self._runway_table = False  # place_runway (0020) seen; until then looked for each read
         self._directory: Directory | None = None
         self._directory_at = 0.0
         self._reconciled_at = 0.0
@@ -103,8 +102,7 @@ class Gatherer:
         runway = None
         if self.runway and mono - self._runway_at >= self.config.runway_every_s:
             self._runway_at = mono
-            self._runway_table = self._runway_table or await q.has_place_runway(conn)
-            runway = await q.village_runways(conn, RUNWAY_BATCH) if self._runway_table else None
+            runway = await q.village_runways(conn, RUNWAY_BATCH)
         return Intake(changes, events, readings, unresolved, runway)
 
     async def _coverage_events(self, conn: psycopg.AsyncConnection,
