@@ -797,7 +797,10 @@ def follow_language() -> None:
 def language_picker() -> None:
     """The language radio (sidebar and login form). Its widget state is re-seeded from the
     kept choice, so a radio that was not drawn for a while, or whose state a racing rerun
-    overwrote, comes back showing the language in use."""
+    overwrote, comes back showing the language in use. The cookie is read first: in a new
+    session (a reload, a pasted link) the sidebar's picker runs before the page's first label,
+    and would otherwise show the default while the page below is drawn in the cookie's."""
+    _from_cookie()
     chosen = st.session_state.get(_CHOSEN)
     if chosen in LANGS and st.session_state.get(LANG_KEY) != chosen:
         st.session_state[LANG_KEY] = chosen

@@ -80,6 +80,11 @@ def test_operator_acknowledges_and_viewer_is_refused(dashboard_url, scenario_url
         page.get_by_text("Villages without signal").first.wait_for()
         page.screenshot(path=ARTIFACTS / "map-en.png")
         _report_and_device(page, "en")
+        # A reload is a new session: the page and the sidebar's picker both follow the cookie.
+        page.reload()
+        page.get_by_role("link", name="Alerts").wait_for()
+        picker = page.get_by_test_id("stSidebar").get_by_role("radio", name="English")
+        assert picker.is_checked(), "the sidebar's picker shows the language the page is in"
         page.get_by_role("button", name="Log out").click()
         # The browser keeps its language past the logout (a cookie); the viewer picks Vietnamese.
         page.get_by_role("button", name="Log in").wait_for()
