@@ -9,10 +9,10 @@ coverage service (``ioc ingest``, ``ioc coverage run``, each its own process), t
 scenarios/typhoon_landfall.yaml (its BTS and broadband nodes: cameras hold no coverage) through
 ``simulators.runner.run_plan`` in a child process, and polls ``place_runway`` ('any') every
 ``--poll-s`` real seconds. Payload ts are wall-clock, so the drain appears in real time at
-``speed`` x; the coverage service's time-based runway settings are scaled by the speed
-(``runway_min_span_s`` = 300 s simulated). The loss of a village is its first 'lost'
-coverage event (all operators lost). The observation ends at ``--hours`` simulated (before the
-fleet stops, whose sign-off would read as a blackout).
+``speed`` x; the runway's settings are the defaults (its fit waits for a clear fall of the
+charge, not for a span of time, so it needs no scaling by the speed). The loss of a village is
+its first 'lost' coverage event (all operators lost). The observation ends at ``--hours``
+simulated (before the fleet stops, whose sign-off would read as a blackout).
 
 For each lost village: error = |forecast - actual| / lead, for the forecast in force 30
 simulated minutes before the loss (lead = actual - the moment of that forecast); lead time =
@@ -52,7 +52,6 @@ from tests.support.runway_watch import ForecastLog, lost_villages, score
 
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "typhoon_landfall.yaml"
-MIN_SPAN_SIM_S = 300.0  # the runway_min_span_s default, in simulated time
 TIMELINE_OVER = "timeline over"
 LOGS: dict[str, Path] = {}  # each child's log, to show when one fails
 
@@ -139,8 +138,7 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             env = {**clean_environ(), "IOC_DATABASE_URL": url, "IOC_MQTT_URL": broker.url,
                    "IOC_TOPIC_ROOT": root, "IOC_INGEST_METRICS_PORT": "0",
                    "IOC_COVERAGE_METRICS_PORT": "0", "IOC_COVERAGE_UNKNOWN_GRACE_S": "0",
-                   "IOC_COVERAGE_RUNWAY_EVERY_S": str(args.every_s),
-                   "IOC_COVERAGE_RUNWAY_MIN_SPAN_S": str(MIN_SPAN_SIM_S / speed)}  # fmt: skip
+                   "IOC_COVERAGE_RUNWAY_EVERY_S": str(args.every_s)}  # fmt: skip
             procs.append(spawn(["-m", "ioc", "ingest"], env, work / "ingest.log"))
             procs.append(spawn(["-m", "ioc", "coverage", "run"], env, work / "coverage.log"))
             # Its first picture is written (towers not heard from yet serve nothing: grace 0).

@@ -130,7 +130,7 @@ def coverage_service_config(
             every_s=c.runway_every_s,
             window_s=c.runway_window_h * 3600,
             min_readings=c.runway_min_readings,
-            min_span_s=c.runway_min_span_s,
+            min_drop_pct=c.runway_min_drop_pct,
             nominal_drain_pct_per_h=c.runway_nominal_drain_pct_per_h,
             nominal_band=c.runway_nominal_band,
         ),

@@ -135,8 +135,11 @@ class CoverageSettings(Section):
     runway_min_readings: int = Field(
         6, ge=2, description="a tower with fewer battery readings gets the nominal drain rate"
     )
-    runway_min_span_s: float = Field(
-        300.0, ge=0, description="battery readings spanning less than this: the nominal rate"
+    runway_min_drop_pct: float = Field(
+        5.0,
+        ge=0,
+        description="a charge that does not clearly fall is believed (no drain) once the nominal "
+        "rate would have drained this many % over its readings; before that: the nominal rate",
     )
     runway_nominal_drain_pct_per_h: float = Field(
         12.5,

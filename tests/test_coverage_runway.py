@@ -101,9 +101,14 @@ def test_too_few_readings_take_the_nominal_rate_with_a_wide_band() -> None:
     assert f.dark_early is not None and f.dark_late is not None
     assert f.dark_early == f.read_at + timedelta(hours=pct[-1] / (12.5 * 1.5))
     assert f.dark_late == f.read_at + timedelta(hours=pct[-1] / (12.5 * 0.5))
-    # Many readings over too short a span: still nominal.
+    # Many readings over too short a span for a 1 %-step gauge to show the fall: still nominal.
     t, pct = _readings(50.0, 30.0, 20, every_s=5.0)
-    assert forecast_site(_stretch(t, pct), CFG).method == "nominal"
+    assert forecast_site(_stretch(t, np.round(pct)), CFG).method == "nominal"
+    # A clear fall, though in 20 s (a fleet simulated at 144x): fitted, not nominal.
+    t, pct = _readings(50.0, 1800.0, 20, every_s=1.0)
+    f = forecast_site(_stretch(t, np.round(pct, 2)), CFG)
+    assert f.method == "fit" and f.drain_pct_per_h is not None
+    assert abs(f.drain_pct_per_h - 1800.0) < 20
 
 
 def test_no_battery_reading_is_unknown_not_a_made_up_time() -> None:
@@ -313,8 +318,8 @@ async def test_each_village_loss_is_foreseen_within_ten_percent(
         condition.power_source, condition.battery_pct = PowerSource.BATTERY, pct
     log, stop = ForecastLog(), asyncio.Event()
     started = datetime.now(UTC)
-    # Fit once six readings span two seconds (a simulated 4 min at this speed).
-    async with runway_service(url, min_span_s=2.0) as svc:
+    # The runway's defaults: the fit waits for a clear fall, however fast the clock runs.
+    async with runway_service(url) as svc:
         watching = asyncio.create_task(log.watch(url, stop, every_s=0.1))
         fleet.start()
         try:

@@ -9,8 +9,13 @@ ranked (N - z*sqrt(var S))/2 and (N + z*sqrt(var S))/2 of the N sorted, var S = 
 reading (the median of each reading carried forward at the fitted rate), not the last reading
 alone, which may itself be the glitch.
 
-Too few readings, or too short a span, to fit: the stated nominal rate with a wide band (method
-``nominal``). No battery reading at all: ``unknown``, no time: never a made-up number.
+The fit is trusted when its readings show the charge falling (the band's slow end still drains)
+or, if the charge does not clearly fall, when they span long enough that the nominal rate would
+have drained ``min_drop_pct`` (a flat charge seen that long is a fact, e.g. a generator, not
+noise). Otherwise, and with fewer than ``min_readings``, the stated nominal rate with a wide band
+(method ``nominal``). The test is on the charge, not on a time span, so it holds alike for a
+tower reporting every minute and for a fleet simulated at 144x, whose batteries empty in
+minutes of wall time. No battery reading at all: ``unknown``, no time: never a made-up number.
 
 Load (``active_users``) is not a term of the fit: the simulators' battery model drains at a
 constant rate whatever the traffic (simulators/values.py), so the data gives no load effect to
@@ -38,15 +43,16 @@ class RunwayConfig:
     every_s: float = 15.0  # the service recomputes the runway this often
     window_s: float = 4 * HOUR_S  # readings of the stretch on battery this recent are fitted
     min_readings: int = 6  # fewer battery readings than this: the nominal rate
-    min_span_s: float = 300.0  # readings spanning less than this: the nominal rate
+    min_drop_pct: float = 5.0  # a charge not clearly falling is believed once the nominal
+    # rate would have drained this much over its readings' span (see the module's docstring)
     nominal_drain_pct_per_h: float = 12.5
     nominal_band: float = 0.5  # the nominal rate's band: ± this fraction of it
     max_fit_readings: int = 64  # readings thinned evenly to this many (the pairs grow as n²)
     confidence_z: float = 1.96  # the band: Sen's interval at 95 %
 
     def __post_init__(self) -> None:
-        if self.every_s <= 0 or self.window_s <= 0 or self.min_span_s < 0:
-            raise ValueError("runway: every_s and window_s must be positive, min_span_s not < 0")
+        if self.every_s <= 0 or self.window_s <= 0 or self.min_drop_pct < 0:
+            raise ValueError("runway: every_s and window_s must be positive, min_drop_pct not < 0")
         if self.min_readings < 2 or self.max_fit_readings < self.min_readings:
             raise ValueError("runway: min_readings >= 2 and max_fit_readings >= min_readings")
         if self.nominal_drain_pct_per_h <= 0 or not 0 <= self.nominal_band < 1:
@@ -121,20 +127,21 @@ def fit_drain(t_s: np.ndarray, pct: np.ndarray, cfg: RunwayConfig) -> Drain | No
     """The drain from one tower's battery readings (time order); None without any reading."""
     if pct.size == 0:
         return None
-    span = float(t_s[-1] - t_s[0])
-    if pct.size < cfg.min_readings or span < cfg.min_span_s:
-        rate = cfg.nominal_drain_pct_per_h
-        return Drain(
-            rate,
-            rate * (1 - cfg.nominal_band),
-            rate * (1 + cfg.nominal_band),
-            float(pct[-1]),
-            "nominal",
-        )
+    rate = cfg.nominal_drain_pct_per_h
+    nominal = Drain(
+        rate, rate * (1 - cfg.nominal_band), rate * (1 + cfg.nominal_band), float(pct[-1]),
+        "nominal",
+    )  # fmt: skip
+    if pct.size < cfg.min_readings:
+        return nominal
     if pct.size > cfg.max_fit_readings:  # evenly thinned, the last reading always kept
         idx = np.linspace(0, pct.size - 1, cfg.max_fit_readings).round().astype(np.int64)
         t_s, pct = t_s[idx], pct[idx]
     slope, low, high, level = theil_sen(t_s, pct, cfg.confidence_z)
+    falling = high < 0  # even the band's slowest end drains
+    seen_long = rate * float(t_s[-1] - t_s[0]) / HOUR_S >= cfg.min_drop_pct
+    if not (falling or seen_long):
+        return nominal
     # A falling charge has a negative slope: the steepest fall is the fast end of the drain.
     return Drain(-slope * HOUR_S, -high * HOUR_S, -low * HOUR_S, max(0.0, level), "fit")
 
