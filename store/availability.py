@@ -7,7 +7,9 @@ The rules, stated once:
 - A village is without a "subject" (``'any'``: every operator; or one operator) from a history
   row in which it has none of it until the next row that has it. The state at the period's
   start is the latest row before it; stretches are clipped to the period at both ends. Before
-  a village's first history row its state is unknown and nothing is counted.
+  a village's first history row its state is unknown and nothing is counted. A row with no
+  operator that is not a dead spot says the village rests only on towers never heard from
+  (the coverage service's ``unknown``, e.g. at start-up): it says nothing and is skipped.
 - A village that had no row with the subject at all up to the period's end has never had it:
   a structural dead spot (the seeds' dead spots), not an outage. Those are reported apart and
   left out of the outage totals and of the population the availability is reckoned on.
@@ -50,6 +52,7 @@ bound AS (
     LEFT JOIN LATERAL (
         SELECT h.ts FROM coverage_history h
         WHERE h.place_kind = 'village' AND h.place_id = p.place_id AND h.ts < %(t0)s
+          AND (cardinality(h.operators) > 0 OR h.dead_spot)
         ORDER BY h.ts DESC LIMIT 1
     ) last ON true
     WHERE p.place_kind = 'village'
@@ -60,7 +63,7 @@ marked AS (
                 ELSE NOT (b.subject = ANY (h.operators)) END AS dark
     FROM bound b JOIN coverage_history h
       ON h.place_kind = 'village' AND h.place_id = b.place_id
-     AND h.ts >= b.since AND h.ts < %(t1)s
+     AND h.ts >= b.since AND h.ts < %(t1)s AND (cardinality(h.operators) > 0 OR h.dead_spot)
 ),
 steps AS (
     SELECT place_id, subject, ts, dark,

@@ -11,7 +11,9 @@ The scene (Asia/Ho_Chi_Minh, 30 Nov 2026, period 10:00-12:00):
 - V3, 100 people, district 2: mobifone at 08:00; nothing from 11:50 (BTS-D) to 12:30. Clipped
   at the end: 10 min, 1,000.
 - V4, 1,000 people, district 1: never any signal: a structural dead spot.
-- V5, 300 people, district 1: viettel+mobifone throughout.
+- V5, 300 people, district 1: viettel+mobifone throughout; at 10:40 a row with no operator
+  and no dead spot (it rested on towers never heard from, as at a service's start-up) says
+  nothing: no outage.
 """
 
 from __future__ import annotations
@@ -77,7 +79,9 @@ HISTORY = [  # (time, village, operators)
     ("12:30", "V3", ["mobifone"]),
     ("08:00", "V4", []),
     ("08:00", "V5", ["viettel", "mobifone"]),
+    ("10:45", "V5", ["viettel", "mobifone"]),
 ]
+UNKNOWN = [("10:40", "V5")]  # (time, village): no operator, not a dead spot
 EVENTS = [  # (time, village, kind, operators lost, operators now, towers)
     ("10:30", "V1", "lost", ["viettel", "mobifone"], [], ["BTS-A", "BTS-B"]),
     ("11:00", "V1", "restored", [], ["viettel"], ["BTS-A"]),
@@ -120,6 +124,12 @@ def build_scene(url: str) -> None:
                 "INSERT INTO coverage_history (ts, place_kind, place_id, operators, measured,"
                 " dead_spot) VALUES (%s, 'village', %s, %s, '{}', %s)",
                 (at(hh_mm), vid, ops, not ops),
+            )
+        for hh_mm, vid in UNKNOWN:
+            conn.execute(
+                "INSERT INTO coverage_history (ts, place_kind, place_id, operators, measured,"
+                " dead_spot) VALUES (%s, 'village', %s, '{}', '{}', false)",
+                (at(hh_mm), vid),
             )
         for hh_mm, vid, kind, lost, now, towers in EVENTS:
             conn.execute(
