@@ -14,7 +14,7 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -135,16 +135,17 @@ def database_gone(url: str) -> Iterator[None]:
             admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
 
 
-@contextlib.contextmanager
-def table_locked(url: str, table: str) -> Iterator[None]:
+@contextlib.asynccontextmanager
+async def table_locked(url: str, table: str) -> AsyncIterator[None]:
     """``table`` locked against every reader until the block ends: a loop that reads it is
-    stuck, as behind a long migration or a wedged transaction."""
-    with psycopg.connect(url) as conn:
-        conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+    stuck, as behind a long migration or a wedged transaction. Taken without blocking the
+    event loop: the service under test runs on it, and may hold a lock the LOCK waits for."""
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        await conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
         try:
             yield
         finally:
-            conn.rollback()
+            await conn.rollback()
 
 
 # ---- processing (liveness) ---------------------------------------------------------------
@@ -170,7 +171,7 @@ async def test_processing_counts_its_sweeps_and_health_follows_its_loop(database
         assert value(later, "ioc_liveness_sweep_seconds_count") >= value(
             later, "ioc_liveness_sweeps_total"
         )
-        with table_locked(database_url, "devices"):
+        async with table_locked(database_url, "devices"):
             await wait_health(port, 503, "no loop pass")
         await wait_health(port, 200)
         with database_gone(database_url):
@@ -223,7 +224,7 @@ async def test_coverage_recompute_events_and_dark_villages_are_exported(
         assert value(after, "ioc_coverage_people_affected") == people + 400
         assert value(after, "ioc_coverage_wakes_total") > value(before, "ioc_coverage_wakes_total")
 
-        with table_locked(loaded, "devices"):
+        async with table_locked(loaded, "devices"):
             await wait_health(port, 503, "no loop pass")
         await wait_health(port, 200)
     finally:
