@@ -41,7 +41,7 @@ from simulators.fleet import Fleet
 from store.db import aconnect
 from store.roles import service_login
 from store.runway import battery_stretches, places_at_risk, site_runways, write_runway
-from tests.support.coverage_scene import LAT0, LON0, bts_doc, offset
+from tests.support.coverage_scene import LAT0, LON0, bts_doc, offset, running
 from tests.support.environment import clean_environ
 from tests.support.polling import wait_until
 from tests.support.runway_watch import ForecastLog, lost_villages, score
@@ -194,14 +194,8 @@ async def runway_service(url: str, **runway: Any) -> AsyncIterator[CoverageServi
             metrics_port=None,
         )
     )
-    stop = asyncio.Event()
-    task = asyncio.create_task(svc.run(stop))
-    try:
-        await asyncio.wait_for(svc.ready.wait(), 60)
+    async with running(svc):
         yield svc
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
 
 
 def _tables(url: str) -> tuple[dict[str, Any], dict[tuple[str, str], Any]]:

@@ -6,7 +6,6 @@ tests/support/coverage_scene.py: V (Viettel) covers "both", M (Mobifone) covers 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from store.coverage import ServingPair
 from store.db import aconnect
 from tests.fixtures.dashboard import PASSWORDS
 from tests.support.clients import mqtt_client
+from tests.support.coverage_scene import running
 from tests.support.polling import wait_until
 from tests.test_dashboard import app, texts
 
@@ -50,14 +50,8 @@ async def serving_service(url: str) -> AsyncIterator[CoverageService]:
             metrics_port=None,
         )
     )
-    stop = asyncio.Event()
-    task = asyncio.create_task(svc.run(stop))
-    try:
-        await asyncio.wait_for(svc.ready.wait(), 60)
+    async with running(svc):
         yield svc
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
 
 
 def village_pairs(pairs: set[ServingPair] | dict[ServingPair, Any]) -> set[tuple[str, str]]:

@@ -164,7 +164,13 @@ async def running_coverage(
     database_url: str, measured_poll_s: float | None = None, **coverage: Any
 ) -> AsyncIterator[CoverageService]:
     """The service running on ``database_url``, ready (its first picture written)."""
-    svc = _service(database_url, measured_poll_s, **coverage)
+    async with running(_service(database_url, measured_poll_s, **coverage)) as svc:
+        yield svc
+
+
+@contextlib.asynccontextmanager
+async def running(svc: CoverageService) -> AsyncIterator[CoverageService]:
+    """``svc`` running until the block ends, ready (its first picture written)."""
     stop = asyncio.Event()
     task = asyncio.create_task(svc.run(stop))
     try:
