@@ -16,6 +16,7 @@ from ioc.secrets import DEFAULT_FOLDER as SECRETS_FOLDER
 devices_app: typer.Typer = typer.Typer(help="Devices and their broker accounts.",
                                        no_args_is_help=True)  # fmt: skip
 DEFAULT_FOLDER = Path("deploy/mosquitto")
+EMQX_FOLDER = Path("deploy/emqx/broker")  # deploy/emqx/docker-compose.emqx.yml mounts it
 
 
 def read_inventory(path: Path) -> list[tuple[Kind, str]]:
@@ -45,9 +46,14 @@ def scenario_inventory() -> list[tuple[Kind, str]]:
 @devices_app.command("provision")
 @clear_errors
 def devices_provision(
-    out: Annotated[Path, typer.Option(help="folder for passwd, acl, mosquitto.conf")] = (
-        DEFAULT_FOLDER
-    ),
+    out: Annotated[
+        Path | None,
+        typer.Option(help="folder for the files; default: deploy/mosquitto, deploy/emqx/broker"),
+    ] = None,
+    broker: Annotated[
+        str,
+        typer.Option(help="mosquitto or emqx (passwd, users.csv, acl.conf: deploy/emqx)"),
+    ] = "mosquitto",
     devices: Annotated[
         Path | None, typer.Option(help="CSV of kind,device_id; default: the scenario's devices")
     ] = None,
@@ -72,7 +78,8 @@ def devices_provision(
         list[str] | None, typer.Option(help="give this account a new password (repeatable)")
     ] = None,
     owner: Annotated[
-        str | None, typer.Option(help="the broker's user, to read passwd (compose: 1883)")
+        str | None,
+        typer.Option(help="the broker's user, to read passwd (compose: 1883; EMQX image: 1000)"),
     ] = None,
     secrets: Annotated[
         Path, typer.Option(help="the service accounts' password files (`ioc secrets init`)")
@@ -83,6 +90,10 @@ def devices_provision(
     from ioc.provision import BrokerLayout, provision
     from ioc.secrets import mqtt_secret, read_secret, write_secret
 
+    if broker not in ("mosquitto", "emqx"):
+        raise ValueError(f"--broker {broker!r}: mosquitto or emqx")
+    emqx = broker == "emqx"
+    out = out or (EMQX_FOLDER if emqx else DEFAULT_FOLDER)
     if not 1 <= tls_port <= 65535:
         raise ValueError(f"--tls-port {tls_port} is not a port number")
     inventory = read_inventory(devices) if devices else scenario_inventory()
@@ -103,7 +114,8 @@ def devices_provision(
     chosen = {name: read_secret(secrets, mqtt_secret(name)) for name in services}
     done = provision(out, inventory, layout, topics=topics, ingesters=ingesters,
                      simulator=simulator, rotate=rotate or (), owner=owner,
-                     passwords={k: v for k, v in chosen.items() if v})  # fmt: skip
+                     passwords={k: v for k, v in chosen.items() if v},
+                     mosquitto_config=not emqx)  # fmt: skip
     for name, password in done.service_passwords.items():  # one source: the secrets folder
         write_secret(secrets, mqtt_secret(name), password)
     typer.echo(f"{done.devices} devices and {done.services} services: {len(done.created)} new "
@@ -112,6 +124,12 @@ def devices_provision(
         typer.echo(f"new service passwords in {secrets}: {', '.join(done.service_passwords)}")
     if done.devices and len(done.created) > 0:
         typer.echo(f"device passwords: {done.credentials} (0600; hand each to its device)")
+    if emqx:
+        from ioc.provision_emqx import write_emqx
+
+        users, acl = write_emqx(out, done.accounts, done.hashes, owner)
+        typer.echo(f"EMQX: {users} (bootstrap users), {acl} (authorization)")
+        return
     typer.echo(f"broker config: {done.config}")
     if not (out / "certs" / "server.crt").exists():
         typer.echo(

@@ -65,6 +65,10 @@ def deployment_secrets(*, ingesters: int = 2, webhooks: Iterable[str] = ()) -> l
             lambda: json.dumps({n: _token() for n in names}),
         ),
         Secret("grafana_admin_password", "Grafana's admin (compose monitoring profile)"),
+        # The EMQX variant (deploy/emqx): nodes with one cookie form the cluster, so it is a
+        # key to every node; the dashboard's admin is set from the other at first start.
+        Secret("emqx_cookie", "the EMQX cluster's Erlang cookie (deploy/emqx)"),
+        Secret("emqx_dashboard_password", "EMQX's dashboard and API admin (deploy/emqx)"),
     ]
     return made
 
