@@ -20,10 +20,18 @@ from ioc.cli_secrets import secrets_app
 from ioc.cli_simulate import simulate_app
 from ioc.cli_users import users_app
 from ioc.configs import ingest_config, liveness_config, require_database
+from ioc.settings import Settings
 
 app = typer.Typer(help="IOC telemetry service.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-scenario_app = typer.Typer(help="The Bình Định scenario.", no_args_is_help=True)
+scenario_app = typer.Typer(
+    help="A province's scenario: Bình Định's published one, or any of the 63 generated.",
+    no_args_is_help=True,
+)
+Province = Annotated[
+    str | None,
+    typer.Option(help='any of the 63 by name or GSO code, e.g. "Bắc Giang" (IOC_PROVINCE)'),
+]
 app.add_typer(db_app, name="db")
 app.add_typer(scenario_app, name="scenario")
 app.add_typer(users_app, name="users")
@@ -49,26 +57,56 @@ def db_upgrade() -> None:
     typer.echo(f"schema up to date ({flavor}): {names}")
 
 
+def _province(settings: Settings, province: str | None) -> Settings:
+    """The settings with ``--province`` in force, checked: an unknown name stops us here."""
+    from seeds.national import province_code
+
+    chosen = province or settings.province
+    province_code(chosen)
+    return settings.model_copy(update={"province": chosen})
+
+
 @scenario_app.command("info")
 @clear_errors
-def scenario_info() -> None:
+def scenario_info(province: Province = None) -> None:
     """Print the scenario's headline counts."""
     from seeds import load_scenario
 
-    for key, value in load_scenario().summary().items():
+    for key, value in (
+        load_scenario(_province(load_settings(), province).province).summary().items()
+    ):
         typer.echo(f"{key:<38} {value}")
+
+
+@scenario_app.command("generate")
+@clear_errors
+def scenario_generate(
+    province: Province = None,
+    every: Annotated[bool, typer.Option("--all", help="all 63 provinces, national totals")] = False,
+    out: Annotated[Path | None, typer.Option(help="write each places document here")] = None,
+) -> None:
+    """Build provinces' scenarios (synthetic but for Bình Định, deterministic) and count them."""
+    from ioc.scenario import all_provinces, generate, line
+
+    if every == (province is not None):
+        raise ValueError("give --province NAME or --all")
+    chosen: list[str | int] = list(all_provinces()) if every else [province or ""]
+    totals = generate(chosen, out, lambda text: typer.echo(text, err=every))
+    if every:
+        typer.echo(f"national: {line(totals)}")
 
 
 @scenario_app.command("load")
 @clear_errors
-def scenario_load() -> None:
+def scenario_load(province: Province = None) -> None:
     """Load places and the device registry into the database (idempotent)."""
     from ioc.scenario import load_into
     from store.migrate import upgrade
 
-    with database(load_settings()) as conn:
+    settings = _province(load_settings(), province)
+    with database(settings) as conn:
         upgrade(conn)
-        counts = load_into(conn)
+        counts = load_into(conn, settings.province)
     typer.echo("loaded " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
 
@@ -147,14 +185,22 @@ def up(
     demo: Annotated[
         bool, typer.Option("--demo", help="a typhoon in about five minutes, then the fleet goes on")
     ] = False,
+    province: Province = None,
 ) -> None:
     """Everything on one machine: database, broker, ingester, processing, fleet, dashboard."""
     from ioc.story import story_for
     from ioc.up import run_up
+    from seeds.national import BINH_DINH, province_code
 
+    settings = _province(load_settings(), province)
+    if (scenario or demo) and province_code(settings.province) != BINH_DINH:
+        raise ValueError(
+            "--scenario and --demo play Bình Định's devices (scenarios/*.yaml name them): "
+            f"not with the province {settings.province!r}"
+        )
     story = story_for(scenario, demo=demo, speed=speed)  # a bad file stops us before anything
     setup_logging()
-    run_up(load_settings(), speed=speed, limit=limit, port=port, story=story)
+    run_up(settings, speed=speed, limit=limit, port=port, story=story)
 
 
 def main() -> None:

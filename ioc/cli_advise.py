@@ -85,7 +85,8 @@ def advise_command(
         from seeds import load_scenario
 
         typer.echo("computing the scenario's coverage, every tower online…", err=True)
-        ground = ground_from_coverage(scenario_coverage(resolution_m), load_scenario())
+        scenario_places = load_scenario(load_settings().province)
+        ground = ground_from_coverage(scenario_coverage(resolution_m), scenario_places)
     else:
         ground = ground_from_db(require_database(load_settings()), _config(resolution_m))
     setup = advisor_setup(settings)

@@ -55,13 +55,13 @@ def scenario_coverage(resolution_m: float | None = None) -> Any:
     from processing.coverage.scenario import scenario_coverage as compute
     from seeds import load_scenario
 
-    return compute(load_scenario(), _config(resolution_m))
+    return compute(load_scenario(load_settings().province), _config(resolution_m))
 
 
 def _names() -> tuple[dict[int, str], dict[int, str]]:
     from seeds import load_scenario
 
-    s = load_scenario()
+    s = load_scenario(load_settings().province)
     return {d.code: d.name for d in s.districts}, {c.code: c.name for c in s.communes}
 
 

@@ -40,7 +40,7 @@ def read_inventory(path: Path) -> list[tuple[Kind, str]]:
 def scenario_inventory() -> list[tuple[Kind, str]]:
     from seeds import load_scenario
 
-    return [(d.kind, d.device_id) for d in load_scenario().devices()]
+    return [(d.kind, d.device_id) for d in load_scenario(load_settings().province).devices()]
 
 
 @devices_app.command("provision")

@@ -76,9 +76,9 @@ def simulate_fleet(
     settings = load_settings()
     if limit is not None and limit < 1:
         raise ValueError(f"--limit must be at least 1, not {limit}")
-    everything = province_devices()
+    everything = province_devices(settings.province)
     devices = list(islice((d for d in everything if d.kind is not Kind.PROBE), limit))
-    sources = _probe_sources() if probes else None
+    sources = _probe_sources(settings.province) if probes else None
     if sources:  # whatever the limit, every probe drives
         devices += [d for d in everything if d.device_id in sources]
     asyncio.run(
@@ -103,10 +103,10 @@ def simulate_probes(speed: Speed = None, url: Url = None) -> None:
 
     setup_logging()
     settings = load_settings()
-    sources = _probe_sources()
+    sources = _probe_sources(settings.province)
     asyncio.run(
         run_fleet(
-            [d for d in load_scenario().devices() if d.device_id in sources],
+            [d for d in load_scenario(settings.province).devices() if d.device_id in sources],
             endpoint=_endpoint(url),
             topic_root=settings.topic_root,
             speed=speed or settings.simulate.speed,
@@ -116,11 +116,11 @@ def simulate_probes(speed: Speed = None, url: Url = None) -> None:
     )
 
 
-def _probe_sources() -> Any:
+def _probe_sources(province: str) -> Any:
     from seeds import load_scenario
     from simulators.probes import RadioScene, probe_values
 
-    scenario = load_scenario()
+    scenario = load_scenario(province)
     return probe_values(scenario, RadioScene(scenario))
 
 
@@ -228,7 +228,7 @@ def simulate_device(
     from simulators.console import HELP, format_published, read_stdin_into, run_console
     from simulators.device import SimulatedDevice
 
-    by_id = {d.device_id: d for d in load_scenario().devices()}
+    by_id = {d.device_id: d for d in load_scenario(load_settings().province).devices()}
     spec = by_id.get(device_id)
     if spec is None or spec.kind is not kind:
         example = next(d.device_id for d in by_id.values() if d.kind is kind)
@@ -325,4 +325,4 @@ def simulate_load(
 def _scenario_devices() -> list[Any]:
     from seeds import load_scenario
 
-    return list(load_scenario().devices())
+    return list(load_scenario(load_settings().province).devices())

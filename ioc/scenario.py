@@ -1,18 +1,27 @@
-"""Puts the seeds scenario into the database: places, map features and the device registry."""
+"""Puts a province's scenario into the database (places, map features, the device registry),
+and ``ioc scenario generate``: any of the 63 provinces' places documents and counts."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
+from pathlib import Path
+from typing import Any
 
 import psycopg
 
-from seeds import load_scenario
+from seeds import Scenario, load_scenario
+from seeds.national import BINH_DINH
 from store.places import load_places
 from store.registry import device_row, register_devices
 
+COLUMNS = ("districts", "communes", "villages", "population", "sites", "cameras", "olts")
 
-def load_into(conn: psycopg.Connection) -> dict[str, int]:
-    scenario = load_scenario()
+
+def load_into(conn: psycopg.Connection, province: str | int = BINH_DINH) -> dict[str, int]:
+    """``province``: any of the 63 by name or GSO code (Bình Định, the published one, or a
+    generated one)."""
+    scenario = load_scenario(province)
     features = [
         {
             "name": scenario.province_name,
@@ -47,3 +56,69 @@ def load_into(conn: psycopg.Connection) -> dict[str, int]:
         "villages": len(scenario.villages),
         "devices": len(devices),
     }
+
+
+def counts(s: Scenario) -> dict[str, int]:
+    """A province's row in ``ioc scenario generate``'s table."""
+    return {
+        "districts": len(s.districts),
+        "communes": len(s.communes),
+        "villages": len(s.villages),
+        "population": sum(c.population for c in s.communes),
+        "sites": len(s.bts),
+        "cameras": len(s.cameras),
+        "olts": len(s.broadband),
+    }
+
+
+def places_doc(code: int) -> dict[str, Any]:
+    """The places document (seeds/data/places.json's schema, plus the outline)."""
+    from seeds import sources
+    from seeds.province import generate_places
+
+    if code == BINH_DINH:
+        return {**sources.places(), "outline": [list(p) for p in sources.outline()]}
+    return generate_places(code)
+
+
+def generate(
+    provinces: list[str | int], out: Path | None, say: Callable[[str], None]
+) -> dict[str, int]:
+    """Build each province (uncached: 63 at once would hold them all), write its places
+    document under ``out`` if given, say its counts; returns the totals."""
+    from seeds import national
+    from seeds.generate import render
+
+    codes = [national.province_code(p) for p in provinces]  # a bad name stops us first
+    totals = dict.fromkeys(COLUMNS, 0)
+    for k, code in enumerate(codes, start=1):
+        s = load_scenario.__wrapped__(None if code == BINH_DINH else code)
+        row = counts(s)
+        totals = {key: totals[key] + row[key] for key in COLUMNS}
+        where = ""
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            path = out / f"places_{code:02d}_{_codename(code)}.json"
+            path.write_text(render(places_doc(code)), encoding="utf-8")
+            where = f" → {path}"
+        say(f"[{k}/{len(codes)}] {s.province_name} ({code}): {line(row)}{where}")
+    return totals
+
+
+def _codename(code: int) -> str:
+    from seeds import national
+
+    name: str = next(p["codename"] for p in national.national()["provinces"] if p["code"] == code)
+    for prefix in ("tinh_", "thanh_pho_"):
+        name = name.removeprefix(prefix)
+    return name
+
+
+def line(row: dict[str, int]) -> str:
+    return ", ".join(f"{row[k]:,} {k}" for k in COLUMNS)
+
+
+def all_provinces() -> Iterator[int]:
+    from seeds import national
+
+    yield from national.all_codes()

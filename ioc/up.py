@@ -173,7 +173,7 @@ def run_up(
         with connect(database_url) as conn:
             applied = upgrade(conn)
             log.info("schema: %d migrations applied", len(applied))
-            counts = load_into(conn)
+            counts = load_into(conn, settings.province)
             log.info("scenario loaded: %s", counts)
             login = _first_login(conn, throwaway=settings.database_url is None)
             # An external database's roles are its administrator's (`ioc roles login`).

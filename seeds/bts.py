@@ -77,11 +77,11 @@ BEAMWIDTH_DEG = 65.0  # typical 3-sector panel antenna
 FACE_AWAY_KM = 24.0
 
 
-def operator_counts() -> dict[Operator, int]:
-    """Sites per operator: the shares of BTS_TOTAL, rounded by largest remainder."""
-    raw = {op: BTS_TOTAL * share for op, share in OPERATOR_SHARES.items()}
+def operator_counts(total: int = BTS_TOTAL) -> dict[Operator, int]:
+    """Sites per operator: the shares of ``total``, rounded by largest remainder."""
+    raw = {op: total * share for op, share in OPERATOR_SHARES.items()}
     counts = {op: int(v) for op, v in raw.items()}
-    for op in sorted(raw, key=lambda o: counts[o] - raw[o])[: BTS_TOTAL - sum(counts.values())]:
+    for op in sorted(raw, key=lambda o: counts[o] - raw[o])[: total - sum(counts.values())]:
         counts[op] += 1
     return counts
 
@@ -100,6 +100,8 @@ def _area_class(ground: Ground) -> IntArray:
 def _mountain_points(ground: Ground, n: int, rng: np.random.Generator) -> FloatArray:
     """Uniform points over the mountainous districts, where a radio site may stand."""
     mountain = [d.code for d in ground.districts if d.mountainous]
+    if not mountain:  # a generated province may have none: then no area-coverage sites
+        return np.empty((0, 2))
     lo, hi = ground.outline.min(axis=0), ground.outline.max(axis=0)
     out = np.empty((0, 2))
     while len(out) < n:
@@ -203,7 +205,7 @@ def _face_away_from_seeds(
 
 
 def _make_sites(
-    op: Operator, xy: FloatArray, ground: Ground, rng: np.random.Generator
+    op: Operator, xy: FloatArray, ground: Ground, rng: np.random.Generator, tag: str
 ) -> list[BtsSite]:
     district, commune = ground.locate(xy)
     order = np.lexsort((xy[:, 0], -xy[:, 1], commune))
@@ -220,7 +222,7 @@ def _make_sites(
         name = ground.communes[by_code[int(c)]].name
         sites.append(
             BtsSite(
-                device_id=f"BTS-{OPERATOR_CODE[op]}-{n + 1:04d}",
+                device_id=f"BTS-{OPERATOR_CODE[op]}-{tag}{n + 1:04d}",
                 operator=op,
                 name=f"{OPERATOR_NAME[op]} {short_name(name)} {seen[int(c)]:02d}",
                 lat=lat,
@@ -234,10 +236,15 @@ def _make_sites(
     return sites
 
 
-def build_bts(ground: Ground, rng: np.random.Generator) -> tuple[BtsSite, ...]:
+def build_bts(
+    ground: Ground, rng: np.random.Generator, *, total: int = BTS_TOTAL, tag: str = ""
+) -> tuple[BtsSite, ...]:
     """Every operator: a site at the commune centres it serves, some area coverage in the
-    mountains, the rest where the people are; never within the dead-spot exclusion."""
-    counts = operator_counts()
+    mountains, the rest where the people are; never within the dead-spot exclusion.
+
+    ``total``: the province's site count; ``tag``: put into every id after the operator
+    ("24-" for Bắc Giang: BTS-VTL-24-0001), so that provinces never share an id."""
+    counts = operator_counts(total)
     area = _area_class(ground)
     sites: list[BtsSite] = []
     for op in OPERATOR_SHARES:
@@ -248,5 +255,5 @@ def build_bts(ground: Ground, rng: np.random.Generator) -> tuple[BtsSite, ...]:
         if op is Operator.VIETTEL:
             parts.append(_reach_villages(ground, np.vstack(parts), rng))
         parts.append(_population_points(ground, counts[op] - sum(map(len, parts)), rng))
-        sites += _make_sites(op, np.vstack(parts), ground, rng)
+        sites += _make_sites(op, np.vstack(parts), ground, rng, tag)
     return tuple(sites)

@@ -32,7 +32,7 @@ def _along(points: FloatArray, spacing_km: float) -> tuple[FloatArray, FloatArra
     return np.column_stack([x, y]), at
 
 
-def build_cameras(ground: Ground, rng: np.random.Generator) -> tuple[Camera, ...]:
+def build_cameras(ground: Ground, rng: np.random.Generator, tag: str = "") -> tuple[Camera, ...]:
     seats = {(round(d.lat, 5), round(d.lon, 5)) for d in ground.districts}
     rows: list[tuple[FloatArray, str, str]] = []  # position, name, site type
     for c, xy in zip(ground.communes, ground.commune_xy, strict=True):
@@ -59,7 +59,7 @@ def build_cameras(ground: Ground, rng: np.random.Generator) -> tuple[Camera, ...
     district, commune = ground.locate(xy)
     return tuple(
         Camera(
-            device_id=f"CAM-{n:04d}",
+            device_id=f"CAM-{tag}{n:04d}",
             name=name,
             lat=lat,
             lon=lon,

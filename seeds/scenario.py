@@ -1,8 +1,9 @@
-"""The Bình Định scenario: places from ``seeds/data/``, devices generated on load.
+"""A province's scenario: places, and devices generated on load.
 
-``load_scenario()`` reads the committed data files (no generation of places at run time) and
-builds the device inventory deterministically; it is cached, so every caller in a process
-shares one immutable scenario.
+``load_scenario()`` is Bình Định: it reads the committed data files (no generation of places at
+run time) and builds the device inventory deterministically. ``load_scenario("Bắc Giang")``
+generates another province's places (``seeds.province``) and inventory. Cached per province,
+so every caller in a process shares one immutable scenario.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from devices.kinds import Kind
-from seeds import sources
+from seeds import geo, national, sources
 from seeds.broadband import households
-from seeds.bts import OPERATOR_SHARES
+from seeds.bts import BTS_TOTAL, OPERATOR_SHARES
 from seeds.inventory import build_inventory
 from seeds.model import (
     BroadbandNode,
@@ -41,7 +42,7 @@ PROBE_MODEL = "drive-test handset (simulated)"
 class Scenario:
     province_code: int
     province_name: str
-    outline: tuple[LatLon, ...]  # approximate, hand-drawn (synthetic)
+    outline: tuple[LatLon, ...]  # approximate: hand-drawn, or generated (synthetic)
     districts: tuple[District, ...]
     communes: tuple[Commune, ...]
     villages: tuple[Village, ...]
@@ -165,10 +166,37 @@ def _pair(p: list[float]) -> LatLon:
 
 
 @functools.cache
-def load_scenario() -> Scenario:
-    """The Bình Định scenario (cached; build once per process)."""
-    doc = sources.places()
-    outline = tuple(sources.outline())
+def load_scenario(province: str | int | None = None) -> Scenario:
+    """A province's scenario (cached per province; build once per process).
+
+    None, Bình Định (any spelling) or 52: the published Bình Định scenario, read from the
+    committed files. Any other of the 63 provinces, by name ("Bắc Giang", "Tỉnh Bắc Giang",
+    "Bac Giang", "bac_giang") or GSO code: generated on the fly, deterministic and synthetic
+    (``seeds.province``). An unknown name raises ``UnknownProvince`` naming close matches."""
+    code = national.BINH_DINH if province is None else national.province_code(province)
+    if code == national.BINH_DINH and province is not None:  # one build per province: the
+        return load_scenario()  # cache keys load_scenario() and load_scenario(None) apart
+    if code != national.BINH_DINH and province != code:
+        return load_scenario(code)
+    if code == national.BINH_DINH:
+        doc = sources.places()
+        return _assemble(doc, tuple(sources.outline()), sources.seed_places(), None, BTS_TOTAL)
+    from seeds.province import generate_places
+
+    doc = generate_places(code)
+    outline = tuple(_pair(p) for p in doc["outline"])
+    with geo.centred_on(*doc["about"]["projection_centre"]):
+        return _assemble(doc, outline, [], code, doc["about"]["bts_sites"])
+
+
+def _assemble(
+    doc: dict[str, Any],
+    outline: tuple[LatLon, ...],
+    seeds: list[dict[str, Any]],
+    province_code: int | None,
+    bts_total: int,
+) -> Scenario:
+    """The scenario from a places document: places as value objects, devices generated."""
     districts = tuple(
         District(
             d["code"],
@@ -199,7 +227,10 @@ def load_scenario() -> Scenario:
         Road(r["name"], tuple(_pair(p) for p in r["points"]), r["synthetic"], r["road_class"])
         for r in doc["roads"]
     )
-    inventory = build_inventory(Ground.of(outline, districts, communes, villages, roads))
+    ground = Ground.of(
+        outline, districts, communes, villages, roads, by_commune=province_code is not None
+    )
+    inventory = build_inventory(ground, province_code=province_code, bts_total=bts_total)
     passed = {
         code: n
         for node in inventory.broadband
@@ -223,7 +254,7 @@ def load_scenario() -> Scenario:
             p["commune_code"],
             by_name.get((p["commune_code"], p["name"])) if p["kind"] == "village" else None,
         )
-        for p in sources.seed_places()
+        for p in seeds
     )
     return Scenario(
         province_code=doc["province"]["code"],

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
+import shapely
+from shapely.geometry import Polygon
 
 from seeds import geo
 from seeds.geo import FloatArray
@@ -35,6 +38,9 @@ class Ground:
     commune_xy: FloatArray  # commune centres, in the order of ``communes``
     village_xy: FloatArray
     seed_latlon: FloatArray  # the seed dead-spot villages, (k, 2) degrees
+    # Generated provinces draw districts as unions of commune cells (seeds.province_geometry):
+    # there a point's commune is the nearest centre of all, and its district that commune's.
+    by_commune: bool = False
 
     @classmethod
     def of(
@@ -44,6 +50,8 @@ class Ground:
         communes: tuple[Commune, ...],
         villages: tuple[Village, ...],
         roads: tuple[Road, ...],
+        *,
+        by_commune: bool = False,
     ) -> Ground:
         def xy(lat: list[float], lon: list[float]) -> FloatArray:
             return np.column_stack(geo.to_km(lat, lon))
@@ -59,7 +67,14 @@ class Ground:
             xy([c.lat for c in communes], [c.lon for c in communes]),
             xy([v.lat for v in villages], [v.lon for v in villages]),
             np.array([[v.lat, v.lon] for v in seeds], dtype=np.float64).reshape(-1, 2),
+            by_commune,
         )
+
+    @cached_property
+    def _outline_shape(self) -> Polygon:
+        shape = Polygon(self.outline)
+        shapely.prepare(shape)
+        return shape
 
     def seed_distance_km(self, xy: FloatArray) -> FloatArray:
         """Great-circle distance from each projected point to the nearest seed dead spot."""
@@ -73,7 +88,10 @@ class Ground:
 
     def allowed(self, xy: FloatArray, *, radio: bool) -> BoolArray:
         """Inside the province, and (for radio sites) outside every dead-spot exclusion."""
-        ok = geo.contains(self.outline, xy[:, 0], xy[:, 1])
+        if self.by_commune:  # generated outlines have hundreds of vertices: GEOS, prepared
+            ok = shapely.contains_xy(self._outline_shape, xy[:, 0], xy[:, 1])
+        else:
+            ok = geo.contains(self.outline, xy[:, 0], xy[:, 1])
         if radio:
             ok &= self.seed_distance_km(xy) >= DEAD_SPOT_EXCLUSION_KM
         return ok
@@ -90,7 +108,13 @@ class Ground:
 
     def locate(self, xy: FloatArray) -> tuple[IntArray, IntArray]:
         """District (nearest seat, as the district polygons are drawn) and commune (nearest
-        centre of that district) of each point."""
+        centre of that district) of each point; with ``by_commune``, the nearest centre of all
+        and its district."""
+        if self.by_commune:
+            nearest = geo.nearest(self.commune_xy[:, 0], self.commune_xy[:, 1], xy[:, 0], xy[:, 1])
+            codes = np.array([c.code for c in self.communes], dtype=np.int64)
+            districts = np.array([c.district_code for c in self.communes], dtype=np.int64)
+            return districts[nearest], codes[nearest]
         seat = geo.nearest(self.seat_xy[:, 0], self.seat_xy[:, 1], xy[:, 0], xy[:, 1])
         district = np.array([d.code for d in self.districts], dtype=np.int64)[seat]
         c_district = np.array([c.district_code for c in self.communes], dtype=np.int64)
@@ -134,7 +158,7 @@ def to_latlon(xy: FloatArray) -> list[tuple[float, float]]:
 
 def short_name(name: str) -> str:
     """A division's name without its type: "Xã Vĩnh Kim" → "Vĩnh Kim"."""
-    for prefix in ("Thành phố ", "Thị xã ", "Huyện ", "Phường ", "Thị trấn ", "Xã "):
+    for prefix in ("Thành phố ", "Thị xã ", "Huyện ", "Quận ", "Phường ", "Thị trấn ", "Xã "):
         if name.startswith(prefix):
             return name[len(prefix) :]
     return name

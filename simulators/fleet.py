@@ -208,8 +208,9 @@ async def _report_until(
         report(fleet.progress_line((fleet.counters.published - before) / max(elapsed_s, 1e-9)))
 
 
-def province_devices() -> list[DeviceSpec]:
-    """Every device of the Bình Định scenario (``seeds``)."""
+def province_devices(province: str | int = 52) -> list[DeviceSpec]:
+    """Every device of a province's scenario (``seeds``; GSO code 52: Bình Định). The shell
+    passes the configured province (IOC_PROVINCE): simulators do not read the settings."""
     from seeds import load_scenario
 
-    return list(load_scenario().devices())
+    return list(load_scenario(province).devices())
