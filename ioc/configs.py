@@ -137,6 +137,7 @@ def coverage_service_config(
         "sweep_s": s.coverage.sweep_s,
         "metrics_address": s.coverage.metrics_address,
         "metrics_port": s.coverage.metrics_port or None,
+        "dask_scheduler": s.dask_scheduler,
     }
     return CoverageServiceConfig(**(values | fields | _urls(s, fields, mqtt=False)))
 

@@ -307,6 +307,12 @@ class Settings(BaseSettings):
         description="the province whose scenario `ioc up` loads and simulates: any of the 63 "
         "by name or GSO code; all but Bình Định are synthetic (ioc scenario generate)",
     )
+    # A deployment's address, like the database's (IOC_DASK_SCHEDULER, the name).
+    dask_scheduler: str | None = Field(
+        None,
+        description="tcp://host:8786: heavy coverage work (full recompute, N-1) runs on this "
+        "Dask cluster; unset or unreachable: in the coverage service's own process",
+    )
     # What a device may send the ingester, at most: top-level names, as they always were.
     max_payload_bytes: int = Field(256 * 1024, ge=1024, description="larger payloads are rejected")
     max_future_s: float = Field(300, ge=0, description="readings further ahead are rejected")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -16,6 +16,9 @@ from processing.coverage.places import Place
 from processing.coverage.serving import SiteState, Verdict, Why
 from processing.coverage.sites import Rejection, SiteInput, site_from_meta
 from processing.coverage.state import Coverage
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 log = logging.getLogger("ioc.coverage")
 
@@ -71,9 +74,11 @@ def build_coverage(
     bts_rows: list[dict[str, Any]],
     config: CoverageConfig,
     verdicts: Mapping[str, Verdict] | None = None,
+    client: Client | None = None,
 ) -> Coverage:
     """Register, take the sites' serving verdicts (none given: every site serves), full
-    recompute, evaluate: ready for incremental updates."""
+    recompute, evaluate: ready for incremental updates. With a Dask ``client`` the full
+    recompute and the covering towers (N-1, the plan) run on its cluster."""
     if not doc["outline"]:
         raise ValueError("no province outline in the database: run `ioc scenario load` first")
     outline = [tuple(p) for p in _json(doc["outline"][0]["points"])]
@@ -91,13 +96,13 @@ def build_coverage(
     states: dict[str, SiteState] = {d: v.state for d, v in verdicts.items()}
     engine.apply(states)  # before anything is computed: only sets the active sectors
     engine.mark_changed({d: v.since.timestamp() for d, v in verdicts.items() if v.since})
-    engine.recompute_full()
+    engine.recompute_full(client)
     coverage = Coverage(
         engine,
         places_from_rows(doc),
         outline=tuple(outline),
         unknown_sites=frozenset(d for d, v in verdicts.items() if v.why is Why.UNKNOWN),
     )
-    coverage.refresh_covering()
-    coverage.plan()
+    coverage.refresh_covering(client=client)
+    coverage.plan(client)
     return coverage

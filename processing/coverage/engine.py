@@ -13,6 +13,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +40,11 @@ from processing.coverage.sites import (
     site_problem,
 )
 
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from processing.coverage.cluster import ClusterRun
+
 log = logging.getLogger("ioc.coverage")
 Layer = tuple[Operator, Technology]
 IntArray = npt.NDArray[np.int64]
@@ -63,6 +69,7 @@ class CoverageEngine:
         self.floors = np.array([self.config.floor_dbm(t) for _, t in self.layers], np.float32)
         self.value[:] = self.floors[:, None, None]
         self.best[:] = -1
+        self.cluster_run: ClusterRun | None = None  # the last full recompute's, on a cluster
 
     # -- registration -------------------------------------------------------------------
     def _register(self, sites: Sequence[SiteInput]) -> None:
@@ -206,10 +213,18 @@ class CoverageEngine:
         return (np.abs(rows - e.row) <= e.radius) & (np.abs(cols - e.col) <= e.radius)
 
     # -- recompute ----------------------------------------------------------------------
-    def recompute_full(self) -> None:
+    def recompute_full(self, client: Client | None = None) -> None:
         """Every active emitter over its window. Layers are independent, so they are shared
         out between ``config.threads`` threads (numpy releases the GIL in its loops); within a
-        layer the order is the emitter order, so the result does not depend on the threads."""
+        layer the order is the emitter order, so the result does not depend on the threads.
+        With a Dask ``client``, as tiles on its cluster (``processing.coverage.cluster``): the
+        same rasters bit for bit."""
+        if client is not None:
+            from processing.coverage.cluster import recompute_full
+
+            self.cluster_run = recompute_full(self, client)
+            return
+        self.cluster_run = None
         self.value[:] = self.floors[:, None, None]
         self.best[:] = -1
         by_layer: dict[int, list[Emitter]] = defaultdict(list)

@@ -16,6 +16,11 @@ The battery runway (``site_runway``, ``place_runway``: ``processing.coverage.run
 recomputed every ``runway.every_s`` from the towers still serving that report battery, on a
 connection and at a pace of its own (a pass never delays a wake's events).
 ``/metrics`` and ``/health`` (``metrics_port``): see ``processing.coverage.metrics``.
+With ``dask_scheduler`` set, the service connects to that Dask cluster once at start and runs
+each rebuild's full recompute and covering towers (N-1) there (``processing.coverage.cluster``,
+the same result bit for bit); a scheduler it cannot reach, or a cluster that fails a rebuild,
+leaves that work in this process, and the log says so. ``ran_on`` and
+``ioc_coverage_full_recomputes_total{ran_on}`` say where each full recompute ran.
 """
 
 from __future__ import annotations
@@ -29,10 +34,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import psycopg
+from prometheus_client import Counter as Count
 
 from devices.kinds import Operator
 from devices.service_http import Served
@@ -50,6 +56,9 @@ from store.coverage_rasters import write_rasters
 from store.db import StoreUnavailable, aconnect
 from store.runway import battery_stretches, write_runway
 
+if TYPE_CHECKING:
+    from distributed import Client
+
 log = logging.getLogger("ioc.coverage")
 
 
@@ -65,6 +74,8 @@ class CoverageServiceConfig:
     stale_after_s: float = 120.0  # no loop pass for this long: /health answers 503
     raster_every_s: float = 5.0  # the map's raster, rewritten at most this often after a change
     runway: RunwayConfig = field(default_factory=RunwayConfig)
+    dask_scheduler: str | None = None  # tcp://host:8786: full recomputes on that cluster
+    dask_connect_s: float = 10.0  # a scheduler not answering within this is unreachable
 
 
 def utc_now() -> datetime:
@@ -125,6 +136,12 @@ class CoverageService:
         self._wake = asyncio.Event()
         self._grace_ends = math.inf
         self.metrics = CoverageMetrics(config.stale_after_s, lambda: len(self._pending))
+        self.client: Client | None = None  # the Dask cluster's, when one is configured and up
+        self.ran_on = ""  # where the last full recompute ran: "local" or the scheduler address
+        self._full_runs = Count(
+            "ioc_coverage_full_recomputes", "full recomputes, by where they ran (local, dask)",
+            ["ran_on"], registry=self.metrics.registry,
+        )  # fmt: skip
 
     @property
     def in_grace(self) -> bool:
@@ -149,6 +166,7 @@ class CoverageService:
         tasks: list[asyncio.Task[None]] = []
         try:
             await q.listen(listener)  # before the first read: no change falls in between
+            await self._connect_cluster()
             self._grace_ends = time.monotonic() + self.config.coverage.unknown_grace_s
             await self._rebuild(conn)
             self.ready.set()
@@ -166,6 +184,54 @@ class CoverageService:
                     await task
             await listener.close()
             await conn.close()
+            if self.client is not None:
+                await asyncio.to_thread(self.client.close)
+
+    async def _connect_cluster(self) -> None:
+        """Connect to the configured Dask scheduler, once; unreachable: work here."""
+        address = self.config.dask_scheduler
+        if not address:
+            return
+        try:
+            self.client = await asyncio.to_thread(_dask_client, address, self.config.dask_connect_s)
+        except (OSError, TimeoutError) as err:
+            log.warning(
+                "coverage: Dask scheduler %s unreachable (%s); full recomputes run in this "
+                "process", address, err,
+            )  # fmt: skip
+            return
+        log.info("coverage: full recomputes run on the Dask cluster at %s", address)
+
+    def _build(
+        self, doc: dict[str, Any], bts: list[dict[str, Any]], verdicts: dict[str, Verdict]
+    ) -> Coverage:
+        """``build_coverage`` on the cluster when there is one with workers, else here."""
+        cfg, client = self.config, self.client
+        if client is not None:
+            workers = len(client.scheduler_info(n_workers=-1)["workers"])
+            if workers:
+                try:
+                    cov = build_coverage(doc, bts, cfg.coverage, verdicts, client)
+                except Exception as err:  # the local engine is always right: fall back to it
+                    log.warning(
+                        "coverage: the Dask cluster at %s failed a rebuild (%s: %s); computing "
+                        "here", cfg.dask_scheduler, type(err).__name__, err,
+                    )  # fmt: skip
+                else:
+                    self._ran("dask", str(cfg.dask_scheduler))
+                    return cov
+            else:
+                log.warning(
+                    "coverage: the Dask cluster at %s has no worker; computing here",
+                    cfg.dask_scheduler,
+                )
+        cov = build_coverage(doc, bts, cfg.coverage, verdicts)
+        self._ran("local", "local")
+        return cov
+
+    def _ran(self, kind: str, where: str) -> None:
+        self.ran_on = where
+        self._full_runs.labels(kind).inc()
 
     async def _listen(self, listener: psycopg.AsyncConnection) -> None:
         async for note in listener.notifies():
@@ -252,7 +318,7 @@ class CoverageService:
         verdicts = await self._read_verdicts(conn)
         doc = await q.places(conn)
         bts = await q.bts_registry(conn)
-        cov = await asyncio.to_thread(build_coverage, doc, bts, self.config.coverage, verdicts)
+        cov = await asyncio.to_thread(self._build, doc, bts, verdicts)
         await self._load_measured(conn, cov)
         now = self.clock()
         previous, self.coverage = self.coverage, cov
@@ -278,12 +344,13 @@ class CoverageService:
             now,
         )
         log.info(
-            "coverage: %d sites, %d emitters, %d refused, %d dead-spot villages (%.1f s)",
+            "coverage: %d sites, %d emitters, %d refused, %d dead-spot villages (%.1f s, on %s)",
             len(cov.engine.sites),
             len(cov.engine.emitters),
             len(cov.engine.rejections),
             sum(1 for (k, _), pc in cov.current.items() if k == "village" and pc.dead_spot),
             time.perf_counter() - t0,
+            self.ran_on,
         )
 
     async def _refresh_states(self, conn: psycopg.AsyncConnection) -> bool:
@@ -526,6 +593,12 @@ def _events_against(
             )
         )
     return out
+
+
+def _dask_client(address: str, timeout_s: float) -> Client:
+    from distributed import Client
+
+    return Client(address, timeout=timeout_s, set_as_default=False)  # type: ignore[no-untyped-call]
 
 
 async def run_coverage(config: CoverageServiceConfig, *, stop: asyncio.Event | None = None) -> None:

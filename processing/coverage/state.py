@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +16,9 @@ from processing.coverage.engine import CoverageEngine
 from processing.coverage.kernel import Emitter
 from processing.coverage.measured import Measured, MeasuredCells
 from processing.coverage.places import Place, PlaceCoverage
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 EVENT_KINDS = ("lost", "restored", "degraded", "improved")
 
@@ -131,14 +135,21 @@ class Coverage:
             if towers & self.unknown_sites and not (known.get(op, frozenset()) - self.unknown_sites)
         }
 
-    def plan(self) -> None:
-        """Which towers would cover each place with every registered sector on air."""
+    def plan(self, client: Client | None = None) -> None:
+        """Which towers would cover each place with every registered sector on air (with a
+        Dask ``client``: as tasks on its cluster)."""
         eng = self.engine
+        if client is not None:
+            from processing.coverage.cluster import covering_by
+
+            self.planned = _freeze(covering_by(self, client, every_sector=True))
+            return
         self.planned = _freeze(self._covering_by(eng.emitters, every_sector=True))
 
-    def refresh_covering(self, sites: set[str] | None = None) -> None:
+    def refresh_covering(self, sites: set[str] | None = None, client: Client | None = None) -> None:
         """Recompute which towers cover each place: from every emitter, or, after a change,
-        only the given sites' part (no other tower's level moved)."""
+        only the given sites' part (no other tower's level moved). With a Dask ``client``, the
+        emitters' part runs as batches on its cluster (N-1 over all sites)."""
         eng = self.engine
         if sites is None:
             self.covering = {}
@@ -148,7 +159,13 @@ class Coverage:
                 if any(sites & t for t in by_op.values()):
                     self.covering[key] = {op: t - sites for op, t in by_op.items() if t - sites}
             emitters = [e for e in eng.emitters if e.device_id in sites and eng.active[e.eid].any()]
-        for key, new_by_op in self._covering_by(emitters).items():
+        if client is not None:
+            from processing.coverage.cluster import covering_by
+
+            found = covering_by(self, client, sites=sites)
+        else:
+            found = self._covering_by(emitters)
+        for key, new_by_op in found.items():
             merged: dict[Operator, set[str]] = {
                 op: set(t) for op, t in self.covering.get(key, {}).items()
             }
