@@ -123,8 +123,21 @@ def _unpack(packed: Packed, derive: bool = False) -> Any:
             got = pickle.loads(blob)
             if derive:
                 corr = {b: table[got.land_use] for b, table in got.class_corr.items()}
-                got = (got, Templates.build(got.half, got.res), corr)
+                got = (got, _templates(got.half, got.res), corr)
             _unpacked[key] = got
+    return got
+
+
+_kept_templates: dict[tuple[int, float], Templates] = {}
+
+
+def _templates(half: int, res: float) -> Templates:
+    """One Templates per geometry on a worker, its elevation grids kept across shipments (a
+    rebuild's or each province's: the same resolution and range)."""
+    got = _kept_templates.get((half, res))
+    if got is None:
+        _kept_templates.clear()
+        got = _kept_templates[(half, res)] = Templates.build(half, res)
     return got
 
 
@@ -223,28 +236,40 @@ def _shipped(engine: CoverageEngine, client: Client, run: ClusterRun) -> Any:
 
 def recompute_full(engine: CoverageEngine, client: Client) -> ClusterRun:
     """The engine's full recompute on the cluster, into the engine's own rasters."""
+    return recompute_many([engine], client)[0]
+
+
+def recompute_many(engines: Sequence[CoverageEngine], client: Client) -> list[ClusterRun]:
+    """Several engines' full recomputes (provinces), every tile submitted before any result
+    is awaited: no province waits for the one before it to drain from the workers."""
     t0 = time.perf_counter()
-    run = ClusterRun(workers=_workers(client))
-    shipped = _shipped(engine, client, run)
-    on = np.array([a.any() for a in engine.active], bool)
-    rows = np.array([e.row for e in engine.emitters], np.int64)
-    radius = np.array([e.radius for e in engine.emitters], np.int64)
-    futures = []
-    for box in tiles(engine.grid.shape, run.workers, engine.config.tile_cells):
-        r0, r1, _, _ = box
-        picks = np.flatnonzero(on & (rows + radius >= r0) & (rows - radius < r1))
-        if picks.size:
-            futures.append((box, client.submit(tile_task, shipped, box, picks, pure=False)))
-    engine.value[:] = engine.floors[:, None, None]
-    engine.best[:] = -1
-    for box, future in futures:
-        r0, r1, c0, c1 = box
-        for layer, (value, best) in future.result().items():
-            engine.value[layer, r0:r1, c0:c1] = value
-            engine.best[layer, r0:r1, c0:c1] = best
-    run.tasks = len(futures)
-    run.total_s = time.perf_counter() - t0
-    return run
+    workers = _workers(client)
+    pending = []
+    for engine in engines:
+        run = ClusterRun(workers=workers)
+        shipped = _shipped(engine, client, run)
+        on = np.array([a.any() for a in engine.active], bool)
+        rows = np.array([e.row for e in engine.emitters], np.int64)
+        radius = np.array([e.radius for e in engine.emitters], np.int64)
+        futures = []
+        for box in tiles(engine.grid.shape, workers, engine.config.tile_cells):
+            r0, r1, _, _ = box
+            picks = np.flatnonzero(on & (rows + radius >= r0) & (rows - radius < r1))
+            if picks.size:
+                futures.append((box, client.submit(tile_task, shipped, box, picks, pure=False)))
+        run.tasks = len(futures)
+        pending.append((engine, run, futures))
+    for engine, run, futures in pending:
+        engine.value[:] = engine.floors[:, None, None]
+        engine.best[:] = -1
+        for box, future in futures:
+            r0, r1, c0, c1 = box
+            for layer, (value, best) in future.result().items():
+                engine.value[layer, r0:r1, c0:c1] = value
+                engine.best[layer, r0:r1, c0:c1] = best
+        engine.cluster_run = run
+        run.total_s = time.perf_counter() - t0
+    return [run for _, run, _ in pending]
 
 
 def covering_by(
