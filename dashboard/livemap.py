@@ -52,7 +52,9 @@ KIND_OUTLINE: dict[str, list[int]] = {
     "camera": [174, 214, 241, 255],
     "broadband": [187, 143, 206, 255],
 }
-PROVINCE_VIEW = {"latitude": 14.08, "longitude": 108.95, "zoom": 8.4}
+PROVINCE_VIEW = {"latitude": 14.08, "longitude": 108.95, "zoom": 8.4}  # Bình Định, no places
+MAP_HEIGHT_PX = 680  # the live map's height (dashboard/pages/map.py)
+MAP_MIN_WIDTH_PX = 900  # the narrowest main column the view is fitted to (wider screens: margin)
 TOOLTIP = {
     "html": "<b>{title}</b><br/>{line1}<br/>{line2}<br/>{line3}",
     "style": {"backgroundColor": "#17202a", "color": "#ecf0f1", "fontSize": "12px"},
@@ -155,6 +157,21 @@ def basemap_style(tile_url: str) -> str:
     return "data:application/json," + urllib.parse.quote(json.dumps(style))
 
 
+def view_of(frame: background.Frame) -> dict[str, float]:
+    """The view that frames the places drawn, for any province: deck.gl's world is 512·2^zoom
+    pixels across 360° of longitude (and 2π of Mercator y), fitted with a 10 % margin."""
+    pad = background.PAD_DEG
+    north, south = frame.north - pad, frame.south + pad
+    lon_turns = (frame.east - frame.west - 2 * pad) / 360.0
+    y_turns = (background.mercator_y(north) - background.mercator_y(south)) / (2 * math.pi)
+    fit = 0.9 * min(MAP_MIN_WIDTH_PX / max(lon_turns, 1e-9), MAP_HEIGHT_PX / max(y_turns, 1e-9))
+    return {
+        "latitude": round((north + south) / 2, 4),
+        "longitude": round((frame.east + frame.west) / 2, 4),
+        "zoom": round(math.log2(fit / 512.0), 2),
+    }
+
+
 def _points(
     frame: pd.DataFrame, layer_id: str, *, outline: list[int] | None = None, **style: Any
 ) -> pdk.Layer:
@@ -229,7 +246,7 @@ def deck(
         layers.append(pdk.Layer("BitmapLayer", id="labels", image=f"'{bg.labels_url}'",
                                 bounds=bg.frame.bounds))  # fmt: skip
     layers = [layer for layer in layers if layer.id not in options.skip]
-    view = dict(PROVINCE_VIEW)
+    view = dict(PROVINCE_VIEW) if bg is None else view_of(bg.frame)
     if options.focus:
         view = {"latitude": options.focus[0], "longitude": options.focus[1], "zoom": 11.5}
     if options.tile_url:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 
 import numpy as np
 import pytest
@@ -123,3 +124,23 @@ def test_a_skipped_layer_is_left_out():
     spec = deck([], [], set(), places, [], MapOptions(skip=("background",))).to_json()
     assert "background" not in layers_of(spec)
     assert "villages" in layers_of(spec)
+
+
+@pytest.mark.parametrize("province", [None, "Bắc Giang", "Thái Nguyên", "Hà Nội"])
+def test_the_live_map_frames_the_province_it_watches(province: str | None) -> None:
+    """The first view is centred on the loaded province's places and zoomed so they fill the
+    map pane without spilling out (a view fixed on Bình Định showed an empty map elsewhere)."""
+    from dashboard.livemap import MAP_HEIGHT_PX, MAP_MIN_WIDTH_PX, view_of
+    from seeds import load_scenario
+
+    outline = load_scenario(province).outline
+    view = view_of(background.Frame.around(outline))
+    lats, lons = [p[0] for p in outline], [p[1] for p in outline]
+    assert min(lats) < view["latitude"] < max(lats)
+    assert min(lons) < view["longitude"] < max(lons)
+    world_px = 512.0 * 2 ** view["zoom"]  # deck.gl's world at that zoom
+    width = (max(lons) - min(lons)) / 360.0 * world_px
+    y = background.mercator_y
+    height = (y(max(lats)) - y(min(lats))) / (2 * math.pi) * world_px
+    assert width <= MAP_MIN_WIDTH_PX and height <= MAP_HEIGHT_PX
+    assert max(width / MAP_MIN_WIDTH_PX, height / MAP_HEIGHT_PX) > 0.75

@@ -12,7 +12,7 @@ from dashboard.app import page
 from dashboard.data import config, db, refresh_seconds, tile_url
 from dashboard.i18n import follow_language, labeller, t, translated, when
 from dashboard.live import places
-from dashboard.livemap import LEGEND_COLOURS, MapOptions, deck
+from dashboard.livemap import LEGEND_COLOURS, MAP_HEIGHT_PX, MapOptions, deck
 from store import registry
 
 
@@ -117,8 +117,8 @@ def live_map() -> None:
             skip=config().map_skip,
         )
         key = chart_key()
-        chart = partial(st.pydeck_chart, height=680, key=key, on_select=partial(picked, key),
-                        selection_mode="single-object")  # fmt: skip
+        chart = partial(st.pydeck_chart, height=MAP_HEIGHT_PX, key=key,
+                        on_select=partial(picked, key), selection_mode="single-object")  # fmt: skip
         history_view.draw_past(past, devices, (districts, features, villages), options, chart)
         return
     raster = None
@@ -142,7 +142,7 @@ def live_map() -> None:
         st.caption(t("map.focus", subject=focus))
     st.pydeck_chart(
         runway_view.over(deck(devices, villages, dead, districts, features, options), at_risk, now),
-        height=680,
+        height=MAP_HEIGHT_PX,
         key=chart_key(),
         on_select=partial(picked, chart_key()),
         selection_mode="single-object",
