@@ -30,11 +30,11 @@ from processing.coverage.advise import (
     StandardSite,
     advise,
     candidate_mask,
-    class_corrections,
     footprint_templates,
     ground_from_coverage,
     site_emitter,
 )
+from processing.coverage.engine import class_corrections
 from processing.coverage.kernel import point_levels
 from processing.coverage.scenario import scenario_coverage
 from seeds import load_scenario

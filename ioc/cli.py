@@ -86,11 +86,12 @@ def scenario_generate(
     out: Annotated[Path | None, typer.Option(help="write each places document here")] = None,
 ) -> None:
     """Build provinces' scenarios (synthetic but for Bình Định, deterministic) and count them."""
-    from ioc.scenario import all_provinces, generate, line
+    from ioc.scenario import generate, line
+    from seeds.national import all_codes
 
     if every == (province is not None):
         raise ValueError("give --province NAME or --all")
-    chosen: list[str | int] = list(all_provinces()) if every else [province or ""]
+    chosen: list[str | int] = list(all_codes()) if every else [province or ""]
     totals = generate(chosen, out, lambda text: typer.echo(text, err=every))
     if every:
         typer.echo(f"national: {line(totals)}")

@@ -3,15 +3,15 @@ and ``ioc scenario generate``: any of the 63 provinces' places documents and cou
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import psycopg
 
 from seeds import Scenario, load_scenario
 from seeds.national import BINH_DINH
+from seeds.scenario import places_document
 from store.places import load_places
 from store.registry import device_row, register_devices
 
@@ -71,16 +71,6 @@ def counts(s: Scenario) -> dict[str, int]:
     }
 
 
-def places_doc(code: int) -> dict[str, Any]:
-    """The places document (seeds/data/places.json's schema, plus the outline)."""
-    from seeds import sources
-    from seeds.province import generate_places
-
-    if code == BINH_DINH:
-        return {**sources.places(), "outline": [list(p) for p in sources.outline()]}
-    return generate_places(code)
-
-
 def generate(
     provinces: list[str | int], out: Path | None, say: Callable[[str], None]
 ) -> dict[str, int]:
@@ -99,7 +89,7 @@ def generate(
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
             path = out / f"places_{code:02d}_{_codename(code)}.json"
-            path.write_text(render(places_doc(code)), encoding="utf-8")
+            path.write_text(render(places_document(code)), encoding="utf-8")
             where = f" → {path}"
         say(f"[{k}/{len(codes)}] {s.province_name} ({code}): {line(row)}{where}")
     return totals
@@ -116,9 +106,3 @@ def _codename(code: int) -> str:
 
 def line(row: dict[str, int]) -> str:
     return ", ".join(f"{row[k]:,} {k}" for k in COLUMNS)
-
-
-def all_provinces() -> Iterator[int]:
-    from seeds import national
-
-    yield from national.all_codes()

@@ -178,15 +178,22 @@ def load_scenario(province: str | int | None = None) -> Scenario:
         return load_scenario()  # cache keys load_scenario() and load_scenario(None) apart
     if code != national.BINH_DINH and province != code:
         return load_scenario(code)
-    if code == national.BINH_DINH:
-        doc = sources.places()
-        return _assemble(doc, tuple(sources.outline()), sources.seed_places(), None, BTS_TOTAL)
-    from seeds.province import generate_places
-
-    doc = generate_places(code)
+    doc = places_document(code)
     outline = tuple(_pair(p) for p in doc["outline"])
+    if code == national.BINH_DINH:
+        return _assemble(doc, outline, sources.seed_places(), None, BTS_TOTAL)
     with geo.centred_on(*doc["about"]["projection_centre"]):
         return _assemble(doc, outline, [], code, doc["about"]["bts_sites"])
+
+
+def places_document(code: int) -> dict[str, Any]:
+    """A province's places (``seeds/data/places.json``'s schema) with its outline: Bình
+    Định's committed files, or any other province generated (``seeds.province``)."""
+    if code == national.BINH_DINH:
+        return {**sources.places(), "outline": [list(p) for p in sources.outline()]}
+    from seeds.province import generate_places
+
+    return generate_places(code)
 
 
 def _assemble(

@@ -88,10 +88,8 @@ class Ground:
 
     def allowed(self, xy: FloatArray, *, radio: bool) -> BoolArray:
         """Inside the province, and (for radio sites) outside every dead-spot exclusion."""
-        if self.by_commune:  # generated outlines have hundreds of vertices: GEOS, prepared
-            ok = shapely.contains_xy(self._outline_shape, xy[:, 0], xy[:, 1])
-        else:
-            ok = geo.contains(self.outline, xy[:, 0], xy[:, 1])
+        # GEOS on a prepared polygon: generated outlines have hundreds of vertices
+        ok = shapely.contains_xy(self._outline_shape, xy[:, 0], xy[:, 1])
         if radio:
             ok &= self.seed_distance_km(xy) >= DEAD_SPOT_EXCLUSION_KM
         return ok

@@ -26,13 +26,13 @@ from processing.coverage.advise import (
     Ground,
     StandardSite,
     advise,
-    class_corrections,
     footprint_templates,
     gain_raster,
     ground_from_coverage,
     ground_from_db,
     site_emitter,
 )
+from processing.coverage.engine import class_corrections
 from processing.coverage.grid import Grid
 from processing.coverage.kernel import point_levels
 from processing.coverage.scenario import scenario_coverage, scenario_inputs

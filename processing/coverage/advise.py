@@ -27,10 +27,11 @@ from scipy.ndimage import distance_transform_edt  # type: ignore[import-untyped]
 from scipy.signal import fftconvolve  # type: ignore[import-untyped]
 
 from devices.kinds import Operator, Technology
-from devices.radio import LandUse, land_use_correction_db
+from devices.radio import LandUse
 from devices.sectors import out_of_range
 from processing.coverage.build import build_coverage
 from processing.coverage.config import CoverageConfig
+from processing.coverage.engine import class_corrections
 from processing.coverage.grid import Grid, polygon_mask, to_latlon, to_utm
 from processing.coverage.kernel import Emitter, Templates, make_emitter, point_levels
 from processing.coverage.kernel import window_levels as kernel_window
@@ -179,14 +180,6 @@ class Advice:
 
 
 # -- the radio model, as the engine runs it ---------------------------------------------------
-def class_corrections(band_mhz: float, config: CoverageConfig) -> F32:
-    """Land-use correction of each raster class, float32, exactly as the engine's ``corr``."""
-    classes = np.array([c for c in LandUse if c is not LandUse.METROPOLITAN])
-    if config.metropolitan:
-        classes[LandUse.URBAN] = LandUse.METROPOLITAN
-    return land_use_correction_db(band_mhz, classes).astype(np.float32)
-
-
 def site_emitter(
     site: StandardSite, config: CoverageConfig, res: float, row: int, col: int
 ) -> Emitter:

@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from devices.kinds import Operator
-from devices.radio import LandUse, land_use_correction_db
+from processing.coverage.engine import class_corrections
 from processing.coverage.kernel import F32, Emitter, Templates, merge_best, point_levels
 from processing.coverage.kernel import window_levels as kernel_window
 
@@ -87,19 +87,12 @@ class ClusterRun:
 
 
 def shipment(engine: CoverageEngine) -> Shipment:
-    classes = np.array([c for c in LandUse if c is not LandUse.METROPOLITAN])
-    if engine.config.metropolitan:
-        classes[LandUse.URBAN] = LandUse.METROPOLITAN
     return Shipment(
         shape=engine.grid.shape,
         res=engine.grid.res,
         half=engine.templates.half,
         land_use=engine.land_use,
-        # cast per class then gathered: the same float32 as the engine's gathered-then-cast
-        class_corr={
-            b: land_use_correction_db(b, classes).astype(np.float32)
-            for b in sorted({e.band_mhz for e in engine.emitters})
-        },
+        class_corr={b: class_corrections(b, engine.config) for b in engine.corr},
         emitters=tuple(engine.emitters),
         active=tuple(a.copy() for a in engine.active),
         floors=engine.floors,
@@ -200,7 +193,8 @@ def tiles(shape: tuple[int, int], workers: int, multiple: int) -> list[Box]:
     return [(r, min(r + height, rows), 0, cols) for r in range(0, rows, height)]
 
 
-def _workers(client: Client) -> int:
+def worker_count(client: Client) -> int:
+    """How many workers the cluster has now."""
     return len(client.scheduler_info(n_workers=-1)["workers"])
 
 
@@ -245,7 +239,7 @@ def recompute_many(engines: Sequence[CoverageEngine], client: Client) -> list[Cl
     """Several engines' full recomputes (provinces), every tile submitted before any result
     is awaited: no province waits for the one before it to drain from the workers."""
     t0 = time.perf_counter()
-    workers = _workers(client)
+    workers = worker_count(client)
     pending = []
     for engine in engines:
         run = ClusterRun(workers=workers)
@@ -297,7 +291,7 @@ def covering_by(
     if sent.places is None or sent.places[0] is not cov.rows:
         placed = Placed(cov.rows, cov.cols, cov.inside, dict(eng.config.thresholds_dbm))
         sent.places = (cov.rows, _ship(client, placed)[0])
-    n = max(1, TILES_PER_WORKER * _workers(client))
+    n = max(1, TILES_PER_WORKER * worker_count(client))
     batches = [picks[i::n] for i in range(n) if picks[i::n]]
     futures = [
         client.submit(covering_task, shipped, sent.places[1], b, every_sector, pure=False)

@@ -144,12 +144,7 @@ class CoverageEngine:
         self.active = [np.ones(len(e.azimuth), bool) for e in self.emitters]
         self.states: dict[str, SiteState] = {s.device_id: SiteState() for s in self.sites}
         bands = sorted({e.band_mhz for e in self.emitters})
-        classes = np.array([c for c in LandUse if c is not LandUse.METROPOLITAN])
-        if cfg.metropolitan:
-            classes[LandUse.URBAN] = LandUse.METROPOLITAN
-        self.corr: dict[float, F32] = {
-            b: land_use_correction_db(b, classes)[self.land_use].astype(np.float32) for b in bands
-        }
+        self.corr: dict[float, F32] = {b: class_corrections(b, cfg)[self.land_use] for b in bands}
         self._build_index()
 
     def _land_use_blocks(self) -> Callable[[int, int, int], int]:
@@ -367,6 +362,15 @@ class CoverageEngine:
             + sum(c.nbytes for c in self.corr.values())
             + self.templates.nbytes
         )
+
+
+def class_corrections(band_mhz: float, config: CoverageConfig) -> F32:
+    """Land-use correction of each raster class, float32: indexed by a land-use raster, the
+    engine's ``corr`` (the siting advisor and the cluster's tasks gather it the same way)."""
+    classes = np.array([c for c in LandUse if c is not LandUse.METROPOLITAN])
+    if config.metropolitan:
+        classes[LandUse.URBAN] = LandUse.METROPOLITAN
+    return land_use_correction_db(band_mhz, classes).astype(np.float32)
 
 
 def _up(flags: tuple[bool, ...] | None, sector: int) -> bool:

@@ -43,6 +43,7 @@ from prometheus_client import Counter as Count
 from devices.kinds import Operator
 from devices.service_http import Served
 from processing.coverage.build import build_coverage
+from processing.coverage.cluster import worker_count
 from processing.coverage.config import CoverageConfig
 from processing.coverage.measured import ProbeSample, bin_samples
 from processing.coverage.metrics import CoverageMetrics
@@ -208,8 +209,7 @@ class CoverageService:
         """``build_coverage`` on the cluster when there is one with workers, else here."""
         cfg, client = self.config, self.client
         if client is not None:
-            workers = len(client.scheduler_info(n_workers=-1)["workers"])
-            if workers:
+            if worker_count(client):
                 try:
                     cov = build_coverage(doc, bts, cfg.coverage, verdicts, client)
                 except Exception as err:  # the local engine is always right: fall back to it
