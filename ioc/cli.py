@@ -30,7 +30,10 @@ scenario_app = typer.Typer(
 )
 Province = Annotated[
     str | None,
-    typer.Option(help='any of the 63 by name or GSO code, e.g. "Bắc Giang" (IOC_PROVINCE)'),
+    typer.Option(
+        help='any of the 63 by name or GSO code, e.g. "Bắc Giang", or several separated by '
+        "commas, one deployment watching them all (IOC_PROVINCE)"
+    ),
 ]
 app.add_typer(db_app, name="db")
 app.add_typer(scenario_app, name="scenario")
@@ -59,10 +62,10 @@ def db_upgrade() -> None:
 
 def _province(settings: Settings, province: str | None) -> Settings:
     """The settings with ``--province`` in force, checked: an unknown name stops us here."""
-    from seeds.national import province_code
+    from seeds.national import province_codes
 
     chosen = province or settings.province
-    province_code(chosen)
+    province_codes(chosen)
     return settings.model_copy(update={"province": chosen})
 
 
@@ -71,11 +74,12 @@ def _province(settings: Settings, province: str | None) -> Settings:
 def scenario_info(province: Province = None) -> None:
     """Print the scenario's headline counts."""
     from seeds import load_scenario
+    from seeds.national import province_codes
 
-    for key, value in (
-        load_scenario(_province(load_settings(), province).province).summary().items()
-    ):
-        typer.echo(f"{key:<38} {value}")
+    codes = province_codes(_province(load_settings(), province).province)
+    for code in codes:
+        for key, value in load_scenario(code).summary().items():
+            typer.echo(f"{key:<38} {value}")
 
 
 @scenario_app.command("generate")
@@ -191,10 +195,10 @@ def up(
     """Everything on one machine: database, broker, ingester, processing, fleet, dashboard."""
     from ioc.story import story_for
     from ioc.up import run_up
-    from seeds.national import BINH_DINH, province_code
+    from seeds.national import BINH_DINH, province_codes
 
     settings = _province(load_settings(), province)
-    if (scenario or demo) and province_code(settings.province) != BINH_DINH:
+    if (scenario or demo) and BINH_DINH not in province_codes(settings.province):
         raise ValueError(
             "--scenario and --demo play Bình Định's devices (scenarios/*.yaml name them): "
             f"not with the province {settings.province!r}"

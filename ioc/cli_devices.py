@@ -38,9 +38,9 @@ def read_inventory(path: Path) -> list[tuple[Kind, str]]:
 
 
 def scenario_inventory() -> list[tuple[Kind, str]]:
-    from seeds import load_scenario
+    from simulators.fleet import province_devices
 
-    return [(d.kind, d.device_id) for d in load_scenario(load_settings().province).devices()]
+    return [(d.kind, d.device_id) for d in province_devices(load_settings().province)]
 
 
 @devices_app.command("provision")

@@ -98,15 +98,14 @@ def simulate_fleet(
 @clear_errors
 def simulate_probes(speed: Speed = None, url: Url = None) -> None:
     """Only the drive-test probes, on their routes, every tower on air."""
-    from seeds import load_scenario
-    from simulators.fleet import run_fleet
+    from simulators.fleet import province_devices, run_fleet
 
     setup_logging()
     settings = load_settings()
     sources = _probe_sources(settings.province)
     asyncio.run(
         run_fleet(
-            [d for d in load_scenario(settings.province).devices() if d.device_id in sources],
+            [d for d in province_devices(settings.province) if d.device_id in sources],
             endpoint=_endpoint(url),
             topic_root=settings.topic_root,
             speed=speed or settings.simulate.speed,
@@ -117,11 +116,16 @@ def simulate_probes(speed: Speed = None, url: Url = None) -> None:
 
 
 def _probe_sources(province: str) -> Any:
+    """Each probe on its own province's roads and towers."""
     from seeds import load_scenario
+    from seeds.national import province_codes
     from simulators.probes import RadioScene, probe_values
 
-    scenario = load_scenario(province)
-    return probe_values(scenario, RadioScene(scenario))
+    sources: dict[str, Any] = {}
+    for code in province_codes(province):
+        scenario = load_scenario(code)
+        sources |= probe_values(scenario, RadioScene(scenario))
+    return sources
 
 
 @simulate_app.command("run")
@@ -182,7 +186,7 @@ def simulate_run(
     beside = []
     if province:
         ids = {d.device_id for d in plan.devices}
-        others = (d for d in province_devices() if d.device_id not in ids)
+        others = (d for d in province_devices(load_settings().province) if d.device_id not in ids)
         beside = list(islice((d for d in others if d.kind is not Kind.PROBE), limit))
     devices = len(plan.involved() if only_involved else plan.devices) + len(beside)
     if check:
@@ -223,12 +227,12 @@ def simulate_device(
 ) -> None:
     """Run one device and change its state live (type `help`); prints all it publishes."""
     from devices.topics import Topics
-    from seeds import load_scenario
     from simulators.clock import SimClock
     from simulators.console import HELP, format_published, read_stdin_into, run_console
     from simulators.device import SimulatedDevice
+    from simulators.fleet import province_devices
 
-    by_id = {d.device_id: d for d in load_scenario(load_settings().province).devices()}
+    by_id = {d.device_id: d for d in province_devices(load_settings().province)}
     spec = by_id.get(device_id)
     if spec is None or spec.kind is not kind:
         example = next(d.device_id for d in by_id.values() if d.kind is kind)
@@ -323,6 +327,6 @@ def simulate_load(
 
 
 def _scenario_devices() -> list[Any]:
-    from seeds import load_scenario
+    from simulators.fleet import province_devices
 
-    return list(load_scenario(load_settings().province).devices())
+    return province_devices(load_settings().province)

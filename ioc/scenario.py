@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 
 from seeds import Scenario, load_scenario
-from seeds.national import BINH_DINH
+from seeds.national import BINH_DINH, province_codes
 from seeds.scenario import places_document
 from store.places import load_places
 from store.registry import device_row, register_devices
@@ -20,40 +20,59 @@ COLUMNS = ("districts", "communes", "villages", "population", "sites", "cameras"
 
 def load_into(conn: psycopg.Connection, province: str | int = BINH_DINH) -> dict[str, int]:
     """``province``: any of the 63 by name or GSO code (Bình Định, the published one, or a
-    generated one)."""
-    scenario = load_scenario(province)
-    features = [
-        {
-            "name": scenario.province_name,
-            "kind": "outline",
-            "points": [list(p) for p in scenario.outline],
-            "synthetic": True,
-        }
-    ]
-    features += [
-        {
-            "name": r.name,
-            "kind": "road",
-            "points": [list(p) for p in r.points],
-            "synthetic": r.synthetic,
-        }
-        for r in scenario.roads
-    ]
+    generated one), or several separated by commas: one deployment watching them all."""
+    scenarios = [load_scenario(code) for code in province_codes(province)]
+    provinces, districts, communes, villages, features = [], [], [], [], []
+    for s in scenarios:
+        provinces.append(
+            {
+                "code": s.province_code,
+                "name": s.province_name,
+                "lat": sum(d.lat for d in s.districts) / len(s.districts),
+                "lon": sum(d.lon for d in s.districts) / len(s.districts),
+                "synthetic": s.province_code != BINH_DINH,
+            }
+        )
+        districts += [
+            {**asdict(d), "polygon": [list(p) for p in d.polygon], "province_code": s.province_code}
+            for d in s.districts
+        ]
+        communes += [asdict(c) for c in s.communes]
+        villages += [asdict(v) for v in s.villages]
+        features.append(
+            {
+                "name": s.province_name,
+                "kind": "outline",
+                "points": [list(p) for p in s.outline],
+                "synthetic": True,
+                "province_code": s.province_code,
+            }
+        )
+        features += [
+            {
+                "name": r.name,
+                "kind": "road",
+                "points": [list(p) for p in r.points],
+                "synthetic": r.synthetic,
+                "province_code": s.province_code,
+            }
+            for r in s.roads
+        ]
     load_places(
         conn,
-        districts=[
-            {**asdict(d), "polygon": [list(p) for p in d.polygon]} for d in scenario.districts
-        ],
-        communes=[asdict(c) for c in scenario.communes],
-        villages=[asdict(v) for v in scenario.villages],
+        provinces=provinces,
+        districts=districts,
+        communes=communes,
+        villages=villages,
         features=features,
     )
-    devices = scenario.devices()
+    devices = [d for s in scenarios for d in s.devices()]
     register_devices(conn, [device_row(d.kind, d.meta) for d in devices])
     return {
-        "districts": len(scenario.districts),
-        "communes": len(scenario.communes),
-        "villages": len(scenario.villages),
+        "provinces": len(scenarios),
+        "districts": len(districts),
+        "communes": len(communes),
+        "villages": len(villages),
         "devices": len(devices),
     }
 

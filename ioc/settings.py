@@ -305,7 +305,8 @@ class Settings(BaseSettings):
         "Bình Định",
         min_length=1,
         description="the province whose scenario `ioc up` loads and simulates: any of the 63 "
-        "by name or GSO code; all but Bình Định are synthetic (ioc scenario generate)",
+        "by name or GSO code, or several separated by commas (one deployment, users scoped "
+        "to provinces); all but Bình Định are synthetic (ioc scenario generate)",
     )
     # A deployment's address, like the database's (IOC_DASK_SCHEDULER, the name).
     dask_scheduler: str | None = Field(

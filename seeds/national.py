@@ -64,6 +64,15 @@ def province_code(query: str | int) -> int:
     raise UnknownProvince(f"no province {str(query)!r} among the 63 (GSO codes 1–96){hint}")
 
 
+def province_codes(spec: str | int) -> list[int]:
+    """The provinces of one deployment: one province as :func:`province_code` reads it, or
+    several separated by commas ("Bắc Giang, Thái Nguyên, 52"), in the order given, once each."""
+    parts = [p for p in str(spec).split(",") if p.strip()]
+    if not parts:
+        raise UnknownProvince("no province named (IOC_PROVINCE: a name or GSO code, or several)")
+    return list(dict.fromkeys(province_code(p) for p in parts))
+
+
 def province(code: int) -> dict[str, Any]:
     """One province's record, with its districts and communes (the extract's records)."""
     doc = national()

@@ -209,8 +209,10 @@ async def _report_until(
 
 
 def province_devices(province: str | int = 52) -> list[DeviceSpec]:
-    """Every device of a province's scenario (``seeds``; GSO code 52: Bình Định). The shell
-    passes the configured province (IOC_PROVINCE): simulators do not read the settings."""
+    """Every device of a province's scenario (``seeds``; GSO code 52: Bình Định), or of
+    several ("Bắc Giang, Thái Nguyên"). The shell passes the configured provinces
+    (IOC_PROVINCE): simulators do not read the settings."""
     from seeds import load_scenario
+    from seeds.national import province_codes
 
-    return list(load_scenario(province).devices())
+    return [d for code in province_codes(province) for d in load_scenario(code).devices()]

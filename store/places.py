@@ -23,21 +23,28 @@ def _json(value: Any) -> str:
 def load_places(
     conn: psycopg.Connection,
     *,
+    provinces: Iterable[Row],
     districts: Iterable[Row],
     communes: Iterable[Row],
     villages: Iterable[Row],
     features: Iterable[Row],
 ) -> None:
-    """Replace the scenario's places in one transaction (idempotent)."""
+    """Replace the deployment's places, one province or several, in one transaction
+    (idempotent). Each district and map feature names its ``province_code``."""
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(
             "DELETE FROM villages; DELETE FROM communes; DELETE FROM districts;"
-            " DELETE FROM map_features"
+            " DELETE FROM map_features; DELETE FROM provinces"
         )
         cur.executemany(
-            "INSERT INTO districts (code, name, town, lat, lon, mountainous, polygon)"
-            " VALUES (%(code)s, %(name)s, %(town)s, %(lat)s, %(lon)s, %(mountainous)s,"
-            " %(polygon)s::jsonb)",
+            "INSERT INTO provinces (code, name, lat, lon, synthetic)"
+            " VALUES (%(code)s, %(name)s, %(lat)s, %(lon)s, %(synthetic)s)",
+            list(provinces),
+        )
+        cur.executemany(
+            "INSERT INTO districts (code, name, town, lat, lon, mountainous, polygon,"
+            " province_code) VALUES (%(code)s, %(name)s, %(town)s, %(lat)s, %(lon)s,"
+            " %(mountainous)s, %(polygon)s::jsonb, %(province_code)s)",
             [{**d, "polygon": _json(d["polygon"])} for d in districts],
         )
         cur.executemany(
@@ -56,8 +63,8 @@ def load_places(
             list(villages),
         )
         cur.executemany(
-            "INSERT INTO map_features (name, kind, points, synthetic)"
-            " VALUES (%(name)s, %(kind)s, %(points)s::jsonb, %(synthetic)s)",
+            "INSERT INTO map_features (name, kind, points, synthetic, province_code)"
+            " VALUES (%(name)s, %(kind)s, %(points)s::jsonb, %(synthetic)s, %(province_code)s)",
             [{**f, "points": _json(f["points"])} for f in features],
         )
 

@@ -30,6 +30,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from psycopg.rows import class_row
 
 from store import audit_log, throttle
+from store.scope import Scope
 from store.throttle import Throttle
 
 
@@ -84,9 +85,14 @@ class User:
     display_name: str
     role: Role
     disabled: bool
+    provinces: list[int] | None = None  # GSO codes this account sees; None: every province
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "role", Role(self.role))
+
+    @property
+    def scope(self) -> Scope:
+        return Scope.of(self.provinces)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,24 +135,29 @@ def add_user(
     replace: bool = False,
     by: str | None = None,
     address: str | None = None,
+    provinces: list[int] | None = None,
 ) -> User:
-    """Create a user (or, with ``replace``, reset its password, role and name). ``by`` is who
-    does it, for the audit log (default: the command-line user)."""
+    """Create a user (or, with ``replace``, reset its password, role, name and provinces).
+    ``provinces``: the GSO codes it sees; None: the whole country. ``by`` is who does it, for
+    the audit log (default: the command-line user)."""
     role = _checked_user(username, password, role)
+    scope = Scope.of(provinces)  # ValueError for an empty list
     conflict = (
         "DO UPDATE SET password_hash = EXCLUDED.password_hash, role = EXCLUDED.role,"
-        " display_name = EXCLUDED.display_name, disabled = false, updated_at = now()"
+        " display_name = EXCLUDED.display_name, provinces = EXCLUDED.provinces,"
+        " disabled = false, updated_at = now()"
         if replace
         else "DO NOTHING"
     )
     with conn.transaction(), conn.cursor(row_factory=class_row(User)) as cur:
         existed = conn.execute("SELECT 1 FROM users WHERE username = %s", (username,)).fetchone()
         cur.execute(
-            "INSERT INTO users (username, display_name, role, password_hash)"
-            f" VALUES (%s, %s, %s, %s) ON CONFLICT (username) {conflict}"
-            " RETURNING username, display_name, role, disabled",
-            (username, display_name or username, role.value, hash_password(password)),
-        )
+            "INSERT INTO users (username, display_name, role, password_hash, provinces)"
+            f" VALUES (%s, %s, %s, %s, %s) ON CONFLICT (username) {conflict}"
+            " RETURNING username, display_name, role, disabled, provinces",
+            (username, display_name or username, role.value, hash_password(password),
+             scope.param),
+        )  # fmt: skip
         user = cur.fetchone()
         if user is None:
             raise ValueError(f"user {username!r} exists (use --replace to reset it)")
@@ -159,7 +170,9 @@ def add_user(
             by or audit_log.cli_actor(),
             address=address,
             subject=username,
-            detail=f"role {role.value}" + (", password reset" if existed else ""),
+            detail=f"role {role.value}"
+            + (f", provinces {','.join(map(str, scope.param))}" if scope.param else "")
+            + (", password reset" if existed else ""),
         )
     return user
 
@@ -173,24 +186,29 @@ def add_user_in_session(
     *,
     display_name: str | None = None,
     address: str | None = None,
+    provinces: list[int] | None = None,
 ) -> User:
     """:func:`add_user` from the dashboard: the database checks that the session is an
-    admin's (psycopg InsufficientPrivilege otherwise) and names them in the audit log."""
+    admin's, and that ``provinces`` lie within the admin's own (psycopg InsufficientPrivilege
+    otherwise), and names them in the audit log."""
     role = _checked_user(username, password, role)
+    scope = Scope.of(provinces)
     with conn.transaction():
         row = conn.execute(
-            "SELECT ioc_add_user(%s, %s, %s, %s, %s, %s)",
+            "SELECT ioc_add_user(%s, %s, %s, %s, %s, %s, %s)",
             (token or "", username, display_name or username, role.value,
-             hash_password(password), address),
+             hash_password(password), address, scope.param),
         ).fetchone()  # fmt: skip
     if not (row and row[0]):
         raise ValueError(f"user {username!r} exists (ioc users add --replace resets it)")
-    return User(username, display_name or username, role, False)
+    return User(username, display_name or username, role, False, scope.param)
 
 
 def list_users(conn: psycopg.Connection) -> list[User]:
     with conn.cursor(row_factory=class_row(User)) as cur:
-        cur.execute("SELECT username, display_name, role, disabled FROM users ORDER BY username")
+        cur.execute(
+            "SELECT username, display_name, role, disabled, provinces FROM users ORDER BY username"
+        )
         return cur.fetchall()
 
 

@@ -64,8 +64,11 @@ def load_scene(url: str) -> None:
     with psycopg.connect(url) as conn:
         load_places(
             conn,
+            provinces=[{"code": 52, "name": "Tỉnh Bình Định", "lat": LAT0, "lon": LON0,
+                        "synthetic": False}],
             districts=[{"code": 547, "name": "Huyện Tây Sơn", "town": "Phú Phong", "lat": LAT0,
-                        "lon": LON0, "mountainous": False, "polygon": [list(p) for p in OUTLINE]}],
+                        "lon": LON0, "mountainous": False, "polygon": [list(p) for p in OUTLINE],
+                        "province_code": 52}],
             communes=[{"code": 21808, "name": "Thị trấn Phú Phong", "district_code": 547,
                        "division_type": "xã", "lat": LAT0, "lon": LON0, "population": 1190,
                        "has_fibre": True}],
@@ -73,7 +76,7 @@ def load_scene(url: str) -> None:
                        "lat": la, "lon": lo, "population": p, "synthetic": True,
                        "seed_dead_spot": False} for v, la, lo, p in villages],
             features=[{"name": "test", "kind": "outline", "points": [list(p) for p in OUTLINE],
-                       "synthetic": True}],
+                       "synthetic": True, "province_code": 52}],
         )  # fmt: skip
         bad = dict(SECTORS[0], band_mhz=1234.0)
         register_devices(
