@@ -20,6 +20,7 @@ from dashboard import i18n
 from dashboard.data import db, idle_timeout, login_limits, session_ttl
 from dashboard.i18n import lang, t
 from store import users
+from store.scope import Scope
 from store.users import LoginLocked, PasswordResetNeeded, User
 
 # One line for an account whose argon2 hash (an older version's) the database cannot check.
@@ -37,6 +38,8 @@ _COOKIE_STATE = "session_cookie"
 _COOKIE_READ = "session_cookie_read"
 # The page and query parameters a deep link asked for, kept across the login form.
 _WANTED = "after_login"
+# The user this run's session belongs to, as the database said at the top of the run.
+_RUN_USER = "run_user"
 
 
 def token() -> str | None:
@@ -69,6 +72,7 @@ def _cookie_token() -> str | None:
 
 def current_user() -> User | None:
     """The logged-in user, or None (a session that has expired is forgotten here)."""
+    st.session_state[_RUN_USER] = None
     if token() is None:
         from_cookie = _cookie_token()
         if from_cookie is None:
@@ -77,12 +81,23 @@ def current_user() -> User | None:
         st.session_state[_COOKIE_STATE] = ("kept",)
     with db() as conn:
         user = users.session_user(conn, token())
+    st.session_state[_RUN_USER] = user
     if user is None:
         del st.session_state[TOKEN_KEY]
         st.session_state["login_notice"] = "login.expired"
         if _COOKIE_STATE in st.session_state:
             st.session_state[_COOKIE_STATE] = ("clear",)
     return user
+
+
+def scope() -> Scope:
+    """The provinces this run's user sees, for every store read a page makes. Looked up with
+    the session at the top of the run (``current_user``); a run without a user stops here,
+    so a page can never read with a scope nobody was given."""
+    user = st.session_state.get(_RUN_USER)
+    if not isinstance(user, User):
+        st.stop()
+    return user.scope
 
 
 def _cookie_script(state: tuple[str, ...]) -> str | None:
