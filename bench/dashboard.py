@@ -58,6 +58,7 @@ from store import (
 from store.alert_engine import NewAlert, open_alert
 from store.db import Flavor, aconnect, detect_flavor
 from store.readings import LATEST_WINDOW
+from store.scope import NATIONAL
 from store.tables import READING_TABLES
 from tests.support.databases import scratch_database
 from tests.support.environment import harness
@@ -98,7 +99,7 @@ def page_queries(
             "coverage_snapshot": lambda: coverage_view.snapshot(conn),
         },
         "alerts": {
-            "district_names": lambda: places.district_names(conn),
+            "district_names": lambda: places.district_names(conn, scope=NATIONAL),
             "list_alerts": lambda: alerts.list_alerts(
                 conn, alerts.AlertFilter(states=alerts.UNRESOLVED, limit=500)
             ),

@@ -13,6 +13,8 @@ import msgspec
 import psycopg
 from psycopg.rows import dict_row
 
+from store.scope import Scope, clause
+
 Row = Mapping[str, Any]
 
 
@@ -77,8 +79,25 @@ def districts(conn: psycopg.Connection) -> list[dict[str, Any]]:
         return cur.fetchall()
 
 
-def district_names(conn: psycopg.Connection) -> dict[int, str]:
-    return {int(c): str(n) for c, n in conn.execute("SELECT code, name FROM districts")}
+def provinces(conn: psycopg.Connection, *, scope: Scope) -> list[dict[str, Any]]:
+    """The deployment's provinces the scope sees (``code``, ``name``), for pickers."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT code, name FROM provinces"
+            " WHERE %(scope)s::integer[] IS NULL OR code = ANY (%(scope)s::integer[])"
+            " ORDER BY name",
+            {"scope": scope.param},
+        )
+        return cur.fetchall()
+
+
+def district_names(conn: psycopg.Connection, *, scope: Scope) -> dict[int, str]:
+    """The districts the scope sees, code to name: a page's district picker."""
+    rows = conn.execute(
+        f"SELECT code, name FROM districts WHERE {clause('code', '%(scope)s')}",
+        {"scope": scope.param},
+    )
+    return {int(c): str(n) for c, n in rows}
 
 
 def map_features(conn: psycopg.Connection) -> list[dict[str, Any]]:

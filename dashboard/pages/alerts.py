@@ -23,7 +23,7 @@ flash = st.session_state.pop("alerts_flash", None)
 if flash:
     st.success(flash)
 with db() as conn:
-    districts = places.district_names(conn)
+    districts = places.district_names(conn, scope=auth.scope())
     waiting, dead = alert_outbox.backlog(conn), alert_outbox.dead_letters(conn)
 
 
