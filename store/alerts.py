@@ -15,6 +15,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
+from store.scope import Scope, clause, params
+
 SEVERITIES = ("critical", "major", "minor", "info")  # most urgent first
 UNRESOLVED = ("open", "acknowledged")
 
@@ -143,10 +145,12 @@ def transitions(conn: psycopg.Connection, alert_id: int) -> list[TransitionRow]:
         return cur.fetchall()
 
 
-def open_counts(conn: psycopg.Connection) -> dict[str, int]:
+def open_counts(conn: psycopg.Connection, *, scope: Scope) -> dict[str, int]:
     """Unresolved alerts per severity (every severity present, zero when none)."""
     rows = conn.execute(
-        "SELECT severity, count(*) FROM alerts WHERE state <> 'resolved' GROUP BY severity"
+        "SELECT severity, count(*) FROM alerts WHERE state <> 'resolved'"
+        f" AND {clause('district_code')} GROUP BY severity",
+        params(scope),
     ).fetchall()
     found = {severity: int(n) for severity, n in rows}
     return {s: found.get(s, 0) for s in SEVERITIES}

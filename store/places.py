@@ -13,7 +13,7 @@ import msgspec
 import psycopg
 from psycopg.rows import dict_row
 
-from store.scope import Scope, clause
+from store.scope import Scope, clause, params
 
 Row = Mapping[str, Any]
 
@@ -71,10 +71,12 @@ def load_places(
         )
 
 
-def districts(conn: psycopg.Connection) -> list[dict[str, Any]]:
+def districts(conn: psycopg.Connection, *, scope: Scope) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            "SELECT code, name, town, lat, lon, mountainous, polygon FROM districts ORDER BY code"
+            "SELECT code, name, town, lat, lon, mountainous, polygon, province_code FROM districts"
+            f" WHERE {clause('code')} ORDER BY code",
+            params(scope),
         )
         return cur.fetchall()
 
@@ -100,19 +102,27 @@ def district_names(conn: psycopg.Connection, *, scope: Scope) -> dict[int, str]:
     return {int(c): str(n) for c, n in rows}
 
 
-def map_features(conn: psycopg.Connection) -> list[dict[str, Any]]:
+def map_features(conn: psycopg.Connection, *, scope: Scope) -> list[dict[str, Any]]:
+    """Outlines and roads; a feature names its province, not a district."""
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute("SELECT name, kind, points, synthetic FROM map_features ORDER BY kind, name")
+        cur.execute(
+            "SELECT name, kind, points, synthetic, province_code FROM map_features"
+            " WHERE %(scope)s::integer[] IS NULL OR province_code = ANY (%(scope)s::integer[])"
+            " ORDER BY kind, name",
+            {"scope": scope.param},
+        )
         return cur.fetchall()
 
 
-def villages(conn: psycopg.Connection) -> list[dict[str, Any]]:
+def villages(conn: psycopg.Connection, *, scope: Scope) -> list[dict[str, Any]]:
     """Villages with their commune and district names, for the map, the reports and benchmarks."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             "SELECT v.village_id, v.name, v.commune_code, c.name AS commune_name,"
             " v.district_code, d.name AS district_name, v.lat, v.lon, v.population,"
             " v.seed_dead_spot FROM villages v JOIN communes c ON c.code = v.commune_code"
-            " JOIN districts d ON d.code = v.district_code ORDER BY v.village_id"
+            f" JOIN districts d ON d.code = v.district_code WHERE {clause('v.district_code')}"
+            " ORDER BY v.village_id",
+            params(scope),
         )
         return cur.fetchall()

@@ -16,6 +16,7 @@ from psycopg.rows import class_row, dict_row
 from devices.health import KEY_METRICS, latest_metrics
 from devices.kinds import Kind
 from store.readings import LATEST_WINDOW, health_case, latest_table
+from store.scope import Scope, clause
 
 # Birth records are re-sent on every reconnect: only a real change of the document is
 # written, and each change leaves a row in device_meta_history. A birth is merged over the
@@ -107,7 +108,7 @@ class MapDevice:
     latest: dict[str, Any] | None  # key metrics of the latest reading (metric name → value)
 
 
-def map_devices(conn: psycopg.Connection, now: datetime) -> list[MapDevice]:
+def map_devices(conn: psycopg.Connection, now: datetime, *, scope: Scope) -> list[MapDevice]:
     """Towers, cameras and broadband nodes with a position, in the state the map shows. The
     latest reading comes from the last-state tables the writer keeps (migration 0017), never
     from a search of the readings hypertables."""
@@ -124,6 +125,7 @@ def map_devices(conn: psycopg.Connection, now: datetime) -> list[MapDevice]:
             "   SELECT device_id, {columns} FROM {table} WHERE ts > %(since)s"
             " ) r ON r.device_id = d.device_id"
             " WHERE d.kind = %(kind)s AND d.lat IS NOT NULL AND d.lon IS NOT NULL"
+            f" AND {clause('d.district_code', '%(scope)s')}"
             ' ORDER BY d.device_id COLLATE "C"'
         ).format(
             health=health_case(kind),
@@ -131,7 +133,9 @@ def map_devices(conn: psycopg.Connection, now: datetime) -> list[MapDevice]:
             columns=sql.SQL(", ").join(sql.Identifier(m) for m in metrics),
             table=sql.Identifier(latest_table(kind)),
         )
-        found = conn.execute(query, {"since": now - LATEST_WINDOW, "kind": kind.value})
+        found = conn.execute(
+            query, {"since": now - LATEST_WINDOW, "kind": kind.value, "scope": scope.param}
+        )
         for device_id, kind_, name, op, lat, lon, district, state, seen, has, *values in found:
             latest = dict(zip(metrics, values, strict=True)) if has else None
             rows.append(MapDevice(device_id, kind_, name, op, lat, lon, district, state, seen,
