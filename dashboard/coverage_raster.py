@@ -157,6 +157,8 @@ def cached(
     operator: str,
     computed_at: datetime,
     districts: Sequence[dict[str, Any]] = (),
+    *,
+    province: int,
 ) -> RasterImage | None:
     """The image of ``operator``'s raster as computed at ``computed_at``, read and drawn only
     the first time that pair is asked for (the latest few kept). The province's outline is
@@ -165,7 +167,7 @@ def cached(
         if (operator, computed_at) in _cache:
             return _cache[(operator, computed_at)]
         t0 = time.perf_counter()
-        raster = coverage_rasters.read_raster(conn, operator)
+        raster = coverage_rasters.read_raster(conn, operator, province=province)
         if raster is None:
             return None
         frame, _ = cell_index(raster.grid)

@@ -22,6 +22,7 @@ from dashboard.headline import CoverageHeadline
 from dashboard.i18n import num, t, when
 from devices.kinds import Operator
 from store import coverage, coverage_rasters
+from store.scope import NATIONAL
 
 OPERATORS = tuple(o.value for o in Operator)
 LEVEL_BANDS = coverage_raster.LEVEL_BANDS  # the raster's colour by level (dBm), for the legend
@@ -77,10 +78,16 @@ def raster_image(
 ) -> RasterImage | None:
     """``operator``'s (or "any") raster as an image; None until the service has written one.
     Every refresh reads only the stamp; the raster itself when the stamp moved."""
-    stamp = coverage_rasters.stamps(conn).get(operator)
-    if stamp is None:
+    # The first province's raster, until the map draws one per province.
+    found = sorted(
+        (province, at)
+        for (province, op), at in coverage_rasters.stamps(conn, scope=NATIONAL).items()
+        if op == operator
+    )
+    if not found:
         return None
-    return coverage_raster.cached(conn, operator, stamp, districts)
+    province, stamp = found[0]
+    return coverage_raster.cached(conn, operator, stamp, districts, province=province)
 
 
 def layer(image: RasterImage | None) -> list[pdk.Layer]:

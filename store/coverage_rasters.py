@@ -1,9 +1,10 @@
-"""The coverage raster as stored (migration 0016): the one home of its byte format.
+"""The coverage raster as stored (migrations 0016, 0022): the one home of its byte format.
 
 One byte a cell: −dBm rounded (1..255), 0 for no signal; zlib over the row-major bytes. A level
 of 1 dB steps is finer than any colour band the map draws, and RSRP never reaches −1 dBm.
-The coverage service writes one row per operator and one for "any"; the dashboard first reads
-only the stamps (every map refresh), and the levels only when a stamp moved.
+Each province has its own grid (one coverage engine a province), so the coverage service writes
+one row per (province, operator) and one per (province, "any"); the dashboard first reads only
+the stamps (every map refresh), and the levels only when a stamp moved.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import psycopg
+
+from store.scope import Scope
 
 F32 = npt.NDArray[np.float32]
 NO_SIGNAL = 0  # the byte of a cell without signal
@@ -68,11 +71,11 @@ def decode(levels: bytes, rows: int, cols: int) -> F32:
 
 
 UPSERT = """
-INSERT INTO coverage_rasters (operator, crs, x0_m, y0_m, res_m, rows, cols, west, south, east,
-    north, levels, computed_at)
-VALUES (%(operator)s, %(crs)s, %(x0_m)s, %(y0_m)s, %(res_m)s, %(rows)s, %(cols)s, %(west)s,
-    %(south)s, %(east)s, %(north)s, %(levels)s, %(computed_at)s)
-ON CONFLICT (operator) DO UPDATE SET
+INSERT INTO coverage_rasters (province_code, operator, crs, x0_m, y0_m, res_m, rows, cols, west,
+    south, east, north, levels, computed_at)
+VALUES (%(province_code)s, %(operator)s, %(crs)s, %(x0_m)s, %(y0_m)s, %(res_m)s, %(rows)s,
+    %(cols)s, %(west)s, %(south)s, %(east)s, %(north)s, %(levels)s, %(computed_at)s)
+ON CONFLICT (province_code, operator) DO UPDATE SET
     crs = EXCLUDED.crs, x0_m = EXCLUDED.x0_m, y0_m = EXCLUDED.y0_m, res_m = EXCLUDED.res_m,
     rows = EXCLUDED.rows, cols = EXCLUDED.cols, west = EXCLUDED.west, south = EXCLUDED.south,
     east = EXCLUDED.east, north = EXCLUDED.north, levels = EXCLUDED.levels,
@@ -83,10 +86,14 @@ _COLUMNS = "operator, crs, x0_m, y0_m, res_m, rows, cols, west, south, east, nor
     " computed_at"  # fmt: skip
 
 
-async def write_rasters(conn: psycopg.AsyncConnection, rasters: list[CoverageRaster]) -> None:
-    """Replace these operators' rasters, all in one transaction (the map never mixes two)."""
+async def write_rasters(
+    conn: psycopg.AsyncConnection, rasters: list[CoverageRaster], *, province: int
+) -> None:
+    """Replace these operators' rasters of ``province`` (GSO code), all in one transaction (the
+    map never mixes two)."""
     rows = [
         {
+            "province_code": province,
             "operator": r.operator,
             **dataclasses.asdict(r.grid),
             "levels": r.levels,
@@ -98,10 +105,22 @@ async def write_rasters(conn: psycopg.AsyncConnection, rasters: list[CoverageRas
         await conn.cursor().executemany(UPSERT, rows)
 
 
-def stamps(conn: psycopg.Connection) -> dict[str, datetime]:
-    """operator → when its raster was computed: cheap, for a map refresh to tell what moved."""
-    cur = conn.execute("SELECT operator, computed_at FROM coverage_rasters")
-    return {r[0]: r[1] for r in cur.fetchall()}
+async def keep_provinces(conn: psycopg.AsyncConnection, provinces: list[int]) -> None:
+    """Drop the rasters of every province but these (the ones loaded now)."""
+    await conn.execute(
+        "DELETE FROM coverage_rasters WHERE province_code <> ALL (%s::integer[])", (provinces,)
+    )
+
+
+def stamps(conn: psycopg.Connection, *, scope: Scope) -> dict[tuple[int, str], datetime]:
+    """(province, operator) → when its raster was computed, for the provinces of ``scope``:
+    cheap, for a map refresh to tell what moved."""
+    cur = conn.execute(
+        "SELECT province_code, operator, computed_at FROM coverage_rasters"
+        " WHERE %(scope)s::integer[] IS NULL OR province_code = ANY (%(scope)s::integer[])",
+        {"scope": scope.param},
+    )
+    return {(r[0], r[1]): r[2] for r in cur.fetchall()}
 
 
 def _raster(row: tuple[Any, ...]) -> CoverageRaster:
@@ -109,7 +128,12 @@ def _raster(row: tuple[Any, ...]) -> CoverageRaster:
     return CoverageRaster(str(operator), RasterGrid(*grid), bytes(levels), computed_at)
 
 
-def read_raster(conn: psycopg.Connection, operator: str) -> CoverageRaster | None:
-    cur = conn.execute(f"SELECT {_COLUMNS} FROM coverage_rasters WHERE operator = %s", (operator,))
+def read_raster(conn: psycopg.Connection, operator: str, *, province: int) -> CoverageRaster | None:
+    """``operator``'s (or "any") raster of ``province`` (GSO code); None until one is written.
+    The caller checks the province against its reader's scope (``Scope.allows``)."""
+    cur = conn.execute(
+        f"SELECT {_COLUMNS} FROM coverage_rasters WHERE province_code = %s AND operator = %s",
+        (province, operator),
+    )
     row = cur.fetchone()
     return _raster(row) if row else None

@@ -33,7 +33,7 @@ OPERATORS = ("any", "viettel", "mobifone", "vinaphone", "vietnamobile")
 
 def _stored(url: str) -> dict[str, CoverageRaster]:
     with psycopg.connect(url) as conn:
-        found = {op: coverage_rasters.read_raster(conn, op) for op in OPERATORS}
+        found = {op: coverage_rasters.read_raster(conn, op, province=52) for op in OPERATORS}
     return {op: r for op, r in found.items() if r is not None}
 
 
@@ -163,7 +163,7 @@ async def test_the_map_redraws_the_raster_only_when_its_stamp_moves(database_url
     good, _, _ = _known_raster(t1, -90.0)
     poor, _, _ = _known_raster(t2, -112.0)
     async with await aconnect(database_url) as conn:
-        await coverage_rasters.write_rasters(conn, [good])
+        await coverage_rasters.write_rasters(conn, [good], province=52)
     with psycopg.connect(database_url) as conn:
         assert coverage_view.raster_image(conn, "mobifone") is None  # none stored yet
         assert coverage_view.legend(None) == t("raster.pending")
@@ -175,7 +175,7 @@ async def test_the_map_redraws_the_raster_only_when_its_stamp_moves(database_url
         assert [(x.id, x.type) for x in layers] == [("coverage-raster", "BitmapLayer")]
         assert layers[0].image == one.data_url  # a literal: pydeck took the quotes off
     async with await aconnect(database_url) as conn:
-        await coverage_rasters.write_rasters(conn, [poor])
+        await coverage_rasters.write_rasters(conn, [poor], province=52)
     with psycopg.connect(database_url) as conn:
         fresh = coverage_view.raster_image(conn, "viettel")
     assert fresh is not None and fresh is not one

@@ -40,6 +40,7 @@ from store.liveness import apply_liveness
 from store.migrate import upgrade
 from store.registry import map_devices
 from store.roles import SERVICES, member_of, service_login
+from store.scope import NATIONAL
 from store.throttle import Throttle
 from store.writer import Batch, prune_rejects, write_batch
 from tests.support.databases import scratch_database
@@ -173,7 +174,7 @@ async def test_liveness_and_coverage_write_their_own_tables(
         await coverage.write_rejections(cov, "probe", [], later)
         grid = RasterGrid("EPSG:32649", 0.0, 0.0, 100.0, 1, 1, 108.9, 13.9, 109.0, 14.0)
         raster = CoverageRaster("any", grid, encode([[-90.0]]), later)
-        await coverage_rasters.write_rasters(cov, [raster, raster])  # the second: an upsert
+        await coverage_rasters.write_rasters(cov, [raster, raster], province=52)  # then an upsert
         serving = ("village", "V1", "viettel", DEVICE)
         assert await coverage.write_place_towers(cov, {serving}, later) == (1, 0)
         assert await coverage.write_place_towers(cov, set(), later) == (0, 1)  # stale: deleted
@@ -246,7 +247,7 @@ async def test_the_dashboard_reads_logs_in_and_acts_through_its_functions(
         # Reads: the registry, readings (a hypertable and its continuous aggregate), alerts.
         assert [d.device_id for d in map_devices(dash, datetime.now(UTC))] == [DEVICE]
         assert dash.execute("SELECT count(*) FROM telemetry_bts_1m").fetchone() == (0,)
-        assert coverage_rasters.stamps(dash) == {}  # the map's raster, none written here
+        assert coverage_rasters.stamps(dash, scope=NATIONAL) == {}  # the map's raster: none here
         assert villages.tower_serves(dash, DEVICE) == []  # who serves whom: none written here
         assert villages.village_serving(dash, "V1") == []
         assert {a.alert_id for a in alerts.list_alerts(dash)} == {alert_id, other_id}

@@ -251,7 +251,7 @@ async def write_sample_coverage(url: str, now: datetime) -> None:
                     "population_all": 850, "villages_all": 2,
                     "population_operator": 1900, "villages_operator": 4}  # fmt: skip
         await coverage.write_critical(conn, [critical], now)
-        await write_rasters(conn, await _engine_rasters(conn, now))
+        await write_rasters(conn, await _engine_rasters(conn, now), province=52)
     finally:
         await conn.close()
 
