@@ -28,18 +28,37 @@ def users_add(
         bool, typer.Option("--password-stdin", help="read the password from stdin")
     ] = False,
     replace: Annotated[
-        bool, typer.Option(help="reset an existing user's password, role and name")
+        bool, typer.Option(help="reset an existing user's password, role, name and provinces")
     ] = False,
+    province: Annotated[
+        str | None,
+        typer.Option(
+            help='the provinces this user sees, by name or GSO code ("Bắc Giang" or '
+            '"Bắc Giang, 19"); left out: the whole country'
+        ),
+    ] = None,
 ) -> None:
     """Add a user (prompts for the password unless --password-stdin)."""
+    from seeds.national import province_codes
     from store.migrate import upgrade
     from store.users import add_user
 
+    provinces = province_codes(province) if province is not None else None
     password = _password(password_stdin)
     with database(load_settings()) as conn:
         upgrade(conn)
-        user = add_user(conn, username, password, role, display_name=name, replace=replace)
-    typer.echo(f"user {user.username} ({user.role.value}) saved")
+        user = add_user(
+            conn, username, password, role, display_name=name, replace=replace, provinces=provinces
+        )
+    typer.echo(f"user {user.username} ({user.role.value}, {_sees(user.provinces)}) saved")
+
+
+def _sees(provinces: list[int] | None) -> str:
+    from seeds.national import province
+
+    if provinces is None:
+        return "every province"
+    return ", ".join(province(code)["name"].removeprefix("Tỉnh ") for code in provinces)
 
 
 @users_app.command("list")
@@ -59,7 +78,10 @@ def users_list() -> None:
             state = "  disabled" if user.disabled else ""
             if until := held.pop(("account", user.username), None):
                 state += f"  locked until {until:%Y-%m-%d %H:%M %Z} (ioc users unlock)"
-            typer.echo(f"{user.username:<24} {user.role.value:<9} {user.display_name}{state}")
+            typer.echo(
+                f"{user.username:<24} {user.role.value:<9} {user.display_name:<24}"
+                f" {_sees(user.provinces)}{state}"
+            )
         # Locks on names that are no account, and on addresses, are news to an admin too.
         for (kind, subject), until in held.items():
             typer.echo(f"{kind} {subject} locked until {until:%Y-%m-%d %H:%M %Z}")

@@ -176,7 +176,7 @@ def alert_config(
                     "IOC_MODE=production signs every webhook"
                 )
     load_rules(s.alert.rules)  # a bad rules file stops here, with its one-line reason
-    routing = load_routing(s.alert.rules)
+    routing = load_routing(s.alert.rules, province=s.province)
     people = _people_channels(s, routing)
     values: dict[str, Any] = {
         "mqtt_url": s.mqtt.url,  # None: alerts are not published on MQTT

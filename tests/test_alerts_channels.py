@@ -516,3 +516,45 @@ async def test_escalation_fires_once_after_the_delay_and_not_again_after_a_resta
     assert rows(url, "SELECT alert_id, route FROM alert_escalations") == [
         (ids[left.device_id], "tamper_unacknowledged")
     ]
+
+
+def test_routes_by_province_in_a_deployment_of_several(tmp_path: Path) -> None:
+    """Three provinces: a route by ``province`` takes every district of it and no other; a
+    district name two provinces share is refused bare and taken qualified by its province."""
+    three = "Bắc Giang, Thái Nguyên, Bình Định"
+    routing = load_routing(_rules_file(tmp_path, """
+[[recipients]]
+name = "bac_giang_duty"
+channel = "telegram"
+address = "222"
+[[routes]]
+name = "bac_giang"
+province = "Bắc Giang"
+recipients = ["bac_giang_duty"]
+[[routes]]
+name = "van_canh"
+district = "Vân Canh, Bình Định"
+recipients = ["bac_giang_duty"]
+"""), province=three)  # fmt: skip
+    router = Router(mqtt=False, webhooks=("ops",), routing=routing)
+    bac_giang = district_codes(three)["Thành phố Bắc Giang"]
+    thai_nguyen = district_codes(three)["Thành phố Thái Nguyên"]
+    assert router(Target("bts_offline", "minor", bac_giang)) == ["telegram:bac_giang_duty"]
+    assert router(Target("bts_offline", "minor", thai_nguyen)) == ["webhook:ops"]
+    assert router(Target("bts_offline", "minor", VAN_CANH)) == ["telegram:bac_giang_duty"]
+    # Bình Định and Hải Phòng each have a Huyện An Lão: bare, the name would pick one.
+    shared = district_codes("Bình Định, Hải Phòng")
+    assert "An Lão" not in shared and "Huyện An Lão" not in shared
+    assert shared["An Lão, Bình Định"] != shared["An Lão, Hải Phòng"]
+    assert shared["Huyện An Lão, Bình Định"] == shared["An Lão, Bình Định"]
+    with pytest.raises(ValueError, match="unknown province 'Hà Nội'"):
+        load_routing(_rules_file(tmp_path, """
+[[recipients]]
+name = "x"
+channel = "telegram"
+address = "1"
+[[routes]]
+name = "r"
+province = "Hà Nội"
+recipients = ["x"]
+"""), province=three)  # fmt: skip

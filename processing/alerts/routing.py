@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from processing.alerts.rules import Severity, entry_check, load_document, texts
+from seeds import national
+from seeds.national import BINH_DINH, province_codes
 from store.alert_outbox import Target
 from store.alerts import SEVERITIES
 
@@ -130,41 +132,76 @@ class Router:
         return list(dict.fromkeys(self.defaults + [r.channel for r in self.routing.used()]))
 
 
-def district_codes() -> dict[str, int]:
-    """District names → GSO codes, from the seeds (the province the service is set up for):
-    the full name ("Huyện Vân Canh") and the name without its division ("Vân Canh")."""
-    from seeds import sources
+_DIVISIONS = ("Thành phố ", "Thị xã ", "Huyện ", "Quận ", "Thị trấn ", "Tỉnh ")
 
+
+def _short(name: str) -> str:
+    for prefix in _DIVISIONS:
+        name = name.removeprefix(prefix)
+    return name
+
+
+def district_codes(province: str | int = BINH_DINH) -> dict[str, int]:
+    """District names → GSO codes of the provinces the service is set up for (IOC_PROVINCE,
+    one or several): the full name ("Huyện Vân Canh"), the name without its division ("Vân
+    Canh"), and either qualified by its province ("Vân Canh, Bình Định"), which is the only
+    form of a name that two of the provinces share."""
     out: dict[str, int] = {}
-    for d in sources.places()["districts"]:
-        out[d["name"]] = d["code"]
-        for prefix in ("Thành phố ", "Thị xã ", "Huyện ", "Quận ", "Thị trấn "):
-            if d["name"].startswith(prefix):
-                out[d["name"].removeprefix(prefix)] = d["code"]
+    shared: set[str] = set()
+    for code in province_codes(province):
+        record = national.province(code)
+        for d in record["districts"]:
+            for name in {d["name"], _short(d["name"])}:
+                if name in out and out[name] != d["code"]:
+                    shared.add(name)
+                out.setdefault(name, d["code"])
+                out[f"{name}, {_short(record['name'])}"] = d["code"]
+    return {name: c for name, c in out.items() if name not in shared}
+
+
+def province_districts(province: str | int = BINH_DINH) -> dict[str, frozenset[int]]:
+    """Province names ("Bắc Giang", "Tỉnh Bắc Giang") and GSO codes ("24") of the provinces
+    the service is set up for → their district codes, for a route's ``province``."""
+    out: dict[str, frozenset[int]] = {}
+    for code in province_codes(province):
+        record = national.province(code)
+        codes = frozenset(int(d["code"]) for d in record["districts"])
+        for key in (record["name"], _short(record["name"]), str(code)):
+            out[key] = codes
     return out
 
 
 def load_routing(
-    override: Path | str | None = None, districts: dict[str, int] | None = None
+    override: Path | str | None = None,
+    districts: dict[str, int] | None = None,
+    province: str | int = BINH_DINH,
 ) -> Routing:
-    """Recipients and routes of the rules file (shipped, merged with ``override``)."""
+    """Recipients and routes of the rules file (shipped, merged with ``override``), for the
+    provinces ``province`` names (IOC_PROVINCE)."""
     doc, where = load_document(override)
-    return parse_routing(doc, where, district_codes() if districts is None else districts)
+    names = district_codes(province) if districts is None else districts
+    return parse_routing(doc, where, names, province_districts(province))
 
 
 _RECIPIENT_KEYS = {"name", "channel", "address", "language", "enabled"}
-_ROUTE_KEYS = {"name", "severity", "district", "rule", "recipients", "escalate_after_s",
-               "enabled"}  # fmt: skip
+_ROUTE_KEYS = {"name", "severity", "district", "province", "rule", "recipients",
+               "escalate_after_s", "enabled"}  # fmt: skip
 
 
-def parse_routing(doc: dict[str, Any], where: str, districts: dict[str, int]) -> Routing:
+def parse_routing(
+    doc: dict[str, Any],
+    where: str,
+    districts: dict[str, int],
+    provinces: dict[str, frozenset[int]] | None = None,
+) -> Routing:
+    """``provinces``: province names → their district codes, for routes by ``province``."""
     recipients: dict[str, Recipient] = {}
     for entry in doc.get("recipients", []):
         if entry.get("enabled", True) is not False:
             r = _recipient(entry, where)
             recipients[r.name] = r
     routes = tuple(
-        _route(e, where, recipients, districts)
+        _route(e, where, recipients, districts, provinces or {})
         for e in doc.get("routes", [])
         if e.get("enabled", True) is not False
     )
@@ -197,7 +234,11 @@ def _recipient(entry: dict[str, Any], where: str) -> Recipient:
 
 
 def _route(
-    entry: dict[str, Any], where: str, recipients: dict[str, Recipient], districts: dict[str, int]
+    entry: dict[str, Any],
+    where: str,
+    recipients: dict[str, Recipient],
+    districts: dict[str, int],
+    provinces: dict[str, frozenset[int]],
 ) -> Route:
     name = entry.get("name", "?")
     fail = entry_check(where, "route", entry, _ROUTE_KEYS)
@@ -222,6 +263,14 @@ def _route(
             if d not in districts:
                 raise fail(f"unknown district {d!r} (e.g. {next(iter(districts), '')!r})")
         codes = frozenset(districts[d] for d in wanted)
+    if "province" in entry:  # with ``district`` too: either matches
+        named = texts(entry["province"])
+        if named is None:
+            raise fail("province must be a province name or a list of them")
+        for p in named:
+            if p not in provinces:
+                raise fail(f"unknown province {p!r} (this deployment: {', '.join(provinces)})")
+        codes = (codes or frozenset()).union(*(provinces[p] for p in named))
     rules = texts(entry["rule"]) if "rule" in entry else None
     if "rule" in entry and rules is None:
         raise fail("rule must be a rule name (globs allowed) or a list of them")
