@@ -29,6 +29,7 @@ import psycopg
 
 from store.coverage_history import coverage_at, sites_down_at
 from store.migrate import upgrade
+from store.scope import NATIONAL
 from tests.support.databases import scratch_database
 from tests.support.environment import harness
 from tests.support.fleet_history import load_scenario_db
@@ -138,8 +139,10 @@ def main() -> None:
                 "event_rows": counts["coverage_events"],
                 "status_rows": counts["status_events"],
                 "villages": conn.execute("SELECT count(*) FROM villages").fetchone()[0],  # type: ignore[index]
-                "coverage_at_ms": timed(lambda at: coverage_at(conn, at), moments),
-                "sites_down_at_ms": timed(lambda at: sites_down_at(conn, at), moments),
+                "coverage_at_ms": timed(lambda at: coverage_at(conn, at, scope=NATIONAL), moments),
+                "sites_down_at_ms": timed(
+                    lambda at: sites_down_at(conn, at, scope=NATIONAL), moments
+                ),
                 "lateral_state_ms": timed(
                     lambda at: conn.execute(_LATERAL, (at,)).fetchone(), moments
                 ),

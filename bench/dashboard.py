@@ -90,58 +90,70 @@ def page_queries(
     conn: psycopg.Connection, now: datetime
 ) -> dict[str, dict[str, Callable[[], Any]]]:
     tower = fleet()[Kind.BTS][100]
-    village = places.villages(conn)[0]
+    village = places.villages(conn, scope=NATIONAL)[0]
     return {
         "map": {
-            "map_devices": lambda: registry.map_devices(conn, now),
+            "map_devices": lambda: registry.map_devices(conn, now, scope=NATIONAL),
             "ingest_health": lambda: readings.ingest_health(conn, now),
-            "open_alert_counts": lambda: alerts.open_counts(conn),
-            "coverage_snapshot": lambda: coverage_view.snapshot(conn),
+            "open_alert_counts": lambda: alerts.open_counts(conn, scope=NATIONAL),
+            "coverage_snapshot": lambda: coverage_view.snapshot(conn, scope=NATIONAL),
         },
         "alerts": {
             "district_names": lambda: places.district_names(conn, scope=NATIONAL),
             "list_alerts": lambda: alerts.list_alerts(
-                conn, alerts.AlertFilter(states=alerts.UNRESOLVED, limit=500)
+                conn, alerts.AlertFilter(states=alerts.UNRESOLVED, limit=500), scope=NATIONAL
             ),
-            "transitions": lambda: alerts.transitions(conn, 1),
+            "transitions": lambda: alerts.transitions(conn, 1, scope=NATIONAL),
         },
         "device": {
-            "search_devices": lambda: registry.search_devices(conn, "BTS-VTL-01"),
-            "device_detail": lambda: registry.device_detail(conn, tower),
-            "status_events": lambda: registry.status_events(conn, tower),
-            "device_alerts": lambda: alerts.list_alerts(conn, alerts.AlertFilter(subject=tower)),
+            "search_devices": lambda: registry.search_devices(conn, "BTS-VTL-01", scope=NATIONAL),
+            "device_detail": lambda: registry.device_detail(conn, tower, scope=NATIONAL),
+            "status_events": lambda: registry.status_events(conn, tower, scope=NATIONAL),
+            "device_alerts": lambda: alerts.list_alerts(
+                conn, alerts.AlertFilter(subject=tower), scope=NATIONAL
+            ),
             "rollup_6h": lambda: readings.rollup_series(
-                conn, Kind.BTS, tower, now - timedelta(hours=6), now
+                conn, Kind.BTS, tower, now - timedelta(hours=6), now, scope=NATIONAL
             ),
             "rollup_24h": lambda: readings.rollup_series(
-                conn, Kind.BTS, tower, now - timedelta(days=1), now
+                conn, Kind.BTS, tower, now - timedelta(days=1), now, scope=NATIONAL
             ),
             "rollup_30d": lambda: readings.rollup_series(
-                conn, Kind.BTS, tower, now - timedelta(days=30), now
+                conn, Kind.BTS, tower, now - timedelta(days=30), now, scope=NATIONAL
             ),
-            "tower_criticality": lambda: coverage_view.tower_criticality(conn, tower),
+            "tower_criticality": lambda: coverage_view.tower_criticality(
+                conn, tower, scope=NATIONAL
+            ),
         },
         "coverage": {
-            "coverage_snapshot": lambda: coverage_view.snapshot(conn),
-            "critical_top": lambda: coverage.critical_top(conn, 50),
+            "coverage_snapshot": lambda: coverage_view.snapshot(conn, scope=NATIONAL),
+            "critical_top": lambda: coverage.critical_top(conn, 50, scope=NATIONAL),
         },
         "broadband": {
-            "commune_fibre": lambda: broadband.commune_fibre(conn),
-            "olts": lambda: broadband.olts(conn, now),
+            "commune_fibre": lambda: broadband.commune_fibre(conn, scope=NATIONAL),
+            "olts": lambda: broadband.olts(conn, now, scope=NATIONAL),
         },
-        "cameras": {"cameras": lambda: cameras.cameras(conn, now)},
+        "cameras": {"cameras": lambda: cameras.cameras(conn, now, scope=NATIONAL)},
         "village": {
-            "villages": lambda: places.villages(conn),
-            "village": lambda: villages.village(conn, village["village_id"]),
-            "village_events": lambda: villages.village_events(conn, village["village_id"]),
-            "nearest_towers": lambda: villages.nearest_towers(conn, village["lat"], village["lon"]),
-            "tower_villages": lambda: villages.tower_villages(conn, tower),
+            "villages": lambda: places.villages(conn, scope=NATIONAL),
+            "village": lambda: villages.village(conn, village["village_id"], scope=NATIONAL),
+            "village_events": lambda: villages.village_events(
+                conn, village["village_id"], scope=NATIONAL
+            ),
+            "nearest_towers": lambda: villages.nearest_towers(
+                conn, village["lat"], village["lon"], scope=NATIONAL
+            ),
+            "tower_villages": lambda: villages.tower_villages(conn, tower, scope=NATIONAL),
         },
         "ingest": {
             "ingest_health": lambda: readings.ingest_health(conn, now),
             "ingest_series": lambda: readings.ingest_series(conn, now),
-            "reject_counts": lambda: readings.reject_counts(conn, now - timedelta(hours=24)),
-            "reject_samples": lambda: readings.reject_samples(conn, now - timedelta(hours=24)),
+            "reject_counts": lambda: readings.reject_counts(
+                conn, now - timedelta(hours=24), scope=NATIONAL
+            ),
+            "reject_samples": lambda: readings.reject_samples(
+                conn, now - timedelta(hours=24), scope=NATIONAL
+            ),
         },
     }
 

@@ -28,6 +28,7 @@ from pyproj import Transformer
 from dashboard.background import Frame, _data_url, fingerprint, mercator_y
 from store import coverage_rasters
 from store.coverage_rasters import RasterGrid
+from store.scope import Scope
 
 I32 = npt.NDArray[np.int32]
 M_PER_DEG = 111_320.0  # a degree of longitude at the equator, WGS 84
@@ -147,25 +148,27 @@ def render(raster: coverage_rasters.CoverageRaster, mask: npt.NDArray[np.bool_] 
     return out.getvalue()
 
 
-_cache: dict[tuple[str, datetime], RasterImage] = {}
+# A few images a province for a national view's provinces (a PNG is ~100 kB to 1 MB).
+CACHED_IMAGES = 64
+_cache: dict[tuple[int, str, datetime], RasterImage] = {}
 _masks: dict[tuple[Frame, str], npt.NDArray[np.bool_] | None] = {}
 _lock = threading.Lock()  # Streamlit runs sessions on threads: build once, not once each
 
 
 def cached(
     conn: psycopg.Connection,
+    province: int,
     operator: str,
     computed_at: datetime,
     districts: Sequence[dict[str, Any]] = (),
-    *,
-    province: int,
 ) -> RasterImage | None:
-    """The image of ``operator``'s raster as computed at ``computed_at``, read and drawn only
-    the first time that pair is asked for (the latest few kept). The province's outline is
-    taken when it is drawn: places change with a scenario, whose new towers bring a new raster."""
+    """The image of ``province``'s ``operator`` raster as computed at ``computed_at``, read and
+    drawn only the first time that is asked for (the latest few kept). The province's outline
+    (its ``districts``) is taken when it is drawn: places change with a scenario, whose new
+    towers bring a new raster. Provinces share a rebuild's stamp: the key holds the province."""
     with _lock:
-        if (operator, computed_at) in _cache:
-            return _cache[(operator, computed_at)]
+        if (province, operator, computed_at) in _cache:
+            return _cache[(province, operator, computed_at)]
         t0 = time.perf_counter()
         raster = coverage_rasters.read_raster(conn, operator, province=province)
         if raster is None:
@@ -178,8 +181,29 @@ def cached(
         png = render(raster, mask)
         image = RasterImage(png, frame, operator, raster.computed_at,
                             time.perf_counter() - t0)  # fmt: skip
-        if len(_cache) >= 10:
+        if len(_cache) >= CACHED_IMAGES:
             _cache.pop(next(iter(_cache)))
         # Keyed on the stamp read: a raster rewritten in between is drawn again next time.
-        _cache[(operator, raster.computed_at)] = image
+        _cache[(province, operator, raster.computed_at)] = image
         return image
+
+
+def images(
+    conn: psycopg.Connection,
+    operator: str,
+    districts: Sequence[dict[str, Any]],
+    *,
+    scope: Scope,
+) -> list[RasterImage]:
+    """``operator``'s (or "any") raster of each province of ``scope`` that has one, each within
+    its own districts (``store.places.districts`` rows of the scope). Every refresh reads only
+    the stamps; a raster itself when its stamp moved."""
+    found = []
+    for (province, op), stamp in sorted(coverage_rasters.stamps(conn, scope=scope).items()):
+        if op != operator:
+            continue
+        own = [d for d in districts if d["province_code"] == province]
+        image = cached(conn, province, operator, stamp, own)
+        if image is not None:
+            found.append(image)
+    return found

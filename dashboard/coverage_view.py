@@ -22,7 +22,7 @@ from dashboard.headline import CoverageHeadline
 from dashboard.i18n import num, t, when
 from devices.kinds import Operator
 from store import coverage, coverage_rasters
-from store.scope import NATIONAL
+from store.scope import NATIONAL, Scope
 
 OPERATORS = tuple(o.value for o in Operator)
 LEVEL_BANDS = coverage_raster.LEVEL_BANDS  # the raster's colour by level (dBm), for the legend
@@ -38,13 +38,15 @@ class CoverageSnapshot:
     centres: tuple[int, int]  # (covered, judged)
 
 
-def snapshot(conn: psycopg.Connection) -> CoverageSnapshot | None:
-    """The engine's current verdicts; None until it has computed any."""
-    villages = coverage.coverage_rows(conn, "village")
+def snapshot(conn: psycopg.Connection, *, scope: Scope) -> CoverageSnapshot | None:
+    """The engine's current verdicts in the scope; None until it has computed any there."""
+    villages = coverage.coverage_rows(conn, "village", scope=scope)
     if not villages:
         return None
     return CoverageSnapshot(
-        villages, coverage.coverage_rows(conn, "commune"), coverage.commune_centres(conn)
+        villages,
+        coverage.coverage_rows(conn, "commune", scope=scope),
+        coverage.commune_centres(conn, scope=scope),
     )
 
 
@@ -116,9 +118,11 @@ def legend(image: RasterImage | None) -> str:
     return f"{t('raster.legend')}: {swatches}  ·  {t('raster.rings')}  ·  {computed}"
 
 
-def tower_criticality(conn: psycopg.Connection, device_id: str) -> dict[str, Any] | None:
+def tower_criticality(
+    conn: psycopg.Connection, device_id: str, *, scope: Scope
+) -> dict[str, Any] | None:
     """This tower's N-1 row (villages and people that would lose signal without it)."""
-    for row in coverage.critical_top(conn, 100_000):
+    for row in coverage.critical_top(conn, 100_000, scope=scope):
         if row["device_id"] == device_id:
             return row
     return None

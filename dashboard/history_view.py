@@ -25,6 +25,7 @@ from dashboard.livemap import MapOptions, deck
 from devices.clock import LOCAL_ZONE as ZONE
 from store import registry
 from store.coverage_history import coverage_at, device_states_at, history_span, sites_down_at
+from store.scope import Scope
 
 PAST_ON = "map_past_on"
 PAST_DATE = "map_past_date"
@@ -59,10 +60,10 @@ def _short(moment: datetime) -> str:
     return moment.astimezone(ZONE).strftime("%H:%M %d/%m")
 
 
-def outside_history(moment: datetime) -> str | None:
+def outside_history(moment: datetime, *, scope: Scope) -> str | None:
     """One line saying why the kept history cannot show ``moment``; None where it can."""
     with db() as conn:
-        span = history_span(conn)
+        span = history_span(conn, scope=scope)
     if span is None:
         return t("history.none_kept")
     if moment < span.earliest:
@@ -72,11 +73,13 @@ def outside_history(moment: datetime) -> str | None:
     return None
 
 
-def past_devices(devices: Iterable[registry.MapDevice], moment: datetime) -> list[Any]:
+def past_devices(
+    devices: Iterable[registry.MapDevice], moment: datetime, *, scope: Scope
+) -> list[Any]:
     """The devices as the map draws them, in their state at ``moment`` (no reading then: the
     tooltip's metrics are today's, so they are left out)."""
     with db() as conn:
-        states = device_states_at(conn, moment)
+        states = device_states_at(conn, moment, scope=scope)
     out = []
     for d in devices:
         then = states.get(d.device_id)
@@ -92,9 +95,12 @@ def draw_past(
     places: tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]],
     options: MapOptions,
     chart: Callable[[pdk.Deck], Any],
+    *,
+    scope: Scope,
 ) -> None:
-    """The banner and the map at ``moment``; one clear line where the history cannot show it."""
-    problem = outside_history(moment)
+    """The banner and the map of ``scope`` at ``moment``; one clear line where the history
+    cannot show it."""
+    problem = outside_history(moment, scope=scope)
     banner, back = st.columns([5, 1])
     if back.button(t("history.back_to_live"), on_click=_back_to_live, key="map_past_back"):
         st.rerun(scope="app")  # the whole page: the map refreshes itself again
@@ -102,8 +108,8 @@ def draw_past(
         banner.error(problem)
         return
     with db() as conn:
-        picture = coverage_at(conn, moment)
-        down = sites_down_at(conn, moment)
+        picture = coverage_at(conn, moment, scope=scope)
+        down = sites_down_at(conn, moment, scope=scope)
     dark = picture.dark
     banner.warning(
         t(
@@ -115,7 +121,7 @@ def draw_past(
         )
     )
     districts, features, villages = places
-    shown = past_devices(devices, moment)
+    shown = past_devices(devices, moment, scope=scope)
     dead = {v.village_id for v in dark}
     chart(deck(shown, villages, dead, districts, features, dataclasses.replace(options)))
     st.caption(t("history.raster_hidden"))

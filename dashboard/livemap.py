@@ -23,6 +23,7 @@ from dashboard.i18n import ZONE, metric_label, num, t
 from devices.health import KEY_METRICS, DisplayState
 from devices.kinds import Kind
 from devices.metrics import metric
+from store.national import ProvinceHeadline
 from store.registry import MapDevice
 
 STATE_COLOURS: dict[str, list[int]] = {
@@ -181,25 +182,14 @@ def _points(
     return pdk.Layer("ScatterplotLayer", frame, id=layer_id, get_position=["lon", "lat"], **style)
 
 
-def deck(
+def _live_layers(
     devices: Sequence[MapDevice],
     villages: Iterable[dict[str, Any]],
     dead_spots: set[str],
-    districts: list[dict[str, Any]],
-    features: list[dict[str, Any]],
     options: MapOptions,
-) -> pdk.Deck:
-    # The static background is one image drawn on the server (dashboard/background.py): as
-    # polygon, path and text layers it cost seconds a navigation in software WebGL.
-    # A database without a scenario has no places to draw: the live layers alone, then.
-    bg = None
-    if districts or features:
-        bg = background.cached(districts, features, fill_alpha=110 if options.tile_url else 200)
-    layers: list[pdk.Layer] = [*options.extra_layers]
-    if bg is not None:
-        # Quoted: pydeck would read a bare string as an expression.
-        layers.insert(0, pdk.Layer("BitmapLayer", id="background", image=f"'{bg.data_url}'",
-                                   bounds=bg.frame.bounds))  # fmt: skip
+) -> list[pdk.Layer]:
+    """Villages, dead-spot rings and device markers: the layers each refresh changes."""
+    layers: list[pdk.Layer] = []
     if options.villages:
         points, spots = village_frames(villages, dead_spots)
         layers.append(
@@ -242,11 +232,11 @@ def deck(
                     pickable=True,
                 )
             )
-    if bg is not None:
-        layers.append(pdk.Layer("BitmapLayer", id="labels", image=f"'{bg.labels_url}'",
-                                bounds=bg.frame.bounds))  # fmt: skip
+    return layers
+
+
+def _deck(layers: list[pdk.Layer], view: dict[str, float], options: MapOptions) -> pdk.Deck:
     layers = [layer for layer in layers if layer.id not in options.skip]
-    view = dict(PROVINCE_VIEW) if bg is None else view_of(bg.frame)
     if options.focus:
         view = {"latitude": options.focus[0], "longitude": options.focus[1], "zoom": 11.5}
     if options.tile_url:
@@ -265,3 +255,115 @@ def deck(
         map_provider=None,
         tooltip=TOOLTIP,
     )
+
+
+def deck(
+    devices: Sequence[MapDevice],
+    villages: Iterable[dict[str, Any]],
+    dead_spots: set[str],
+    districts: list[dict[str, Any]],
+    features: list[dict[str, Any]],
+    options: MapOptions,
+) -> pdk.Deck:
+    """One province (or the few a provincial IOC watches, side by side)."""
+    # The static background is one image drawn on the server (dashboard/background.py): as
+    # polygon, path and text layers it cost seconds a navigation in software WebGL.
+    # A database without a scenario has no places to draw: the live layers alone, then.
+    bg = None
+    if districts or features:
+        bg = background.cached(districts, features, fill_alpha=110 if options.tile_url else 200)
+    layers: list[pdk.Layer] = [*options.extra_layers]
+    if bg is not None:
+        # Quoted: pydeck would read a bare string as an expression.
+        layers.insert(0, pdk.Layer("BitmapLayer", id="background", image=f"'{bg.data_url}'",
+                                   bounds=bg.frame.bounds))  # fmt: skip
+    layers += _live_layers(devices, villages, dead_spots, options)
+    if bg is not None:
+        layers.append(pdk.Layer("BitmapLayer", id="labels", image=f"'{bg.labels_url}'",
+                                bounds=bg.frame.bounds))  # fmt: skip
+    view = dict(PROVINCE_VIEW) if bg is None else view_of(bg.frame)
+    return _deck(layers, view, options)
+
+
+# A province on the national map: red where villages have no signal now or a critical alert is
+# open, amber with sites, cameras or broadband nodes offline, green otherwise.
+PROVINCE_COLOURS: dict[str, list[int]] = {
+    "red": [231, 76, 60, 120],
+    "amber": [241, 196, 15, 110],
+    "green": [46, 204, 113, 80],
+}
+
+
+def province_state(row: ProvinceHeadline) -> str:
+    if row.dead_spot_villages or row.alerts_critical:
+        return "red"
+    if row.sites_offline or row.cameras_offline or row.broadband_offline:
+        return "amber"
+    return "green"
+
+
+def province_frame(
+    headlines: Sequence[ProvinceHeadline], features: Iterable[dict[str, Any]]
+) -> pd.DataFrame:
+    """Each province's outline (lon/lat, as deck.gl takes them) with its colour and figures."""
+    outlines = {f["province_code"]: f["points"] for f in features if f["kind"] == "outline"}
+    rows = [h for h in headlines if h.code in outlines]
+    return pd.DataFrame(
+        {
+            "id": [h.code for h in rows],  # what a click on the map drills into
+            "polygon": [[[p[1], p[0]] for p in outlines[h.code]] for h in rows],
+            "colour": [PROVINCE_COLOURS[province_state(h)] for h in rows],
+            "title": [h.name for h in rows],
+            "line1": [
+                t(
+                    "nat.tip_sites",
+                    online=num(h.sites_online),
+                    total=num(h.sites),
+                    offline=num(h.sites_offline),
+                )
+                for h in rows
+            ],
+            "line2": [
+                t("nat.tip_dead", n=num(h.dead_spot_villages), people=num(h.dead_spot_population))
+                for h in rows
+            ],
+            "line3": [
+                t("nat.tip_alerts", critical=num(h.alerts_critical), major=num(h.alerts_major))
+                for h in rows
+            ],
+        }
+    )
+
+
+def national_deck(
+    headlines: Sequence[ProvinceHeadline],
+    features: list[dict[str, Any]],
+    devices: Sequence[MapDevice],
+    villages: Iterable[dict[str, Any]],
+    dead_spots: set[str],
+    options: MapOptions,
+) -> pdk.Deck:
+    """Several provinces: each outline filled by its state, with its figures on hover; over
+    them only what is wrong (villages without signal, devices not online), so the layers stay
+    as light for the nation as for one province. No background image: at the province view's
+    resolution one spanning the country would be gigapixels."""
+    provinces = province_frame(headlines, features)
+    outline = pdk.Layer(
+        "PolygonLayer",
+        provinces,
+        id="provinces",
+        get_polygon="polygon",
+        get_fill_color="colour",
+        get_line_color=[236, 240, 241, 230],
+        line_width_min_pixels=1.5,
+        stroked=True,
+        filled=True,
+        pickable=True,
+    )
+    dead = [v for v in villages if v["village_id"] in dead_spots]
+    wrong = [d for d in devices if d.state != DisplayState.ONLINE]
+    layers = [outline, *options.extra_layers, *_live_layers(wrong, dead, dead_spots, options)]
+    points = [(float(p[0]), float(p[1])) for f in features if f["kind"] == "outline"
+              for p in f["points"]]  # fmt: skip
+    view = view_of(background.Frame.around(points, 1.0)) if points else dict(PROVINCE_VIEW)
+    return _deck(layers, view, options)

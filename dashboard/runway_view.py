@@ -26,6 +26,7 @@ from dashboard.data import db
 from dashboard.i18n import ZONE, locale, localized, num, t, translated, when
 from store import runway
 from store.runway import PlaceAtRisk, SiteRunway
+from store.scope import Scope
 
 LAYER_ID = "runway"
 SOON_MIN = 30  # a band's upper edge in minutes left: red below this, orange below the next
@@ -123,11 +124,13 @@ def spread(w: Words, early: datetime | None, late: datetime | None, now: datetim
     return f"{clock(early, now)}–{clock(late, now)}"
 
 
-def at_risk(conn: psycopg.Connection, operator: str | None = "any") -> list[PlaceAtRisk]:
-    """Villages every serving tower of which (of ``operator``) is on battery, soonest first.
-    Read on each refresh, not cached: the table holds only the places at risk, a few rows
-    beside the thousands of towers the map reads anyway."""
-    return runway.places_at_risk(conn, operator=operator, place_kind="village")
+def at_risk(
+    conn: psycopg.Connection, operator: str | None = "any", *, scope: Scope
+) -> list[PlaceAtRisk]:
+    """Villages of the scope every serving tower of which (of ``operator``) is on battery,
+    soonest first. Read on each refresh, not cached: the table holds only the places at risk,
+    a few rows beside the thousands of towers the map reads anyway."""
+    return runway.places_at_risk(conn, scope=scope, operator=operator, place_kind="village")
 
 
 def frame(rows: Sequence[PlaceAtRisk], now: datetime) -> pd.DataFrame:
@@ -233,11 +236,11 @@ def operator_label(operator: str) -> str:
     return t("runway.any") if operator == "any" else operator
 
 
-def risk_panel(now: datetime) -> None:
+def risk_panel(now: datetime, *, scope: Scope) -> None:
     """The alerts page's "coverage at risk": the ranked villages, for all signal or one
     operator's."""
     with db() as conn:
-        rows = at_risk(conn, operator=None)
+        rows = at_risk(conn, operator=None, scope=scope)
     whole = [r for r in rows if r.operator == "any"]
     with st.expander(t("runway.panel", n=num(len(whole))), expanded=bool(rows)):
         st.caption(t("runway.panel_note"))
@@ -304,8 +307,9 @@ def device_forecast(site: SiteRunway | None, now: datetime) -> None:
     (st.error if band(site.dark_at, now) == "soon" else st.warning)(line)
 
 
-def site_forecast(conn: psycopg.Connection, device_id: str) -> SiteRunway | None:
-    return next((s for s in runway.site_runways(conn) if s.device_id == device_id), None)
+def site_forecast(conn: psycopg.Connection, device_id: str, *, scope: Scope) -> SiteRunway | None:
+    sites = runway.site_runways(conn, scope=scope)
+    return next((s for s in sites if s.device_id == device_id), None)
 
 
 def wall_line(rows: Sequence[PlaceAtRisk], now: datetime) -> str | None:

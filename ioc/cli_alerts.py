@@ -14,6 +14,7 @@ import typer
 from ioc.cli_common import clear_errors, database, load_settings, setup_logging
 from ioc.configs import alert_config
 from ioc.errors import SettingError
+from store.scope import NATIONAL
 
 alerts_app: typer.Typer = typer.Typer(
     help="Alerts: the engine, and what operators do with alerts.", no_args_is_help=True
@@ -94,7 +95,7 @@ def list_(
         limit=limit,
     )
     with database(load_settings()) as conn:
-        rows = list_alerts(conn, filters)
+        rows = list_alerts(conn, filters, scope=NATIONAL)
     typer.echo(f"{'id':>7} {'severity':<8} {'state':<12} fs {'opened':<20} {'rule':<22} summary")
     for a in rows:
         typer.echo(_row(a))
@@ -115,8 +116,9 @@ def incidents_(
     from store.incidents import members as member_rows
 
     with database(load_settings()) as conn:
-        found = list_incidents(conn, open_only=not all_, limit=limit)
-        listed = {i.incident_id: member_rows(conn, i.incident_id) for i in found if members}
+        found = list_incidents(conn, open_only=not all_, limit=limit, scope=NATIONAL)
+        listed = {i.incident_id: member_rows(conn, i.incident_id, scope=NATIONAL)
+                  for i in found if members}  # fmt: skip
     for i in found:
         f = i.facts
         state = "resolved" if i.resolved_at else i.state
@@ -143,8 +145,8 @@ def show(alert_id: Annotated[int, typer.Argument(help="alert id")]) -> None:
 
     with database(load_settings()) as conn:
         with _refused(AlertNotFound):
-            a = get_alert(conn, alert_id)
-        history = transitions(conn, alert_id)
+            a = get_alert(conn, alert_id, scope=NATIONAL)
+        history = transitions(conn, alert_id, scope=NATIONAL)
     typer.echo(_row(a))
     typer.echo(f"        {a.summary_vi}")
     for t in history:
@@ -272,7 +274,7 @@ def outbox() -> None:
     from store.alert_outbox import backlog, dead_letters
 
     with database(load_settings()) as conn:
-        rows, dead = backlog(conn), dead_letters(conn)
+        rows, dead = backlog(conn, scope=NATIONAL), dead_letters(conn, scope=NATIONAL)
     for b in rows:
         oldest = b.oldest.astimezone().strftime("%H:%M:%S") if b.oldest else "-"
         typer.echo(f"{b.channel:<24} {b.pending:>6} pending, {b.failing} failing, {b.dead} dead,"

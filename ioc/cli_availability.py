@@ -37,13 +37,13 @@ def availability(
     from processing.coverage.availability import kept_period, parse_moment, report_lines, tables
     from store.availability import availability as measure
     from store.availability import history_span
+    from store.scope import NATIONAL
 
     asked = parse_moment(start, "--from"), parse_moment(end, "--to")
     with database(load_settings()) as conn:
-        period = kept_period(*asked, history_span(conn), datetime.now(UTC))
-        report = measure(
-            conn, period.start, period.end, by=by, operators=[o.value for o in Operator], limit=top
-        )
+        period = kept_period(*asked, history_span(conn, scope=NATIONAL), datetime.now(UTC))
+        report = measure(conn, period.start, period.end, scope=NATIONAL, by=by,
+                         operators=[o.value for o in Operator], limit=top)  # fmt: skip
     for line in report_lines(report, period):
         typer.echo(line)
     frames = tables(report, period)

@@ -20,6 +20,7 @@ from ioc.configs import coverage_config, coverage_service_config, require_databa
 from ioc.errors import SettingError
 from ioc.settings import CoverageSettings, Settings
 from simulators.values import LOCAL_TZ
+from store.scope import NATIONAL
 
 coverage_app: typer.Typer = typer.Typer(
     help="Coverage: dead-spot villages, N-1 criticality, the signal raster.",
@@ -136,8 +137,8 @@ def report(
         from store.coverage import commune_centres, coverage_rows
 
         with database(load_settings()) as conn:
-            rows = rows_from_db(coverage_rows(conn, "village"))
-            covered, centres = commune_centres(conn)
+            rows = rows_from_db(coverage_rows(conn, "village", scope=NATIONAL))
+            covered, centres = commune_centres(conn, scope=NATIONAL)
         if not rows:
             raise SettingError(
                 "no coverage in the database yet: run `ioc coverage run` (ioc up does), "
@@ -167,7 +168,7 @@ def critical(
         from store.coverage import critical_top
 
         with database(load_settings()) as conn:
-            rows = critical_top(conn, top)
+            rows = critical_top(conn, top, scope=NATIONAL)
         if not rows:
             raise SettingError("no N-1 table in the database yet: run `ioc coverage run`")
     for line in critical_lines(rows):
@@ -227,8 +228,8 @@ def runway(
     settings = load_settings()
     every_s = settings.coverage.runway_every_s
     with database(settings) as conn:
-        towers = site_runways(conn)
-        places = places_at_risk(conn, operator=operator, limit=limit)
+        towers = site_runways(conn, scope=NATIONAL)
+        places = places_at_risk(conn, operator=operator, limit=limit, scope=NATIONAL)
         reporting = battery_reports(conn, max(600.0, 4 * every_s))
         now = conn.execute("SELECT now()").fetchone()[0]
     computed = max((t.computed_at for t in towers), default=None)

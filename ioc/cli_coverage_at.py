@@ -17,6 +17,7 @@ from ioc.cli_common import clear_errors, database, load_settings
 from ioc.cli_coverage import coverage_app
 from ioc.errors import SettingError
 from store.coverage_history import CoverageAt, VillageAt, coverage_at, history_span, sites_down_at
+from store.scope import NATIONAL
 
 
 def parse_moment(text: str) -> datetime:
@@ -72,10 +73,10 @@ def coverage_at_command(
     """The villages dark (no operator) or short of operators at a past moment, and why."""
     at = parse_moment(moment)
     with database(load_settings()) as conn:
-        span = history_span(conn)
+        span = history_span(conn, scope=NATIONAL)
         check_kept(at, span.earliest if span else None, datetime.now(UTC))
-        picture = coverage_at(conn, at)
-        down = sites_down_at(conn, at)
+        picture = coverage_at(conn, at, scope=NATIONAL)
+        down = sites_down_at(conn, at, scope=NATIONAL)
     for line in report_lines(picture, down, all_dark=all_dark):
         typer.echo(line)
 

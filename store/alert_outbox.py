@@ -26,6 +26,7 @@ import psycopg
 from psycopg.rows import class_row
 
 from store.alerts import SEVERITIES
+from store.scope import Scope, clause, params
 
 _PICK = """
 SELECT t.transition_id, t.alert_id, t.seq, t.event, a.severity, a.rule, a.district_code,
@@ -247,9 +248,11 @@ class ChannelBacklog:
     last_error: str | None  # of the pending rows
 
 
-def backlog(conn: psycopg.Connection) -> list[ChannelBacklog]:
+def backlog(conn: psycopg.Connection, *, scope: Scope) -> list[ChannelBacklog]:
     """Per channel: rows still to deliver, how many have failed, the dead ones, the oldest
-    pending and the latest error of a pending row."""
+    pending and the latest error of a pending row. A row is the delivery of one alert, so it
+    lies in that alert's province: a provincial reader sees its own alerts' deliveries (and the
+    errors they met), a national one every row."""
     with conn.cursor(row_factory=class_row(ChannelBacklog)) as cur:
         cur.execute(
             "SELECT channel, count(*) FILTER (WHERE dead_at IS NULL)::int AS pending,"
@@ -259,7 +262,10 @@ def backlog(conn: psycopg.Connection) -> list[ChannelBacklog]:
             " (array_agg(last_error ORDER BY last_attempt_at DESC NULLS LAST)"
             "  FILTER (WHERE dead_at IS NULL))[1] AS last_error"
             " FROM alert_outbox o JOIN alert_transitions t USING (transition_id)"
-            " WHERE delivered_at IS NULL GROUP BY channel ORDER BY channel"
+            " JOIN alerts a ON a.alert_id = o.alert_id"
+            f" WHERE delivered_at IS NULL AND {clause('a.district_code')}"
+            " GROUP BY channel ORDER BY channel",
+            params(scope),
         )
         return cur.fetchall()
 
@@ -274,15 +280,20 @@ class DeadLetter:
     last_error: str | None
 
 
-def dead_letters(conn: psycopg.Connection, per_channel: int = 5) -> list[DeadLetter]:
-    """The latest dead rows of each channel, newest first: why they were given up."""
+def dead_letters(
+    conn: psycopg.Connection, per_channel: int = 5, *, scope: Scope
+) -> list[DeadLetter]:
+    """The latest dead rows of each channel, newest first: why they were given up. Of the
+    alerts in the scope, as :func:`backlog`."""
     with conn.cursor(row_factory=class_row(DeadLetter)) as cur:
         cur.execute(
             "SELECT d.channel, d.alert_id, d.seq, d.attempts, d.dead_at, d.last_error"
             " FROM (SELECT DISTINCT channel FROM alert_outbox WHERE dead_at IS NOT NULL) c"
-            " CROSS JOIN LATERAL (SELECT * FROM alert_outbox o WHERE o.channel = c.channel"
-            "  AND o.dead_at IS NOT NULL ORDER BY o.dead_at DESC LIMIT %s) d"
+            " CROSS JOIN LATERAL (SELECT o.* FROM alert_outbox o"
+            "  JOIN alerts a ON a.alert_id = o.alert_id WHERE o.channel = c.channel"
+            f"  AND o.dead_at IS NOT NULL AND {clause('a.district_code', '%(scope)s')}"
+            "  ORDER BY o.dead_at DESC LIMIT %(n)s) d"
             " ORDER BY d.channel, d.dead_at DESC",
-            (per_channel,),
+            {"n": per_channel, "scope": scope.param},
         )
         return cur.fetchall()

@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
-from store.scope import Scope, clause, params
+from store.scope import NATIONAL, Scope, clause, params
 
 SEVERITIES = ("critical", "major", "minor", "info")  # most urgent first
 UNRESOLVED = ("open", "acknowledged")
@@ -95,11 +95,14 @@ class AlertFilter:
 _ALERT_COLUMNS = ", ".join(AlertRow.__dataclass_fields__)
 
 
-def list_alerts(conn: psycopg.Connection, filters: AlertFilter | None = None) -> list[AlertRow]:
-    """Alerts matching ``filters``, unresolved first, then most urgent, then newest."""
+def list_alerts(
+    conn: psycopg.Connection, filters: AlertFilter | None = None, *, scope: Scope
+) -> list[AlertRow]:
+    """Alerts matching ``filters`` in the scope's provinces, unresolved first, then most
+    urgent, then newest."""
     f = filters or AlertFilter()
-    where: list[str] = ["TRUE"]
-    params: dict[str, Any] = {}
+    where: list[str] = [clause("district_code", "%(scope)s")]
+    params: dict[str, Any] = {"scope": scope.param}
     for column, values in (("state", f.states), ("severity", f.severities), ("rule", f.rules)):
         if values:
             where.append(f"{column} = ANY(%({column}s)s)")
@@ -125,22 +128,29 @@ def list_alerts(conn: psycopg.Connection, filters: AlertFilter | None = None) ->
         return cur.fetchall()
 
 
-def get_alert(conn: psycopg.Connection, alert_id: int) -> AlertRow:
+def get_alert(conn: psycopg.Connection, alert_id: int, *, scope: Scope) -> AlertRow:
+    """Raises AlertNotFound, also for an alert outside the scope (it looks just the same)."""
     with conn.cursor(row_factory=class_row(AlertRow)) as cur:
-        cur.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE alert_id = %s", (alert_id,))
+        cur.execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE alert_id = %(id)s"
+            f" AND {clause('district_code', '%(scope)s')}",
+            {"id": alert_id, "scope": scope.param},
+        )
         row = cur.fetchone()
     if row is None:
         raise AlertNotFound(f"no alert {alert_id}")
     return row
 
 
-def transitions(conn: psycopg.Connection, alert_id: int) -> list[TransitionRow]:
-    """An alert's history, oldest first."""
+def transitions(conn: psycopg.Connection, alert_id: int, *, scope: Scope) -> list[TransitionRow]:
+    """An alert's history, oldest first (none for an alert outside the scope)."""
     with conn.cursor(row_factory=class_row(TransitionRow)) as cur:
         cur.execute(
-            "SELECT transition_id, alert_id, seq, ts, event, actor, comment, suppressed"
-            " FROM alert_transitions WHERE alert_id = %s ORDER BY seq",
-            (alert_id,),
+            "SELECT t.transition_id, t.alert_id, t.seq, t.ts, t.event, t.actor, t.comment,"
+            " t.suppressed FROM alert_transitions t JOIN alerts a USING (alert_id)"
+            f" WHERE t.alert_id = %(id)s AND {clause('a.district_code', '%(scope)s')}"
+            " ORDER BY t.seq",
+            {"id": alert_id, "scope": scope.param},
         )
         return cur.fetchall()
 
@@ -221,14 +231,14 @@ def _operator_transition(
     if not actor.strip():
         raise ValueError("the operator's name (--by) is empty")
     with conn.transaction():
-        before = get_alert(conn, alert_id)
+        before = get_alert(conn, alert_id, scope=NATIONAL)
         row = conn.execute(
             "SELECT ioc_alert_operator_transition(%s, %s, %s, %s, %s, %s)",
             (event, alert_id, actor.strip(), comment, address, now),
         ).fetchone()
         if not (row and row[0]):
             raise AlertStateError(f"alert {alert_id} is {before.state}; it cannot be {event}")
-        return get_alert(conn, alert_id)
+        return get_alert(conn, alert_id, scope=NATIONAL)
 
 
 def acknowledge_in_session(
@@ -243,13 +253,15 @@ def acknowledge_in_session(
     that its role is at least operator (psycopg InsufficientPrivilege otherwise) and names the
     actor. Raises AlertNotFound or AlertStateError like :func:`acknowledge`."""
     with conn.transaction():
-        before = get_alert(conn, alert_id)
+        # Read whole-country: ioc_acknowledge itself refuses an alert outside the session's
+        # provinces (InsufficientPrivilege), before any state is told.
+        before = get_alert(conn, alert_id, scope=NATIONAL)
         row = conn.execute(
             "SELECT ioc_acknowledge(%s, %s, %s, %s)", (token or "", alert_id, comment, address)
         ).fetchone()
         if not (row and row[0]):
             raise AlertStateError(f"alert {alert_id} is {before.state}; it cannot be acknowledged")
-        return get_alert(conn, alert_id)
+        return get_alert(conn, alert_id, scope=NATIONAL)
 
 
 def acknowledge(

@@ -29,11 +29,17 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
+from store.scope import Scope, clause, params, village_clause
+
 ANY = "any"  # the subject "every operator": a village with no mobile signal at all
+# The villages a report covers: those in the reader's scope (every table below follows from
+# them, but for the groups, which list the places themselves).
+_IN_SCOPE = clause("p.district_code", "%(scope)s")
 
 # One row per outage (village, subject, run of dark rows) overlapping the period, with the
-# towers that caused it. Parameters: subjects (text[]), t0, t1 (timestamptz).
-_OUTAGES = """
+# towers that caused it. Parameters: subjects (text[]), t0, t1 (timestamptz), scope.
+_OUTAGES = (
+    """
 subjects AS (SELECT unnest(%(subjects)s::text[]) AS subject),
 bound AS (
     -- how far back each village's history is read: to its last row with the subject before
@@ -55,7 +61,9 @@ bound AS (
           AND (cardinality(h.operators) > 0 OR h.dead_spot)
         ORDER BY h.ts DESC LIMIT 1
     ) last ON true
-    WHERE p.place_kind = 'village'
+    WHERE p.place_kind = 'village' AND """
+    + _IN_SCOPE
+    + """
 ),
 marked AS (
     SELECT h.place_id, b.subject, h.ts,
@@ -102,6 +110,7 @@ never AS (
     SELECT DISTINCT place_id, subject FROM steps WHERE never_had
 )
 """
+)
 
 _GROUP_KEYS: dict[str, tuple[str, str]] = {
     "district": ("p.district_code::text", "d.name"),
@@ -109,7 +118,8 @@ _GROUP_KEYS: dict[str, tuple[str, str]] = {
     "operator": ("s.subject", "s.subject"),
 }
 
-_GROUPS = """
+_GROUPS = (
+    """
 SELECT {key} AS key, min({name}) AS name,
        count(*) FILTER (WHERE n.place_id IS NULL)::int AS villages,
        coalesce(sum(p.population) FILTER (WHERE n.place_id IS NULL), 0)::bigint AS population,
@@ -127,9 +137,12 @@ LEFT JOIN never n ON n.place_id = p.place_id AND n.subject = s.subject
 LEFT JOIN (SELECT place_id, subject, count(*) AS outages, sum(minutes) AS minutes
            FROM outages GROUP BY place_id, subject) v
        ON v.place_id = p.place_id AND v.subject = s.subject
-WHERE p.place_kind = 'village'
+WHERE p.place_kind = 'village' AND """
+    + _IN_SCOPE
+    + """
 GROUP BY 1 ORDER BY people_minutes DESC, 1
 """
+)
 
 _VILLAGES = """
 SELECT o.place_id AS village_id, p.name, c.name AS commune, d.name AS district,
@@ -241,10 +254,15 @@ class Availability:
     dead_spots: list[DeadSpot]
 
 
-def history_span(conn: psycopg.Connection[Any]) -> tuple[datetime, datetime] | None:
-    """The first and last village history rows kept, or None when there are none."""
+def history_span(
+    conn: psycopg.Connection[Any], *, scope: Scope
+) -> tuple[datetime, datetime] | None:
+    """The first and last history rows kept of the scope's villages, or None when there are
+    none."""
     row = conn.execute(
         "SELECT min(ts), max(ts) FROM coverage_history WHERE place_kind = 'village'"
+        f" AND {village_clause('place_id')}",
+        params(scope),
     ).fetchone()
     return (row[0], row[1]) if row and row[0] is not None else None
 
@@ -258,25 +276,27 @@ def availability(
     start: datetime,
     end: datetime,
     *,
+    scope: Scope,
     by: str,
     operators: list[str],
     limit: int = 20,
 ) -> Availability:
-    """The report for [start, end): ``by`` operator, one row per operator in ``operators``;
-    by district or commune, villages without any signal. ``limit``: worst villages and sites."""
+    """The report for [start, end) over the scope's villages: ``by`` operator, one row per
+    operator in ``operators``; by district or commune, villages without any signal.
+    ``limit``: worst villages and sites."""
     if by not in _GROUP_KEYS:
         raise ValueError(f"group by district, commune or operator, not {by!r}")
     subjects = operators if by == "operator" else [ANY]
     key, name = _GROUP_KEYS[by]
-    params = {"subjects": subjects, "t0": start, "t1": end, "limit": limit}
-    any_params = params | {"subjects": [ANY]}
+    values = {"subjects": subjects, "t0": start, "t1": end, "limit": limit, "scope": scope.param}
+    any_values = values | {"subjects": [ANY]}
     groups_sql = _query(_GROUPS.format(key=key, name=name))
     with conn.cursor(row_factory=class_row(GroupLoss)) as cur:
-        groups = cur.execute(groups_sql, params).fetchall()
+        groups = cur.execute(groups_sql, values).fetchall()
     with conn.cursor(row_factory=class_row(VillageLoss)) as cur:
-        villages = cur.execute(_query(_VILLAGES), any_params).fetchall()
+        villages = cur.execute(_query(_VILLAGES), any_values).fetchall()
     with conn.cursor(row_factory=class_row(SiteLoss)) as cur:
-        sites = cur.execute(_query(_SITES), params).fetchall()
+        sites = cur.execute(_query(_SITES), values).fetchall()
     with conn.cursor(row_factory=class_row(DeadSpot)) as cur:
-        dead = cur.execute(_query(_DEAD_SPOTS), any_params).fetchall()
+        dead = cur.execute(_query(_DEAD_SPOTS), any_values).fetchall()
     return Availability(start, end, by, groups, villages, sites, dead)

@@ -17,6 +17,7 @@ from psycopg.rows import class_row
 
 from devices.kinds import Kind
 from store.readings import LATEST_WINDOW, health_case, latest_table
+from store.scope import Scope, clause
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +42,8 @@ SERVED = (
 )
 
 
-def commune_fibre(conn: psycopg.Connection) -> list[CommuneFibre]:
+def commune_fibre(conn: psycopg.Connection, *, scope: Scope) -> list[CommuneFibre]:
+    """The scope's communes, with their fibre reach and the OLT serving each."""
     with conn.cursor(row_factory=class_row(CommuneFibre)) as cur:
         cur.execute(
             f"WITH {SERVED}, first AS (SELECT commune_code, min(olt) AS olt_id FROM served"
@@ -49,7 +51,9 @@ def commune_fibre(conn: psycopg.Connection) -> list[CommuneFibre]:
             " SELECT c.district_code, ds.name AS district_name, c.code AS commune_code,"
             " c.name AS commune_name, c.households, c.households_passed, c.has_fibre, f.olt_id"
             " FROM communes c JOIN districts ds ON ds.code = c.district_code"
-            " LEFT JOIN first f ON f.commune_code = c.code ORDER BY ds.name, c.name"
+            " LEFT JOIN first f ON f.commune_code = c.code"
+            f" WHERE {clause('c.district_code', '%(scope)s')} ORDER BY ds.name, c.name",
+            {"scope": scope.param},
         )
         return cur.fetchall()
 
@@ -68,7 +72,8 @@ class Olt:
     bts: list[str]  # base stations in those communes: their backhaul rides on this OLT
 
 
-def olts(conn: psycopg.Connection, now: datetime) -> list[Olt]:
+def olts(conn: psycopg.Connection, now: datetime, *, scope: Scope) -> list[Olt]:
+    """The OLTs in the scope, as the broadband page lists them."""
     query = sql.SQL(
         "WITH " + SERVED + ","
         " communes AS (SELECT s.olt, array_agg(c.name ORDER BY c.name) AS names FROM served s"
@@ -85,11 +90,12 @@ def olts(conn: psycopg.Connection, now: datetime) -> list[Olt]:
         " LEFT JOIN communes cs ON cs.olt = d.device_id LEFT JOIN towers ts ON ts.olt = d.device_id"
         " LEFT JOIN (SELECT device_id, uplink_up FROM {latest} WHERE ts > %(since)s) r"
         "   ON r.device_id = d.device_id"
-        " WHERE d.kind = 'broadband' ORDER BY d.device_id"
+        " WHERE d.kind = 'broadband' AND {scoped} ORDER BY d.device_id"
     ).format(
         health=health_case(Kind.BROADBAND),
         latest=sql.Identifier(latest_table(Kind.BROADBAND)),
+        scoped=sql.SQL(clause("d.district_code", "%(scope)s")),
     )
     with conn.cursor(row_factory=class_row(Olt)) as cur:
-        cur.execute(query, {"since": now - LATEST_WINDOW})
+        cur.execute(query, {"since": now - LATEST_WINDOW, "scope": scope.param})
         return cur.fetchall()

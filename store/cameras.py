@@ -12,6 +12,7 @@ from psycopg.rows import class_row
 
 from devices.kinds import Kind
 from store.readings import LATEST_WINDOW, health_case, latest_table
+from store.scope import Scope, clause
 
 STORAGE_RULE = "camera_storage_low"  # processing/alerts/rules.toml
 
@@ -34,7 +35,8 @@ class CameraState:
     storage_alert: bool  # an unresolved storage alert stands on it
 
 
-def cameras(conn: psycopg.Connection, now: datetime) -> list[CameraState]:
+def cameras(conn: psycopg.Connection, now: datetime, *, scope: Scope) -> list[CameraState]:
+    """The cameras in the scope, in device order."""
     query = sql.SQL(
         "SELECT d.device_id, d.name, d.district_code, ds.name AS district_name,"
         " c.name AS commune_name,"
@@ -47,11 +49,14 @@ def cameras(conn: psycopg.Connection, now: datetime) -> list[CameraState]:
         " LEFT JOIN communes c ON c.code = d.commune_code"
         " LEFT JOIN (SELECT device_id, online, recording, storage_free_pct, tamper FROM {latest}"
         "   WHERE ts > %(since)s) r ON r.device_id = d.device_id"
-        " WHERE d.kind = 'camera' ORDER BY d.device_id"
+        " WHERE d.kind = 'camera' AND {scoped} ORDER BY d.device_id"
     ).format(
         health=health_case(Kind.CAMERA),
         latest=sql.Identifier(latest_table(Kind.CAMERA)),
+        scoped=sql.SQL(clause("d.district_code", "%(scope)s")),
     )
     with conn.cursor(row_factory=class_row(CameraState)) as cur:
-        cur.execute(query, {"since": now - LATEST_WINDOW, "rule": STORAGE_RULE})
+        cur.execute(
+            query, {"since": now - LATEST_WINDOW, "rule": STORAGE_RULE, "scope": scope.param}
+        )
         return cur.fetchall()

@@ -11,6 +11,8 @@ import msgspec
 import psycopg
 from psycopg.rows import dict_row
 
+from store.scope import Scope, clause, params
+
 Row = dict[str, Any]
 
 # -- inputs ----------------------------------------------------------------------------------
@@ -229,9 +231,10 @@ async def write_rejections(
 # -- reads for reports and the dashboard -----------------------------------------------------
 
 
-def coverage_rows(conn: psycopg.Connection, kind: str = "village") -> list[Row]:
-    """Every place's verdict. Not its levels: the map refreshes this every few seconds and a
-    JSON document per village was most of its cost; one place's levels are on its own page."""
+def coverage_rows(conn: psycopg.Connection, kind: str = "village", *, scope: Scope) -> list[Row]:
+    """Every place's verdict in the scope. Not its levels: the map refreshes this every few
+    seconds and a JSON document per village was most of its cost; one place's levels are on
+    its own page."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             "SELECT p.place_kind, p.place_id, p.name, p.district_code, d.name AS district,"
@@ -239,29 +242,33 @@ def coverage_rows(conn: psycopg.Connection, kind: str = "village") -> list[Row]:
             " p.unknown, p.dead_spot, p.since, p.updated_at FROM coverage_places p"
             " LEFT JOIN districts d ON d.code = p.district_code"
             " LEFT JOIN communes c ON c.code = p.commune_code"
-            " WHERE p.place_kind = %s ORDER BY p.district_code, p.place_id",
-            (kind,),
+            f" WHERE p.place_kind = %s AND {clause('p.district_code')}"
+            " ORDER BY p.district_code, p.place_id",
+            (kind, *params(scope)),
         )
         return cur.fetchall()
 
 
-def commune_centres(conn: psycopg.Connection) -> tuple[int, int]:
-    """(commune centres with 3G/4G from towers heard from, commune centres judged)."""
+def commune_centres(conn: psycopg.Connection, *, scope: Scope) -> tuple[int, int]:
+    """(commune centres with 3G/4G from towers heard from, commune centres judged), in the
+    scope."""
     row = conn.execute(
         "SELECT count(*) FILTER (WHERE cardinality(operators) > 0), count(*) FROM coverage_places"
-        " WHERE place_kind = 'commune'"
+        f" WHERE place_kind = 'commune' AND {clause('district_code')}",
+        params(scope),
     ).fetchone()
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
-def critical_top(conn: psycopg.Connection, limit: int) -> list[Row]:
+def critical_top(conn: psycopg.Connection, limit: int, *, scope: Scope) -> list[Row]:
+    """The towers in the scope whose loss would take signal from the most people (N-1)."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             "SELECT c.device_id, c.operator, d.district_code, c.population_all, c.villages_all,"
             " c.population_operator, c.villages_operator, c.computed_at FROM critical_towers c"
-            " LEFT JOIN devices d ON d.device_id = c.device_id"
+            f" LEFT JOIN devices d ON d.device_id = c.device_id WHERE {clause('d.district_code')}"
             " ORDER BY c.population_all DESC, c.population_operator DESC, c.device_id LIMIT %s",
-            (limit,),
+            (*params(scope), limit),
         )
         return cur.fetchall()
 

@@ -19,9 +19,12 @@ from datetime import datetime
 
 import psycopg
 
+from store.scope import Scope, clause, params, village_clause
+
 # The loss of operator X is the latest event at or before T whose operators_lost names X,
 # counted only while the village still lacks X at T (an operator back since is no loss).
-_VILLAGES_AT = """
+_VILLAGES_AT = (
+    """
 SELECT v.village_id, v.name, c.name AS commune, d.name AS district, v.population,
     h.ts AS since, h.operators, h.dead_spot,
     coalesce(lost.operators, '{}'), coalesce(lost.towers, '{}'), lost.first_at
@@ -42,9 +45,12 @@ LEFT JOIN LATERAL (
         ORDER BY op, e.ts DESC, e.id DESC) l
     LEFT JOIN LATERAL unnest(l.towers) AS tower ON true
     ) lost ON true
-WHERE h.dead_spot OR lost.operators IS NOT NULL
+WHERE (h.dead_spot OR lost.operators IS NOT NULL) AND """
+    + clause("v.district_code", "%(scope)s")
+    + """
 ORDER BY h.dead_spot DESC, v.population DESC, v.village_id
 """
+)
 
 _STATES_AT = """
 SELECT d.device_id, d.kind, d.operator, s.ts, coalesce(s.state, 'unknown'), s.reason
@@ -55,7 +61,7 @@ LEFT JOIN LATERAL (
     ORDER BY e.ts DESC LIMIT 1) s ON true
 WHERE (%(ids)s::text[] IS NULL OR d.device_id = ANY (%(ids)s::text[]))
   AND (%(kind)s::text IS NULL OR d.kind = %(kind)s::text)
-"""
+  AND """ + clause("d.district_code", "%(scope)s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,17 +117,24 @@ class CoverageAt:
         return [v for v in self.villages if v.lost]
 
 
-def history_span(conn: psycopg.Connection) -> HistorySpan | None:
-    row = conn.execute("SELECT min(ts), max(ts) FROM coverage_history").fetchone()
+def history_span(conn: psycopg.Connection, *, scope: Scope) -> HistorySpan | None:
+    """The history kept; for a provincial reader, of its villages (every place has a row
+    from the service's first build, so the span is the same)."""
+    row = conn.execute(
+        "SELECT min(ts), max(ts) FROM coverage_history"
+        " WHERE %s::integer[] IS NULL"
+        f" OR place_kind = 'village' AND {village_clause('place_id')}",
+        (scope.param, *params(scope)),
+    ).fetchone()
     if row is None or row[0] is None:
         return None
     return HistorySpan(row[0], row[1])
 
 
-def villages_at(conn: psycopg.Connection, at: datetime) -> list[VillageAt]:
-    """Villages dark at ``at``, and villages that had lost operators by then: dark first,
-    then by population."""
-    rows = conn.execute(_VILLAGES_AT, {"at": at}).fetchall()
+def villages_at(conn: psycopg.Connection, at: datetime, *, scope: Scope) -> list[VillageAt]:
+    """Villages of the scope dark at ``at``, and those that had lost operators by then: dark
+    first, then by population."""
+    rows = conn.execute(_VILLAGES_AT, {"at": at, "scope": scope.param}).fetchall()
     return [VillageAt(r[0], r[1], r[2], r[3], int(r[4]), r[5], list(r[6]), bool(r[7]),
                       list(r[8]), list(r[9]), r[10]) for r in rows]  # fmt: skip
 
@@ -131,26 +144,31 @@ def device_states_at(
     at: datetime,
     device_ids: Iterable[str] | None = None,
     kind: str | None = None,
+    *,
+    scope: Scope,
 ) -> dict[str, DeviceAt]:
-    """Each device's state at ``at`` from ``status_events`` (``ids``/``kind`` narrow it)."""
+    """Each device's state at ``at`` from ``status_events`` (``ids``/``kind`` narrow it);
+    devices in the scope only."""
     ids = None if device_ids is None else sorted(set(device_ids))
-    rows = conn.execute(_STATES_AT, {"at": at, "ids": ids, "kind": kind}).fetchall()
+    values = {"at": at, "ids": ids, "kind": kind, "scope": scope.param}
+    rows = conn.execute(_STATES_AT, values).fetchall()
     return {r[0]: DeviceAt(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows}
 
 
-def coverage_at(conn: psycopg.Connection, at: datetime) -> CoverageAt:
-    """The villages at ``at``; the towers serving them now (``place_towers``); and the state
-    at ``at`` of those towers and of every tower their loss events name."""
-    villages = villages_at(conn, at)
+def coverage_at(conn: psycopg.Connection, at: datetime, *, scope: Scope) -> CoverageAt:
+    """The scope's villages at ``at``; the towers serving them now (``place_towers``); and
+    the state at ``at`` of those towers and of every tower their loss events name (those in
+    the scope)."""
+    villages = villages_at(conn, at, scope=scope)
     serving = serving_now(conn, [v.village_id for v in villages]) if villages else {}
     towers = {t for v in villages for t in v.towers} | {t for ts in serving.values() for t in ts}
-    devices = device_states_at(conn, at, towers) if towers else {}
+    devices = device_states_at(conn, at, towers, scope=scope) if towers else {}
     return CoverageAt(at, villages, devices, serving)
 
 
-def sites_down_at(conn: psycopg.Connection, at: datetime) -> list[str]:
-    """Base stations whose last status at or before ``at`` was not online."""
-    states = device_states_at(conn, at, kind="bts")
+def sites_down_at(conn: psycopg.Connection, at: datetime, *, scope: Scope) -> list[str]:
+    """Base stations of the scope whose last status at or before ``at`` was not online."""
+    states = device_states_at(conn, at, kind="bts", scope=scope)
     return sorted(d for d, s in states.items() if s.since is not None and s.state != "online")
 
 

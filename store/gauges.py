@@ -19,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from store import alert_outbox
+from store.scope import NATIONAL
 
 log = logging.getLogger("ioc.metrics")
 
@@ -99,7 +100,7 @@ def alert_figures(conn: psycopg.Connection, channels: Iterable[str] = ()) -> Ite
         labels=["channel"],
     )
     now = datetime.now(UTC)
-    backlog = {b.channel: b for b in alert_outbox.backlog(conn)}
+    backlog = {b.channel: b for b in alert_outbox.backlog(conn, scope=NATIONAL)}
     for name in sorted(backlog.keys() | set(channels)):
         b = backlog.get(name)
         depth.add_metric([name], b.pending if b else 0)

@@ -15,6 +15,7 @@ from psycopg.rows import class_row
 
 from store import alert_engine as q
 from store.alerts import SEVERITIES
+from store.scope import Scope, clause
 
 
 def _json(value: Any) -> str:
@@ -167,9 +168,10 @@ class IncidentRow:
     all_members: int
 
 
-def list_incidents(conn: psycopg.Connection, *, open_only: bool = True,
+def list_incidents(conn: psycopg.Connection, *, scope: Scope, open_only: bool = True,
                    limit: int = 100) -> list[IncidentRow]:  # fmt: skip
-    """Incidents, open first, then most severe, then most member alerts, then newest."""
+    """Incidents in the scope's provinces (by the district the incident groups), open first,
+    then most severe, then most member alerts, then newest."""
     with conn.cursor(row_factory=class_row(IncidentRow)) as cur:
         cur.execute(
             "SELECT i.incident_id, i.cause, i.district_code, i.alert_id, a.severity, a.state,"
@@ -180,10 +182,16 @@ def list_incidents(conn: psycopg.Connection, *, open_only: bool = True,
             " (SELECT count(*) FROM alerts m WHERE m.incident_id = i.incident_id)::int"
             "  AS all_members"
             " FROM incidents i JOIN alerts a USING (alert_id)"
-            " WHERE NOT %(open_only)s OR i.resolved_at IS NULL"
+            " WHERE (NOT %(open_only)s OR i.resolved_at IS NULL)"
+            f" AND {clause('i.district_code', '%(scope)s')}"
             " ORDER BY (i.resolved_at IS NOT NULL), array_position(%(order)s::text[], a.severity),"
             " open_members DESC, i.opened_at DESC LIMIT %(limit)s",
-            {"open_only": open_only, "order": list(SEVERITIES), "limit": limit},
+            {
+                "open_only": open_only,
+                "order": list(SEVERITIES),
+                "limit": limit,
+                "scope": scope.param,
+            },
         )
         return cur.fetchall()
 
@@ -201,14 +209,17 @@ class MemberRow:
     opened_at: datetime
 
 
-def members(conn: psycopg.Connection, incident_id: int, limit: int = 1000) -> list[MemberRow]:
-    """An incident's member alerts: unresolved first, most urgent, newest."""
+def members(
+    conn: psycopg.Connection, incident_id: int, limit: int = 1000, *, scope: Scope
+) -> list[MemberRow]:
+    """An incident's member alerts in the scope: unresolved first, most urgent, newest."""
     with conn.cursor(row_factory=class_row(MemberRow)) as cur:
         cur.execute(
             "SELECT alert_id, rule, subject, severity, state, summary, summary_vi, inhibited,"
-            " opened_at FROM alerts WHERE incident_id = %s"
-            " ORDER BY (state = 'resolved'), array_position(%s::text[], severity),"
-            " opened_at DESC LIMIT %s",
-            (incident_id, list(SEVERITIES), limit),
+            " opened_at FROM alerts WHERE incident_id = %(id)s"
+            f" AND {clause('district_code', '%(scope)s')}"
+            " ORDER BY (state = 'resolved'), array_position(%(order)s::text[], severity),"
+            " opened_at DESC LIMIT %(limit)s",
+            {"id": incident_id, "order": list(SEVERITIES), "limit": limit, "scope": scope.param},
         )
         return cur.fetchall()

@@ -20,6 +20,7 @@ from psycopg.rows import dict_row
 from devices.health import HEALTH, Condition, DisplayState, Predicate
 from devices.kinds import Kind
 from store.db import Flavor, detect_flavor
+from store.scope import Scope, device_clause, params
 from store.tables import READING_TABLES
 
 # The latest reading of a device is looked for this far back; older means it is silent, and
@@ -119,6 +120,8 @@ def _recent_readings(columns: str) -> sql.Composable:
 _MINUTE = "date_bin(INTERVAL '1 minute', {}, TIMESTAMPTZ '2000-01-01')"
 
 
+# Ingest health and its series are the ingester's (one service for every province, and its
+# minute counters carry no device), so they take no scope: every role sees the same figures.
 def ingest_health(
     conn: psycopg.Connection, now: datetime, window: timedelta = timedelta(minutes=1)
 ) -> IngestHealth:
@@ -176,42 +179,63 @@ def rebuild_ingest_minutes(conn: psycopg.Connection, window: timedelta = timedel
 
 
 def reject_samples(
-    conn: psycopg.Connection, since: datetime, reason: str | None = None, limit: int = 20
+    conn: psycopg.Connection,
+    since: datetime,
+    reason: str | None = None,
+    limit: int = 20,
+    *,
+    scope: Scope,
 ) -> list[dict[str, Any]]:
     """The newest rejects (optionally of one reason) with the first bytes of their payload
-    and its whole size."""
+    and its whole size. A reject lies in its device's province; one from an id the registry
+    does not know (or none) is shown to a national reader only."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             "SELECT received_at, reason, topic, device_id, detail, payload, payload_size"
             " FROM rejects"
             " WHERE received_at >= %(since)s AND (%(reason)s::text IS NULL OR reason = %(reason)s)"
+            f" AND {device_clause('device_id', '%(scope)s')}"
             " ORDER BY received_at DESC LIMIT %(limit)s",
-            {"since": since, "reason": reason, "limit": limit},
+            {"since": since, "reason": reason, "limit": limit, "scope": scope.param},
         )
         return cur.fetchall()
 
 
-def reject_counts(conn: psycopg.Connection, since: datetime) -> dict[str, int]:
+def reject_counts(conn: psycopg.Connection, since: datetime, *, scope: Scope) -> dict[str, int]:
+    """Rejects per reason since ``since``, of the scope as :func:`reject_samples`."""
     rows = conn.execute(
-        "SELECT reason, count(*) FROM rejects WHERE received_at >= %s GROUP BY reason", (since,)
+        "SELECT reason, count(*) FROM rejects WHERE received_at >= %s"
+        f" AND {device_clause('device_id')} GROUP BY reason",
+        (since, *params(scope)),
     ).fetchall()
     return {reason: int(n) for reason, n in rows}
 
 
 def rollup_series(
-    conn: psycopg.Connection, kind: Kind, device_id: str, since: datetime, until: datetime
+    conn: psycopg.Connection,
+    kind: Kind,
+    device_id: str,
+    since: datetime,
+    until: datetime,
+    *,
+    scope: Scope,
 ) -> list[dict[str, Any]]:
     """One device's rolled-up metrics from ``since``: per minute up to 6 hours, else per hour
-    (continuous aggregates on TimescaleDB, views on plain PostgreSQL)."""
+    (continuous aggregates on TimescaleDB, views on plain PostgreSQL). None for a device
+    outside the scope."""
     table = READING_TABLES[kind]
     interval = "1m" if until - since <= timedelta(hours=6) else "1h"
     columns = [sql.Identifier(m.name) for m in table.rolled_up]
     query = sql.SQL(
         "SELECT bucket, readings, {columns} FROM {view}"
-        " WHERE device_id = %s AND bucket >= %s AND bucket < %s ORDER BY bucket"
-    ).format(columns=sql.SQL(", ").join(columns), view=sql.Identifier(table.rollup(interval)))
+        " WHERE device_id = %s AND bucket >= %s AND bucket < %s AND {scoped} ORDER BY bucket"
+    ).format(
+        columns=sql.SQL(", ").join(columns),
+        view=sql.Identifier(table.rollup(interval)),
+        scoped=sql.SQL(device_clause("device_id")),
+    )
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query, (device_id, since, until))
+        cur.execute(query, (device_id, since, until, *params(scope)))
         return cur.fetchall()
 
 

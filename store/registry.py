@@ -16,7 +16,7 @@ from psycopg.rows import class_row, dict_row
 from devices.health import KEY_METRICS, latest_metrics
 from devices.kinds import Kind
 from store.readings import LATEST_WINDOW, health_case, latest_table
-from store.scope import Scope, clause
+from store.scope import Scope, clause, device_clause, params
 
 # Birth records are re-sent on every reconnect: only a real change of the document is
 # written, and each change leaves a row in device_meta_history. A birth is merged over the
@@ -153,15 +153,18 @@ class DeviceSummary:
     state: str
 
 
-def search_devices(conn: psycopg.Connection, text: str, limit: int = 25) -> list[DeviceSummary]:
-    """Devices whose id or name contains ``text`` (any case); exact id first."""
+def search_devices(
+    conn: psycopg.Connection, text: str, limit: int = 25, *, scope: Scope
+) -> list[DeviceSummary]:
+    """Devices in the scope whose id or name contains ``text`` (any case); exact id first."""
     pattern = "%" + text.strip().replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%"
     with conn.cursor(row_factory=class_row(DeviceSummary)) as cur:
         cur.execute(
             "SELECT device_id, kind, name, operator, district_code, state FROM devices"
             " WHERE kind <> 'probe' AND (device_id ILIKE %(p)s OR name ILIKE %(p)s)"
+            f" AND {clause('district_code', '%(scope)s')}"
             " ORDER BY (lower(device_id) = lower(%(t)s)) DESC, device_id LIMIT %(limit)s",
-            {"p": pattern, "t": text.strip(), "limit": limit},
+            {"p": pattern, "t": text.strip(), "limit": limit, "scope": scope.param},
         )
         return cur.fetchall()
 
@@ -186,26 +189,29 @@ class DeviceDetail:
     last_seen: datetime | None
 
 
-def device_detail(conn: psycopg.Connection, device_id: str) -> DeviceDetail | None:
+def device_detail(conn: psycopg.Connection, device_id: str, *, scope: Scope) -> DeviceDetail | None:
+    """None when there is no such device, or it lies outside the scope: the two look alike."""
     with conn.cursor(row_factory=class_row(DeviceDetail)) as cur:
         cur.execute(
             "SELECT d.device_id, d.kind, d.name, d.operator, d.lat, d.lon, d.district_code,"
             " ds.name AS district_name, d.commune_code, c.name AS commune_name, d.interval_s,"
             " d.meta, d.state, d.state_since, d.state_reason, d.last_seen FROM devices d"
             " LEFT JOIN districts ds ON ds.code = d.district_code"
-            " LEFT JOIN communes c ON c.code = d.commune_code WHERE d.device_id = %s",
-            (device_id,),
+            " LEFT JOIN communes c ON c.code = d.commune_code"
+            f" WHERE d.device_id = %s AND {clause('d.district_code')}",
+            (device_id, *params(scope)),
         )
         return cur.fetchone()
 
 
 def status_events(
-    conn: psycopg.Connection, device_id: str, limit: int = 50
+    conn: psycopg.Connection, device_id: str, limit: int = 50, *, scope: Scope
 ) -> list[dict[str, Any]]:
+    """A device's state changes, newest first (none for a device outside the scope)."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             "SELECT ts, state, reason FROM status_events WHERE device_id = %s"
-            " ORDER BY ts DESC LIMIT %s",
-            (device_id, limit),
+            f" AND {device_clause('device_id')} ORDER BY ts DESC LIMIT %s",
+            (device_id, *params(scope), limit),
         )
         return cur.fetchall()

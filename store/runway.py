@@ -13,6 +13,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row, dict_row
 
+from store.scope import Scope, clause, device_clause, params
+
 
 @dataclass(frozen=True, slots=True)
 class SiteRunway:
@@ -54,7 +56,8 @@ class PlaceAtRisk:
     computed_at: datetime
 
 
-_PLACES = """
+_PLACES = (
+    """
 SELECT r.place_kind, r.place_id, r.operator, p.name, c.name AS commune, d.name AS district,
        p.district_code, v.lat, v.lon, r.population, r.sites, r.loses_at, r.loses_early,
        r.loses_late, r.computed_at
@@ -67,14 +70,19 @@ WHERE (%(operator)s::text IS NULL OR r.operator = %(operator)s)
   AND (%(place_kind)s::text IS NULL OR r.place_kind = %(place_kind)s)
   AND (%(within_s)s::float8 IS NULL
        OR r.loses_at <= now() + make_interval(secs => %(within_s)s))
+  AND """
+    + clause("p.district_code", "%(scope)s")
+    + """
 ORDER BY r.loses_at ASC NULLS LAST, r.population DESC, r.place_id, r.operator
 LIMIT %(limit)s
 """
+)
 
 
 def places_at_risk(
     conn: psycopg.Connection[Any],
     *,
+    scope: Scope,
     operator: str | None = "any",
     place_kind: str | None = "village",
     within_s: float | None = None,
@@ -82,25 +90,27 @@ def places_at_risk(
 ) -> list[PlaceAtRisk]:
     """Places at risk, soonest first (unknown forecasts last, then by population).
     ``operator=None`` gives every operator's rows and ``'any'``'s; ``within_s`` keeps those
-    forecast to lose signal within that many seconds from now."""
-    params = {
+    forecast to lose signal within that many seconds from now. Places in the scope only."""
+    values = {
         "operator": operator,
         "place_kind": place_kind,
         "within_s": within_s,
         "limit": limit,
+        "scope": scope.param,
     }
     with conn.cursor(row_factory=class_row(PlaceAtRisk)) as cur:
-        cur.execute(_PLACES, params)
+        cur.execute(_PLACES, values)
         return cur.fetchall()
 
 
-def site_runways(conn: psycopg.Connection[Any]) -> list[SiteRunway]:
-    """Every tower on battery, soonest dark first (unknown last)."""
+def site_runways(conn: psycopg.Connection[Any], *, scope: Scope) -> list[SiteRunway]:
+    """Every tower in the scope on battery, soonest dark first (unknown last)."""
     with conn.cursor(row_factory=class_row(SiteRunway)) as cur:
         cur.execute(
             "SELECT device_id, on_battery_since, battery_pct, read_at, drain_pct_per_h, method,"
             " readings, dark_at, dark_early, dark_late, computed_at FROM site_runway"
-            " ORDER BY dark_at ASC NULLS LAST, device_id"
+            f" WHERE {device_clause('device_id')} ORDER BY dark_at ASC NULLS LAST, device_id",
+            params(scope),
         )
         return cur.fetchall()
 

@@ -57,3 +57,25 @@ def clause(district_column: str, placeholder: str = "%s") -> str:
 def params(scope: Scope) -> tuple[list[int] | None, list[int] | None]:
     """The two positional values of one :func:`clause`."""
     return scope.param, scope.param
+
+
+def _through(table: str, key: str, column: str, placeholder: str) -> str:
+    # Guarded by the NULL test first, so a national read never searches ``table``; the
+    # placeholder appears twice, as in :func:`clause`.
+    return (
+        f"({placeholder}::integer[] IS NULL OR {column} IN (SELECT {key} FROM {table}"
+        " WHERE district_code IN (SELECT code FROM districts"
+        f" WHERE province_code = ANY ({placeholder}::integer[]))))"
+    )
+
+
+def device_clause(device_column: str, placeholder: str = "%s") -> str:
+    """:func:`clause` for a row that names a device (readings, status events, rejects) rather
+    than a district: the device lies in the scope. An id the registry does not know (a
+    reject's) is the national role's alone."""
+    return _through("devices", "device_id", device_column, placeholder)
+
+
+def village_clause(village_column: str, placeholder: str = "%s") -> str:
+    """:func:`clause` for a row that names a village (coverage history and events)."""
+    return _through("villages", "village_id", village_column, placeholder)

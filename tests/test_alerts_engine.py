@@ -25,6 +25,7 @@ from store.alerts import (
     transitions,
 )
 from store.db import connect
+from store.scope import NATIONAL
 from tests.support.alerting import AlertWorld, scenario_devices, ticks
 from tests.support.databases import rows
 from tests.support.polling import wait_until
@@ -129,8 +130,11 @@ async def test_a_flapping_tower_gives_one_alert_and_one_flapping_notice(world: A
         await wait_until(lambda: told(2))
         [(alert_id, *_)] = _alerts(database_url)
         with connect(database_url) as conn:
-            assert [t.event for t in transitions(conn, alert_id)] == ["opened", "flapping"]
-            [alert] = list_alerts(conn)
+            assert [t.event for t in transitions(conn, alert_id, scope=NATIONAL)] == [
+                "opened",
+                "flapping",
+            ]
+            [alert] = list_alerts(conn, scope=NATIONAL)
             assert alert.flapping
         clock.advance(296)  # the last change was 3 s ago: 299 s of the 300 s quiet period
         await ticks(engine)
@@ -272,7 +276,9 @@ async def test_silence_hides_news_until_it_ends_and_operators_ack_and_resolve(
         assert [p["subject"] for p in hook.received] == [cameras[1].device_id]
         by_subject = {a[2]: a[0] for a in _alerts(database_url)}
         with connect(database_url) as conn:
-            hidden = [t for t in transitions(conn, by_subject[cameras[0].device_id])]
+            hidden = [
+                t for t in transitions(conn, by_subject[cameras[0].device_id], scope=NATIONAL)
+            ]
             assert [(t.event, t.suppressed) for t in hidden] == [("opened", True)]
             acknowledge(conn, by_subject[cameras[1].device_id], "lan", "on my way",
                         now=clock())  # fmt: skip
@@ -293,7 +299,7 @@ async def test_silence_hides_news_until_it_ends_and_operators_ack_and_resolve(
         (cameras[1].device_id, "resolved", "lan"),
     ])  # fmt: skip
     with connect(database_url) as conn:
-        still_open = list_alerts(conn, AlertFilter(states=("open", "acknowledged")))
+        still_open = list_alerts(conn, AlertFilter(states=("open", "acknowledged")), scope=NATIONAL)
     assert [a.subject for a in still_open] == [cameras[0].device_id]
 
 

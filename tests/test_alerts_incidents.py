@@ -63,6 +63,7 @@ from store.incidents import (
 )
 from store.migrate import upgrade
 from store.roles import service_login
+from store.scope import NATIONAL
 from tests.fixtures.dashboard import PASSWORDS
 from tests.support.alerting import AlertWorld, scenario_devices, ticks
 from tests.support.databases import rows
@@ -226,10 +227,10 @@ async def test_a_storm_is_a_handful_of_incidents_told_once_and_per_size_change(
 
     # What operators read: the incidents, the members one level below.
     with connect(url) as conn:
-        listed = list_incidents(conn)
+        listed = list_incidents(conn, scope=NATIONAL)
         assert (listed[0].cause, listed[0].district_code) == ("power", VAN_CANH)
         assert listed[0].open_members == 12
-        member_rows = members(conn, listed[0].incident_id)
+        member_rows = members(conn, listed[0].incident_id, scope=NATIONAL)
         assert sum(m.inhibited for m in member_rows) == 11
     cli = _cli(url, "incidents", "--members")
     assert cli.returncode == 0, cli.stderr
@@ -462,7 +463,7 @@ async def test_the_alert_service_role_keeps_incidents_and_the_dashboards_reads_t
             await close(engine, opened[0], now)
             await engine.commit()
         with connect(as_["dashboard"]) as dash:
-            [row] = list_incidents(dash, open_only=False)
+            [row] = list_incidents(dash, open_only=False, scope=NATIONAL)
             assert row.incident_id == opened[0] and row.all_members == 1
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 dash.execute("UPDATE incidents SET resolved_at = NULL")

@@ -21,6 +21,7 @@ from ioc.settings import Settings
 from processing.alerts.delivery import DeliveryError, WebhookChannel, channels_for
 from store.alert_outbox import backlog, dead_letters
 from store.db import connect
+from store.scope import NATIONAL
 from tests.support.alerting import AlertWorld, WebhookServer
 from tests.support.environment import clean_environ
 from tests.support.outbox import DripServer, dispatching, outbox_rows, queue_alert, rounds
@@ -127,8 +128,8 @@ async def test_a_row_is_dead_after_max_attempts_and_listed_as_a_dead_letter(
         (alert_id, 1, 3, False, True, "HTTP 500")
     ]
     with connect(world.database_url) as conn:
-        [b] = backlog(conn)
-        [dead] = dead_letters(conn)
+        [b] = backlog(conn, scope=NATIONAL)
+        [dead] = dead_letters(conn, scope=NATIONAL)
     assert (b.channel, b.pending, b.dead) == ("webhook:failing", 0, 1)
     assert (dead.alert_id, dead.attempts, dead.last_error) == (alert_id, 3, "HTTP 500")
     env = clean_environ() | {"IOC_DATABASE_URL": world.database_url}

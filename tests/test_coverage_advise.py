@@ -41,6 +41,7 @@ from seeds import load_scenario
 from store import coverage as q
 from store import users
 from store.db import connect
+from store.scope import NATIONAL
 from tests.fixtures.dashboard import PASSWORDS
 from tests.support.coverage_scene import built_once
 
@@ -199,7 +200,7 @@ def test_from_the_live_database(loaded: str) -> None:
     asyncio.run(built_once(loaded))  # the coverage service's verdicts, written
     ground = ground_from_db(loaded, coverage_config(resolution_m=200.0))
     with psycopg.connect(loaded) as conn:
-        rows = q.coverage_rows(conn, "village")
+        rows = q.coverage_rows(conn, "village", scope=NATIONAL)
     without_viettel = {r["place_id"] for r in rows if "viettel" not in r["operators"]}
     assert {v.place_id for v in ground.uncovered(Operator.VIETTEL)} == without_viettel != set()
     assert "viettel" in ground.levels  # the map's raster, for the picture

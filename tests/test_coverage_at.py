@@ -35,6 +35,7 @@ from store import places
 from store.coverage_history import coverage_at, device_states_at, history_span
 from store.db import connect
 from store.migrate import upgrade
+from store.scope import NATIONAL
 from tests.support.coverage_scene import coverage_events, load_scene
 from tests.support.databases import scratch_database
 from tests.support.environment import clean_environ
@@ -171,11 +172,11 @@ def test_a_bad_time_is_one_clear_line(outage_url: str, database_url: str) -> Non
 
 def test_the_store_reads_states_at_a_moment(outage_url: str) -> None:
     with psycopg.connect(outage_url) as conn:
-        span = history_span(conn)
+        span = history_span(conn, scope=NATIONAL)
         assert span is not None and span.earliest == BUILT
-        during = coverage_at(conn, DOWN + timedelta(minutes=1))
-        at_down = device_states_at(conn, DOWN, ["M", "V", "BAD"])
-        before = device_states_at(conn, DOWN - timedelta(seconds=1), ["M"])
+        during = coverage_at(conn, DOWN + timedelta(minutes=1), scope=NATIONAL)
+        at_down = device_states_at(conn, DOWN, ["M", "V", "BAD"], scope=NATIONAL)
+        before = device_states_at(conn, DOWN - timedelta(seconds=1), ["M"], scope=NATIONAL)
     assert [(v.village_id, v.dead_spot, v.lost, v.towers) for v in during.villages] == [
         ("mbf", True, ["mobifone"], ["M"]),
         ("far", True, [], []),
@@ -208,7 +209,7 @@ def write_past_outage(url: str, now: datetime) -> PastOutage:
     village losing both operators when one tower went off air, and its return an hour on."""
     built, down, back = now - timedelta(hours=3), now - timedelta(hours=2), now - timedelta(hours=1)
     with connect(url, autocommit=True) as conn:
-        villages = places.villages(conn)
+        villages = places.villages(conn, scope=NATIONAL)
         rows = conn.execute("SELECT village_id, seed_dead_spot FROM villages").fetchall()
         village = next(v for v in villages if v["village_id"] in {r[0] for r in rows if not r[1]})
         tower = fleet()[Kind.BTS][5]

@@ -43,6 +43,7 @@ from store import users
 from store.availability import Availability, availability, history_span
 from store.db import connect
 from store.migrate import upgrade
+from store.scope import NATIONAL
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 DAY = datetime(2026, 11, 30, tzinfo=ZONE)
@@ -153,7 +154,7 @@ def report(
     url: str, by: str = "district", start: datetime = T0, end: datetime = T1
 ) -> Availability:
     with connect(url) as conn:
-        return availability(conn, start, end, by=by, operators=OPERATORS)
+        return availability(conn, start, end, by=by, operators=OPERATORS, scope=NATIONAL)
 
 
 def test_minutes_and_people_minutes_per_district_clipped_at_both_ends(scene_url: str) -> None:
@@ -223,7 +224,7 @@ def test_commune_grouping_and_the_state_before_the_period(scene_url: str) -> Non
 def test_the_period_must_be_one_the_history_tells_about(database_url: str) -> None:
     build_scene(database_url)
     with connect(database_url) as conn:
-        kept = history_span(conn)
+        kept = history_span(conn, scope=NATIONAL)
     assert kept == (at("08:00"), at("12:30"))
     now = at("12:00")
     cases = [

@@ -41,6 +41,7 @@ from simulators.fleet import Fleet
 from store.db import aconnect
 from store.roles import service_login
 from store.runway import battery_stretches, places_at_risk, site_runways, write_runway
+from store.scope import NATIONAL
 from tests.support.coverage_scene import LAT0, LON0, bts_doc, offset, running
 from tests.support.environment import clean_environ
 from tests.support.polling import wait_until
@@ -200,8 +201,10 @@ async def runway_service(url: str, **runway: Any) -> AsyncIterator[CoverageServi
 
 def _tables(url: str) -> tuple[dict[str, Any], dict[tuple[str, str], Any]]:
     with psycopg.connect(url) as conn:
-        sites = {s.device_id: s for s in site_runways(conn)}
-        places = {(p.place_id, p.operator): p for p in places_at_risk(conn, operator=None)}
+        sites = {s.device_id: s for s in site_runways(conn, scope=NATIONAL)}
+        places = {
+            (p.place_id, p.operator): p for p in places_at_risk(conn, operator=None, scope=NATIONAL)
+        }
     return sites, places
 
 
@@ -284,7 +287,7 @@ async def test_the_coverage_role_reads_the_readings_and_writes_the_runway(loaded
         with psycopg.connect(url["dashboard"]) as dash:
             # (places_at_risk names them from coverage_places, which no service wrote here)
             assert dash.execute("SELECT place_id FROM place_runway").fetchall() == [("both",)]
-            assert [s.device_id for s in site_runways(dash)] == ["V"]
+            assert [s.device_id for s in site_runways(dash, scope=NATIONAL)] == ["V"]
     finally:
         with psycopg.connect(loaded, autocommit=True) as owner:
             for name in logins.values():

@@ -17,6 +17,7 @@ from ingest import Ingester
 from processing.coverage.service import CoverageService
 from processing.coverage.serving import Why
 from store import coverage as q
+from store.scope import NATIONAL
 from tests.support.coverage_scene import (
     Live,
     bts_reading,
@@ -36,7 +37,7 @@ async def test_tower_offline_to_village_event_in_seconds(live: Live) -> None:
         refused = q.rejections(conn)
         assert [(r["device_id"], r["sector"]) for r in refused] == [("BAD", 1)]
         assert "unknown band 1234 MHz" in refused[0]["reason"]
-        assert {r["device_id"] for r in q.critical_top(conn, 10)} == {"V", "M"}
+        assert {r["device_id"] for r in q.critical_top(conn, 10, scope=NATIONAL)} == {"V", "M"}
     assert live.events() == []
 
     status = live.topics.device(Kind.BTS, "M", Channel.STATUS)
@@ -164,7 +165,7 @@ async def test_a_tower_never_heard_from_is_unknown_not_covered(
         mbf = live.villages()["mbf"]
         assert (mbf["operators"], mbf["unknown"], mbf["dead_spot"]) == ([], ["mobifone"], False)
         with psycopg.connect(database_url) as conn:
-            head = headline(snapshot(conn))
+            head = headline(snapshot(conn, scope=NATIONAL))
         assert head is not None  # the headline does not call them covered:
         assert head.population_unknown == pytest.approx(400 / (700 + 400 + 90))
         assert head.population_covered["any"] == pytest.approx(700 / (700 + 400 + 90))

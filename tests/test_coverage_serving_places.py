@@ -21,6 +21,7 @@ from processing.coverage.service import CoverageService, serving_pairs
 from store import coverage, users, villages
 from store.coverage import ServingPair
 from store.db import aconnect
+from store.scope import NATIONAL
 from tests.fixtures.dashboard import PASSWORDS
 from tests.support.clients import mqtt_client
 from tests.support.coverage_scene import running
@@ -106,10 +107,10 @@ async def served(loaded: str, ingester: Ingester) -> str:
 
 def test_store_reads_both_ways(served: str) -> None:
     with psycopg.connect(served) as conn:
-        m = {v["village_id"]: v for v in villages.tower_serves(conn, "M")}
-        v = {v["village_id"]: v for v in villages.tower_serves(conn, "V")}
-        both = villages.village_serving(conn, "both")
-        far = villages.village_serving(conn, "far")
+        m = {v["village_id"]: v for v in villages.tower_serves(conn, "M", scope=NATIONAL)}
+        v = {v["village_id"]: v for v in villages.tower_serves(conn, "V", scope=NATIONAL)}
+        both = villages.village_serving(conn, "both", scope=NATIONAL)
+        far = villages.village_serving(conn, "far", scope=NATIONAL)
     assert list(m) == ["mbf", "both"]  # the village M alone serves first
     assert (m["mbf"]["towers_all"], m["mbf"]["towers_operator"]) == (1, 1)
     assert (m["both"]["towers_all"], m["both"]["towers_operator"]) == (2, 1)

@@ -16,6 +16,7 @@ from devices.kinds import DeviceState, Kind
 from store import alerts, coverage, readings, registry, users
 from store.alert_outbox import mark_failed
 from store.db import aconnect, connect
+from store.scope import NATIONAL
 from store.users import PermissionDenied, Role
 from tests.fixtures.dashboard import PASSWORDS
 from tests.support.fleet_history import fleet, generate_history, load_scenario_db, set_states
@@ -107,7 +108,7 @@ def test_operator_acknowledges_with_comment(scenario_url, alert_ids, monkeypatch
     assert not at.exception, at.exception
     assert f"Alert #{alert_ids[0]} acknowledged." in [s.value for s in at.success]
     with connect(scenario_url) as conn:
-        alert = alerts.get_alert(conn, alert_ids[0])
+        alert = alerts.get_alert(conn, alert_ids[0], scope=NATIONAL)
     assert (alert.state, alert.acknowledged_by, alert.ack_comment) == (
         "acknowledged", "operator", "field team sent"
     )  # fmt: skip
@@ -129,7 +130,7 @@ def test_viewer_is_refused_even_when_the_form_is_submitted(scenario_url, alert_i
     # acknowledge_alert checks the role itself (the next test).
     assert not at.success and not at.exception
     with connect(scenario_url) as conn:
-        assert alerts.get_alert(conn, alert_ids[0]).state == "open"
+        assert alerts.get_alert(conn, alert_ids[0], scope=NATIONAL).state == "open"
 
 
 def test_acknowledge_checks_the_role_in_the_database(scenario_url, alert_ids):
@@ -139,7 +140,7 @@ def test_acknowledge_checks_the_role_in_the_database(scenario_url, alert_ids):
             acknowledge_alert(conn, viewer, alert_ids[1], "not mine to ack")
         with pytest.raises(PermissionDenied):
             acknowledge_alert(conn, "forged-token", alert_ids[1], None)
-        assert alerts.get_alert(conn, alert_ids[1]).state == "open"
+        assert alerts.get_alert(conn, alert_ids[1], scope=NATIONAL).state == "open"
         # Demoting the operator takes effect on their next action, not at their next login.
         users.add_user(conn, "operator", PASSWORDS["operator"], "viewer", replace=True)
         with pytest.raises(PermissionDenied):
@@ -239,9 +240,9 @@ def test_xlsx_export_has_one_sheet_per_table(scenario_url):
     import openpyxl  # type: ignore[import-untyped]
 
     with connect(scenario_url) as conn:
-        snap = coverage_view.snapshot(conn)
+        snap = coverage_view.snapshot(conn, scope=NATIONAL)
         assert snap is not None
-        tables = coverage_view.report(snap, coverage.critical_top(conn, 50))
+        tables = coverage_view.report(snap, coverage.critical_top(conn, 50, scope=NATIONAL))
     book = openpyxl.load_workbook(io.BytesIO(coverage_view.to_xlsx(tables)))
     assert book.sheetnames == ["Theo huyện", "Theo xã", "Trạm then chốt N-1"]
     districts = list(book["Theo huyện"].iter_rows(values_only=True))
@@ -258,9 +259,13 @@ def test_page_queries_on_timescaledb(tsdb_url):
     rows = generate_history(tsdb_url, now, days=2, interval_s=900, limit=3)
     with connect(tsdb_url, autocommit=True) as conn:
         assert readings.refresh_rollups(conn) == 8  # 1m and 1h for each of the four reading tables
-        hourly = readings.rollup_series(conn, Kind.BTS, tower, now - timedelta(days=2), now)
-        minutes = readings.rollup_series(conn, Kind.BTS, tower, now - timedelta(hours=6), now)
-        devices = {d.device_id: d for d in registry.map_devices(conn, now)}
+        hourly = readings.rollup_series(
+            conn, Kind.BTS, tower, now - timedelta(days=2), now, scope=NATIONAL
+        )
+        minutes = readings.rollup_series(
+            conn, Kind.BTS, tower, now - timedelta(hours=6), now, scope=NATIONAL
+        )
+        devices = {d.device_id: d for d in registry.map_devices(conn, now, scope=NATIONAL)}
         health = readings.ingest_health(conn, now, window=timedelta(hours=1))
         series = readings.ingest_series(conn, now)
     assert rows == 3 * 3 * 192

@@ -18,6 +18,7 @@ from store import broadband, cameras, users
 from store.alert_engine import NewAlert, open_alert
 from store.db import aconnect, connect
 from store.readings import copy_backfill, rebuild_latest
+from store.scope import NATIONAL
 from tests.fixtures.dashboard import PASSWORDS
 from tests.support.fleet_history import load_scenario_db, set_states
 
@@ -213,9 +214,9 @@ def test_the_fleet_queries_on_timescaledb(tsdb_url):
     olt_reading(tsdb_url, olt.device_id, now, SEQ, uplink_up=False)
     camera_reading(tsdb_url, camera, now, storage_free_pct=7.5)
     with connect(tsdb_url, autocommit=True) as conn:
-        communes = broadband.commune_fibre(conn)
-        nodes = {o.device_id: o for o in broadband.olts(conn, now)}
-        found = {c.device_id: c for c in cameras.cameras(conn, now)}
+        communes = broadband.commune_fibre(conn, scope=NATIONAL)
+        nodes = {o.device_id: o for o in broadband.olts(conn, now, scope=NATIONAL)}
+        found = {c.device_id: c for c in cameras.cameras(conn, now, scope=NATIONAL)}
     assert sum(c.has_fibre for c in communes) == 154
     assert sum(c.households_passed or 0 for c in communes) == sum(
         n.households_passed for n in scenario.broadband

@@ -15,6 +15,7 @@ from dashboard import auth
 from devices.kinds import Kind
 from store import alerts, coverage, villages
 from store.db import aconnect, connect
+from store.scope import NATIONAL
 from tests.fixtures.dashboard import PASSWORDS
 from tests.support.fleet_history import fleet
 from tests.test_dashboard import app, texts
@@ -31,7 +32,7 @@ def dead_village(url: str) -> dict[str, Any]:
             " ORDER BY place_id LIMIT 1"
         ).fetchone()
         assert row is not None
-        found = villages.village(conn, row[0])
+        found = villages.village(conn, row[0], scope=NATIONAL)
     assert found is not None
     return found
 

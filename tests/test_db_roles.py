@@ -218,7 +218,10 @@ async def test_the_alert_engine_opens_updates_and_delivers(
     with connect(logins["alerts"]) as engine_sync:
         assert list(alert_figures(engine_sync, ["webhook:ops"]))  # its /metrics
     with connect(ioc_url) as owner:
-        assert [t.event for t in alerts.transitions(owner, alert_id)] == ["opened", "flapping"]
+        assert [t.event for t in alerts.transitions(owner, alert_id, scope=NATIONAL)] == [
+            "opened",
+            "flapping",
+        ]
 
 
 async def _open_two(url: str) -> tuple[int, int]:
@@ -245,12 +248,17 @@ async def test_the_dashboard_reads_logs_in_and_acts_through_its_functions(
     one_strike = Throttle(account_failures=1, address_failures=9, window=HOUR, lockout=HOUR)
     with connect(logins["dashboard"], autocommit=True) as dash:
         # Reads: the registry, readings (a hypertable and its continuous aggregate), alerts.
-        assert [d.device_id for d in map_devices(dash, datetime.now(UTC))] == [DEVICE]
+        assert [d.device_id for d in map_devices(dash, datetime.now(UTC), scope=NATIONAL)] == [DEVICE]
         assert dash.execute("SELECT count(*) FROM telemetry_bts_1m").fetchone() == (0,)
         assert coverage_rasters.stamps(dash, scope=NATIONAL) == {}  # the map's raster: none here
-        assert villages.tower_serves(dash, DEVICE) == []  # who serves whom: none written here
-        assert villages.village_serving(dash, "V1") == []
-        assert {a.alert_id for a in alerts.list_alerts(dash)} == {alert_id, other_id}
+        assert (
+            villages.tower_serves(dash, DEVICE, scope=NATIONAL) == []
+        )  # who serves whom: none written here
+        assert villages.village_serving(dash, "V1", scope=NATIONAL) == []
+        assert {a.alert_id for a in alerts.list_alerts(dash, scope=NATIONAL)} == {
+            alert_id,
+            other_id,
+        }
         assert {u.username for u in users.list_users(dash)} == {"op1", "viewer1", "admin"}
         assert list(login_figures(dash))  # its /metrics: sessions counted, no token read
         # Logging in: the password checked inside the database, the session made there.
@@ -294,7 +302,7 @@ async def test_the_dashboard_reads_logs_in_and_acts_through_its_functions(
         assert ("op1", "acknowledge") in events and ("op1", "silence") in events
         assert ("op1", "logout") in events and ("admin", "locked") in events
         assert ("admin", "user_added") in events
-        assert alerts.get_alert(owner, other_id).state == "open"
+        assert alerts.get_alert(owner, other_id, scope=NATIONAL).state == "open"
 
 
 def _refused_to_the_dashboard(dash: psycopg.Connection, alert_id: int) -> None:

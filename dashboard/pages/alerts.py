@@ -19,12 +19,14 @@ SUBJECT_KINDS = ("bts", "camera", "broadband", "village", "district", "incident"
 DEVICE_KINDS = ("bts", "camera", "broadband")
 
 user = auth.current_user()
+scope = auth.scope()
 flash = st.session_state.pop("alerts_flash", None)
 if flash:
     st.success(flash)
 with db() as conn:
-    districts = places.district_names(conn, scope=auth.scope())
-    waiting, dead = alert_outbox.backlog(conn), alert_outbox.dead_letters(conn)
+    districts = places.district_names(conn, scope=scope)
+    waiting = alert_outbox.backlog(conn, scope=scope)
+    dead = alert_outbox.dead_letters(conn, scope=scope)
 
 
 def delivery_health() -> None:
@@ -73,7 +75,7 @@ delivery_health()
 def incident_list() -> None:
     """Incidents first: each a storm's cause in a district, its alerts one click below."""
     with db() as conn:
-        found = incidents.list_incidents(conn)
+        found = incidents.list_incidents(conn, scope=scope)
     st.subheader(t("alerts.incidents", n=len(found)))
     st.caption(t("alerts.incident_caption"))
     if not found:
@@ -102,7 +104,7 @@ def incident_list() -> None:
                 hide_index=True,
             )
             with db() as conn:
-                members = incidents.members(conn, inc.incident_id)
+                members = incidents.members(conn, inc.incident_id, scope=scope)
             st.dataframe(
                 pd.DataFrame(
                     {
@@ -130,7 +132,7 @@ def incident_list() -> None:
 
 
 incident_list()
-runway_view.risk_panel(datetime.now(UTC))
+runway_view.risk_panel(datetime.now(UTC), scope=scope)
 
 district_labels: dict[int | None, str] = {None: t("alerts.all")}
 district_labels.update(districts.items())
@@ -170,6 +172,7 @@ with db() as conn:
         alerts.AlertFilter(
             states=tuple(states), severities=tuple(severities), district_code=district, limit=500
         ),
+        scope=scope,
     )
 # The store filters by rule, not by subject kind; the page narrows the (bounded) list itself.
 rows = [a for a in rows if not subject_kinds or a.subject_kind in subject_kinds]
@@ -178,7 +181,7 @@ wanted = st.query_params.get("alert")
 if wanted and wanted.isdigit() and all(a.alert_id != int(wanted) for a in rows):
     try:
         with db() as conn:
-            rows = [alerts.get_alert(conn, int(wanted)), *rows]
+            rows = [alerts.get_alert(conn, int(wanted), scope=scope), *rows]
     except alerts.AlertNotFound:
         st.warning(t("alerts.link_unknown", alert=wanted))
 
@@ -246,7 +249,7 @@ if alert.details:
         st.json(alert.details)
 
 with db() as conn:
-    history = alerts.transitions(conn, alert.alert_id)
+    history = alerts.transitions(conn, alert.alert_id, scope=scope)
 st.caption(t("alerts.history"))
 st.dataframe(
     pd.DataFrame(

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import streamlit as st
 
+from dashboard import auth
 from dashboard.coverage_view import OPERATORS, to_xlsx
 from dashboard.data import db
 from dashboard.i18n import labeller, localized, num, t, when
@@ -39,18 +40,21 @@ by = right.radio(t("avail.by"), GROUPINGS, key="avail_by", horizontal=True,
                  format_func=labeller("avail.by.", GROUPINGS))  # fmt: skip
 assert isinstance(start_day, date) and isinstance(end_day, date)
 
+scope = auth.scope()
 with db() as conn:
     try:
         period = kept_period(
             local_midnight(start_day),
             local_midnight(end_day + timedelta(days=1)),  # the end day is included
-            history_span(conn),
+            history_span(conn, scope=scope),
             now,
         )
     except PeriodError as err:
         st.error(t(f"avail.error.{err.reason}", moment=when(err.moment)))
         st.stop()
-    report = availability(conn, period.start, period.end, by=by, operators=list(OPERATORS))
+    report = availability(
+        conn, period.start, period.end, scope=scope, by=by, operators=list(OPERATORS)
+    )
 
 frames = tables(report, period)
 st.markdown(

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import streamlit as st
 
+from dashboard import auth
 from dashboard.data import db
 from dashboard.i18n import num, pct, t, when
 from devices.health import DisplayState
@@ -19,9 +20,10 @@ from store import broadband
 FAULTED = (DisplayState.OFFLINE.value, DisplayState.DEGRADED.value)
 
 now = datetime.now(UTC)
+scope = auth.scope()
 with db() as conn:
-    communes = broadband.commune_fibre(conn)
-    nodes = broadband.olts(conn, now)
+    communes = broadband.commune_fibre(conn, scope=scope)
+    nodes = broadband.olts(conn, now, scope=scope)
 
 
 def share(part: int | None, whole: int | None) -> float | None:

@@ -9,14 +9,16 @@ from statistics import median
 import pandas as pd
 import streamlit as st
 
+from dashboard import auth
 from dashboard.data import db
 from dashboard.i18n import num, t, when
 from devices.health import DisplayState
 from store import cameras
 
 now = datetime.now(UTC)
+scope = auth.scope()
 with db() as conn:
-    found = cameras.cameras(conn, now)
+    found = cameras.cameras(conn, now, scope=scope)
 
 live = [c for c in found if DisplayState(c.state).live]
 recording = [c for c in found if c.recording]

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import advise_view
+from dashboard import advise_view, auth
 from dashboard.coverage_view import headline, report, snapshot, to_xlsx
 from dashboard.data import db
 from dashboard.i18n import localized, num, pct, t
 from store import coverage
 
+scope = auth.scope()
 with db() as conn:
-    snap = snapshot(conn)
-    critical = coverage.critical_top(conn, 50) if snap else []
+    snap = snapshot(conn, scope=scope)
+    critical = coverage.critical_top(conn, 50, scope=scope) if snap else []
 if snap is None:
     st.info(t("cov.unavailable"))
     st.stop()

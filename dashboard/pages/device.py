@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
-from dashboard import runway_view
+from dashboard import auth, runway_view
 from dashboard.app import page
 from dashboard.coverage_view import criticality_text, tower_criticality
 from dashboard.data import db
@@ -26,6 +26,8 @@ RANGES = {
     "30d": timedelta(days=30),
 }
 
+# A device outside the user's provinces is found by no read below: it looks like no device.
+scope = auth.scope()
 # ?device=ID (the map's click-through and links), or ?id=ID as older links have it; each new
 # link is followed once (and again once its widgets were dropped on leaving the page).
 linked = st.query_params.get("device") or st.query_params.get("id")
@@ -37,7 +39,7 @@ text = st.text_input(t("device.search"), key="device_q", placeholder="BTS-VTL-00
 if not text.strip():
     st.stop()
 with db() as conn:
-    found = registry.search_devices(conn, text)
+    found = registry.search_devices(conn, text, scope=scope)
 if not found:
     st.info(t("device.none"))
     st.stop()
@@ -51,9 +53,11 @@ device_id = st.selectbox(
 )
 now = datetime.now(UTC)
 with db() as conn:
-    device = registry.device_detail(conn, device_id)
-    history = registry.status_events(conn, device_id, limit=50)
-    its_alerts = alerts.list_alerts(conn, alerts.AlertFilter(subject=device_id, limit=50))
+    device = registry.device_detail(conn, device_id, scope=scope)
+    history = registry.status_events(conn, device_id, limit=50, scope=scope)
+    its_alerts = alerts.list_alerts(
+        conn, alerts.AlertFilter(subject=device_id, limit=50), scope=scope
+    )
 if device is None:
     st.info(t("device.none"))
     st.stop()
@@ -90,7 +94,7 @@ span = st.radio(
 )
 kind = Kind(device.kind)
 with db() as conn:
-    series = readings.rollup_series(conn, kind, device_id, now - RANGES[span], now)
+    series = readings.rollup_series(conn, kind, device_id, now - RANGES[span], now, scope=scope)
 if not series:
     st.info(t("device.no_readings"))
 else:
@@ -107,9 +111,9 @@ else:
 
 if kind is Kind.BTS:
     with db() as conn:
-        n1 = tower_criticality(conn, device_id)
-        touched = villages.tower_villages(conn, device_id)
-        on_battery = runway_view.site_forecast(conn, device_id)
+        n1 = tower_criticality(conn, device_id, scope=scope)
+        touched = villages.tower_villages(conn, device_id, scope=scope)
+        on_battery = runway_view.site_forecast(conn, device_id, scope=scope)
     runway_view.device_forecast(on_battery, now)
     if n1 is not None or touched:
         st.subheader(t("device.villages"))
@@ -130,7 +134,7 @@ if kind is Kind.BTS:
                       when=when(v["ts"], "short"))  # fmt: skip
             st.page_link(page("village"), label=label, query_params={"village": v["village_id"]})
     with db() as conn:
-        serves = villages.tower_serves(conn, device_id)
+        serves = villages.tower_serves(conn, device_id, scope=scope)
     st.subheader(t("device.serves", n=num(len(serves))))
     st.caption(t("device.serves_note" if serves else "device.serves_none"))
     for v in serves[:SERVED_SHOWN]:

@@ -7,15 +7,17 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
+from dashboard import auth
 from dashboard.data import db
 from dashboard.i18n import ZONE_NAME, localized, num, t, when
 from store import readings
 
 now = datetime.now(UTC)
+scope = auth.scope()
 with db() as conn:
     health = readings.ingest_health(conn, now)
     series = readings.ingest_series(conn, now)
-    reasons = readings.reject_counts(conn, now - timedelta(hours=24))
+    reasons = readings.reject_counts(conn, now - timedelta(hours=24), scope=scope)
 
 head = st.columns(3)
 head[0].metric(t("head.ingest"), num(health.messages_per_s, 1))
@@ -42,7 +44,7 @@ counts = pd.DataFrame(
 st.dataframe(localized(counts), hide_index=True)
 reason = st.selectbox(t("ingest.reason"), list(counts[t("ingest.reason")]), key="ingest_reason")
 with db() as conn:
-    samples = readings.reject_samples(conn, now - timedelta(hours=24), reason)
+    samples = readings.reject_samples(conn, now - timedelta(hours=24), reason, scope=scope)
 st.subheader(t("ingest.samples"))
 st.dataframe(
     pd.DataFrame(

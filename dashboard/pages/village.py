@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import history_view, live, runway_view
+from dashboard import auth, history_view, live, runway_view
 from dashboard.app import page
 from dashboard.data import db
 from dashboard.i18n import num, t, when
@@ -24,6 +24,7 @@ SITES_SHOWN = 5
 
 
 # The picker lists every village, from the scenario data the map already caches.
+scope = auth.scope()
 names = {v["village_id"]: f"{v['name']} · {v['commune_name']} · {v['village_id']}"
          for v in live.places()[2]}  # fmt: skip
 wanted = st.query_params.get("village")
@@ -49,11 +50,11 @@ if st.query_params.get("village") != village_id:
     st.query_params["village"] = village_id  # the address bar names what is shown: a link
 
 with db() as conn:
-    row = villages.village(conn, village_id)
-    events = villages.village_events(conn, village_id)
-    near = villages.nearest_towers(conn, row["lat"], row["lon"]) if row else []
-    serving = villages.village_serving(conn, village_id)
-    at_risk = runway_view.at_risk(conn, operator=None)
+    row = villages.village(conn, village_id, scope=scope)
+    events = villages.village_events(conn, village_id, scope=scope)
+    near = villages.nearest_towers(conn, row["lat"], row["lon"], scope=scope) if row else []
+    serving = villages.village_serving(conn, village_id, scope=scope)
+    at_risk = runway_view.at_risk(conn, operator=None, scope=scope)
 if row is None:
     st.stop()
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from dashboard import headline, live, runway_view
+from dashboard import auth, headline, live, runway_view
 from dashboard.data import db, refresh_seconds, tile_url
 from dashboard.i18n import LANGS, choose, follow_language, lang, mark_drawn, t, when
 from dashboard.live import places
@@ -76,11 +76,12 @@ def wall() -> None:
     now = datetime.now(UTC)
     districts, features, villages = places()
     fleet = live.state(now)
+    scope = auth.scope()
     with db() as conn:
         rows = alerts.list_alerts(
-            conn, alerts.AlertFilter(states=alerts.UNRESOLVED, limit=MAX_ALERTS + 1)
+            conn, alerts.AlertFilter(states=alerts.UNRESOLVED, limit=MAX_ALERTS + 1), scope=scope
         )
-        at_risk = runway_view.at_risk(conn)
+        at_risk = runway_view.at_risk(conn, scope=scope)
     st.title(f"{t('app.title')} · {when(now, 'short')}")
     headline.strip(fleet.devices, fleet.open_alerts, fleet.headline, fleet.health)
     risk = runway_view.wall_line(at_risk, now)

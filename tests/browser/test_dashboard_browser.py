@@ -12,6 +12,7 @@ import pytest
 from dashboard.i18n import CATALOGUE
 from store import alerts
 from store.db import connect
+from store.scope import NATIONAL
 from tests.fixtures.dashboard import PASSWORDS
 from tests.support.browser import (
     ARTIFACTS,
@@ -67,7 +68,7 @@ def test_operator_acknowledges_and_viewer_is_refused(dashboard_url, scenario_url
         page.get_by_role("button", name="Xác nhận", exact=True).click()
         page.get_by_text(f"Đã xác nhận cảnh báo #{alert_id}.").wait_for()
         with connect(scenario_url) as conn:
-            acked = alerts.get_alert(conn, alert_id)
+            acked = alerts.get_alert(conn, alert_id, scope=NATIONAL)
         assert (acked.state, acked.acknowledged_by) == ("acknowledged", "operator")
 
         page.get_by_text("English").click()
@@ -101,6 +102,8 @@ def test_operator_acknowledges_and_viewer_is_refused(dashboard_url, scenario_url
         _report_and_device(page, "vi")
         browser.close()
     with connect(scenario_url) as conn:
-        others = [alerts.get_alert(conn, i).state for i in alert_ids if i != alert_id]
+        others = [
+            alerts.get_alert(conn, i, scope=NATIONAL).state for i in alert_ids if i != alert_id
+        ]
     assert others == ["open"], "the viewer changed nothing"
     assert outside == [], "a closed network: nothing is fetched from outside the dashboard"

@@ -20,6 +20,7 @@ import pytest
 from devices.kinds import Kind
 from store import alerts, registry, villages
 from store.db import connect
+from store.scope import NATIONAL
 from tests.fixtures.dashboard import PASSWORDS
 from tests.support.browser import ARTIFACTS, launch, settle, wait_map_drawn
 from tests.support.fleet_history import fleet
@@ -38,8 +39,8 @@ def _alone(url: str) -> tuple[str, dict[str, Any]]:
     zoom (~26 m a pixel, markers at most 14 px across their radius) nothing else is drawn over
     their centre, and devices are drawn over villages."""
     with connect(url) as conn:
-        devices = registry.map_devices(conn, datetime.now(UTC))
-        dead = [villages.village(conn, row[0]) for row in conn.execute(
+        devices = registry.map_devices(conn, datetime.now(UTC), scope=NATIONAL)
+        dead = [villages.village(conn, row[0], scope=NATIONAL) for row in conn.execute(
             "SELECT place_id FROM coverage_places WHERE place_kind = 'village' AND dead_spot"
             " ORDER BY place_id")]  # fmt: skip
     towers = set(fleet()[Kind.BTS])

@@ -16,6 +16,7 @@ from devices import Channel, Kind, Topics, encode
 from store import coverage as q
 from store.migrate import upgrade
 from store.registry import status_events
+from store.scope import NATIONAL
 from tests.faults.harness import Figures, record
 from tests.support.clients import mqtt_client
 from tests.support.coverage_scene import load_scene
@@ -60,7 +61,7 @@ def _events(url: str) -> list[tuple[str, str]]:
 
 def _offline_stored(url: str) -> bool:
     with psycopg.connect(url) as conn:
-        return any(e["state"] == "offline" for e in status_events(conn, "M"))
+        return any(e["state"] == "offline" for e in status_events(conn, "M", scope=NATIONAL))
 
 
 async def test_processing_kill_9_during_a_coverage_change(

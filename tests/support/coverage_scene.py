@@ -22,6 +22,7 @@ from processing.coverage.service import CoverageService
 from store import coverage as q
 from store.places import load_places
 from store.registry import device_row, register_devices
+from store.scope import NATIONAL
 from tests.support.clients import mqtt_client
 from tests.support.polling import wait_until
 
@@ -107,7 +108,7 @@ def coverage_events(url: str) -> list[dict[str, Any]]:
 
 def village_rows(url: str) -> dict[str, dict[str, Any]]:
     with psycopg.connect(url) as conn:
-        return {r["place_id"]: r for r in q.coverage_rows(conn, "village")}
+        return {r["place_id"]: r for r in q.coverage_rows(conn, "village", scope=NATIONAL)}
 
 
 async def drive_test(mqtt_url: str, protocol: int, topics: Topics, lat: float, lon: float,
