@@ -11,6 +11,7 @@ import pydeck as pdk
 import streamlit as st
 
 from dashboard import livemap
+from dashboard.auth import scope
 from dashboard.data import config, db, tile_url
 from dashboard.i18n import localized, num, t
 from devices.kinds import Operator
@@ -58,7 +59,8 @@ def run(operator: str, towers: int, road_km: float) -> tuple[Ground, Advice] | s
     assert url is not None  # the page has opened db() before
     how = setup()
     try:
-        ground = ground_from_db(url, how.coverage)
+        provinces = scope().provinces  # a scoped user's first; national: the only one loaded
+        ground = ground_from_db(url, how.coverage, province=min(provinces) if provinces else None)
     except ValueError:
         return t("cov.unavailable")
     op = None if operator == ANY else Operator(operator)

@@ -14,11 +14,13 @@ import typer
 
 from ioc.cli_common import clear_errors, given, load_settings
 from ioc.cli_coverage import (
+    Province,
     Resolution,
     Scenario,
     _config,
     _settings,
     coverage_app,
+    province_code,
     scenario_coverage,
 )
 from ioc.configs import advisor_setup, require_database
@@ -61,6 +63,7 @@ def advise_command(
     sectors: Annotated[int | None, typer.Option(help="their sectors, evenly spread")] = None,
     scenario: Scenario = False,
     resolution_m: Resolution = None,
+    province: Province = None,
 ) -> None:
     """Where new sites would bring the most uncovered people online (greedy, FFT gain)."""
     from processing.coverage.advise import (
@@ -81,14 +84,16 @@ def advise_command(
         advise_sectors=sectors,
     )
     settings = _settings(**given(resolution_m=resolution_m), **advise_options)
+    code = province_code(province)
     if scenario:
         from seeds import load_scenario
 
         typer.echo("computing the scenario's coverage, every tower online…", err=True)
-        scenario_places = load_scenario(load_settings().province)
-        ground = ground_from_coverage(scenario_coverage(resolution_m), scenario_places)
+        scenario_places = load_scenario(code)
+        ground = ground_from_coverage(scenario_coverage(code, resolution_m), scenario_places)
     else:
-        ground = ground_from_db(require_database(load_settings()), _config(resolution_m))
+        database_url = require_database(load_settings())
+        ground = ground_from_db(database_url, _config(resolution_m), province=code)
     setup = advisor_setup(settings)
     advice = advise(ground, op, towers, site=setup.site,
                     spacing_m=setup.spacing_m, road_km=setup.road_km)  # fmt: skip

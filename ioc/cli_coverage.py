@@ -20,7 +20,7 @@ from ioc.configs import coverage_config, coverage_service_config, require_databa
 from ioc.errors import SettingError
 from ioc.settings import CoverageSettings, Settings
 from simulators.values import LOCAL_TZ
-from store.scope import NATIONAL
+from store.scope import Scope
 
 coverage_app: typer.Typer = typer.Typer(
     help="Coverage: dead-spot villages, N-1 criticality, the signal raster.",
@@ -34,6 +34,29 @@ Scenario = Annotated[
     bool,
     typer.Option("--scenario", help="compute from the seeds scenario, every tower online"),
 ]
+Province = Annotated[
+    str | None,
+    typer.Option(help="the province, one of IOC_PROVINCE's (name or GSO code); default: the first"),
+]
+
+
+def province_code(choice: str | None) -> int:
+    """The GSO code of the province a command works on: ``choice``, which must be one of the
+    deployment's (IOC_PROVINCE), or the first of them."""
+    from seeds.national import province_code as code_of
+    from seeds.national import province_codes
+
+    spec = load_settings().province
+    loaded = province_codes(spec)
+    if choice is None:
+        return loaded[0]
+    code = code_of(choice)
+    if code not in loaded:
+        raise SettingError(
+            f"--province: {choice!r} is not among this deployment's provinces: {spec}"
+            " (IOC_PROVINCE)"
+        )
+    return code
 
 
 def _settings(**coverage: Any) -> Settings:
@@ -51,18 +74,18 @@ def _config(resolution_m: float | None) -> Any:
 
 
 @functools.cache
-def scenario_coverage(resolution_m: float | None = None) -> Any:
-    """The scenario's coverage (cached per process: a full recompute takes seconds)."""
+def scenario_coverage(province: int, resolution_m: float | None = None) -> Any:
+    """The province's scenario coverage (cached per process: a full recompute takes seconds)."""
     from processing.coverage.scenario import scenario_coverage as compute
     from seeds import load_scenario
 
-    return compute(load_scenario(load_settings().province), _config(resolution_m))
+    return compute(load_scenario(province), _config(resolution_m))
 
 
-def _names() -> tuple[dict[int, str], dict[int, str]]:
+def _names(province: int) -> tuple[dict[int, str], dict[int, str]]:
     from seeds import load_scenario
 
-    s = load_scenario(load_settings().province)
+    s = load_scenario(province)
     return {d.code: d.name for d in s.districts}, {c.code: c.name for c in s.communes}
 
 
@@ -118,6 +141,7 @@ def report(
     csv: Annotated[Path | None, typer.Option(help="write one row per village to this CSV")] = None,
     scenario: Scenario = False,
     resolution_m: Resolution = None,
+    province: Province = None,
 ) -> None:
     """Villages, dead spots and people without signal, per district."""
     from processing.coverage.report import (
@@ -127,18 +151,19 @@ def report(
         write_csv,
     )
 
+    code = province_code(province)
     if scenario:
         typer.echo("computing the scenario's coverage, every tower online…", err=True)
-        districts, communes = _names()
+        districts, communes = _names(code)
         rows, covered, centres = rows_from_coverage(
-            scenario_coverage(resolution_m), districts, communes
+            scenario_coverage(code, resolution_m), districts, communes
         )
     else:
         from store.coverage import commune_centres, coverage_rows
 
         with database(load_settings()) as conn:
-            rows = rows_from_db(coverage_rows(conn, "village", scope=NATIONAL))
-            covered, centres = commune_centres(conn, scope=NATIONAL)
+            rows = rows_from_db(coverage_rows(conn, "village", scope=Scope.of([code])))
+            covered, centres = commune_centres(conn, scope=Scope.of([code]))
         if not rows:
             raise SettingError(
                 "no coverage in the database yet: run `ioc coverage run` (ioc up does), "
@@ -157,18 +182,20 @@ def critical(
     top: Annotated[int, typer.Option(min=1, help="how many towers")] = 20,
     scenario: Scenario = False,
     resolution_m: Resolution = None,
+    province: Province = None,
 ) -> None:
     """N-1: the towers whose loss alone would leave the most people without signal."""
     from processing.coverage.report import critical_lines
 
+    code = province_code(province)
     if scenario:
         typer.echo("computing the scenario's coverage, every tower online…", err=True)
-        rows: list[Any] = scenario_coverage(resolution_m).criticality()[:top]
+        rows: list[Any] = scenario_coverage(code, resolution_m).criticality()[:top]
     else:
         from store.coverage import critical_top
 
         with database(load_settings()) as conn:
-            rows = critical_top(conn, top, scope=NATIONAL)
+            rows = critical_top(conn, top, scope=Scope.of([code]))
         if not rows:
             raise SettingError("no N-1 table in the database yet: run `ioc coverage run`")
     for line in critical_lines(rows):
@@ -217,6 +244,7 @@ def runway(
     ] = "any",
     limit: Annotated[int, typer.Option(min=1, help="how many places")] = 20,
     sites: Annotated[bool, typer.Option("--sites", help="also list the towers on battery")] = False,
+    province: Province = None,
 ) -> None:
     """Battery runway: the villages that lose signal next as their towers' batteries run flat."""
     from devices.kinds import Operator
@@ -227,9 +255,10 @@ def runway(
         raise SettingError(f"--operator: {operator!r} is none of {choices}")
     settings = load_settings()
     every_s = settings.coverage.runway_every_s
+    scope = Scope.of([province_code(province)])
     with database(settings) as conn:
-        towers = site_runways(conn, scope=NATIONAL)
-        places = places_at_risk(conn, operator=operator, limit=limit, scope=NATIONAL)
+        towers = site_runways(conn, scope=scope)
+        places = places_at_risk(conn, operator=operator, limit=limit, scope=scope)
         reporting = battery_reports(conn, max(600.0, 4 * every_s))
         now = conn.execute("SELECT now()").fetchone()[0]
     computed = max((t.computed_at for t in towers), default=None)
@@ -261,18 +290,20 @@ def raster(
     ] = None,
     scenario: Scenario = False,
     resolution_m: Resolution = None,
+    province: Province = None,
 ) -> None:
     """Draw the 3G/4G raster as a PNG, dead-spot villages ringed in red."""
     from devices.kinds import Operator
-    from processing.coverage.build import build_coverage
+    from processing.coverage.build import build_provinces, split_provinces
     from processing.coverage.serving import verdicts_from_rows
 
     if operator is not None and operator not in {o.value for o in Operator}:
         names = ", ".join(o.value for o in Operator)
         raise SettingError(f"--operator: {operator!r} is not one of {names}")
+    code = province_code(province)
     if scenario:
         typer.echo("computing the scenario's coverage, every tower online…", err=True)
-        cov = scenario_coverage(resolution_m)
+        cov = scenario_coverage(code, resolution_m)
     else:
         typer.echo("computing coverage from the database's towers and states…", err=True)
         from store import coverage as q
@@ -288,7 +319,10 @@ def raster(
                 await conn.close()
 
         doc, bts, verdicts = asyncio.run(fetch())
-        cov = build_coverage(doc, bts, _config(resolution_m), verdicts)
+        parts, _ = split_provinces(doc, bts)
+        if code not in parts:
+            raise SettingError(f"--province: {code} is not loaded: run `ioc scenario load`")
+        cov = build_provinces({code: parts[code]}, _config(resolution_m), verdicts)[code]
         cov.current = cov.evaluate()
     draw(cov, png, operator)
     dead = sum(1 for (k, _), pc in cov.current.items() if k == "village" and pc.dead_spot)

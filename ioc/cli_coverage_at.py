@@ -14,10 +14,10 @@ import typer
 
 from devices.clock import EXAMPLE, LOCAL_ZONE, parse_local
 from ioc.cli_common import clear_errors, database, load_settings
-from ioc.cli_coverage import coverage_app
+from ioc.cli_coverage import Province, coverage_app, province_code
 from ioc.errors import SettingError
 from store.coverage_history import CoverageAt, VillageAt, coverage_at, history_span, sites_down_at
-from store.scope import NATIONAL
+from store.scope import Scope
 
 
 def parse_moment(text: str) -> datetime:
@@ -69,14 +69,16 @@ def coverage_at_command(
         bool,
         typer.Option("--all", help="list the villages dark in the whole kept history too"),
     ] = False,
+    province: Province = None,
 ) -> None:
     """The villages dark (no operator) or short of operators at a past moment, and why."""
     at = parse_moment(moment)
+    scope = Scope.of([province_code(province)])
     with database(load_settings()) as conn:
-        span = history_span(conn, scope=NATIONAL)
+        span = history_span(conn, scope=scope)
         check_kept(at, span.earliest if span else None, datetime.now(UTC))
-        picture = coverage_at(conn, at, scope=NATIONAL)
-        down = sites_down_at(conn, at, scope=NATIONAL)
+        picture = coverage_at(conn, at, scope=scope)
+        down = sites_down_at(conn, at, scope=scope)
     for line in report_lines(picture, down, all_dark=all_dark):
         typer.echo(line)
 

@@ -19,11 +19,13 @@ Row = dict[str, Any]
 
 
 async def bts_registry(conn: psycopg.AsyncConnection) -> list[Row]:
-    """Every registered base station: its birth record and liveness."""
+    """Every registered base station: its birth record, liveness and province (through its
+    district; None where that district is not loaded)."""
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
-        "SELECT device_id, operator, meta, state, meta_updated FROM devices"
-        " WHERE kind = 'bts' ORDER BY device_id"
+        "SELECT d.device_id, d.operator, d.meta, d.state, d.meta_updated, d.district_code,"
+        " x.province_code FROM devices d LEFT JOIN districts x ON x.code = d.district_code"
+        " WHERE d.kind = 'bts' ORDER BY d.device_id"
     )
     return await cur.fetchall()
 
@@ -38,10 +40,11 @@ async def listen(conn: psycopg.AsyncConnection) -> None:
 
 
 async def radio_fingerprints(conn: psycopg.AsyncConnection) -> dict[str, str]:
-    """device id → fingerprint of what the radio model reads from its birth record: blind to
-    births that change nothing radio (a simulated fleet announces its own interval)."""
+    """device id → fingerprint of what the radio model reads from its birth record, and of its
+    district (which province's engine holds it): blind to births that change nothing radio (a
+    simulated fleet announces its own interval)."""
     cur = await conn.execute(
-        "SELECT device_id, md5(concat_ws('|', operator, lat, lon,"
+        "SELECT device_id, md5(concat_ws('|', operator, lat, lon, district_code,"
         " meta->>'antenna_height_m', meta->'sectors')) FROM devices WHERE kind = 'bts'"
     )
     return {r[0]: r[1] for r in await cur.fetchall()}
@@ -83,11 +86,14 @@ async def probe_samples(conn: psycopg.AsyncConnection, since: datetime) -> list[
 
 
 async def places(conn: psycopg.AsyncConnection) -> dict[str, list[Row]]:
-    """Districts, communes, villages and the province outline, as loaded by the scenario."""
+    """Districts, communes, villages and the provinces' outlines, as loaded by the scenario."""
     out: dict[str, list[Row]] = {}
     cur = conn.cursor(row_factory=dict_row)
     for key, sql in (
-        ("districts", "SELECT code, name, mountainous, polygon FROM districts ORDER BY code"),
+        (
+            "districts",
+            "SELECT code, name, mountainous, polygon, province_code FROM districts ORDER BY code",
+        ),
         (
             "communes",
             "SELECT code, name, district_code, division_type, lat, lon FROM communes ORDER BY code",
@@ -97,7 +103,10 @@ async def places(conn: psycopg.AsyncConnection) -> dict[str, list[Row]]:
             "SELECT village_id, name, commune_code, district_code, lat, lon, population"
             " FROM villages ORDER BY village_id",
         ),
-        ("outline", "SELECT points FROM map_features WHERE kind = 'outline' ORDER BY name"),
+        (
+            "outline",
+            "SELECT points, province_code FROM map_features WHERE kind = 'outline' ORDER BY name",
+        ),
     ):
         await cur.execute(sql)
         out[key] = await cur.fetchall()

@@ -198,7 +198,7 @@ def test_the_cli_prints_the_picks_and_draws_them(tmp_path: Path) -> None:
 
 def test_from_the_live_database(loaded: str) -> None:
     asyncio.run(built_once(loaded))  # the coverage service's verdicts, written
-    ground = ground_from_db(loaded, coverage_config(resolution_m=200.0))
+    ground = ground_from_db(loaded, coverage_config(resolution_m=200.0), province=52)
     with psycopg.connect(loaded) as conn:
         rows = q.coverage_rows(conn, "village", scope=NATIONAL)
     without_viettel = {r["place_id"] for r in rows if "viettel" not in r["operators"]}

@@ -20,7 +20,7 @@ from seeds import Scenario, load_scenario
 
 @pytest.fixture(scope="module")
 def cov() -> Coverage:
-    computed: Coverage = scenario_coverage()  # shared with the CLI commands (cached)
+    computed: Coverage = scenario_coverage(52)  # shared with the CLI commands (cached)
     return computed
 
 

@@ -29,7 +29,7 @@ from scipy.signal import fftconvolve  # type: ignore[import-untyped]
 from devices.kinds import Operator, Technology
 from devices.radio import LandUse
 from devices.sectors import out_of_range
-from processing.coverage.build import build_coverage
+from processing.coverage.build import build_coverage, split_provinces
 from processing.coverage.config import CoverageConfig
 from processing.coverage.engine import class_corrections
 from processing.coverage.grid import Grid, polygon_mask, to_latlon, to_utm
@@ -44,6 +44,7 @@ from store import coverage as q
 from store.coverage_rasters import read_raster
 from store.db import aconnect, connect
 from store.places import map_features
+from store.scope import Scope
 
 F32 = npt.NDArray[np.float32]
 LatLon = tuple[float, float]
@@ -402,9 +403,10 @@ def ground_from_coverage(cov: Coverage, scenario: Scenario) -> Ground:
     )
 
 
-def ground_from_db(database_url: str, config: CoverageConfig) -> Ground:
-    """The live ground: the places and verdicts the coverage service wrote (coverage_places),
-    the grid and land use built as the service builds them, the roads, the map's rasters."""
+def ground_from_db(database_url: str, config: CoverageConfig, *, province: int | None) -> Ground:
+    """The live ground of ``province`` (GSO code; None: the one province loaded): the places
+    and verdicts the coverage service wrote (coverage_places), the grid and land use built as
+    the service builds them, the roads, the map's rasters."""
 
     async def fetch() -> tuple[dict[str, list[dict[str, Any]]], Any]:
         conn = await aconnect(database_url)
@@ -420,10 +422,17 @@ def ground_from_db(database_url: str, config: CoverageConfig) -> Ground:
             "or pass --scenario"
         )
     # No towers: only the grid, land use and places, exactly as the service derives them.
-    base = build_coverage(doc, [], config)
+    parts, _ = split_provinces(doc, [])
+    if province is None and len(parts) == 1:
+        province = next(iter(parts))
+    if province not in parts:
+        raise ValueError(f"province {province} is not one of those loaded: {sorted(parts)}")
+    base = build_coverage(parts[province].doc, [], config)
     with connect(database_url) as conn:
-        roads = [f["points"] for f in map_features(conn) if f["kind"] == "road"]
-        rasters = {op: read_raster(conn, op) for op in [*(o.value for o in Operator), ANY]}
+        features = map_features(conn, scope=Scope.of([province]))
+        roads = [f["points"] for f in features if f["kind"] == "road"]
+        ops = [*(o.value for o in Operator), ANY]
+        rasters = {op: read_raster(conn, op, province=province) for op in ops}
     grid = base.engine.grid
     levels = {
         op: r.dbm()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -69,6 +70,52 @@ def sites_from_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[list[SiteInput],
     return sites, refused
 
 
+@dataclass(frozen=True, slots=True)
+class ProvinceInput:
+    """One province's share of what the database holds: its places document (the shape of
+    ``store.coverage.places``, one outline) and its registered towers."""
+
+    doc: dict[str, list[dict[str, Any]]]
+    bts: list[dict[str, Any]]
+
+
+def split_provinces(
+    doc: Mapping[str, list[dict[str, Any]]], bts_rows: list[dict[str, Any]]
+) -> tuple[dict[int, ProvinceInput], list[Rejection]]:
+    """Each province's places (through their districts: GSO codes are national) and towers
+    (through the district each names), by GSO province code. One province loaded keeps every
+    outline and tower, as a one-province deployment always did; among several, a tower whose
+    district lies in none of them is refused."""
+    of_district = {d["code"]: d["province_code"] for d in doc["districts"]}
+    codes = sorted({p for p in of_district.values() if p is not None})
+    if not codes:
+        raise ValueError("no province in the database: run `ioc scenario load` first")
+    if len(codes) == 1:
+        return {codes[0]: ProvinceInput({k: list(v) for k, v in doc.items()}, bts_rows)}, []
+    parts = {
+        p: ProvinceInput(
+            {
+                "districts": [d for d in doc["districts"] if d["province_code"] == p],
+                "communes": [
+                    c for c in doc["communes"] if of_district.get(c["district_code"]) == p
+                ],
+                "villages": [
+                    v for v in doc["villages"] if of_district.get(v["district_code"]) == p
+                ],
+                "outline": [o for o in doc["outline"] if o["province_code"] == p],
+            },
+            [r for r in bts_rows if r["province_code"] == p],
+        )
+        for p in codes
+    }
+    refused = [
+        Rejection(r["device_id"], None, f"district {r['district_code']} is in no province loaded")
+        for r in bts_rows
+        if r["province_code"] not in parts
+    ]
+    return parts, refused
+
+
 def build_coverage(
     doc: Mapping[str, list[dict[str, Any]]],
     bts_rows: list[dict[str, Any]],
@@ -79,9 +126,48 @@ def build_coverage(
     """Register, take the sites' serving verdicts (none given: every site serves), full
     recompute, evaluate: ready for incremental updates. With a Dask ``client`` the full
     recompute and the covering towers (N-1, the plan) run on its cluster."""
+    return build_provinces({0: ProvinceInput(dict(doc), bts_rows)}, config, verdicts, client)[0]
+
+
+def build_provinces(
+    parts: Mapping[int, ProvinceInput],
+    config: CoverageConfig,
+    verdicts: Mapping[str, Verdict] | None = None,
+    client: Client | None = None,
+) -> dict[int, Coverage]:
+    """``build_coverage`` for each province; with a Dask ``client`` every province's full
+    recompute is submitted before any is awaited (``cluster.recompute_many``)."""
+    verdicts = verdicts or {}
+    engines = {p: _engine(part, config, verdicts) for p, part in parts.items()}
+    if client is not None:
+        from processing.coverage.cluster import recompute_many
+
+        recompute_many([engine for engine, _ in engines.values()], client)
+    else:
+        for engine, _ in engines.values():
+            engine.recompute_full()
+    out = {}
+    for p, (engine, outline) in engines.items():
+        coverage = Coverage(
+            engine,
+            places_from_rows(parts[p].doc),
+            outline=outline,
+            unknown_sites=frozenset(d for d, v in verdicts.items() if v.why is Why.UNKNOWN),
+        )
+        coverage.refresh_covering(client=client)
+        coverage.plan(client)
+        out[p] = coverage
+    return out
+
+
+def _engine(
+    part: ProvinceInput, config: CoverageConfig, verdicts: Mapping[str, Verdict]
+) -> tuple[CoverageEngine, tuple[tuple[float, float], ...]]:
+    """The province's engine, registered and given the sites' states, not yet computed."""
+    doc = part.doc
     if not doc["outline"]:
         raise ValueError("no province outline in the database: run `ioc scenario load` first")
-    outline = [tuple(p) for p in _json(doc["outline"][0]["points"])]
+    outline = tuple((float(a), float(b)) for a, b in _json(doc["outline"][0]["points"]))
     grid = Grid.around(outline, config.resolution_m)
     points = [PlacePoint(v["lat"], v["lon"], v["population"], False) for v in doc["villages"]]
     points += [
@@ -89,20 +175,10 @@ def build_coverage(
     ]
     hills = [[tuple(p) for p in _json(d["polygon"])] for d in doc["districts"] if d["mountainous"]]
     lu = land_use(grid, points, mountain_polygons=hills)
-    sites, refused = sites_from_rows(bts_rows)
+    sites, refused = sites_from_rows(part.bts)
     engine = CoverageEngine(grid, lu, sites, config)
     engine.rejections[:0] = refused
-    verdicts = verdicts or {}
     states: dict[str, SiteState] = {d: v.state for d, v in verdicts.items()}
     engine.apply(states)  # before anything is computed: only sets the active sectors
     engine.mark_changed({d: v.since.timestamp() for d, v in verdicts.items() if v.since})
-    engine.recompute_full(client)
-    coverage = Coverage(
-        engine,
-        places_from_rows(doc),
-        outline=tuple(outline),
-        unknown_sites=frozenset(d for d, v in verdicts.items() if v.why is Why.UNKNOWN),
-    )
-    coverage.refresh_covering(client=client)
-    coverage.plan(client)
-    return coverage
+    return engine, outline

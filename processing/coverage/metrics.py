@@ -2,8 +2,8 @@
 
 Recompute time by kind (``full``: the engine rebuilt from the registry; ``incremental``: the
 footprints of the towers whose verdict moved), changes waiting, village events written, and
-the province's picture after each write: villages with no operator's coverage and the people
-living in them.
+the picture after each write, every province summed: villages with no operator's coverage and
+the people living in them; and each province's engine recomputes.
 """
 
 from __future__ import annotations
@@ -53,6 +53,13 @@ class CoverageMetrics:
             "when a recompute last wrote its places",
             registry=r,
         )
+        # One series per province and kind: 63 provinces at most.
+        self.province_recomputes = Counter(
+            "ioc_coverage_province_recomputes",
+            "recomputes of one province's engine (GSO code), by kind",
+            ["province", "kind"],
+            registry=r,
+        )
         self.heartbeat = Heartbeat(stale_after_s)
 
     def written(
@@ -67,6 +74,9 @@ class CoverageMetrics:
     def recomputed(self, kind: str, seconds: float) -> None:
         self.recompute_seconds.labels(kind).observe(seconds)
         self.last_recompute.set_to_current_time()
+
+    def province_recomputed(self, province: int, kind: str) -> None:
+        self.province_recomputes.labels(str(province), kind).inc()
 
     def health(self) -> HealthAnswer:
         # The loop beats once the first picture is written: "starting" until then.

@@ -9,6 +9,11 @@ reconciliation sweep every ``sweep_s`` re-reads everything as a safety net. Prob
 re-binned every ``measured_poll_s``; N-1 criticality, and which towers serve which place
 (``place_towers``), after every rebuild and at most every ``critical_every_s`` after a change.
 A changed birth record (radio parameters) rebuilds the engine (a full recompute).
+One engine per province loaded (each on its own grid, with that province's places, outline and
+towers: a tower belongs to the province of its district): a serving change goes to its
+province's engine alone, a registry change rebuilds only the provinces whose towers or places
+changed, and every table is written for all provinces together (place and device ids are
+national). N-1 and the rasters are recomputed only for the provinces that changed.
 The map's raster (``store.coverage_rasters``) is written after every rebuild, and after an
 incremental change at most every ``raster_every_s``: a burst of flaps is one write of the last
 state, never one per message (so it may trail ``idle`` by that much).
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import math
 import time
@@ -36,13 +42,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import numpy as np
 import psycopg
 from prometheus_client import Counter as Count
 
 from devices.kinds import Operator
 from devices.service_http import Served
-from processing.coverage.build import build_coverage
+from processing.coverage.build import ProvinceInput, build_provinces, split_provinces
 from processing.coverage.cluster import worker_count
 from processing.coverage.config import CoverageConfig
 from processing.coverage.measured import ProbeSample, bin_samples
@@ -51,9 +58,10 @@ from processing.coverage.places import PlaceCoverage
 from processing.coverage.rasters import operator_rasters
 from processing.coverage.runway import RunwayConfig, Stretch, forecast_places, forecast_site
 from processing.coverage.serving import SiteState, Verdict, Why, verdicts_from_rows
+from processing.coverage.sites import Rejection
 from processing.coverage.state import Coverage, CoverageEvent, place_change
 from store import coverage as q
-from store.coverage_rasters import write_rasters
+from store.coverage_rasters import keep_provinces, write_rasters
 from store.db import StoreUnavailable, aconnect
 from store.runway import battery_stretches, write_runway
 
@@ -61,6 +69,8 @@ if TYPE_CHECKING:
     from distributed import Client
 
 log = logging.getLogger("ioc.coverage")
+Verdicts = dict[tuple[str, str], PlaceCoverage]
+Diff = tuple[Verdicts, Verdicts]  # a province's verdicts before and after a change
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,7 +130,12 @@ class CoverageService:
     def __init__(self, config: CoverageServiceConfig, *, clock: Callable[[], datetime] = utc_now):
         self.config = config
         self.clock = clock
-        self.coverage: Coverage | None = None
+        self.engines: dict[int, Coverage] = {}  # by GSO province code
+        self.province_of: dict[str, int] = {}  # tower → the province whose engine holds it
+        self._built: dict[int, str] = {}  # province → fingerprint of what its engine holds
+        self._refused: list[Rejection] = []  # towers in no province loaded
+        self._critical: dict[int, list[dict[str, Any]]] = {}  # N-1 rows, by province
+        self._critical_stale: set[int] = set()
         self.ready = asyncio.Event()
         self.fingerprints: dict[str, str] = {}
         self.feeders: dict[int, list[str]] = {}
@@ -129,7 +144,7 @@ class CoverageService:
         self.events_written = 0
         self.rasters_written = 0  # writes of the map's rasters
         self.runways_written = 0  # passes of the battery runway (tests wait on it)
-        self._rasters_stale = False
+        self._rasters_stale: set[int] = set()  # provinces whose raster trails their engine
         self._rasters_at = -math.inf  # monotonic time of the last raster write
         self.wakes = 0  # passes of the loop (tests wait on it)
         self.idle = asyncio.Event()  # waiting, with no wake-up unread: what is stored is current
@@ -143,6 +158,13 @@ class CoverageService:
             "ioc_coverage_full_recomputes", "full recomputes, by where they ran (local, dask)",
             ["ran_on"], registry=self.metrics.registry,
         )  # fmt: skip
+
+    @property
+    def coverage(self) -> Coverage | None:
+        """The engine of a one-province deployment; None before the first build."""
+        if len(self.engines) > 1:
+            raise ValueError(f"{len(self.engines)} provinces: see ``engines``")
+        return next(iter(self.engines.values()), None)
 
     @property
     def in_grace(self) -> bool:
@@ -204,14 +226,16 @@ class CoverageService:
         log.info("coverage: full recomputes run on the Dask cluster at %s", address)
 
     def _build(
-        self, doc: dict[str, Any], bts: list[dict[str, Any]], verdicts: dict[str, Verdict]
-    ) -> Coverage:
-        """``build_coverage`` on the cluster when there is one with workers, else here."""
+        self, parts: dict[int, ProvinceInput], verdicts: dict[str, Verdict]
+    ) -> dict[int, Coverage]:
+        """``build_provinces`` on the cluster when there is one with workers, else here."""
         cfg, client = self.config, self.client
+        if not parts:
+            return {}
         if client is not None:
             if worker_count(client):
                 try:
-                    cov = build_coverage(doc, bts, cfg.coverage, verdicts, client)
+                    built = build_provinces(parts, cfg.coverage, verdicts, client)
                 except Exception as err:  # the local engine is always right: fall back to it
                     log.warning(
                         "coverage: the Dask cluster at %s failed a rebuild (%s: %s); computing "
@@ -219,15 +243,15 @@ class CoverageService:
                     )  # fmt: skip
                 else:
                     self._ran("dask", str(cfg.dask_scheduler))
-                    return cov
+                    return built
             else:
                 log.warning(
                     "coverage: the Dask cluster at %s has no worker; computing here",
                     cfg.dask_scheduler,
                 )
-        cov = build_coverage(doc, bts, cfg.coverage, verdicts)
+        built = build_provinces(parts, cfg.coverage, verdicts)
         self._ran("local", "local")
-        return cov
+        return built
 
     def _ran(self, kind: str, where: str) -> None:
         self.ran_on = where
@@ -312,82 +336,133 @@ class CoverageService:
         return False
 
     async def _rebuild(self, conn: psycopg.AsyncConnection) -> None:
+        """Build the engines of the provinces whose towers or places changed (every one the
+        first time); the others only take the serving changes since the last pass."""
         t0 = time.perf_counter()
         self.fingerprints = await q.radio_fingerprints(conn)
         self.feeders = await q.feeders(conn)
         verdicts = await self._read_verdicts(conn)
-        doc = await q.places(conn)
-        bts = await q.bts_registry(conn)
-        cov = await asyncio.to_thread(self._build, doc, bts, verdicts)
-        await self._load_measured(conn, cov)
+        parts, self._refused = split_provinces(await q.places(conn), await q.bts_registry(conn))
+        marks = {p: self._mark(part) for p, part in parts.items()}
+        due = {p: part for p, part in parts.items() if self._built.get(p) != marks[p]}
+        built = await asyncio.to_thread(self._build, due, verdicts)
+        for gone in set(self.engines) - set(parts):
+            del self.engines[gone], self._built[gone]
+            self._critical.pop(gone, None)
+        self.province_of = {r["device_id"]: p for p, part in parts.items() for r in part.bts}
+        await self._load_measured(conn, built)
         now = self.clock()
-        previous, self.coverage = self.coverage, cov
-        if previous is None:  # first build: diff against what was stored before a restart
-            stored = await q.place_states(conn)
-            cov.current = cov.evaluate()
-            events = _events_against(stored, cov.current, now)
-            await self._write(conn, {}, cov.current, events, now)
-        else:
-            events = cov.update(now, previous=previous)
-            await self._write(conn, previous.current, cov.current, events, now)
+        stored = await q.place_states(conn) if set(built) - set(self.engines) else {}
+        diffs, events = await self._take(verdicts, set(self.engines) - set(built), now)
+        for p, cov in built.items():
+            previous = self.engines.get(p)
+            if previous is None:  # first build: diff against what was stored before a restart
+                cov.current = cov.evaluate()
+                events += _events_against(stored, cov.current, now)
+                diffs.append(({}, cov.current))
+            else:
+                events += cov.update(now, previous=previous)
+                diffs.append((previous.current, cov.current))
+            self.engines[p], self._built[p] = cov, marks[p]
+            self.metrics.province_recomputed(p, "full")
+        await self._write(conn, diffs, events, now)
         self.verdicts = verdicts
         self.metrics.recomputed("full", time.perf_counter() - t0)
+        self._critical_stale |= set(built)
         await self._write_critical(conn)
+        self._rasters_stale |= set(built)
         await self._write_rasters(conn)
+        await keep_provinces(conn, sorted(self.engines))
+        refused = [r for cov in self.engines.values() for r in cov.engine.rejections]
         await q.write_rejections(
             conn,
             "sector",
             [
                 {"device_id": r.device_id, "sector": r.sector, "reason": r.reason, "count": 1}
-                for r in cov.engine.rejections
+                for r in refused + self._refused
             ],
             now,
         )
-        log.info(
-            "coverage: %d sites, %d emitters, %d refused, %d dead-spot villages (%.1f s, on %s)",
-            len(cov.engine.sites),
-            len(cov.engine.emitters),
-            len(cov.engine.rejections),
-            sum(1 for (k, _), pc in cov.current.items() if k == "village" and pc.dead_spot),
-            time.perf_counter() - t0,
-            self.ran_on,
-        )
+        for p, cov in built.items():
+            log.info(
+                "coverage: province %d: %d sites, %d emitters, %d refused, %d dead-spot villages"
+                " (%.1f s, on %s)",
+                p,
+                len(cov.engine.sites),
+                len(cov.engine.emitters),
+                len(cov.engine.rejections),
+                sum(1 for (k, _), pc in cov.current.items() if k == "village" and pc.dead_spot),
+                time.perf_counter() - t0,
+                self.ran_on,
+            )
+        if self._refused:
+            log.warning("coverage: %d towers in no province loaded", len(self._refused))
+
+    def _mark(self, part: ProvinceInput) -> str:
+        """What a province's engine is built from: its places and its towers' radio."""
+        radio = sorted((r["device_id"], self.fingerprints.get(r["device_id"])) for r in part.bts)
+        return hashlib.md5(
+            msgspec.json.encode([part.doc, radio]), usedforsecurity=False
+        ).hexdigest()
 
     async def _refresh_states(self, conn: psycopg.AsyncConnection) -> bool:
         """Take every site's serving verdict now; recompute and write what moved."""
-        cov = self.coverage
-        assert cov is not None
         t0 = time.perf_counter()
         verdicts = await self._read_verdicts(conn)
-        news: dict[str, SiteState] = {
-            d: v.state
-            for d, v in verdicts.items()
-            if (old := self.verdicts.get(d)) is None or old.state != v.state
-        }
-        unknown = frozenset(d for d, v in verdicts.items() if v.why is Why.UNKNOWN)
         now = self.clock()
-        changed = (
-            await asyncio.to_thread(cov.engine.apply, news, at=now.timestamp()) if news else set()
-        )
-        if not changed and unknown == cov.unknown_sites:
+        diffs, events = await self._take(verdicts, set(self.engines), now)
+        if not diffs:
             self.verdicts = verdicts
             return False
-        cov.unknown_sites = unknown
-        before = cov.current
-        events = await asyncio.to_thread(cov.update, now, changed=changed)
-        await self._write(conn, before, cov.current, events, now)
+        await self._write(conn, diffs, events, now)
         self.verdicts = verdicts  # what they caused is stored: watchers may rely on it
-        self._rasters_stale = True
         self.metrics.recomputed("incremental", time.perf_counter() - t0)
         log.info(
-            "coverage: %d towers changed, %d village events (%.3f s)",
-            len(changed),
+            "coverage: %d provinces changed, %d village events (%.3f s)",
+            len(diffs),
             len(events),
             time.perf_counter() - t0,
         )
         return True
 
-    async def _load_measured(self, conn: psycopg.AsyncConnection, cov: Coverage) -> None:
+    async def _take(
+        self, verdicts: dict[str, Verdict], provinces: set[int], now: datetime
+    ) -> tuple[list[Diff], list[CoverageEvent]]:
+        """The serving changes since the last pass, each given to its province's engine among
+        ``provinces``: what moved, and the village events, to write."""
+        news: dict[int, dict[str, SiteState]] = {}
+        for d, v in verdicts.items():
+            moved = (old := self.verdicts.get(d)) is None or old.state != v.state
+            if moved and (p := self.province_of.get(d)) is not None:
+                news.setdefault(p, {})[d] = v.state
+        unknown = frozenset(d for d, v in verdicts.items() if v.why is Why.UNKNOWN)
+        diffs, events = [], []
+        for p in sorted(provinces):
+            cov = self.engines[p]
+            mine = news.get(p, {})
+            changed = (
+                await asyncio.to_thread(cov.engine.apply, mine, at=now.timestamp())
+                if mine
+                else set()
+            )
+            theirs = frozenset(d for d in unknown if d in cov.engine.site_index)
+            if not changed and theirs == cov.unknown_sites:
+                continue
+            cov.unknown_sites = theirs
+            before = cov.current
+            events += await asyncio.to_thread(cov.update, now, changed=changed)
+            diffs.append((before, cov.current))
+            self._rasters_stale.add(p)
+            self._critical_stale.add(p)
+            self.metrics.province_recomputed(p, "incremental")
+        return diffs, events
+
+    async def _load_measured(
+        self, conn: psycopg.AsyncConnection, engines: dict[int, Coverage]
+    ) -> None:
+        """The recent probe samples binned on these engines' grids, each sample on every
+        province's grid that holds it; one that no grid holds (or that has no position) goes to
+        the first province, so that each refusal is counted once."""
         now = self.clock()
         since = now - timedelta(seconds=self.config.coverage.measured_window_s)
         rows = await q.probe_samples(conn, since)
@@ -404,41 +479,44 @@ class CoverageService:
             )
             for r in rows
         ]
-        engine = cov.engine
-        cov.measured = bin_samples(samples, engine.grid, engine.layers, engine.config, now)
-        if cov.measured.rejected != self.probe_rejected:
-            self.probe_rejected = cov.measured.rejected
+        every = {**self.engines, **engines}
+        shares = _samples_by_province(samples, every)
+        for p, cov in engines.items():
+            engine = cov.engine
+            mine = [samples[i] for i in shares[p]]
+            cov.measured = bin_samples(mine, engine.grid, engine.layers, engine.config, now)
+        rejected = sum((c.measured.rejected for c in every.values() if c.measured), Counter())
+        if rejected != self.probe_rejected:
+            self.probe_rejected = rejected
             await q.write_rejections(
                 conn,
                 "probe",
                 [
                     {"device_id": "", "sector": None, "reason": k, "count": v}
-                    for k, v in sorted(cov.measured.rejected.items())
+                    for k, v in sorted(rejected.items())
                 ],
                 now,
             )
 
     async def _refresh_measured(self, conn: Any) -> None:
-        cov = self.coverage
-        assert cov is not None
-        await self._load_measured(conn, cov)
+        await self._load_measured(conn, self.engines)
         now = self.clock()
-        before = cov.current
-        events = cov.update(now)
-        await self._write(conn, before, cov.current, events, now)
+        diffs, events = [], []
+        for cov in self.engines.values():
+            before = cov.current
+            events += cov.update(now)
+            diffs.append((before, cov.current))
+        await self._write(conn, diffs, events, now)
 
     async def _write(
-        self,
-        conn: Any,
-        before: dict[tuple[str, str], PlaceCoverage],
-        after: dict[tuple[str, str], PlaceCoverage],
-        events: list[CoverageEvent],
-        now: datetime,
+        self, conn: Any, diffs: list[Diff], events: list[CoverageEvent], now: datetime
     ) -> None:
-        """Places whose verdict or levels moved; a history row where the verdict did."""
-        moved = [pc for k, pc in after.items() if before.get(k) != pc]
+        """Places whose verdict or levels moved; a history row where the verdict did; every
+        province in one transaction."""
+        moved = [pc for before, after in diffs for k, pc in after.items() if before.get(k) != pc]
         history = [
             place_row(pc, now)
+            for before, after in diffs
             for k, pc in after.items()
             if (old := before.get(k)) is None
             or (old.operators, old.measured) != (pc.operators, pc.measured)
@@ -450,28 +528,29 @@ class CoverageService:
             events=[event_row(e) for e in events],
         )
         self.events_written += len(events)
-        self.metrics.written(after, events)
+        every = {k: pc for cov in self.engines.values() for k, pc in cov.current.items()}
+        self.metrics.written(every, events)
 
     def _raster_due(self) -> float:
-        """Monotonic time the map's raster is to be rewritten; inf when it is current."""
+        """Monotonic time the map's rasters are to be rewritten; inf when they are current."""
         if not self._rasters_stale:
             return math.inf
         return self._rasters_at + self.config.raster_every_s
 
     async def _write_rasters(self, conn: psycopg.AsyncConnection) -> None:
-        cov = self.coverage
-        assert cov is not None
+        """The rasters of the provinces whose engine moved since they were written."""
         t0 = time.perf_counter()
-        rasters = await asyncio.to_thread(operator_rasters, cov.engine, self.clock())
-        await write_rasters(conn, rasters)
-        self._rasters_stale = False
+        size = 0
+        for p in sorted(self._rasters_stale & set(self.engines)):
+            rasters = await asyncio.to_thread(
+                operator_rasters, self.engines[p].engine, self.clock()
+            )
+            await write_rasters(conn, rasters, province=p)
+            size += sum(len(r.levels) for r in rasters)
+        self._rasters_stale.clear()
         self._rasters_at = time.monotonic()
         self.rasters_written += 1
-        log.debug(
-            "coverage: rasters written, %d bytes (%.3f s)",
-            sum(len(r.levels) for r in rasters),
-            time.perf_counter() - t0,
-        )
+        log.debug("coverage: rasters written, %d bytes (%.3f s)", size, time.perf_counter() - t0)
 
     async def _runway(self, stop: asyncio.Event) -> None:
         """The runway's own pace and connection: a pass never delays a wake's events."""
@@ -493,8 +572,6 @@ class CoverageService:
     async def _write_runway(self, conn: psycopg.AsyncConnection) -> None:
         """The runway of the towers serving now that report battery, and of the places they
         hold; a tower dark or back on mains leaves both tables."""
-        cov = self.coverage
-        assert cov is not None
         t0 = time.perf_counter()
         rw = self.config.runway
         serving = sorted(d for d, v in dict(self.verdicts).items() if v.state.serving)
@@ -513,8 +590,13 @@ class CoverageService:
             )
             for r in rows
         }
-        # A copy: a wake's update may be changing ``covering`` in its worker thread.
-        places = forecast_places(cov.places, dict(cov.covering), sites)
+        # Copies: a wake's update may be changing ``covering`` in its worker thread, and a
+        # rebuild the engines.
+        places = [
+            forecast
+            for cov in list(self.engines.values())
+            for forecast in forecast_places(cov.places, dict(cov.covering), sites)
+        ]
         await write_runway(
             conn,
             [asdict(f) for f in sites.values()],
@@ -530,23 +612,26 @@ class CoverageService:
         )
 
     async def _write_critical(self, conn: Any) -> None:
-        cov = self.coverage
-        assert cov is not None
-        rows = [
-            {
-                "device_id": c.device_id,
-                "operator": c.operator.value,
-                "population_all": c.population_all,
-                "villages_all": c.villages_all,
-                "population_operator": c.population_operator,
-                "villages_operator": c.villages_operator,
-            }
-            for c in await asyncio.to_thread(cov.criticality)
-        ]
+        """N-1 of the provinces that changed (the others' kept), and who serves whom."""
+        for p in sorted(self._critical_stale & set(self.engines)):
+            self._critical[p] = [
+                {
+                    "device_id": c.device_id,
+                    "operator": c.operator.value,
+                    "population_all": c.population_all,
+                    "villages_all": c.villages_all,
+                    "population_operator": c.population_operator,
+                    "villages_operator": c.villages_operator,
+                }
+                for c in await asyncio.to_thread(self.engines[p].criticality)
+            ]
+        self._critical_stale.clear()
+        rows = [r for p in sorted(self.engines) for r in self._critical.get(p, [])]
+        pairs = {pair for cov in self.engines.values() for pair in serving_pairs(cov)}
         now = self.clock()
         async with conn.transaction():  # N-1 and who serves whom: one picture for the dashboard
             await q.write_critical(conn, rows, now)
-            await q.write_place_towers(conn, serving_pairs(cov), now)
+            await q.write_place_towers(conn, pairs, now)
 
 
 def serving_pairs(cov: Coverage) -> set[q.ServingPair]:
@@ -593,6 +678,27 @@ def _events_against(
             )
         )
     return out
+
+
+def _samples_by_province(
+    samples: list[ProbeSample], engines: dict[int, Coverage]
+) -> dict[int, list[int]]:
+    """Province → the indices of the samples its engine bins (see ``_load_measured``)."""
+    lat = np.array([s.lat for s in samples], np.float64)
+    lon = np.array([s.lon for s in samples], np.float64)
+    placed = np.isfinite(lat) & np.isfinite(lon)
+    held = np.zeros(len(samples), bool)
+    inside = {}
+    for p, cov in engines.items():
+        _, _, on_grid = cov.engine.grid.cell_of(
+            np.where(placed, lat, 0.0), np.where(placed, lon, 0.0)
+        )
+        inside[p] = placed & on_grid
+        held |= inside[p]
+    first = min(engines, default=None)
+    return {
+        p: np.flatnonzero(inside[p] | (~held if p == first else False)).tolist() for p in engines
+    }
 
 
 def _dask_client(address: str, timeout_s: float) -> Client:

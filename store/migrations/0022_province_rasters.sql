@@ -1,5 +1,5 @@
 -- Coverage rasters per province (issue 19, part 2): the coverage service runs one engine per
--- province loaded, each on its own grid (UTM 48N or 49N, its own extent), so a raster is
+-- province loaded, each on its own grid (its own extent on UTM 49N), so a raster is
 -- keyed by (province_code, operator): five rows a province.
 --
 -- Existing rows (one deployment of one province, before this migration) are kept and given
