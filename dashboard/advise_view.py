@@ -173,7 +173,7 @@ def panel() -> None:
         st.info(t("advise.fewer", placed=num(len(advice.picks)), asked=num(advice.towers_asked)))
     st.dataframe(localized(table(ground, advice)), hide_index=True, width="stretch")
     with db() as conn:
-        shapes, features = districts(conn), map_features(conn)
+        shapes, features = districts(conn, scope=scope()), map_features(conn, scope=scope())
     options = livemap.MapOptions(kinds=(), villages=False, tile_url=tile_url(),
                                  extra_layers=layers(ground, advice))  # fmt: skip
     st.pydeck_chart(livemap.deck([], [], set(), shapes, features, options), height=520)

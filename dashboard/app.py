@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import auth
+from dashboard import auth, live
 from dashboard.data import DashboardConfig, configure
 from dashboard.i18n import t
 from store.users import Role
@@ -23,12 +23,13 @@ def page(name: str) -> str:
 
 def main(config: DashboardConfig) -> None:
     configure(config)
-    st.set_page_config(page_title="IOC Bình Định", page_icon="📡", layout="wide")
+    st.set_page_config(page_title="IOC", page_icon="📡", layout="wide")
 
     user = auth.current_user()
     if user is None:
         auth.login_page()
         st.stop()
+    st.set_page_config(page_title=f"IOC {live.place_name(user.scope)}")
 
     if st.query_params.get("wall") == "1":
         # The video wall: one read-only page, no sidebar or navigation (pages/wall.py).

@@ -8,7 +8,6 @@ best-level raster per operator (``coverage_rasters``): drawn as one image layer
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +20,8 @@ from dashboard.coverage_raster import RasterImage
 from dashboard.headline import CoverageHeadline
 from dashboard.i18n import num, t, when
 from devices.kinds import Operator
-from store import coverage, coverage_rasters
-from store.scope import NATIONAL, Scope
+from store import coverage
+from store.scope import Scope
 
 OPERATORS = tuple(o.value for o in Operator)
 LEVEL_BANDS = coverage_raster.LEVEL_BANDS  # the raster's colour by level (dBm), for the legend
@@ -75,30 +74,13 @@ def headline(snap: CoverageSnapshot | None) -> CoverageHeadline | None:
     )
 
 
-def raster_image(
-    conn: psycopg.Connection, operator: str, districts: Sequence[dict[str, Any]] = ()
-) -> RasterImage | None:
-    """``operator``'s (or "any") raster as an image; None until the service has written one.
-    Every refresh reads only the stamp; the raster itself when the stamp moved."""
-    # The first province's raster, until the map draws one per province.
-    found = sorted(
-        (province, at)
-        for (province, op), at in coverage_rasters.stamps(conn, scope=NATIONAL).items()
-        if op == operator
-    )
-    if not found:
-        return None
-    province, stamp = found[0]
-    return coverage_raster.cached(conn, operator, stamp, districts, province=province)
-
-
-def layer(image: RasterImage | None) -> list[pdk.Layer]:
-    """The raster as one bitmap under the device layers (and under the dead-spot rings)."""
-    if image is None:
-        return []
+def layer(images: list[RasterImage]) -> list[pdk.Layer]:
+    """The rasters (one a province) as bitmaps under the device layers (and under the dead-spot
+    rings); the first keeps the plain id, each layer's id is unique as deck.gl needs."""
     # Quoted: pydeck would read a bare string as an expression.
-    return [pdk.Layer("BitmapLayer", id=RASTER_LAYER_ID, image=f"'{image.data_url}'",
-                      bounds=image.frame.bounds)]  # fmt: skip
+    return [pdk.Layer("BitmapLayer", id=RASTER_LAYER_ID + (f"-{k}" if k else ""),
+                      image=f"'{image.data_url}'", bounds=image.frame.bounds)
+            for k, image in enumerate(images)]  # fmt: skip
 
 
 def legend(image: RasterImage | None) -> str:

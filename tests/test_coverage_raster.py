@@ -25,6 +25,7 @@ from store import coverage_rasters
 from store.coverage_rasters import CoverageRaster, decode, encode
 from store.db import aconnect
 from store.migrate import upgrade
+from store.scope import NATIONAL
 from tests.support.coverage_scene import OUTLINE, built_once
 from tests.support.polling import wait_until
 
@@ -165,19 +166,19 @@ async def test_the_map_redraws_the_raster_only_when_its_stamp_moves(database_url
     async with await aconnect(database_url) as conn:
         await coverage_rasters.write_rasters(conn, [good], province=52)
     with psycopg.connect(database_url) as conn:
-        assert coverage_view.raster_image(conn, "mobifone") is None  # none stored yet
+        assert not coverage_raster.images(conn, "mobifone", [], scope=NATIONAL)  # none stored yet
         assert coverage_view.legend(None) == t("raster.pending")
-        one = coverage_view.raster_image(conn, "viettel")
-        again = coverage_view.raster_image(conn, "viettel")
-        assert one is not None and again is one  # a refresh: the same image, not redrawn
+        [one] = coverage_raster.images(conn, "viettel", [], scope=NATIONAL)
+        [again] = coverage_raster.images(conn, "viettel", [], scope=NATIONAL)
+        assert again is one  # a refresh: the same image, not redrawn
         assert one.computed_at == t1 and t("raster.good", a=num(-95)) in coverage_view.legend(one)
-        layers = coverage_view.layer(one)
+        layers = coverage_view.layer([one])
         assert [(x.id, x.type) for x in layers] == [("coverage-raster", "BitmapLayer")]
         assert layers[0].image == one.data_url  # a literal: pydeck took the quotes off
     async with await aconnect(database_url) as conn:
         await coverage_rasters.write_rasters(conn, [poor], province=52)
     with psycopg.connect(database_url) as conn:
-        fresh = coverage_view.raster_image(conn, "viettel")
-    assert fresh is not None and fresh is not one
+        [fresh] = coverage_raster.images(conn, "viettel", [], scope=NATIONAL)
+    assert fresh is not one
     assert fresh.computed_at == t2 and fresh.png != one.png
     print(f"image of the test raster: {len(one.png)} bytes, built in {one.build_s * 1000:.1f} ms")

@@ -21,6 +21,7 @@ from dashboard.runway_view import BAND_COLOURS, band, clock
 from devices.kinds import Kind
 from store import places
 from store.db import connect
+from store.scope import NATIONAL
 from tests.support.fleet_history import fleet
 from tests.test_dashboard import app, texts
 from tests.test_dashboard_wall import wall
@@ -86,7 +87,7 @@ def runway(scenario_url: str) -> Iterator[Runway]:
     """Four villages at risk (under 30 min, within the hour, later, unknown) and two towers on
     battery, written fresh for each test so "in ~N min" is measured from its own now."""
     with connect(scenario_url) as conn:
-        rows = [v for v in places.villages(conn) if not v["seed_dead_spot"]]
+        rows = [v for v in places.villages(conn, scope=NATIONAL) if not v["seed_dead_spot"]]
     picked = dict(zip(("soon", "hour", "later", "unknown"), rows[10:400:100], strict=False))
     bts = fleet()[Kind.BTS]
     run = Runway(datetime.now(UTC), picked, fitted=bts[-1], unknown=bts[-2])
@@ -249,7 +250,7 @@ def test_village_page_says_when_it_loses_signal_and_each_operator(
 
 def test_village_not_at_risk_shows_no_forecast(scenario_url, runway, monkeypatch):
     with connect(scenario_url) as conn:
-        rows = [v for v in places.villages(conn) if not v["seed_dead_spot"]]
+        rows = [v for v in places.villages(conn, scope=NATIONAL) if not v["seed_dead_spot"]]
     at_risk = {v["village_id"] for v in runway.villages.values()}
     calm = next(v["village_id"] for v in rows if v["village_id"] not in at_risk)
     at = village_page(scenario_url, monkeypatch, calm, "en")

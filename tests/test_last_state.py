@@ -25,6 +25,7 @@ from store.readings import (
     rebuild_latest,
 )
 from store.registry import device_row, map_devices, register_devices
+from store.scope import NATIONAL
 from store.tables import READING_TABLES
 from store.writer import Batch, newest_readings, write_batch
 
@@ -128,7 +129,7 @@ async def test_the_map_reads_the_last_state_within_its_window(url: str) -> None:
     with connect(url) as conn:
         conn.execute("DELETE FROM telemetry_bts")  # proves the map does not search the readings
         conn.commit()
-        devices = {d.device_id: d for d in map_devices(conn, NOW)}
+        devices = {d.device_id: d for d in map_devices(conn, NOW, scope=NATIONAL)}
     assert devices["A"].latest is not None and devices["A"].latest["battery_pct"] == 35.0
     assert devices["B"].latest is None  # silent for longer than the window: no latest reading
 

@@ -19,6 +19,7 @@ from dashboard.runway_view import BAND_COLOURS
 from devices.kinds import Kind
 from store import places
 from store.db import connect
+from store.scope import NATIONAL
 from tests.fixtures.dashboard import PASSWORDS
 from tests.support.browser import (
     ARTIFACTS,
@@ -37,7 +38,7 @@ sync_api = pytest.importorskip("playwright.sync_api")
 @pytest.fixture(scope="module")
 def at_risk(scenario_url: str) -> Runway:
     with connect(scenario_url) as conn:
-        rows = [v for v in places.villages(conn) if not v["seed_dead_spot"]]
+        rows = [v for v in places.villages(conn, scope=NATIONAL) if not v["seed_dead_spot"]]
     picked = dict(zip(("soon", "hour", "later", "unknown"), rows[10:400:100], strict=False))
     bts = fleet()[Kind.BTS]
     run = Runway(datetime.now(UTC), picked, fitted=bts[-1], unknown=bts[-2])

@@ -26,6 +26,7 @@ from store.coverage_rasters import CoverageRaster, write_rasters
 from store.db import aconnect
 from store.migrate import upgrade
 from store.readings import copy_backfill, rebuild_ingest_minutes, rebuild_latest
+from store.scope import NATIONAL
 from store.tables import READING_TABLES
 from store.writer import Batch, write_batch
 
@@ -222,7 +223,7 @@ LEVELS = {"viettel": {"4G": -92.0}, "mobifone": {"4G": -101.0}}
 
 def queries_villages(url: str) -> list[dict[str, Any]]:
     with psycopg.connect(url) as conn:
-        return places.villages(conn)
+        return places.villages(conn, scope=NATIONAL)
 
 
 async def write_sample_coverage(url: str, now: datetime) -> None:
