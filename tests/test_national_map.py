@@ -63,8 +63,9 @@ def _set_by_hand(conn: psycopg.Connection) -> dict[str, object]:
             " updated_at) VALUES ('village', %s, %s, %s, 0, %s, %s, '{}', %s, '{}', %s, %s)",
             (village, village, district, population, [] if dead else ["viettel"], dead, now, now),
         )
-    district = {p: conn.execute("SELECT min(code) FROM districts WHERE province_code = %s",
-                                (p,)).fetchone()[0] for p in (BAC_GIANG, BINH_DINH)}  # type: ignore[index]  # fmt: skip
+    seat: dict[int, int] = dict(conn.execute(
+        "SELECT province_code, min(code) FROM districts GROUP BY province_code"
+    ).fetchall())  # fmt: skip
     for subject, severity, province, state in (
         ("a", "critical", BAC_GIANG, "open"),
         ("b", "major", BINH_DINH, "acknowledged"),
@@ -74,7 +75,7 @@ def _set_by_hand(conn: psycopg.Connection) -> dict[str, object]:
             "INSERT INTO alerts (rule, subject, subject_kind, severity, state, summary,"
             " summary_vi, district_code, opened_at, updated_at)"
             " VALUES ('test', %s, 'district', %s, %s, 's', 's', %s, %s, %s)",
-            (subject, severity, state, district[province], now, now),
+            (subject, severity, state, seat[province], now, now),
         )
     return {"dead_population": sum(p for _, _, p, dead in rows if dead)}
 
@@ -95,7 +96,7 @@ def test_province_figures_are_each_provinces_own(three_provinces):
     url, facts = three_provinces
     with connect(url) as conn:
         rows = {r.code: r for r in province_headlines(conn, scope=NATIONAL)}
-        sites = dict(conn.execute(
+        sites: dict[int, int] = dict(conn.execute(
             "SELECT d.province_code, count(*) FROM devices v JOIN districts d"
             " ON d.code = v.district_code WHERE v.kind = 'bts' GROUP BY 1"
         ).fetchall())  # fmt: skip
