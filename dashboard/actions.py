@@ -71,13 +71,15 @@ def add_user(
     role: str,
     name: str,
     *,
+    provinces: list[int] | None = None,
     address: str | None = None,
 ) -> User:
-    """An admin's new user; the database checks the session's role and names the admin."""
+    """An admin's new user, of ``provinces`` (None: the whole country); the database checks
+    the session's role, that the provinces lie within the admin's own, and names the admin."""
     with _refusals():
-        return add_user_in_session(
-            conn, token, username, password, role, display_name=name or None, address=address
-        )
+        return add_user_in_session(conn, token, username, password, role,
+                                   display_name=name or None, address=address,
+                                   provinces=provinces)  # fmt: skip
 
 
 def audit_log(

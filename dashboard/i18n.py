@@ -322,6 +322,12 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "users.audit": ("Nhật ký thao tác", "Audit log"),
     "users.audit_filter": ("Lọc theo người dùng", "Filter by user"),
     "users.audit_all": ("Tất cả", "Everyone"),
+    "users.provinces": ("Tỉnh", "Provinces"),
+    "users.national": ("Toàn quốc", "Whole country"),
+    "users.provinces_help": (
+        "Để trống: toàn quốc (chỉ quản trị viên toàn quốc mới thêm được).",
+        "Left empty: the whole country (only a national admin may add one).",
+    ),
     "audit.at": ("Thời điểm", "When"),
     "audit.actor": ("Người thực hiện", "Who"),
     "audit.address": ("Địa chỉ", "Address"),

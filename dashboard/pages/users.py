@@ -9,7 +9,8 @@ from dashboard import auth
 from dashboard.actions import add_user, audit_log
 from dashboard.data import db, refusals_shown
 from dashboard.i18n import labeller, t, when
-from store import users
+from store import places, users
+from store.scope import NATIONAL
 from store.users import Role
 
 me = auth.current_user()
@@ -18,12 +19,24 @@ if me is None or not me.role.allows(Role.ADMIN):  # the page may be reached by i
     st.stop()
 with db() as conn:
     everyone = users.list_users(conn)
+    # The admin's own provinces are what it may give; every user's are named from all of them.
+    mine = {int(p["code"]): str(p["name"]) for p in places.provinces(conn, scope=auth.scope())}
+    named = {int(p["code"]): str(p["name"]) for p in places.provinces(conn, scope=NATIONAL)}
+
+
+def provinces_text(codes: list[int] | None) -> str:
+    if codes is None:
+        return t("users.national")
+    return ", ".join(named.get(c, str(c)) for c in codes)
+
+
 st.dataframe(
     pd.DataFrame(
         {
             t("login.username"): [u.username for u in everyone],
             t("users.name"): [u.display_name for u in everyone],
             t("users.role"): [t("role." + u.role.value) for u in everyone],
+            t("users.provinces"): [provinces_text(u.provinces) for u in everyone],
         }
     ),
     hide_index=True,
@@ -37,14 +50,23 @@ with st.form("add_user", clear_on_submit=True):
         [r.value for r in Role],
         format_func=labeller("role.", [r.value for r in Role]),
     )
+    given = st.multiselect(
+        t("users.provinces"),
+        list(mine),
+        default=[] if me.scope.national else list(mine),
+        format_func=mine.__getitem__,
+        placeholder=t("users.national"),
+        help=t("users.provinces_help"),
+    )
     password = st.text_input(t("login.password"), type="password")
     submitted = st.form_submit_button(t("users.add"))
 if submitted:
     with refusals_shown():
         with db() as conn:
-            user = add_user(
-                conn, auth.token(), username, password, role, name, address=auth.address()
-            )
+            # None (nothing picked) asks for a national user: the database refuses it to a
+            # provincial admin, and refusals_shown says so.
+            user = add_user(conn, auth.token(), username, password, role, name,
+                            provinces=list(given) or None, address=auth.address())  # fmt: skip
         st.success(t("users.saved", name=user.username))
 
 st.subheader(t("users.audit"))
