@@ -135,15 +135,19 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "Trạm BTS hoạt động {online}/{total} · {offline} mất kết nối",
         "BTS online {online}/{total} · {offline} offline",
     ),
-    "nat.tip_dead": ("{n} thôn lõm sóng · {people} người", "{n} villages without signal · {people} people"),
+    "nat.tip_dead": (
+        "{n} thôn lõm sóng · {people} người",
+        "{n} villages without signal · {people} people",
+    ),
     "nat.tip_alerts": (
         "Cảnh báo mở: {critical} nghiêm trọng, {major} lớn",
         "Open alerts: {critical} critical, {major} major",
     ),
     "nat.state": ("Tình trạng", "State"),
-    "nat.state_red": ("🔴 lõm sóng / cảnh báo nghiêm trọng", "🔴 no signal / critical alert"),
-    "nat.state_amber": ("🟠 thiết bị mất kết nối", "🟠 devices offline"),
-    "nat.state_green": ("🟢 bình thường", "🟢 normal"),
+    # No emoji: a wall PC's browser may have no colour emoji font.
+    "nat.state_red": ("đỏ · lõm sóng / cảnh báo nghiêm trọng", "red · no signal / critical alert"),
+    "nat.state_amber": ("vàng · thiết bị mất kết nối", "amber · devices offline"),
+    "nat.state_green": ("xanh · bình thường", "green · normal"),
     "nat.province": ("Tỉnh", "Province"),
     "nat.sites": ("Trạm BTS", "BTS sites"),
     "nat.online": ("Hoạt động", "Online"),
@@ -156,10 +160,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "nat.critical": ("Cảnh báo nghiêm trọng", "Critical alerts"),
     "nat.major": ("Cảnh báo lớn", "Major alerts"),
     "nat.legend": (
-        "Mỗi tỉnh tô theo tình trạng; trên bản đồ chỉ vẽ thiết bị không hoạt động và thôn lõm"
-        " sóng. Chọn một tỉnh để xem chi tiết.",
-        "Each province is filled by its state; the map draws only devices not online and"
-        " villages without signal. Pick a province for its detail.",
+        "Mỗi tỉnh tô theo tình trạng (đỏ, vàng, xanh); bản đồ chỉ vẽ thiết bị hỏng và thôn lõm"
+        " sóng. Chọn một tỉnh (hoặc bấm vào tỉnh) để xem chi tiết.",
+        "Each province is filled by its state (red, amber, green); the map draws only failed"
+        " devices and villages without signal. Pick a province (or click it) for its detail.",
     ),
     "tip.state": ("trạng thái", "state"),
     "tip.last_seen": ("lần cuối", "last seen"),

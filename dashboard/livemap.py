@@ -344,7 +344,7 @@ def national_deck(
     options: MapOptions,
 ) -> pdk.Deck:
     """Several provinces: each outline filled by its state, with its figures on hover; over
-    them only what is wrong (villages without signal, devices not online), so the layers stay
+    them only what is wrong (villages without signal, devices failed), so the layers stay
     as light for the nation as for one province. No background image: at the province view's
     resolution one spanning the country would be gigapixels."""
     provinces = province_frame(headlines, features)
@@ -355,13 +355,15 @@ def national_deck(
         get_polygon="polygon",
         get_fill_color="colour",
         get_line_color=[236, 240, 241, 230],
-        line_width_min_pixels=1.5,
+        line_width_min_pixels=2,
         stroked=True,
         filled=True,
         pickable=True,
     )
     dead = [v for v in villages if v["village_id"] in dead_spots]
-    wrong = [d for d in devices if d.state != DisplayState.ONLINE]
+    # Never heard from (every device at a start-up) is not news on a national map: the table
+    # counts those; only what has failed is drawn.
+    wrong = [d for d in devices if d.state not in (DisplayState.ONLINE, DisplayState.UNKNOWN)]
     layers = [outline, *options.extra_layers, *_live_layers(wrong, dead, dead_spots, options)]
     points = [(float(p[0]), float(p[1])) for f in features if f["kind"] == "outline"
               for p in f["points"]]  # fmt: skip
