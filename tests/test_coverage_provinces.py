@@ -12,7 +12,10 @@ from datetime import datetime
 
 import psycopg
 import pytest
+from typer.testing import CliRunner
 
+from ioc.cli import app
+from ioc.cli_coverage import province_code
 from ioc.configs import coverage_config, coverage_service_config
 from ioc.scenario import load_into
 from processing.coverage.service import CoverageService
@@ -168,3 +171,13 @@ async def test_a_registry_change_rebuilds_its_province_only(
     assert service.engines[BAC_GIANG].engine.sites[
         service.engines[BAC_GIANG].engine.site_index[tower]
     ].antenna_height_m == pytest.approx(61.0)
+
+
+def test_a_command_works_on_one_of_the_deployments_provinces(monkeypatch) -> None:
+    monkeypatch.setenv("IOC_PROVINCE", "Bắc Giang, Thái Nguyên")
+    assert province_code(None) == BAC_GIANG  # the first named
+    assert province_code("thai_nguyen") == THAI_NGUYEN
+    refused = CliRunner().invoke(
+        app, ["coverage", "critical", "--scenario", "--province", "Bình Định"]
+    )
+    assert "not among this deployment's provinces: Bắc Giang, Thái Nguyên" in refused.output
