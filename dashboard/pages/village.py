@@ -23,10 +23,10 @@ OPERATORS = ("viettel", "mobifone", "vinaphone", "vietnamobile")
 SITES_SHOWN = 5
 
 
-# The picker lists every village, from the scenario data the map already caches.
+# The picker lists every village of the user's provinces, from the data the map already caches.
 scope = auth.scope()
 names = {v["village_id"]: f"{v['name']} · {v['commune_name']} · {v['village_id']}"
-         for v in live.places()[2]}  # fmt: skip
+         for v in live.places(scope)[2]}  # fmt: skip
 wanted = st.query_params.get("village")
 # Follow each new link once; afterwards the picker is the user's.
 if wanted in names and (

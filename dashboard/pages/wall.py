@@ -74,9 +74,9 @@ def wall() -> None:
     pinned_language()
     follow_language()
     now = datetime.now(UTC)
-    districts, features, villages = places()
-    fleet = live.state(now)
     scope = auth.scope()
+    districts, features, villages = places(scope)
+    fleet = live.state(now, scope)
     with db() as conn:
         rows = alerts.list_alerts(
             conn, alerts.AlertFilter(states=alerts.UNRESOLVED, limit=MAX_ALERTS + 1), scope=scope
