@@ -354,7 +354,7 @@ def national_deck(
         id="provinces",
         get_polygon="polygon",
         get_fill_color="colour",
-        get_line_color=[236, 240, 241, 230],
+        get_line_color=[44, 62, 80, 230],  # dark: no basemap under it on a closed network
         line_width_min_pixels=2,
         stroked=True,
         filled=True,
@@ -364,6 +364,8 @@ def national_deck(
     # Never heard from (every device at a start-up) is not news on a national map: the table
     # counts those; only what has failed is drawn.
     wrong = [d for d in devices if d.state not in (DisplayState.ONLINE, DisplayState.UNKNOWN)]
+    # Names on hover and in the table, not as a text layer: deck.gl's font atlas drew
+    # Vietnamese letters with gaps in the browser test.
     layers = [outline, *options.extra_layers, *_live_layers(wrong, dead, dead_spots, options)]
     points = [(float(p[0]), float(p[1])) for f in features if f["kind"] == "outline"
               for p in f["points"]]  # fmt: skip
