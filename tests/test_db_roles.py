@@ -248,7 +248,9 @@ async def test_the_dashboard_reads_logs_in_and_acts_through_its_functions(
     one_strike = Throttle(account_failures=1, address_failures=9, window=HOUR, lockout=HOUR)
     with connect(logins["dashboard"], autocommit=True) as dash:
         # Reads: the registry, readings (a hypertable and its continuous aggregate), alerts.
-        assert [d.device_id for d in map_devices(dash, datetime.now(UTC), scope=NATIONAL)] == [DEVICE]
+        assert [d.device_id for d in map_devices(dash, datetime.now(UTC), scope=NATIONAL)] == [
+            DEVICE
+        ]
         assert dash.execute("SELECT count(*) FROM telemetry_bts_1m").fetchone() == (0,)
         assert coverage_rasters.stamps(dash, scope=NATIONAL) == {}  # the map's raster: none here
         assert (
