@@ -20,7 +20,7 @@ from dashboard import i18n
 from dashboard.data import db, idle_timeout, login_limits, session_ttl
 from dashboard.i18n import lang, t
 from store import users
-from store.scope import Scope
+from store.scope import NATIONAL, Scope
 from store.users import LoginLocked, PasswordResetNeeded, User
 
 # One line for an account whose argon2 hash (an older version's) the database cannot check.
@@ -175,7 +175,7 @@ def login_page() -> None:
             except PasswordResetNeeded:
                 st.error(_RESET_NEEDED[lang()])
                 return
-            anyone = bool(session) or bool(users.list_users(conn))
+            anyone = bool(session) or bool(users.list_users(conn, scope=NATIONAL))
         if session is None:
             st.error(t("login.failed") if anyone else t("login.no_users"))
             return

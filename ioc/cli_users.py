@@ -67,6 +67,7 @@ def users_list() -> None:
     """List users and their roles."""
     from datetime import UTC, datetime
 
+    from store.scope import NATIONAL
     from store.throttle import locks
     from store.users import list_users
 
@@ -74,7 +75,7 @@ def users_list() -> None:
         held = {
             (lock.kind, lock.subject): lock.locked_until for lock in locks(conn, datetime.now(UTC))
         }
-        for user in list_users(conn):
+        for user in list_users(conn, scope=NATIONAL):
             state = "  disabled" if user.disabled else ""
             if until := held.pop(("account", user.username), None):
                 state += f"  locked until {until:%Y-%m-%d %H:%M %Z} (ioc users unlock)"

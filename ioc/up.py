@@ -115,8 +115,9 @@ def _first_login(conn: psycopg.Connection, *, throwaway: bool) -> str:
     """How to log in to the dashboard: on a throwaway database with no users, an admin made
     for this run (its password dies with the database); elsewhere accounts are the owner's."""
     from store import users
+    from store.scope import NATIONAL
 
-    if users.list_users(conn):
+    if users.list_users(conn, scope=NATIONAL):
         return ""
     if not throwaway:
         return "no dashboard users yet: ioc users add NAME --role admin"

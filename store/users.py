@@ -204,10 +204,15 @@ def add_user_in_session(
     return User(username, display_name or username, role, False, scope.param)
 
 
-def list_users(conn: psycopg.Connection) -> list[User]:
+def list_users(conn: psycopg.Connection, *, scope: Scope) -> list[User]:
+    """The accounts a reader of ``scope`` may see: every one nationally; for an admin of some
+    provinces, the accounts of those provinces only (not the national ones)."""
     with conn.cursor(row_factory=class_row(User)) as cur:
         cur.execute(
-            "SELECT username, display_name, role, disabled, provinces FROM users ORDER BY username"
+            "SELECT username, display_name, role, disabled, provinces FROM users"
+            " WHERE %(scope)s::integer[] IS NULL OR provinces <@ %(scope)s::integer[]"
+            " ORDER BY username",
+            {"scope": scope.param},
         )
         return cur.fetchall()
 

@@ -199,7 +199,9 @@ def test_users_page_is_for_admins(scenario_url, monkeypatch):
     admin.button(key="FormSubmitter:add_user-Add a user").click().run()  # not the sidebar's
     assert "User nightshift saved." in [s.value for s in admin.success]
     with connect(scenario_url) as conn:
-        assert {u.username: u.role for u in users.list_users(conn)}["nightshift"] is Role.OPERATOR
+        assert {u.username: u.role for u in users.list_users(conn, scope=NATIONAL)}[
+            "nightshift"
+        ] is Role.OPERATOR
 
 
 def test_map_headline_counts_dead_spots_and_coverage(scenario_url, monkeypatch):

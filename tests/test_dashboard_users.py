@@ -11,6 +11,7 @@ from dashboard import i18n
 from ioc.cli import app
 from store.db import connect
 from store.migrate import upgrade
+from store.scope import NATIONAL
 from store.users import (
     PermissionDenied,
     Role,
@@ -93,7 +94,7 @@ def test_cli_adds_and_lists_users(db, database_url, monkeypatch):
         input="night-shift-1\n",
     )
     assert result.exit_code == 0, result.output
-    assert {u.username: u.role for u in list_users(db)} == {"night": Role.OPERATOR}
+    assert {u.username: u.role for u in list_users(db, scope=NATIONAL)} == {"night": Role.OPERATOR}
     assert login(db, "night", "night-shift-1") is not None
     again = runner.invoke(app, ["users", "add", "night", "--password-stdin"], input="x" * 9 + "\n")
     assert again.exit_code == 2 and "exists" in again.output

@@ -261,7 +261,11 @@ async def test_the_dashboard_reads_logs_in_and_acts_through_its_functions(
             alert_id,
             other_id,
         }
-        assert {u.username for u in users.list_users(dash)} == {"op1", "viewer1", "admin"}
+        assert {u.username for u in users.list_users(dash, scope=NATIONAL)} == {
+            "op1",
+            "viewer1",
+            "admin",
+        }
         assert list(login_figures(dash))  # its /metrics: sessions counted, no token read
         # Logging in: the password checked inside the database, the session made there.
         session = users.login(dash, "op1", PW, limits=one_strike, address="192.0.2.1")

@@ -107,10 +107,13 @@ def test_accounts_are_scoped_from_the_command_line(db, database_url, monkeypatch
         app, ["users", "add", "x1", "--province", "Bac Gang", "--password-stdin"], input="x" * 9
     )
     assert wrong.exit_code == 2 and "did you mean Tỉnh Bắc Giang" in wrong.output
-    assert {u.username: u.scope for u in list_users(db)} == {
+    assert {u.username: u.scope for u in list_users(db, scope=NATIONAL)} == {
         "bg-duty": Scope(frozenset({24})),
         "ministry": NATIONAL,
     }
+    # An admin of Bắc Giang lists Bắc Giang's accounts, not the national ones.
+    assert [u.username for u in list_users(db, scope=Scope.of([24]))] == ["bg-duty"]
+    assert list_users(db, scope=Scope.of([19])) == []
     session = login(db, "bg-duty", "bac-giang-1")
     assert session is not None and session.user.scope == Scope(frozenset({24}))
     listed = runner.invoke(app, ["users", "list"]).output

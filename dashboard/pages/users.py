@@ -18,7 +18,7 @@ if me is None or not me.role.allows(Role.ADMIN):  # the page may be reached by i
     st.error(t("users.admin_only"))
     st.stop()
 with db() as conn:
-    everyone = users.list_users(conn)
+    everyone = users.list_users(conn, scope=auth.scope())
     # The admin's own provinces are what it may give; every user's are named from all of them.
     mine = {int(p["code"]): str(p["name"]) for p in places.provinces(conn, scope=auth.scope())}
     named = {int(p["code"]): str(p["name"]) for p in places.provinces(conn, scope=NATIONAL)}
