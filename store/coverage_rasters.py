@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 
-from store.scope import Scope
+from store.scope import Scope, province_clause
 
 F32 = npt.NDArray[np.float32]
 NO_SIGNAL = 0  # the byte of a cell without signal
@@ -117,7 +117,7 @@ def stamps(conn: psycopg.Connection, *, scope: Scope) -> dict[tuple[int, str], d
     cheap, for a map refresh to tell what moved."""
     cur = conn.execute(
         "SELECT province_code, operator, computed_at FROM coverage_rasters"
-        " WHERE %(scope)s::integer[] IS NULL OR province_code = ANY (%(scope)s::integer[])",
+        f" WHERE {province_clause('province_code', '%(scope)s')}",
         {"scope": scope.param},
     )
     return {(r[0], r[1]): r[2] for r in cur.fetchall()}

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.rows import class_row
 
-from store.scope import Scope
+from store.scope import Scope, province_clause
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +32,9 @@ class ProvinceHeadline:
     alerts_major: int
 
 
-_HEADLINES = """
+_HEADLINES = f"""
 WITH p AS (
-    SELECT code, name, lat, lon FROM provinces
-    WHERE %(scope)s::integer[] IS NULL OR code = ANY (%(scope)s::integer[])
+    SELECT code, name, lat, lon FROM provinces WHERE {province_clause("code", "%(scope)s")}
 ), dev AS (
     SELECT d.province_code,
            count(*) FILTER (WHERE v.kind = 'bts') AS sites,

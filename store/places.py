@@ -13,7 +13,7 @@ import msgspec
 import psycopg
 from psycopg.rows import dict_row
 
-from store.scope import Scope, clause, params
+from store.scope import Scope, clause, params, province_clause
 
 Row = Mapping[str, Any]
 
@@ -85,8 +85,7 @@ def provinces(conn: psycopg.Connection, *, scope: Scope) -> list[dict[str, Any]]
     """The deployment's provinces the scope sees (``code``, ``name``), for pickers."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            "SELECT code, name FROM provinces"
-            " WHERE %(scope)s::integer[] IS NULL OR code = ANY (%(scope)s::integer[])"
+            f"SELECT code, name FROM provinces WHERE {province_clause('code', '%(scope)s')}"
             " ORDER BY name",
             {"scope": scope.param},
         )
@@ -107,8 +106,7 @@ def map_features(conn: psycopg.Connection, *, scope: Scope) -> list[dict[str, An
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             "SELECT name, kind, points, synthetic, province_code FROM map_features"
-            " WHERE %(scope)s::integer[] IS NULL OR province_code = ANY (%(scope)s::integer[])"
-            " ORDER BY kind, name",
+            f" WHERE {province_clause('province_code', '%(scope)s')} ORDER BY kind, name",
             {"scope": scope.param},
         )
         return cur.fetchall()

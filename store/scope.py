@@ -54,6 +54,14 @@ def clause(district_column: str, placeholder: str = "%s") -> str:
     )
 
 
+def province_clause(province_column: str, placeholder: str = "%s") -> str:
+    """:func:`clause` for a row that names its province itself (a province, a map feature,
+    a raster) rather than a district."""
+    return (
+        f"({placeholder}::integer[] IS NULL OR {province_column} = ANY ({placeholder}::integer[]))"
+    )
+
+
 def params(scope: Scope) -> tuple[list[int] | None, list[int] | None]:
     """The two positional values of one :func:`clause`."""
     return scope.param, scope.param

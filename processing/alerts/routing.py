@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from processing.alerts.rules import Severity, entry_check, load_document, texts
+from processing.alerts.rules import RulesError, Severity, entry_check, load_document, texts
 from seeds import national
 from seeds.national import BINH_DINH, province_codes
 from store.alert_outbox import Target
@@ -233,6 +234,23 @@ def _recipient(entry: dict[str, Any], where: str) -> Recipient:
     return Recipient(name, medium, address, language)
 
 
+def _known(
+    entry: dict[str, Any],
+    key: str,
+    known: Mapping[str, object],
+    hint: str,
+    fail: Callable[[str], RulesError],
+) -> tuple[str, ...]:
+    """The names ``entry[key]`` gives (one or a list), each one of ``known``."""
+    wanted = texts(entry[key])
+    if wanted is None:
+        raise fail(f"{key} must be a {key} name or a list of them")
+    for name in wanted:
+        if name not in known:
+            raise fail(f"unknown {key} {name!r} ({hint})")
+    return wanted
+
+
 def _route(
     entry: dict[str, Any],
     where: str,
@@ -256,20 +274,11 @@ def _route(
             raise fail(f"unknown recipient {n!r}")
     codes: frozenset[int] | None = None
     if "district" in entry:
-        wanted = texts(entry["district"])
-        if wanted is None:
-            raise fail("district must be a district name or a list of them")
-        for d in wanted:
-            if d not in districts:
-                raise fail(f"unknown district {d!r} (e.g. {next(iter(districts), '')!r})")
-        codes = frozenset(districts[d] for d in wanted)
+        hint = f"e.g. {next(iter(districts), '')!r}"
+        codes = frozenset(districts[d] for d in _known(entry, "district", districts, hint, fail))
     if "province" in entry:  # with ``district`` too: either matches
-        named = texts(entry["province"])
-        if named is None:
-            raise fail("province must be a province name or a list of them")
-        for p in named:
-            if p not in provinces:
-                raise fail(f"unknown province {p!r} (this deployment: {', '.join(provinces)})")
+        hint = f"this deployment: {', '.join(provinces)}"
+        named = _known(entry, "province", provinces, hint, fail)
         codes = (codes or frozenset()).union(*(provinces[p] for p in named))
     rules = texts(entry["rule"]) if "rule" in entry else None
     if "rule" in entry and rules is None:
