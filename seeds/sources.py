@@ -14,6 +14,8 @@ DISTRICT_TOWNS = DATA / "district_towns.csv"
 OUTLINE = DATA / "province_outline.json"
 SEED_DEAD_SPOTS = DATA / "seed_dead_spots.json"
 PLACES = DATA / "places.json"
+# Synthetic terrain for Bình Định, made by `python -m seeds.terrain` (see data/README.md)
+SCENARIO_DEM = DATA / "binh_dinh_dem.tif"
 
 
 @dataclass(frozen=True, slots=True)
