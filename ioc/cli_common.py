@@ -31,12 +31,19 @@ def clear_errors(func: F) -> F:
             name = setting_name(first["loc"])
             typer.echo(f"ioc: {name}: {first['msg']}", err=True)
         except (SettingError, ServiceFailed, StoreUnavailable, ValueError) as err:
-            typer.echo(f"ioc: {err}", err=True)
+            typer.echo(f"ioc: {said(err)}", err=True)
         except KeyboardInterrupt:
             return None
         raise typer.Exit(2)
 
     return wrapper  # type: ignore[return-value]
+
+
+def said(err: Exception) -> str:
+    """An error's line for the user: a DEM the coverage engine refused names its setting."""
+    from processing.coverage.dem import DemError  # rasterio: loaded only when it is needed
+
+    return f"IOC_COVERAGE_DEM: {err}" if isinstance(err, DemError) else str(err)
 
 
 def load_settings() -> Settings:

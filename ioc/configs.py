@@ -8,6 +8,7 @@ benches' own (a test gives each run its own topic root and a tiny batch).
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ioc.errors import SettingError
@@ -110,10 +111,26 @@ def coverage_config(settings: Settings | None = None, **fields: Any) -> Coverage
         "metropolitan": c.metropolitan,
         "unknown_grace_s": c.unknown_grace_s,
     }
+    values["dem_path"], values["dem_province"] = dem_setting(c.dem)
     try:
         return CoverageConfig(**(values | fields))
     except ValueError as err:
         raise SettingError(f"IOC_COVERAGE_{err}") from None
+
+
+def dem_setting(value: str) -> tuple[Path | None, int | None]:
+    """IOC_COVERAGE_DEM as (the file, the one province that reads it; None: every one)."""
+    from seeds.national import BINH_DINH
+    from seeds.sources import SCENARIO_DEM
+
+    if value.strip().lower() == "scenario":
+        return SCENARIO_DEM, BINH_DINH  # the synthetic terrain is Bình Định's alone
+    if value.strip().lower() in ("none", ""):
+        return None, None
+    path = Path(value.strip()).expanduser().absolute()  # the services may not share our cwd
+    if not path.is_file():
+        raise SettingError(f"IOC_COVERAGE_DEM: {path}: no such file")
+    return path, None
 
 
 def coverage_service_config(

@@ -125,6 +125,13 @@ class CoverageSettings(Section):
     metropolitan: bool = Field(
         False, description="judge urban cells as a metropolitan centre (COST-231 Cm = 3 dB)"
     )
+    dem: str = Field(
+        "scenario",
+        description='the terrain: "scenario", the synthetic DEM shipped for Bình Định (its '
+        'other provinces flat); "none", no terrain (Okumura-Hata and land use alone); else a '
+        "GeoTIFF of ground heights (SRTM, Copernicus GLO-30; or a VRT of such tiles) that "
+        "covers every province loaded",
+    )
     # Battery runway (issue 18): when towers on battery, and the places they serve, go dark.
     runway_every_s: float = Field(
         15.0, gt=0, description="the battery runway is recomputed this often, seconds"

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import psycopg
 
 from ioc.brokers import start_broker
+from ioc.configs import coverage_config
 from ioc.errors import ServiceFailed, SettingError
 from ioc.settings import Settings
 
@@ -82,6 +83,15 @@ def _child(name: str, cmd: list[str], env: dict[str, str], logs: Path) -> subpro
     return subprocess.Popen(
         cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
     )
+
+
+def clear_error(log_text: str) -> str | None:
+    """The one line an ``ioc`` command ended on when it stopped for a fault a user can fix
+    (``cli_common.clear_errors``), without its "ioc: "; None when it ended otherwise."""
+    lines = log_text.rstrip().splitlines()
+    if lines and lines[-1].startswith("ioc: "):
+        return lines[-1].removeprefix("ioc: ")
+    return None
 
 
 def _stop(children: dict[str, subprocess.Popen[bytes]]) -> None:
@@ -158,6 +168,7 @@ def run_up(
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     _check_port_free(port or settings.dashboard.port)
+    coverage_config(settings)  # a wrong coverage setting (IOC_COVERAGE_DEM) stops us here
     from store.db import connect
     from store.migrate import upgrade
 
@@ -227,6 +238,8 @@ def run_up(
                 for name, proc in children.items():
                     if proc.poll() is not None:
                         tail = (logs / f"{name}.log").read_text(errors="replace")[-2000:]
+                        if fix := clear_error(tail):  # the child said what to fix: say that
+                            raise ServiceFailed(f"{name} stopped: {fix}")
                         raise ServiceFailed(
                             f"{name} exited with code {proc.returncode}; its log ends:\n{tail}"
                         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from devices.kinds import Technology
 
@@ -32,6 +33,9 @@ class CoverageConfig:
     # Towers never heard from serve this long after the service starts (the fleet may still
     # be connecting), and not after.
     unknown_grace_s: float
+    # The ground heights (processing.coverage.dem.load_dem); None: no terrain.
+    dem_path: Path | None = None
+    dem_province: int | None = None  # the GSO province that reads it; None: every province
 
     def __post_init__(self) -> None:
         if not 10.0 <= self.resolution_m <= 1000.0:

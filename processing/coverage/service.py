@@ -52,6 +52,7 @@ from devices.service_http import Served
 from processing.coverage.build import ProvinceInput, build_provinces, split_provinces
 from processing.coverage.cluster import worker_count
 from processing.coverage.config import CoverageConfig
+from processing.coverage.dem import DemError
 from processing.coverage.measured import ProbeSample, bin_samples
 from processing.coverage.metrics import CoverageMetrics
 from processing.coverage.places import PlaceCoverage
@@ -236,6 +237,8 @@ class CoverageService:
             if worker_count(client):
                 try:
                     built = build_provinces(parts, cfg.coverage, verdicts, client)
+                except DemError:  # read here, not on the cluster: no fallback mends the file
+                    raise
                 except Exception as err:  # the local engine is always right: fall back to it
                     log.warning(
                         "coverage: the Dask cluster at %s failed a rebuild (%s: %s); computing "
