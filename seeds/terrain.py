@@ -62,7 +62,7 @@ FLOOR_M = (40.0, 300.0)  # valley floors of the uplands, from the plain's edge t
 DEPTH_BLUR_KM = 8.0  # how far into the uplands the floors take to climb
 CREST_M = (850.0, 1250.0)  # crest level of the uplands, east edge to far west
 WESTNESS_KM = (5.0, 40.0)  # distance from the coast over which the uplands rise
-PLATEAU_FLOOR_M, PLATEAU_TOP_M = 560.0, 880.0  # Kon Tum / Gia Lai beyond the western border
+PLATEAU_FLOOR_M, PLATEAU_TOP_M = 450.0, 820.0  # Kon Tum / Gia Lai beyond the western border
 PLATEAU_KM = 8.0  # beyond the border, the mountains give way to the plateau over this distance
 
 VILLAGE_FLAT_KM, VILLAGE_BOWL_KM = 0.45, 1.5  # flat floor under a place, then its slopes
