@@ -84,7 +84,8 @@ def test_fft_gain_is_the_brute_force_sum_of_the_kernels_levels() -> None:
 
 def _engine_with(ground: Ground, extra: list[SiteInput]) -> Coverage:
     inputs = scenario_inputs(load_scenario(), ground.config)
-    engine = CoverageEngine(inputs.grid, inputs.land_use, [*inputs.sites, *extra], ground.config)
+    sites = [*inputs.sites, *extra]
+    engine = CoverageEngine(inputs.grid, inputs.land_use, sites, ground.config, inputs.ground)
     engine.recompute_full()
     cov = Coverage(engine, inputs.places, outline=inputs.outline)
     cov.current = cov.evaluate()

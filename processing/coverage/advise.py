@@ -33,7 +33,14 @@ from processing.coverage.build import build_coverage, split_provinces
 from processing.coverage.config import CoverageConfig
 from processing.coverage.engine import class_corrections
 from processing.coverage.grid import Grid, polygon_mask, to_latlon, to_utm
-from processing.coverage.kernel import Emitter, Templates, make_emitter, point_levels
+from processing.coverage.kernel import (
+    Emitter,
+    Templates,
+    emitter_shadow,
+    make_emitter,
+    point_levels,
+    shadow_at,
+)
 from processing.coverage.kernel import window_levels as kernel_window
 from processing.coverage.places import Place
 from processing.coverage.rasters import ANY, operator_levels
@@ -53,8 +60,10 @@ LatLon = tuple[float, float]
 CLASSES = (LandUse.URBAN, LandUse.SUBURBAN, LandUse.RURAL_OPEN)
 METHOD_NOTE = (
     "gain by FFT, one correlation per land-use class (exact on the engine's grid: sites and "
-    "villages at their cell's centre); each pick checked with the engine's kernel"
+    "villages at their cell's centre); each pick checked with the engine's kernel; over "
+    "terrain the FFT shortlists and the kernel, with the ground, picks"
 )
+TERRAIN_SHORTLIST = 64  # positions the flat search hands the terrain check, each pick
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -130,6 +139,10 @@ class Ground:
     roads: tuple[tuple[LatLon, ...], ...]
     # operator (and "any") → best broadband level now, dBm, NaN for none: the picture's base
     levels: Mapping[str, F32] = field(default_factory=dict)
+    # heights above sea level (the engine's terrain), none: flat. The search's estimate reads
+    # footprints over flat ground (one per land-use class, convolved); each pick's villages
+    # and footprint are then computed over the terrain, as the engine would.
+    terrain: F32 | None = None
 
     def uncovered(self, operator: Operator | None) -> list[Place]:
         """Villages the operator does not cover (None: dead spots, no operator covers). One
@@ -155,7 +168,7 @@ class Pick:
     col: int
     district_code: int
     commune_code: int
-    estimated_people: int  # the FFT gain
+    estimated_people: int  # the FFT gain (over terrain: the shortlist's exact count)
     villages: tuple[Place, ...]  # brought online, by the kernel's exact levels
 
     @property
@@ -298,22 +311,36 @@ def advise(
     threshold = np.float32(cfg.thresholds_dbm[site.technology])
     left = np.ones(len(todo), bool)
     picks: list[Pick] = []
+
+    def reached(r: int, c: int) -> npt.NDArray[np.int64]:
+        """The villages still left that a site at (r, c) brings online, exactly."""
+        e = site_emitter(site, cfg, grid.res, r, c)
+        idx = np.flatnonzero(left & (np.abs(rows - r) <= e.radius) & (np.abs(cols - c) <= e.radius))
+        if idx.size == 0:
+            return idx
+        rr, cc = rows[idx], cols[idx]
+        shadow = None if ground.terrain is None else shadow_at(ground.terrain, e, templates, rr, cc)
+        level = point_levels(e, np.ones(len(e.azimuth), bool), templates, corr, rr, cc, shadow)
+        return idx[level >= threshold]
+
     for rank in range(1, towers + 1):
         gain = np.where(candidates, gain_raster(population, footprints), -1.0)
         best = int(np.argmax(gain))  # the first of equals: the same answer every run
         estimate = round(float(gain.flat[best]))
         if estimate <= 0:
             break  # no candidate reaches anyone still uncovered
+        online = reached(*divmod(best, grid.cols))
+        if ground.terrain is not None:
+            # Over terrain a footprint depends on where the site stands, so the flat search
+            # only shortlists: the best TERRAIN_SHORTLIST by it are computed over the ground
+            # and the one bringing the most people online is taken.
+            order = np.argsort(-gain.ravel(), kind="stable")[:TERRAIN_SHORTLIST]
+            found = [(k, reached(*divmod(int(k), grid.cols))) for k in order if gain.flat[k] > 0]
+            k, online = max(found, key=lambda f: (people[f[1]].sum(), -f[0]))
+            best, estimate = int(k), round(float(people[online].sum()))
+            if estimate <= 0:
+                break  # the ground hides everyone left from every shortlisted position
         r, c = divmod(best, grid.cols)
-        e = site_emitter(site, cfg, grid.res, r, c)
-        idx = np.flatnonzero(left & (np.abs(rows - r) <= e.radius) & (np.abs(cols - c) <= e.radius))
-        active = np.ones(len(e.azimuth), bool)
-        level = (
-            point_levels(e, active, templates, corr, rows[idx], cols[idx])
-            if idx.size
-            else np.empty(0, np.float32)
-        )
-        online = idx[level >= threshold]
         left[online] = False
         np.subtract.at(
             population,
@@ -367,9 +394,9 @@ def pick_footprint(ground: Ground, site: StandardSite, pick: Pick) -> npt.NDArra
     e = site_emitter(site, cfg, grid.res, pick.row, pick.col)
     box = e.box(*grid.shape)
     corr = class_corrections(site.band_mhz, cfg)[ground.land_use]
-    levels = kernel_window(
-        e, np.ones(len(e.azimuth), bool), Templates.build(e.radius, grid.res), corr, box
-    )
+    shadow = None if ground.terrain is None else emitter_shadow(ground.terrain, e, grid.res)
+    on = np.ones(len(e.azimuth), bool)
+    levels = kernel_window(e, on, Templates.build(e.radius, grid.res), corr, box, shadow=shadow)
     out = np.zeros(grid.shape, bool)
     out[box[0] : box[1], box[2] : box[3]] = levels >= np.float32(
         cfg.thresholds_dbm[site.technology]
@@ -400,6 +427,7 @@ def ground_from_coverage(cov: Coverage, scenario: Scenario) -> Ground:
         communes=tuple(p for p in cov.places if p.kind == "commune"),
         roads=tuple(tuple(r.points) for r in scenario.roads),
         levels=operator_levels(cov.engine),
+        terrain=cov.engine.ground,
     )
 
 
@@ -427,7 +455,7 @@ def ground_from_db(database_url: str, config: CoverageConfig, *, province: int |
         province = next(iter(parts))
     if province not in parts:
         raise ValueError(f"province {province} is not one of those loaded: {sorted(parts)}")
-    base = build_coverage(parts[province].doc, [], config)
+    base = build_coverage(parts[province].doc, [], config, province=province)
     with connect(database_url) as conn:
         features = map_features(conn, scope=Scope.of([province]))
         roads = [f["points"] for f in features if f["kind"] == "road"]
@@ -456,6 +484,7 @@ def ground_from_db(database_url: str, config: CoverageConfig, *, province: int |
         communes=tuple(p for p in base.places if p.kind == "commune"),
         roads=tuple(_points(r) for r in roads),
         levels=levels,
+        terrain=base.engine.ground,
     )
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from processing.coverage.config import CoverageConfig
+from processing.coverage.dem import province_ground
 from processing.coverage.engine import CoverageEngine
 from processing.coverage.grid import Grid
 from processing.coverage.landuse import PlacePoint, land_use
@@ -122,11 +123,14 @@ def build_coverage(
     config: CoverageConfig,
     verdicts: Mapping[str, Verdict] | None = None,
     client: Client | None = None,
+    province: int = 0,
 ) -> Coverage:
     """Register, take the sites' serving verdicts (none given: every site serves), full
     recompute, evaluate: ready for incremental updates. With a Dask ``client`` the full
-    recompute and the covering towers (N-1, the plan) run on its cluster."""
-    return build_provinces({0: ProvinceInput(dict(doc), bts_rows)}, config, verdicts, client)[0]
+    recompute and the covering towers (N-1, the plan) run on its cluster. ``province``: the
+    GSO code, which says whether the config's DEM applies."""
+    part = {province: ProvinceInput(dict(doc), bts_rows)}
+    return build_provinces(part, config, verdicts, client)[province]
 
 
 def build_provinces(
@@ -138,7 +142,7 @@ def build_provinces(
     """``build_coverage`` for each province; with a Dask ``client`` every province's full
     recompute is submitted before any is awaited (``cluster.recompute_many``)."""
     verdicts = verdicts or {}
-    engines = {p: _engine(part, config, verdicts) for p, part in parts.items()}
+    engines = {p: _engine(p, part, config, verdicts) for p, part in parts.items()}
     if client is not None:
         from processing.coverage.cluster import recompute_many
 
@@ -161,7 +165,7 @@ def build_provinces(
 
 
 def _engine(
-    part: ProvinceInput, config: CoverageConfig, verdicts: Mapping[str, Verdict]
+    province: int, part: ProvinceInput, config: CoverageConfig, verdicts: Mapping[str, Verdict]
 ) -> tuple[CoverageEngine, tuple[tuple[float, float], ...]]:
     """The province's engine, registered and given the sites' states, not yet computed."""
     doc = part.doc
@@ -176,7 +180,8 @@ def _engine(
     hills = [[tuple(p) for p in _json(d["polygon"])] for d in doc["districts"] if d["mountainous"]]
     lu = land_use(grid, points, mountain_polygons=hills)
     sites, refused = sites_from_rows(part.bts)
-    engine = CoverageEngine(grid, lu, sites, config)
+    ground = province_ground(config, province, grid, outline)
+    engine = CoverageEngine(grid, lu, sites, config, ground)
     engine.rejections[:0] = refused
     states: dict[str, SiteState] = {d: v.state for d, v in verdicts.items()}
     engine.apply(states)  # before anything is computed: only sets the active sectors

@@ -35,7 +35,15 @@ import numpy.typing as npt
 
 from devices.kinds import Operator
 from processing.coverage.engine import class_corrections
-from processing.coverage.kernel import F32, Emitter, Templates, merge_best, point_levels
+from processing.coverage.kernel import (
+    F32,
+    Emitter,
+    Templates,
+    emitter_shadow,
+    merge_best,
+    point_levels,
+    shadow_at,
+)
 from processing.coverage.kernel import window_levels as kernel_window
 
 if TYPE_CHECKING:
@@ -62,6 +70,7 @@ class Shipment:
     emitters: tuple[Emitter, ...]  # every one, by id
     active: tuple[npt.NDArray[np.bool_], ...]  # each emitter's sectors on air
     floors: F32  # per layer
+    ground: F32 | None  # heights above sea level (terrain), or none
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +105,7 @@ def shipment(engine: CoverageEngine) -> Shipment:
         emitters=tuple(engine.emitters),
         active=tuple(a.copy() for a in engine.active),
         floors=engine.floors,
+        ground=engine.ground,
     )
 
 
@@ -154,7 +164,11 @@ def tile_task(
                 np.full((t1 - t0, u1 - u0), -1, np.int32),
             )
         value, best = out[e.layer]
-        v = kernel_window(e, s.active[int(k)], templates, corr[e.band_mhz], box, scratch)
+        # a tile sweeps the radials its part of the window reads: a radial's samples are the
+        # same whichever part asks, so the mosaic still equals the engine's raster
+        shadow = None if s.ground is None else emitter_shadow(s.ground, e, s.res, box)
+        active = s.active[int(k)]
+        v = kernel_window(e, active, templates, corr[e.band_mhz], box, scratch, shadow)
         merge_best(v, value, best, (box[0] - t0, box[2] - u0), e.eid)
     return out
 
@@ -175,7 +189,9 @@ def covering_task(
         if idx.size == 0:
             continue
         active = np.ones_like(s.active[k]) if every_sector else s.active[k]
-        level = point_levels(e, active, templates, corr[e.band_mhz], p.rows[idx], p.cols[idx])
+        rows, cols = p.rows[idx], p.cols[idx]
+        shadow = None if s.ground is None else shadow_at(s.ground, e, templates, rows, cols)
+        level = point_levels(e, active, templates, corr[e.band_mhz], rows, cols, shadow)
         hit = idx[level >= p.thresholds[e.technology]]
         parts.append(np.column_stack([hit, np.full(hit.size, e.eid)]))
     return np.concatenate(parts)

@@ -15,6 +15,7 @@ are filled by interpolation from their edges, and the log says how many.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import warnings
@@ -33,6 +34,7 @@ from rasterio.transform import from_origin
 from rasterio.warp import reproject, transform, transform_bounds
 from rasterio.windows import Window, from_bounds
 
+from processing.coverage.config import CoverageConfig
 from processing.coverage.grid import UTM49N, Grid, polygon_mask
 
 log = logging.getLogger("ioc.coverage")
@@ -244,3 +246,24 @@ def _fill(heights: Heights, valid: npt.NDArray[np.bool_]) -> Heights:
 
 def _first_line(err: Exception) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def province_ground(
+    config: CoverageConfig, province: int, grid: Grid, outline: Sequence[tuple[float, float]]
+) -> Heights | None:
+    """The ground the config gives this province's engine (``config.dem_path``, for
+    ``config.dem_province`` or every province), or none: no terrain."""
+    path = config.dem_path
+    if path is None or config.dem_province not in (None, province):
+        return None
+    stamp = path.stat().st_mtime_ns if path.exists() else 0
+    return _ground(path, stamp, grid, tuple(outline))
+
+
+@functools.lru_cache(maxsize=4)  # a rebuild on each change of the registry reads it again
+def _ground(
+    path: Path, stamp: int, grid: Grid, outline: tuple[tuple[float, float], ...]
+) -> Heights:
+    heights = load_dem(path, grid, outline)
+    heights.flags.writeable = False  # shared between rebuilds
+    return heights

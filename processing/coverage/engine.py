@@ -26,9 +26,11 @@ from processing.coverage.kernel import (
     F32,
     Emitter,
     Templates,
+    emitter_shadow,
     make_emitter,
     merge_best,
     point_levels,
+    shadow_at,
     window_levels,
 )
 from processing.coverage.serving import SiteState
@@ -57,10 +59,14 @@ class CoverageEngine:
         land_use: npt.NDArray[np.int8],
         sites: Sequence[SiteInput],
         config: CoverageConfig,
+        ground: F32 | None = None,
     ) -> None:
+        """``ground``: heights above sea level on the grid (``dem.load_dem``); none: no
+        terrain, Okumura-Hata and land use alone."""
         self.grid = grid
         self.config = config
         self.land_use = land_use
+        self.ground = ground
         self.rejections: list[Rejection] = []
         self.sites: list[SiteInput] = []
         self._register(sites)
@@ -196,13 +202,20 @@ class CoverageEngine:
         }
 
     # -- geometry of one emitter --------------------------------------------------------
-    def _window(self, e: Emitter, box: tuple[int, int, int, int]) -> F32:
-        return window_levels(e, self.active[e.eid], self.templates, self.corr[e.band_mhz], box)
+    def _window(self, e: Emitter, box: tuple[int, int, int, int], shadow: F32 | None = None) -> F32:
+        if shadow is None and self.ground is not None:
+            shadow = emitter_shadow(self.ground, e, self.grid.res, box)
+        corr = self.corr[e.band_mhz]
+        return window_levels(e, self.active[e.eid], self.templates, corr, box, shadow=shadow)
 
     def at(self, e: Emitter, rows: IntArray, cols: IntArray, *, every_sector: bool = False) -> F32:
         """Levels at these cells from the emitter's active sectors (or all of them: the plan)."""
         active = np.ones_like(self.active[e.eid]) if every_sector else self.active[e.eid]
-        return point_levels(e, active, self.templates, self.corr[e.band_mhz], rows, cols)
+        shadow = None
+        if self.ground is not None:
+            shadow = shadow_at(self.ground, e, self.templates, rows, cols)
+        corr = self.corr[e.band_mhz]
+        return point_levels(e, active, self.templates, corr, rows, cols, shadow=shadow)
 
     def in_box(self, e: Emitter, rows: IntArray, cols: IntArray) -> npt.NDArray[np.bool_]:
         return (np.abs(rows - e.row) <= e.radius) & (np.abs(cols - e.col) <= e.radius)
@@ -222,21 +235,37 @@ class CoverageEngine:
         self.cluster_run = None
         self.value[:] = self.floors[:, None, None]
         self.best[:] = -1
-        by_layer: dict[int, list[Emitter]] = defaultdict(list)
-        for e in self.emitters:
-            if self.active[e.eid].any():
-                by_layer[e.layer].append(e)
-        # largest layers first, each to the thread with the least work so far
-        shares: list[list[Emitter]] = [[] for _ in range(max(1, self.config.threads))]
+        # An operator's layers are its own, so operators are shared out between threads,
+        # largest first, each to the thread with the least work so far; within an operator the
+        # sites go in order, so each layer sees its emitters in emitter order.
+        by_operator: dict[Operator, list[int]] = defaultdict(list)
+        work: dict[Operator, int] = defaultdict(int)
+        for i, mine in enumerate(self.site_emitters):
+            on = [k for k in mine if self.active[k].any()]
+            if on:
+                op = self.emitters[on[0]].operator
+                by_operator[op].append(i)
+                work[op] += sum((2 * self.emitters[k].radius + 1) ** 2 for k in on)
+        shares: list[list[int]] = [[] for _ in range(max(1, self.config.threads))]
         load = [0] * len(shares)
-        for emitters in sorted(by_layer.values(), key=len, reverse=True):
+        for op in sorted(by_operator, key=lambda o: work[o], reverse=True):
             k = load.index(min(load))
-            shares[k] += emitters
-            load[k] += sum((2 * e.radius + 1) ** 2 * len(e.azimuth) for e in emitters)
+            shares[k] += by_operator[op]
+            load[k] += work[op]
 
-        def run(share: list[Emitter]) -> None:
-            for e in share:
-                self._max_in(e, tie_break=False)
+        def run(share: list[int]) -> None:
+            for i in share:
+                swept: dict[int, F32] = {}  # a site's emitters of one reach share the sweep
+                for k in self.site_emitters[i]:
+                    e = self.emitters[k]
+                    if not self.active[k].any():
+                        continue
+                    shadow = None
+                    if self.ground is not None:
+                        shadow = swept.get(e.radius)
+                        if shadow is None:
+                            shadow = swept[e.radius] = emitter_shadow(self.ground, e, self.grid.res)
+                    self._max_in(e, tie_break=False, shadow=shadow)
 
         if len(shares) == 1:
             run(shares[0])
@@ -245,9 +274,9 @@ class CoverageEngine:
             for done in [pool.submit(run, share) for share in shares]:
                 done.result()
 
-    def _max_in(self, e: Emitter, *, tie_break: bool) -> None:
+    def _max_in(self, e: Emitter, *, tie_break: bool, shadow: F32 | None = None) -> None:
         box = e.box(*self.grid.shape)
-        v = self._window(e, box)
+        v = self._window(e, box, shadow)
         merge_best(v, self.value[e.layer], self.best[e.layer], box[::2], e.eid,
                    tie_break=tie_break)  # fmt: skip
 

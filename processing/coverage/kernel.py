@@ -11,6 +11,7 @@ incremental recompute reproduces the full one bit for bit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numba
 import numpy as np
@@ -29,8 +30,20 @@ from devices.radio import (
     land_use_correction_db,
 )
 from processing.coverage.sites import SectorInput
+from processing.coverage.terrain import (
+    LIGHT_M_MHZ,
+    NU_CLEAR,
+    bullington32,
+    flat_loss_db,
+    radial_of,
+    radials,
+    radials_of,
+    radials_over_box,
+    sweep,
+)
 
 F32 = npt.NDArray[np.float32]
+T = TypeVar("T", bound=np.generic)
 I32 = npt.NDArray[np.int32]
 KV = np.float32(12.0 / VERTICAL_BEAMWIDTH_DEG**2)
 AM = np.float32(FRONT_TO_BACK_DB)
@@ -61,6 +74,13 @@ class Emitter:
     intercept: np.float32  # Hata: intercept + slope·log10(d_km) − land-use correction
     slope: np.float32
     free0: np.float32  # free space: free0 + 20·log10(d_km)
+    # Terrain (processing.coverage.terrain): 1/√λ turns a sweep's ν·√λ into ν; ``smooth`` is
+    # the Bullington loss over smooth earth at each distance (cells), which Okumura-Hata's
+    # median already holds: the terrain adds only what the real ground costs beyond it.
+    inv_sqrt_lambda: np.float32
+    smooth: F32
+    step_km: float  # a cell, km: the distance of a sweep's sample
+    floor: np.float32  # its technology's floor: a level below it is "no signal"
 
     def box(self, rows: int, cols: int) -> tuple[int, int, int, int]:
         r, c, n = self.row, self.col, self.radius
@@ -85,6 +105,7 @@ def make_emitter(
     best_land_use: LandUse,
     res: float,
 ) -> Emitter:
+    """An emitter; its ``smooth`` losses are computed to its window's edge."""
     intercept, slope = hata_terms(band_mhz, height_m, MOBILE_HEIGHT_M)
     level0 = np.array(
         [s.tx_power_dbm + s.antenna_gain_dbi + REFERENCE_SHARE_DB[technology] for s in sectors]
@@ -95,6 +116,7 @@ def make_emitter(
     open_loss = float(intercept) - float(land_use_correction_db(band_mhz, best_land_use))
     reach_km = 10 ** ((budget - open_loss) / float(slope))
     radius_m = min(reach_km * 1000.0, max_range_m)
+    radius = int(np.ceil(radius_m / res))
     return Emitter(
         eid=eid,
         site=site,
@@ -106,7 +128,7 @@ def make_emitter(
         height_m=height_m,
         row=row,
         col=col,
-        radius=int(np.ceil(radius_m / res)),
+        radius=radius,
         sector_numbers=tuple(s.sector for s in sectors),
         azimuth=np.array([s.azimuth_deg for s in sectors], np.float32),
         tilt=np.array([s.tilt_deg for s in sectors], np.float32),
@@ -115,6 +137,10 @@ def make_emitter(
         intercept=np.float32(intercept),
         slope=np.float32(slope),
         free0=np.float32(32.45 + 20.0 * np.log10(band_mhz)),
+        inv_sqrt_lambda=np.float32(1.0 / np.sqrt(LIGHT_M_MHZ / band_mhz)),
+        smooth=flat_loss_db(radius, res, height_m, MOBILE_HEIGHT_M, band_mhz),
+        step_km=res / 1000.0,
+        floor=np.float32(floor_dbm),
     )
 
 
@@ -127,6 +153,7 @@ class Templates:
     k: I32  # di² + dj²
     log_d: F32  # log10(distance, km), distance clamped to MIN_DISTANCE_KM
     bearing: F32  # degrees clockwise from north, 0–360
+    ring: I32  # distance in cells, rounded: the sample of a terrain sweep's radial
     _elevation: dict[float, F32] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -135,13 +162,13 @@ class Templates:
         k = (di * di + dj * dj).astype(np.int32)
         d_m = np.maximum(res * np.sqrt(k), 1000.0 * MIN_DISTANCE_KM)
         bearing = np.degrees(np.arctan2(dj * res, -di * res)) % 360.0  # row index grows south
-        return cls(
-            half, res, k, np.log10(d_m / 1000.0).astype(np.float32), bearing.astype(np.float32)
-        )
+        ring = np.floor(np.sqrt(k) + 0.5).astype(np.int32)
+        log_d = np.log10(d_m / 1000.0).astype(np.float32)
+        return cls(half, res, k, log_d, bearing.astype(np.float32), ring)
 
     @property
     def nbytes(self) -> int:
-        grids = self.k.nbytes + self.log_d.nbytes + self.bearing.nbytes
+        grids = self.k.nbytes + self.log_d.nbytes + self.bearing.nbytes + self.ring.nbytes
         return grids + sum(g.nbytes for g in self._elevation.values())
 
     def elevation(self, height_m: float) -> F32:
@@ -166,9 +193,12 @@ def window_levels(
     corr: F32,
     box: tuple[int, int, int, int],
     scratch: F32 | None = None,
+    shadow: F32 | None = None,
 ) -> F32:
     """Best level over the emitter's active sectors, dBm, over a box of raster cells.
-    ``corr`` is the land-use correction of the emitter's band over the whole raster. With
+    ``corr`` is the land-use correction of the emitter's band over the whole raster;
+    ``shadow`` the terrain sweep of the emitter's site (``terrain.sweep``, its radials over
+    the box at least), none: no terrain. With
     ``scratch`` (1-D, at least the box's cells) the result is a view of it: a worker under a
     Dask nanny (MALLOC_TRIM_THRESHOLD_ set, so glibc maps every large block afresh) ran the
     tiles 1.5× slower allocating a window per call."""
@@ -178,8 +208,8 @@ def window_levels(
     out = out.reshape(shape)
     h = templates.half
     tr, tc = r0 - e.row + h, c0 - e.col + h
-    geometry = (templates.log_d, templates.bearing, templates.elevation(e.height_m))
-    _run(e, active, geometry, (tr, tc), corr, (r0, c0), out)
+    geometry = (templates.log_d, templates.bearing, templates.elevation(e.height_m), templates.ring)
+    _run(e, active, geometry, (tr, tc), corr, (r0, c0), out, shadow)
     return out
 
 
@@ -190,33 +220,76 @@ def point_levels(
     corr: F32,
     rows: npt.NDArray[np.int64],
     cols: npt.NDArray[np.int64],
+    shadow: F32 | None = None,
 ) -> F32:
     """The same at a list of cells (each within the emitter's window)."""
     h = templates.half
     di, dj = rows - e.row + h, cols - e.col + h
-    grids = (templates.log_d, templates.bearing, templates.elevation(e.height_m))
-    geometry = tuple(np.ascontiguousarray(g[di, dj]).reshape(1, -1) for g in grids)
+
+    def gather(g: npt.NDArray[T]) -> npt.NDArray[T]:
+        return np.ascontiguousarray(g[di, dj]).reshape(1, -1)
+
+    geometry = (
+        gather(templates.log_d),
+        gather(templates.bearing),
+        gather(templates.elevation(e.height_m)),
+        gather(templates.ring),
+    )
     here = np.ascontiguousarray(corr[rows, cols]).reshape(1, -1)
     out = np.empty((1, rows.size), np.float32)
-    _run(e, active, geometry, (0, 0), here, (0, 0), out)
+    _run(e, active, geometry, (0, 0), here, (0, 0), out, shadow)
     return out.reshape(-1)
+
+
+def emitter_shadow(
+    ground: F32, e: Emitter, res: float, box: tuple[int, int, int, int] | None = None
+) -> F32:
+    """The terrain sweep from the emitter's site out to its window's edge (``terrain.sweep``):
+    every radial, or those a box of cells reads, out to its farthest cell."""
+    which = reach = None
+    if box is not None:
+        which, reach = radials_over_box(e.row, e.col, box, radials(e.radius))
+    return sweep(ground, e.row, e.col, e.radius, res, e.height_m, MOBILE_HEIGHT_M, which, reach)
+
+
+def shadow_at(
+    ground: F32,
+    e: Emitter,
+    templates: Templates,
+    rows: npt.NDArray[np.int64],
+    cols: npt.NDArray[np.int64],
+) -> F32:
+    """The same along the radials these cells read (each within the emitter's window)."""
+    h = templates.half
+    di, dj = rows - e.row + h, cols - e.col + h
+    bearing = np.ascontiguousarray(templates.bearing[di, dj])
+    which = np.unique(radials_of(bearing, radials(e.radius)))
+    reach = int(templates.ring[di, dj].max(initial=0))
+    return sweep(ground, e.row, e.col, e.radius, templates.res, e.height_m, MOBILE_HEIGHT_M,
+                 which, reach)  # fmt: skip
+
+
+_NO_SHADOW = np.zeros((1, 1), np.float32)
+Geometry = tuple[F32, F32, F32, I32]  # log10 distance, bearing, elevation angle, ring
 
 
 def _run(
     e: Emitter,
     active: npt.NDArray[np.bool_],
-    geometry: tuple[F32, ...],
+    geometry: Geometry,
     at: tuple[int, int],
     corr: F32,
     corr_at: tuple[int, int],
     out: F32,
+    shadow: F32 | None,
 ) -> None:
     on = np.flatnonzero(active)
     assert on.size, "an emitter's levels need an active sector"
-    log_d, bearing, elev = geometry
+    log_d, bearing, elev, ring = geometry
     sectors = (e.azimuth[on], e.tilt[on], e.kh[on], e.level0[on])
-    _levels(log_d, bearing, elev, *at, corr, *corr_at, *sectors, e.slope, e.intercept,
-            e.free0, out)  # fmt: skip
+    _levels(log_d, bearing, elev, ring, *at, corr, *corr_at, *sectors, e.slope, e.intercept,
+            e.free0, _NO_SHADOW if shadow is None else shadow, e.inv_sqrt_lambda, e.smooth,
+            np.float32(0.02 * e.step_km), e.floor, shadow is not None, out)  # fmt: skip
 
 
 # Per sector one pass over the window, fused (no temporaries), float32 throughout, IEEE
@@ -229,6 +302,7 @@ def _levels(  # pragma: no cover - compiled
     log_d: F32,
     bearing: F32,
     elev: F32,
+    ring: I32,
     tr: int,
     tc: int,
     corr: F32,
@@ -241,6 +315,12 @@ def _levels(  # pragma: no cover - compiled
     slope: np.float32,
     intercept: np.float32,
     free0: np.float32,
+    shadow: F32,
+    inv_sqrt_lambda: np.float32,
+    smooth: F32,
+    ramp: np.float32,
+    floor: np.float32,
+    terrain: bool,
     out: F32,
 ) -> None:
     rows, cols = out.shape
@@ -265,6 +345,25 @@ def _levels(  # pragma: no cover - compiled
         for j in range(cols):
             ld = d_row[j]
             o_row[j] -= max(ld * slope + intercept - c_row[j], ld * F20 + free0)
+    if not terrain:
+        return
+    n_rad, n_ring = shadow.shape
+    for i in range(rows):
+        b_row = bearing[tr + i, tc : tc + cols]
+        r_row = ring[tr + i, tc : tc + cols]
+        o_row = out[i]
+        for j in range(cols):
+            n = r_row[j]
+            if o_row[j] < floor:
+                continue  # no signal already: terrain only takes away
+            if n >= n_ring or n >= smooth.size:
+                continue  # beyond the sweep: beyond the window's reach, below the floor
+            nu = shadow[radial_of(b_row[j], n_rad), n] * inv_sqrt_lambda
+            if nu <= NU_CLEAR:
+                continue  # J = 0: nothing in the way, and never below the smooth earth's
+            loss = bullington32(nu, np.float32(n) * ramp) - smooth[n]
+            if loss > 0:
+                o_row[j] -= loss
 
 
 def merge_best(

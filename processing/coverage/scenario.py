@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from processing.coverage.config import CoverageConfig
+from processing.coverage.dem import province_ground
 from processing.coverage.engine import CoverageEngine
 from processing.coverage.grid import Grid
 from processing.coverage.landuse import PlacePoint, land_use
@@ -24,6 +25,7 @@ class Inputs:
     sites: list[SiteInput]
     places: list[Place]
     outline: tuple[tuple[float, float], ...]
+    ground: npt.NDArray[np.float32] | None  # heights above sea level; none: no terrain
 
 
 def site_input(b: BtsSite) -> SiteInput:
@@ -75,13 +77,15 @@ def scenario_inputs(scenario: Scenario, config: CoverageConfig) -> Inputs:
     )
     places = [village_place(v) for v in scenario.villages]
     places += [commune_place(c) for c in scenario.communes]
-    return Inputs(grid, lu, [site_input(b) for b in scenario.bts], places, scenario.outline)
+    ground = province_ground(config, scenario.province_code, grid, scenario.outline)
+    sites = [site_input(b) for b in scenario.bts]
+    return Inputs(grid, lu, sites, places, scenario.outline, ground)
 
 
 def scenario_coverage(scenario: Scenario, config: CoverageConfig) -> Coverage:
     """The scenario with every tower online: full recompute, verdicts, covering towers."""
     inputs = scenario_inputs(scenario, config)
-    engine = CoverageEngine(inputs.grid, inputs.land_use, inputs.sites, config)
+    engine = CoverageEngine(inputs.grid, inputs.land_use, inputs.sites, config, inputs.ground)
     engine.recompute_full()
     coverage = Coverage(engine, inputs.places, outline=inputs.outline)
     coverage.current = coverage.evaluate()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import numpy as np
+import numpy.typing as npt
 
 from devices.kinds import Operator, Technology
 from devices.radio import LandUse
@@ -49,11 +50,13 @@ def random_sites(n: int, seed: int) -> list[SiteInput]:
 
 
 def engine(sites: list[SiteInput], *, res: float = 200.0, land: LandUse = LandUse.RURAL_OPEN,
-           **cfg: object) -> CoverageEngine:  # fmt: skip
+           ground: npt.NDArray[np.float32] | None = None, **cfg: object) -> CoverageEngine:  # fmt: skip
+    """``ground``: heights on the grid over OUTLINE at ``res`` (terrain); none: flat."""
     grid = Grid.around(OUTLINE, res)
     lu = np.full(grid.shape, land, np.int8)
     lu[: grid.rows // 3] = LandUse.SUBURBAN  # some variety for the land-use corrections
-    eng = CoverageEngine(grid, lu, sites, coverage_config(resolution_m=res, **cfg))  # type: ignore[arg-type]
+    config = coverage_config(resolution_m=res, **cfg)  # type: ignore[arg-type]
+    eng = CoverageEngine(grid, lu, sites, config, ground)
     eng.recompute_full()
     return eng
 
