@@ -13,8 +13,8 @@ import numpy.typing as npt
 import pytest
 
 from devices.kinds import Operator, Technology
-from processing.coverage import SiteState
-from processing.coverage.kernel import MOBILE_HEIGHT_M
+from devices.radio import MOBILE_HEIGHT_M
+from processing.coverage import CoverageEngine, SiteState
 from processing.coverage.terrain import (
     EFFECTIVE_EARTH_RADIUS_KM,
     bullington_db,
@@ -74,7 +74,8 @@ def _rough(rng: np.random.Generator, n: int) -> npt.NDArray[np.float64]:
 
 def test_the_sweep_equals_the_method_at_every_receiver_along_a_profile() -> None:
     rng = np.random.default_rng(1)
-    beyond, in_sight = [], []
+    beyond: list[float] = []
+    in_sight: list[float] = []
     for _ in range(60):
         g = _rough(rng, 150)
         d = np.arange(g.size) * 0.1
@@ -104,17 +105,13 @@ def test_the_kernels_table_follows_the_formula() -> None:
 
 
 # -- the engine with terrain ------------------------------------------------------------
-def _layer(eng: Any) -> int:
+def _layer(eng: CoverageEngine) -> int:
     return int(eng.layers.index((Operator.VIETTEL, Technology.G4)))
 
 
-def _one_site_scene(ground: F32 | None) -> Any:
+def _one_site_scene(ground: F32 | None) -> CoverageEngine:
     s = site("A", Operator.VIETTEL, LAT0, LON0, sector(1, 90.0), sector(2, 270.0))
     return engine([s], res=100.0, ground=ground)
-
-
-def _grid_shape() -> tuple[int, int]:
-    return _one_site_scene(None).grid.shape  # type: ignore[no-any-return]
 
 
 def test_flat_ground_adds_nothing_at_any_height() -> None:
@@ -153,7 +150,8 @@ def _ground_field(shape: tuple[int, int], seed: int) -> F32:
     k = np.hypot(kx, ky)
     f *= np.where(k > 0, np.maximum(k, 1e-9) ** -1.8, 0.0)
     g = np.fft.irfft2(f, s=shape)
-    return ((g - g.min()) / (g.max() - g.min()) * 600.0).astype(np.float32)
+    out: F32 = ((g - g.min()) / (g.max() - g.min()) * 600.0).astype(np.float32)
+    return out
 
 
 def test_incremental_recompute_equals_full_with_terrain() -> None:
@@ -163,7 +161,7 @@ def test_incremental_recompute_equals_full_with_terrain() -> None:
     assert (engine(sites).value > inc.value + 1.0).any()  # the terrain does take signal away
     rng = np.random.default_rng(2)
     states = {s.device_id: SiteState() for s in sites}
-    for step in range(12):
+    for _ in range(12):
         for i in rng.choice(len(sites), size=2, replace=False):
             s = sites[int(i)]
             states[s.device_id] = SiteState(serving=not states[s.device_id].serving)

@@ -17,6 +17,7 @@ from tests.support.coverage_scene import LAT0, LON0, OUTLINE
 from tests.support.coverage_scene import offset as _offset
 
 T0 = datetime(2026, 5, 31, tzinfo=UTC)
+F32 = npt.NDArray[np.float32]
 
 
 def sector(n: int, az: float, *, tech: Technology = Technology.G4, band: float = 1800.0,
@@ -50,7 +51,7 @@ def random_sites(n: int, seed: int) -> list[SiteInput]:
 
 
 def engine(sites: list[SiteInput], *, res: float = 200.0, land: LandUse = LandUse.RURAL_OPEN,
-           ground: npt.NDArray[np.float32] | None = None, **cfg: object) -> CoverageEngine:  # fmt: skip
+           ground: F32 | None = None, **cfg: object) -> CoverageEngine:  # fmt: skip
     """``ground``: heights on the grid over OUTLINE at ``res`` (terrain); none: flat."""
     grid = Grid.around(OUTLINE, res)
     lu = np.full(grid.shape, land, np.int8)
