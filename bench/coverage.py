@@ -1,6 +1,6 @@
 """Coverage raster speed: full province recompute, one tower's change, and a naive baseline.
 
-    python -m bench.coverage [--quick]
+    python -m bench.coverage [--quick] [--terrain]
 
 The Bình Định scenario (1,723 sites, every sector, 4 operators × 3 technologies) at 100 m.
 In one run: the full recompute; towers taken offline and back one at a time (incremental);
@@ -10,6 +10,12 @@ that tracemalloc sees during engine build and full recompute (numpy allocations 
 Prints, as its last line, a JSON object with ``full_s``, ``one_tower_s``,
 ``incremental_ratio`` (one_tower_s / full_s), ``cell_evals_per_s``, ``naive_ratio``
 (full_s / naive_s) and ``peak_mb``, and more.
+
+``--terrain``: the same over the scenario's DEM (``IOC_COVERAGE_DEM``'s default, the synthetic
+terrain; Bullington diffraction, processing/coverage/terrain.py), with the flat recompute timed
+beside it in the same run (``flat_full_s``, ``terrain_ratio``) and
+``reference_max_error_db``: the sweep's largest error against the ITU-R P.1812 validation
+values in tests/data/itu_p1812_bullington.json.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import statistics
 import sys
 import time
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 
@@ -28,7 +35,10 @@ from devices.radio import bearing_deg
 from ioc.configs import coverage_config
 from processing.coverage import CoverageEngine, SiteState
 from processing.coverage.scenario import scenario_inputs
+from processing.coverage.terrain import profile_nu1, sweep_loss_db
 from seeds import load_scenario
+
+VALIDATION = Path(__file__).parent.parent / "tests" / "data" / "itu_p1812_bullington.json"
 
 
 def say(line: str) -> None:
@@ -69,9 +79,24 @@ def naive_seconds_per_sector(eng: CoverageEngine, sample: int, seed: int) -> flo
     return (time.perf_counter() - t0) / n
 
 
+def reference_max_error_db() -> float:
+    """The engine's sweep against the ITU-R's published Bullington losses."""
+    doc = json.loads(VALIDATION.read_text(encoding="utf-8"))
+    worst = 0.0
+    for case in doc["cases"]:
+        p = doc["profiles"][case["profile"]]
+        d, g = np.array(p["d_km"]), np.array(p["ground_m"]) + np.array(p["cover_m"])
+        g[0], g[-1] = p["ground_m"][0], p["ground_m"][-1]
+        nu1 = profile_nu1(d, g, case["tx_agl_m"], case["rx_agl_m"], case["ae_km"])
+        got = float(sweep_loss_db(nu1[-1], case["f_mhz"], d[-1] - d[0]))
+        worst = max(worst, abs(got - case["lbulla_db"]))
+    return worst
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer towers and samples (< 1 min)")
+    parser.add_argument("--terrain", action="store_true", help="over the scenario's DEM")
     args = parser.parse_args()
     towers = 8 if args.quick else 40
     naive_sample = 3 if args.quick else 12
@@ -79,14 +104,16 @@ def main() -> None:
 
     say("loading the scenario…")
     scenario = load_scenario()
-    config = coverage_config()
+    config = coverage_config() if args.terrain else coverage_config(dem_path=None)
     inputs = scenario_inputs(scenario, config)
+    if args.terrain and inputs.ground is None:
+        sys.exit("bench: --terrain needs IOC_COVERAGE_DEM's scenario DEM (seeds/data)")
 
     # Memory first, traced (numpy reports its buffers to tracemalloc); the times below are
     # taken afterwards, untraced, on the same engine.
     tracemalloc.start()
     t0 = time.perf_counter()
-    eng = CoverageEngine(inputs.grid, inputs.land_use, inputs.sites, config)
+    eng = CoverageEngine(inputs.grid, inputs.land_use, inputs.sites, config, inputs.ground)
     register_s = time.perf_counter() - t0
     eng.recompute_full()
     _, peak = tracemalloc.get_traced_memory()
@@ -100,6 +127,23 @@ def main() -> None:
         full_cpu.append(time.process_time() - c0)
         say(f"full recompute {k + 1}/{repeats}: {full_times[-1]:.2f} s ({full_cpu[-1]:.2f} s CPU)")
     full_s = min(full_times)
+    terrain: dict[str, object] = {}
+    if args.terrain:
+        flat = CoverageEngine(inputs.grid, inputs.land_use, inputs.sites, config)
+        flat_times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            flat.recompute_full()
+            flat_times.append(time.perf_counter() - t0)
+        shadowed = (eng.value < flat.value - 1.0).mean()
+        terrain = {
+            "flat_full_s": round(min(flat_times), 3),
+            "terrain_ratio": round(full_s / min(flat_times), 2),
+            "cells_shadowed_share": round(float(shadowed), 4),
+            "reference_max_error_db": round(reference_max_error_db(), 4),
+        }
+        say(f"flat recompute {min(flat_times):.2f} s; terrain costs {terrain['terrain_ratio']}x")
+        del flat
     evals = sector_cell_evals(eng)
     sectors = sum(int(a.sum()) for a in eng.active)
 
@@ -143,6 +187,8 @@ def main() -> None:
         "peak_mb": round(peak / 2**20, 1),
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "quick": args.quick,
+        "terrain": args.terrain,
+        **terrain,
     }
     print(json.dumps(result))
 

@@ -43,8 +43,12 @@ def inputs() -> Inputs:
 
 
 def engine() -> CoverageEngine:
+    """Over the scenario's terrain (the default): the tiles sweep it as the engine does."""
     i = inputs()
-    return CoverageEngine(i.grid, i.land_use, i.sites, coverage_config(resolution_m=RES_M))
+    assert i.ground is not None
+    return CoverageEngine(
+        i.grid, i.land_use, i.sites, coverage_config(resolution_m=RES_M), i.ground
+    )
 
 
 def test_tiles_cover_the_raster_once_and_outnumber_the_workers() -> None:

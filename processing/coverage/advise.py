@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.ndimage import distance_transform_edt  # type: ignore[import-untyped]
 from scipy.signal import fftconvolve  # type: ignore[import-untyped]
+from scipy.spatial import cKDTree  # type: ignore[import-untyped]
 
 from devices.kinds import Operator, Technology
 from devices.radio import LandUse
@@ -312,6 +313,9 @@ def advise(
     left = np.ones(len(todo), bool)
     picks: list[Pick] = []
 
+    spot_cells = np.argwhere(candidates)
+    spots, spot_flat = cKDTree(spot_cells), spot_cells[:, 0] * grid.cols + spot_cells[:, 1]
+
     def reached(r: int, c: int) -> npt.NDArray[np.int64]:
         """The villages still left that a site at (r, c) brings online, exactly."""
         e = site_emitter(site, cfg, grid.res, r, c)
@@ -332,9 +336,13 @@ def advise(
         online = reached(*divmod(best, grid.cols))
         if ground.terrain is not None:
             # Over terrain a footprint depends on where the site stands, so the flat search
-            # only shortlists: the best TERRAIN_SHORTLIST by it are computed over the ground
-            # and the one bringing the most people online is taken.
+            # only shortlists: its best TERRAIN_SHORTLIST, and the candidate nearest each
+            # village still left (a valley's own site), are computed over the ground and the
+            # one bringing the most people online is taken.
             order = np.argsort(-gain.ravel(), kind="stable")[:TERRAIN_SHORTLIST]
+            _, nearest = spots.query(np.column_stack([rows[left], cols[left]]))
+            beside = spot_flat[np.unique(nearest)]
+            order = np.concatenate([order, beside[~np.isin(beside, order)]])
             found = [(k, reached(*divmod(int(k), grid.cols))) for k in order if gain.flat[k] > 0]
             k, online = max(found, key=lambda f: (people[f[1]].sum(), -f[0]))
             best, estimate = int(k), round(float(people[online].sum()))

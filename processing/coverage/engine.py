@@ -19,17 +19,20 @@ import numpy as np
 import numpy.typing as npt
 
 from devices.kinds import Operator, Technology
-from devices.radio import LandUse, land_use_correction_db
+from devices.radio import MOBILE_HEIGHT_M, LandUse, land_use_correction_db
 from processing.coverage.config import CoverageConfig
 from processing.coverage.grid import Grid
 from processing.coverage.kernel import (
     F32,
     Emitter,
+    Sweeps,
     Templates,
     emitter_shadow,
     make_emitter,
     merge_best,
     point_levels,
+    reach_by_radial,
+    shade,
     shadow_at,
     window_levels,
 )
@@ -41,6 +44,7 @@ from processing.coverage.sites import (
     sector_problem,
     site_problem,
 )
+from processing.coverage.terrain import radials, sweep
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -255,17 +259,9 @@ class CoverageEngine:
 
         def run(share: list[int]) -> None:
             for i in share:
-                swept: dict[int, F32] = {}  # a site's emitters of one reach share the sweep
-                for k in self.site_emitters[i]:
-                    e = self.emitters[k]
-                    if not self.active[k].any():
-                        continue
-                    shadow = None
-                    if self.ground is not None:
-                        shadow = swept.get(e.radius)
-                        if shadow is None:
-                            shadow = swept[e.radius] = emitter_shadow(self.ground, e, self.grid.res)
-                    self._max_in(e, tie_break=False, shadow=shadow)
+                on = [self.emitters[k] for k in self.site_emitters[i] if self.active[k].any()]
+                for e, v, box in self._site_windows(on):
+                    merge_best(v, self.value[e.layer], self.best[e.layer], box[::2], e.eid)
 
         if len(shares) == 1:
             run(shares[0])
@@ -273,6 +269,34 @@ class CoverageEngine:
         with ThreadPoolExecutor(len(shares), thread_name_prefix="coverage") as pool:
             for done in [pool.submit(run, share) for share in shares]:
                 done.result()
+
+    def _site_windows(
+        self, emitters: list[Emitter]
+    ) -> list[tuple[Emitter, F32, tuple[int, int, int, int]]]:
+        """Levels of a site's emitters over their windows. Over terrain the site is swept once
+        for all its emitters of one reach, each radial only as far as one of them, over flat
+        ground, has signal along it."""
+        out = []
+        for e in emitters:
+            box = e.box(*self.grid.shape)
+            corr = self.corr[e.band_mhz]
+            out.append((e, window_levels(e, self.active[e.eid], self.templates, corr, box), box))
+        if self.ground is None:
+            return out
+        for radius in {e.radius for e in emitters}:
+            mine = [w for w in out if w[0].radius == radius]
+            reach = np.full(radials(radius), -1, np.int64)
+            for e, v, box in mine:
+                reach_by_radial(e, self.templates, box, v, reach)
+            which = np.flatnonzero(reach >= 0)
+            if which.size == 0:
+                continue
+            e0 = mine[0][0]
+            shadow = sweep(self.ground, e0.row, e0.col, radius, self.grid.res, e0.height_m,
+                           MOBILE_HEIGHT_M, which, reach[which])  # fmt: skip
+            for e, v, box in mine:
+                shade(e, self.templates, box, shadow, v)
+        return out
 
     def _max_in(self, e: Emitter, *, tie_break: bool, shadow: F32 | None = None) -> None:
         box = e.box(*self.grid.shape)
@@ -329,15 +353,16 @@ class CoverageEngine:
         by_layer: dict[int, list[int]] = defaultdict(list)
         for eid in lost:
             by_layer[self.emitters[eid].layer].append(eid)
+        sweeps = None if self.ground is None else Sweeps(self.ground, self.templates)
         for layer, eids in by_layer.items():
-            self._repair(layer, eids)
+            self._repair(layer, eids, sweeps)
         for eid in sorted(gained):
             self._max_in(self.emitters[eid], tie_break=True)
         if at is not None:
             self.mark_changed(dict.fromkeys(changed, at))
         return changed
 
-    def _repair(self, layer: int, eids: Iterable[int]) -> None:
+    def _repair(self, layer: int, eids: Iterable[int], sweeps: Sweeps | None = None) -> None:
         """Recompute the cells where these emitters were the best, from every active one."""
         parts_r, parts_c = [], []
         for eid in eids:
@@ -373,7 +398,17 @@ class CoverageEngine:
             mine = affected[r0 - br0 : r1 - br0, c0 - bc0 : c1 - bc0]
             if not mine.any():
                 continue
-            v = self._window(e, (r0, r1, c0, c1))
+            box = (r0, r1, c0, c1)
+            v = window_levels(e, self.active[e.eid], self.templates, self.corr[e.band_mhz], box)
+            if sweeps is not None:
+                # Terrain only takes signal away, so a cell without signal over flat ground
+                # stays without: the ground is swept only towards the affected cells that the
+                # flat levels reach (most candidates stand far off, and reach few or none).
+                live = mine & (v >= e.floor)
+                rr, cc = np.nonzero(live)
+                if rr.size == 0:
+                    continue
+                shade(e, self.templates, box, sweeps.at(e, rr + r0, cc + c0), v, live)
             merge_best(v, self.value[layer], self.best[layer], (r0, c0), e.eid, where=mine)
 
     # -- reading -------------------------------------------------------------------------

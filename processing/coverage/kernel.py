@@ -43,6 +43,7 @@ from processing.coverage.terrain import (
 )
 
 F32 = npt.NDArray[np.float32]
+I64 = npt.NDArray[np.int64]
 T = TypeVar("T", bound=np.generic)
 I32 = npt.NDArray[np.int32]
 KV = np.float32(12.0 / VERTICAL_BEAMWIDTH_DEG**2)
@@ -269,7 +270,39 @@ def shadow_at(
                  which, reach)  # fmt: skip
 
 
-_NO_SHADOW = np.zeros((1, 1), np.float32)
+class Sweeps:
+    """Terrain sweeps kept over one batch of work (a repair of several layers): each site is
+    swept once for all the radials asked of it, each radial to the farthest sample asked."""
+
+    def __init__(self, ground: F32, templates: Templates) -> None:
+        self.ground, self.templates = ground, templates
+        self._kept: dict[tuple[int, int, int, float], tuple[F32, npt.NDArray[np.int64]]] = {}
+
+    def at(self, e: Emitter, rows: npt.NDArray[np.int64], cols: npt.NDArray[np.int64]) -> F32:
+        """``shadow_at``'s sweep, from what is kept where it holds them."""
+        h = self.templates.half
+        di, dj = rows - e.row + h, cols - e.col + h
+        n_rad = radials(e.radius)
+        ids = radials_of(np.ascontiguousarray(self.templates.bearing[di, dj]), n_rad)
+        want = np.full(n_rad, -1, np.int64)
+        np.maximum.at(want, ids, self.templates.ring[di, dj])
+        key = (e.row, e.col, e.radius, e.height_m)
+        kept = self._kept.get(key)
+        if kept is None:
+            # what no cell asked for is never read: left unset
+            blank = np.empty((n_rad, e.radius + 1), np.float32)
+            kept = self._kept[key] = (blank, np.full(n_rad, -1, np.int64))
+        shadow, done = kept
+        need = np.flatnonzero(want > done)
+        if need.size:
+            reach = int(want[need].max())
+            sweep(self.ground, e.row, e.col, e.radius, self.templates.res, e.height_m,
+                  MOBILE_HEIGHT_M, need, reach, out=shadow)  # fmt: skip
+            done[need] = min(reach, e.radius)
+        return shadow
+
+
+_NO_MASK = np.zeros((1, 1), np.bool_)
 Geometry = tuple[F32, F32, F32, I32]  # log10 distance, bearing, elevation angle, ring
 
 
@@ -287,9 +320,53 @@ def _run(
     assert on.size, "an emitter's levels need an active sector"
     log_d, bearing, elev, ring = geometry
     sectors = (e.azimuth[on], e.tilt[on], e.kh[on], e.level0[on])
-    _levels(log_d, bearing, elev, ring, *at, corr, *corr_at, *sectors, e.slope, e.intercept,
-            e.free0, _NO_SHADOW if shadow is None else shadow, e.inv_sqrt_lambda, e.smooth,
-            np.float32(0.02 * e.step_km), e.floor, shadow is not None, out)  # fmt: skip
+    _levels(log_d, bearing, elev, *at, corr, *corr_at, *sectors, e.slope, e.intercept,
+            e.free0, out)  # fmt: skip
+    if shadow is not None:
+        _shade(bearing, ring, *at, shadow, e.inv_sqrt_lambda, e.smooth,
+               np.float32(0.02 * e.step_km), e.floor, _NO_MASK, False, out)  # fmt: skip
+
+
+def shade(
+    e: Emitter,
+    templates: Templates,
+    box: tuple[int, int, int, int],
+    shadow: F32,
+    levels: F32,
+    where: npt.NDArray[np.bool_] | None = None,
+) -> None:
+    """Take the terrain's loss off ``levels`` (a window over ``box`` computed without
+    terrain), at the cells ``where`` says or all: the same float32 steps, in the same order,
+    as a window computed with the ``shadow``, so those cells read the same bit for bit."""
+    h = templates.half
+    tr, tc = box[0] - e.row + h, box[2] - e.col + h
+    mask = _NO_MASK if where is None else where
+    _shade(templates.bearing, templates.ring, tr, tc, shadow, e.inv_sqrt_lambda, e.smooth,
+           np.float32(0.02 * e.step_km), e.floor, mask, where is not None, levels)  # fmt: skip
+
+
+def reach_by_radial(
+    e: Emitter, templates: Templates, box: tuple[int, int, int, int], levels: F32, into: I64
+) -> None:
+    """Raise ``into`` (one per radial of the emitter's sweep, −1: none) to the farthest ring
+    at which ``levels`` (its flat window over ``box``) has signal: the terrain can only take
+    it away, so the sweep need not go farther."""
+    h = templates.half
+    tr, tc = box[0] - e.row + h, box[2] - e.col + h
+    _reach(templates.bearing, templates.ring, tr, tc, levels, e.floor, into)
+
+
+@numba.njit(cache=True, nogil=True)
+def _reach(  # pragma: no cover - compiled
+    bearing: F32, ring: I32, tr: int, tc: int, levels: F32, floor: np.float32, into: I64
+) -> None:
+    rows, cols = levels.shape
+    n_rad = into.size
+    for i in range(rows):
+        for j in range(cols):
+            if levels[i, j] >= floor:
+                k = radial_of(bearing[tr + i, tc + j], n_rad)
+                into[k] = max(into[k], ring[tr + i, tc + j])
 
 
 # Per sector one pass over the window, fused (no temporaries), float32 throughout, IEEE
@@ -302,7 +379,6 @@ def _levels(  # pragma: no cover - compiled
     log_d: F32,
     bearing: F32,
     elev: F32,
-    ring: I32,
     tr: int,
     tc: int,
     corr: F32,
@@ -315,12 +391,6 @@ def _levels(  # pragma: no cover - compiled
     slope: np.float32,
     intercept: np.float32,
     free0: np.float32,
-    shadow: F32,
-    inv_sqrt_lambda: np.float32,
-    smooth: F32,
-    ramp: np.float32,
-    floor: np.float32,
-    terrain: bool,
     out: F32,
 ) -> None:
     rows, cols = out.shape
@@ -345,17 +415,35 @@ def _levels(  # pragma: no cover - compiled
         for j in range(cols):
             ld = d_row[j]
             o_row[j] -= max(ld * slope + intercept - c_row[j], ld * F20 + free0)
-    if not terrain:
-        return
+
+
+# The terrain's loss (processing.coverage.terrain): the cell's nearest radial and ring pick
+# ν·√λ from the site's sweep; the Bullington loss in excess of smooth earth's comes off.
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _shade(  # pragma: no cover - compiled
+    bearing: F32,
+    ring: I32,
+    tr: int,
+    tc: int,
+    shadow: F32,
+    inv_sqrt_lambda: np.float32,
+    smooth: F32,
+    ramp: np.float32,
+    floor: np.float32,
+    mask: npt.NDArray[np.bool_],
+    masked: bool,
+    out: F32,
+) -> None:
+    rows, cols = out.shape
     n_rad, n_ring = shadow.shape
     for i in range(rows):
         b_row = bearing[tr + i, tc : tc + cols]
         r_row = ring[tr + i, tc : tc + cols]
         o_row = out[i]
         for j in range(cols):
+            if o_row[j] < floor or (masked and not mask[i, j]):
+                continue  # no signal already (terrain only takes away), or not asked
             n = r_row[j]
-            if o_row[j] < floor:
-                continue  # no signal already: terrain only takes away
             if n >= n_ring or n >= smooth.size:
                 continue  # beyond the sweep: beyond the window's reach, below the floor
             nu = shadow[radial_of(b_row[j], n_rad), n] * inv_sqrt_lambda

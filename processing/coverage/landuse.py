@@ -23,8 +23,9 @@ SUBURBAN_DENSITY_PER_KM2 = 600.0
 DENSITY_BLOCK_M = 1000.0  # density is counted in 1 km blocks...
 DENSITY_SMOOTH_BLOCKS = 1  # ...averaged over the blocks this many away (3 × 3 km)
 # Hata's open-area correction is for flat open land with nothing in the way. The western
-# districts' forested hills are not that, and without a terrain model the nearest of the three
-# classes is suburban; open valleys around their villages stay rural-open.
+# districts' forested hills are not that: the forest is clutter, and the nearest of the three
+# classes is suburban (the ridges themselves are the terrain model's, processing/coverage/
+# terrain.py); open valleys around their villages stay rural-open.
 MOUNTAIN_NOTE = "forested hills of the mountainous districts are classed suburban"
 MOUNTAIN_VILLAGE_CLEAR_M = 1500.0
 

@@ -106,11 +106,17 @@ def sweep_loss_db(nu1: npt.ArrayLike, f_mhz: float, d_km: npt.ArrayLike) -> F64:
     return j + (1.0 - np.exp(-j / 6.0)) * (10.0 + 0.02 * np.asarray(d_km, np.float64))
 
 
-@functools.lru_cache(maxsize=1024)  # a fleet's emitters share few heights, bands and reaches
 def flat_loss_db(radius: int, res_m: float, tx_agl_m: float, rx_agl_m: float, f_mhz: float) -> F32:
     """Bullington loss over smooth earth (no terrain) at 0..``radius`` cells, float32 as the
     kernel computes it: Okumura-Hata's median is for such ground, so only the excess over
-    this is the terrain's (the "delta" of ITU-R P.1812's delta-Bullington, eq. 39)."""
+    this is the terrain's (the "delta" of ITU-R P.1812's delta-Bullington, eq. 39). A sample
+    does not depend on those beyond it, so one sweep to a round reach serves every radius."""
+    reach = max(256, 1 << (radius - 1).bit_length())
+    return _flat_loss_db(reach, res_m, tx_agl_m, rx_agl_m, f_mhz)[: radius + 1]
+
+
+@functools.lru_cache(maxsize=1024)  # a fleet's emitters share few heights and bands
+def _flat_loss_db(radius: int, res_m: float, tx_agl_m: float, rx_agl_m: float, f_mhz: float) -> F32:
     d = np.arange(radius + 1) * (res_m / 1000.0)
     nu1 = profile_nu1(d, np.zeros(radius + 1), tx_agl_m, rx_agl_m, EFFECTIVE_EARTH_RADIUS_KM)
     isl = np.float32(1.0 / math.sqrt(LIGHT_M_MHZ / f_mhz))
@@ -211,20 +217,23 @@ def sweep(
     tx_agl_m: float,
     rx_agl_m: float,
     which: npt.NDArray[np.int64] | None = None,
-    reach: int | None = None,
+    reach: int | npt.NDArray[np.int64] | None = None,
+    out: F32 | None = None,
 ) -> F32:
     """ν·√λ along the ``radials(radius)`` radials of ``radius`` + 1 samples (one a cell) from
     a site at cell (row, col) of ``dem`` (ground heights above sea level on the coverage grid),
     shape (radials, radius + 1). ``which``: only these radials, ``reach``: only this many
-    samples out (a part of the window; a radial's samples do not depend on what lies beyond
-    them, so a part reads the same as the whole). What is not swept, or lies beyond the grid,
-    is NO_EDGE."""
+    samples out, or so many along each of ``which`` (a part of the window; a radial's samples
+    do not depend on what lies beyond them, so a part reads the same as the whole). What is
+    not swept, or lies beyond the grid, is NO_EDGE. ``out``: an earlier sweep of the same site
+    to add these radials to."""
     n_rad = radials(radius)
-    out = np.full((n_rad, radius + 1), NO_EDGE, np.float32)
+    if out is None:
+        out = np.full((n_rad, radius + 1), NO_EDGE, np.float32)
     ks = np.arange(n_rad) if which is None else np.asarray(which, np.int64)
-    last = radius if reach is None else min(reach, radius)
-    _sweep(dem, row, col, n_rad, ks, last, res_m / 1000.0, tx_agl_m, rx_agl_m,
-           500.0 / EFFECTIVE_EARTH_RADIUS_KM, out)  # fmt: skip
+    lasts = np.minimum(np.broadcast_to(radius if reach is None else reach, ks.shape), radius)
+    _sweep(dem, row, col, n_rad, ks, np.ascontiguousarray(lasts, np.int64), res_m / 1000.0,
+           tx_agl_m, rx_agl_m, 500.0 / EFFECTIVE_EARTH_RADIUS_KM, out)  # fmt: skip
     return out
 
 
@@ -235,7 +244,7 @@ def _sweep(  # pragma: no cover - compiled
     col: int,
     n_rad: int,
     ks: npt.NDArray[np.int64],
-    last: int,
+    lasts: npt.NDArray[np.int64],
     step_km: float,
     tx_agl_m: float,
     rx_agl_m: float,
@@ -243,11 +252,13 @@ def _sweep(  # pragma: no cover - compiled
     out: F32,
 ) -> None:
     rows, cols = dem.shape
-    d = np.arange(last + 1) * step_km  # km
-    g = np.empty(last + 1)
-    hull = np.empty((2, last + 1))
+    most = lasts.max() if lasts.size else 0
+    d = np.arange(most + 1) * step_km  # km
+    g = np.empty(most + 1)
+    hull = np.empty((2, most + 1))
     tx = dem[row, col] + tx_agl_m
-    for k in ks:
+    for idx in range(ks.size):
+        k, last = ks[idx], lasts[idx]
         theta = 2.0 * np.pi * k / n_rad  # clockwise from north; the row index grows south
         dr, dc = -np.cos(theta), np.sin(theta)
         n = last + 1
@@ -258,7 +269,7 @@ def _sweep(  # pragma: no cover - compiled
                 n = j
                 break
             g[j] = dem[r, c]
-        _walk(d[:n], g[:n], tx, rx_agl_m, ce500, out[k, :n], hull)  # type: ignore[arg-type]
+        _walk(d[:n], g[:n], tx, rx_agl_m, ce500, out[k, :n], hull)
 
 
 @numba.njit(cache=True, nogil=True)
