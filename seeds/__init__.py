@@ -1,7 +1,7 @@
 """The Bình Định scenario: places (real names and GSO codes, synthetic positions) and the
 device inventory generated from them. See ``seeds/data/README.md`` for sources and licences."""
 
-from seeds.inventory import DEAD_SPOT_EXCLUSION_KM, OPERATOR_SHARES
+from seeds.inventory import OPERATOR_SHARES
 from seeds.model import (
     BroadbandNode,
     BtsSector,
@@ -19,7 +19,6 @@ from seeds.model import (
 from seeds.scenario import Scenario, load_scenario
 
 __all__ = [
-    "DEAD_SPOT_EXCLUSION_KM",
     "OPERATOR_SHARES",
     "BroadbandNode",
     "BtsSector",

@@ -8,15 +8,13 @@ sites' positions and their radio parameters are ours and plausible, not operator
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import replace
 
 import numpy as np
 
 from devices.kinds import Operator, Technology
-from seeds import geo
 from seeds.geo import FloatArray
 from seeds.model import BtsSector, BtsSite
-from seeds.sites import Ground, IntArray, short_name, to_latlon
+from seeds.sites import BoolArray, Ground, IntArray, short_name, to_latlon
 
 BTS_TOTAL = 1723  # the report's count of mobile base stations in the province
 # Shares of the 1,723 sites. Assumed, not reported: Viettel runs the largest network in Vietnam
@@ -54,7 +52,23 @@ MOUNTAIN_SHARE = {
     Operator.MOBIFONE: 0.03,
     Operator.VIETNAMOBILE: 0.0,
 }
-VILLAGE_REACH_KM = 6.0  # Viettel adds a site for any ordinary village farther than this
+# Where operators build, as a radio planner would state it; no rule names the seed villages:
+# - a site at each commune centre the operator serves (CENTRE_PRESENCE);
+# - area coverage in the mountains (MOUNTAIN_SHARE): a site needs a road for its construction
+#   and its power line (seeds.sites.ACCESS_KM of a national or district road), and stands on
+#   the highest such ground within HILLTOP_KM of where the planner looked;
+# - Viettel's reach: a site beside each ordinary village that no Viettel site within reach
+#   sees over the terrain (seeds.sites.Ground.sees: line of sight with the Fresnel clearance,
+#   on the scenario's DEM); the reach is VILLAGE_REACH_KM in the countryside and TOWN_REACH_KM
+#   in a town's quarters, where buildings shorten a cell;
+# - the rest where the people are: villages drawn by population, a short way off each. The seed
+#   article reports the five seed villages served by no operator, so they weigh nothing there.
+HILLTOP_KM = 0.5
+HILLTOP_STEP_KM = 0.1
+VILLAGE_REACH_KM = 6.0
+TOWN_REACH_KM = 0.7
+REACH_SITE_KM = 1.5  # a reach site stands this near its village at most (half the reach in towns)
+REACH_TRIES = 4  # jitters tried beside a village for one that sees it; else in the village
 # Layers: 4G on every site (band by area), and by operator the chance of a 3G 2100 MHz and a
 # 2G 900 MHz layer. Bands as licensed in Vietnam: 900, 1800, 2100 MHz; some 4G on 900 / 2600.
 LAYER_3G = {
@@ -70,11 +84,6 @@ LAYER_2G = {
     Operator.VIETNAMOBILE: 0.2,
 }
 BEAMWIDTH_DEG = 65.0  # typical 3-sector panel antenna
-# Sites within this distance of a seed dead-spot village turn their sectors so that the
-# villages fall in the gaps between them: operators aim sectors at the people they serve, and
-# the coverage model (devices.radio, processing.coverage) is calibrated so that, with this,
-# the seed villages stay without mobile broadband while every other village has it.
-FACE_AWAY_KM = 24.0
 
 
 def operator_counts(total: int = BTS_TOTAL) -> dict[Operator, int]:
@@ -97,8 +106,34 @@ def _area_class(ground: Ground) -> IntArray:
     )
 
 
+def _masts(ground: Ground, xy: FloatArray, rng: np.random.Generator) -> FloatArray:
+    """Antenna heights above ground by area: taller masts where the sites are fewer."""
+    _, commune = ground.locate(xy)
+    by_code = {c.code: i for i, c in enumerate(ground.communes)}
+    area = _area_class(ground)[[by_code[int(c)] for c in commune]]
+    low, high = np.choose(area, [25, 30, 35]), np.choose(area, [32, 40, 45])
+    out: FloatArray = np.round(rng.uniform(low, high) * 2) / 2
+    return out
+
+
+def _hilltops(ground: Ground, xy: FloatArray) -> FloatArray:
+    """Each point moved to the highest ground within HILLTOP_KM that is still accessible (the
+    point itself when nothing is higher, and always without a DEM)."""
+    r = np.linspace(-HILLTOP_KM, HILLTOP_KM, 2 * round(HILLTOP_KM / HILLTOP_STEP_KM) + 1)
+    offsets = np.stack(np.meshgrid(r, r), axis=-1).reshape(-1, 2)
+    away = np.hypot(offsets[:, 0], offsets[:, 1])
+    # nearest first, so that of equally high ground the nearest wins (the point itself first)
+    offsets = offsets[np.argsort(away, kind="stable")][np.sort(away) <= HILLTOP_KM + 1e-9]
+    cand = (xy[:, None, :] + offsets[None, :, :]).reshape(-1, 2)
+    ok = ground.allowed(cand) & ground.accessible(cand)
+    height = np.where(ok, ground.height_m(cand), -np.inf).reshape(len(xy), len(offsets))
+    out: FloatArray = cand.reshape(len(xy), len(offsets), 2)[np.arange(len(xy)), height.argmax(1)]
+    return out
+
+
 def _mountain_points(ground: Ground, n: int, rng: np.random.Generator) -> FloatArray:
-    """Uniform points over the mountainous districts, where a radio site may stand."""
+    """Area-coverage sites over the mountainous districts: points drawn uniformly where a site
+    can be built (near a road), each moved up to its hilltop."""
     mountain = [d.code for d in ground.districts if d.mountainous]
     if not mountain:  # a generated province may have none: then no area-coverage sites
         return np.empty((0, 2))
@@ -106,37 +141,60 @@ def _mountain_points(ground: Ground, n: int, rng: np.random.Generator) -> FloatA
     out = np.empty((0, 2))
     while len(out) < n:
         cand = rng.uniform(lo, hi, size=(8 * n, 2))
-        cand = cand[ground.allowed(cand, radio=True)]
+        cand = cand[ground.allowed(cand) & ground.accessible(cand)]
         out = np.vstack([out, cand[np.isin(ground.locate(cand)[0], mountain)]])
-    return out[:n]
+    return _hilltops(ground, out[:n])
 
 
 def _population_points(ground: Ground, n: int, rng: np.random.Generator) -> FloatArray:
-    """Sites where people live: villages drawn by population, a short way off each."""
-    weight = np.array([v.population for v in ground.villages], dtype=np.float64)
+    """Sites where people live: villages the operators serve, drawn by population, a short way
+    off each."""
+    served = np.array([not v.seed_dead_spot for v in ground.villages])
+    weight = np.array([v.population for v in ground.villages], dtype=np.float64) * served
     out = np.empty((0, 2))
     while len(out) < n:
         base = ground.village_xy[rng.choice(len(weight), size=n, p=weight / weight.sum())]
         cand = ground.place(base, 0.7, rng, radio=True, max_km=2.0)
-        out = np.vstack([out, cand[ground.allowed(cand, radio=True)]])
+        out = np.vstack([out, cand[ground.allowed(cand)]])
     return out[:n]
 
 
-def _reach_villages(ground: Ground, sites: FloatArray, rng: np.random.Generator) -> FloatArray:
-    """A site for each ordinary village farther than VILLAGE_REACH_KM from every site; where the
-    village is near a dead spot, the site stands on the far side of the exclusion."""
-    have = [sites]
-    for v, xy in zip(ground.villages, ground.village_xy, strict=True):
-        if v.seed_dead_spot or np.hypot(*(np.vstack(have) - xy).T).min() <= VILLAGE_REACH_KM:
+def _seen(
+    ground: Ground, sites: FloatArray, masts: FloatArray, targets: FloatArray, reach: FloatArray
+) -> BoolArray:
+    """Per target: whether a site within the target's reach (km) sees it."""
+    d = np.hypot(*(sites[None, :, :] - targets[:, None, :]).transpose(2, 0, 1))
+    t, s = np.nonzero(d <= reach[:, None])
+    out = np.zeros(len(targets), dtype=np.bool_)
+    out[t[ground.sees(sites[s], masts[s], targets[t])]] = True
+    return out
+
+
+def _reach_villages(
+    ground: Ground, sites: FloatArray, masts: FloatArray, rng: np.random.Generator
+) -> tuple[FloatArray, FloatArray]:
+    """Viettel's reach rule: a site (and its mast) beside each ordinary village that no Viettel
+    site within reach sees, standing where it sees the village."""
+    ordinary = np.array([not v.seed_dead_spot for v in ground.villages])
+    town = {c.code for c in ground.communes if c.division_type != "xã"}
+    reach = np.array(
+        [TOWN_REACH_KM if v.commune_code in town else VILLAGE_REACH_KM for v in ground.villages]
+    )
+    todo = np.flatnonzero(ordinary & ~_seen(ground, sites, masts, ground.village_xy, reach))
+    new_xy, new_mast = np.empty((0, 2)), np.empty(0)
+    for i in todo:  # in order: a site added for one village may see the next
+        xy = ground.village_xy[i : i + 1]
+        if _seen(ground, new_xy, new_mast, xy, reach[i : i + 1])[0]:
             continue
-        p = ground.place(xy[None, :], 0.5, rng, radio=True)
-        for _ in range(3):
-            if ground.allowed(p, radio=True)[0]:
-                break
-            p = ground.push_from_seeds(p)
-        if ground.allowed(p, radio=True)[0]:
-            have.append(p)
-    return np.vstack(have[1:]) if len(have) > 1 else np.empty((0, 2))
+        near = min(REACH_SITE_KM, reach[i] / 2)  # well within the village's reach
+        base = np.repeat(xy, REACH_TRIES, axis=0)
+        cand = ground.place(base, near / 3, rng, radio=True, max_km=near)
+        mast = _masts(ground, cand, rng)
+        sees = ground.sees(cand, mast, base)
+        k = int(np.argmax(sees)) if sees.any() else None
+        site, height = (cand[k], mast[k]) if k is not None else (xy[0], mast[0])
+        new_xy, new_mast = np.vstack([new_xy, site]), np.append(new_mast, height)
+    return new_xy, new_mast
 
 
 def _sectors(op: Operator, area: IntArray, rng: np.random.Generator) -> list[tuple[BtsSector, ...]]:
@@ -179,42 +237,20 @@ def _sectors(op: Operator, area: IntArray, rng: np.random.Generator) -> list[tup
     return out
 
 
-def _face_away_from_seeds(
-    sectors: list[tuple[BtsSector, ...]], xy: FloatArray, ground: Ground
-) -> list[tuple[BtsSector, ...]]:
-    """Turn each site near a seed village (FACE_AWAY_KM) so that every such village is as far
-    as possible, in bearing, from the nearest sector's azimuth."""
-    if len(ground.seed_latlon) == 0:
-        return sectors
-    sx, sy = geo.to_km(ground.seed_latlon[:, 0], ground.seed_latlon[:, 1])
-    near = ground.seed_distance_km(xy) < FACE_AWAY_KM
-    out = list(sectors)
-    for i in np.flatnonzero(near):
-        dx, dy = sx - xy[i, 0], sy - xy[i, 1]
-        bearings = np.degrees(np.arctan2(dx, dy))[np.hypot(dx, dy) < FACE_AWAY_KM]
-        count = len({s.azimuth_deg for s in sectors[i]})
-        step = 360.0 / count
-        turns = np.arange(0.0, step, 0.5)
-        azimuths = turns[:, None] + step * np.arange(count)[None, :]  # (turn, sector)
-        off = np.abs((bearings[None, None, :] - azimuths[:, :, None] + 180.0) % 360.0 - 180.0)
-        turn = float(turns[np.argmax(off.min(axis=(1, 2)))])
-        old = sorted({s.azimuth_deg for s in sectors[i]})
-        new = {a: round((turn + step * k) % 360.0, 1) for k, a in enumerate(old)}
-        out[i] = tuple(replace(s, azimuth_deg=new[s.azimuth_deg]) for s in sectors[i])
-    return out
-
-
 def _make_sites(
-    op: Operator, xy: FloatArray, ground: Ground, rng: np.random.Generator, tag: str
+    op: Operator,
+    xy: FloatArray,
+    height: FloatArray,
+    ground: Ground,
+    rng: np.random.Generator,
+    tag: str,
 ) -> list[BtsSite]:
     district, commune = ground.locate(xy)
     order = np.lexsort((xy[:, 0], -xy[:, 1], commune))
-    xy, district, commune = xy[order], district[order], commune[order]
+    xy, height, district, commune = xy[order], height[order], district[order], commune[order]
     by_code = {c.code: i for i, c in enumerate(ground.communes)}
     area = _area_class(ground)[[by_code[int(c)] for c in commune]]
-    low, high = np.choose(area, [25, 30, 35]), np.choose(area, [32, 40, 45])
-    height = np.round(rng.uniform(low, high) * 2) / 2
-    sectors = _face_away_from_seeds(_sectors(op, area, rng), xy, ground)
+    sectors = _sectors(op, area, rng)
     seen: Counter[int] = Counter()
     sites = []
     for n, ((lat, lon), d, c) in enumerate(zip(to_latlon(xy), district, commune, strict=True)):
@@ -239,8 +275,8 @@ def _make_sites(
 def build_bts(
     ground: Ground, rng: np.random.Generator, *, total: int = BTS_TOTAL, tag: str = ""
 ) -> tuple[BtsSite, ...]:
-    """Every operator: a site at the commune centres it serves, some area coverage in the
-    mountains, the rest where the people are; never within the dead-spot exclusion.
+    """Every operator: a site at the commune centres it serves, area coverage on accessible
+    mountain tops, Viettel's reach to the villages, the rest where the people are.
 
     ``total``: the province's site count; ``tag``: put into every id after the operator
     ("24-" for Bắc Giang: BTS-VTL-24-0001), so that provinces never share an id."""
@@ -250,10 +286,16 @@ def build_bts(
     for op in OPERATOR_SHARES:
         presence = np.array(CENTRE_PRESENCE[op])[area]
         centres = ground.commune_xy[rng.random(len(area)) < presence]
-        parts = [ground.place(centres, 0.3, rng, radio=True, max_km=0.8)]
-        parts.append(_mountain_points(ground, round(MOUNTAIN_SHARE[op] * counts[op]), rng))
+        xy = [ground.place(centres, 0.3, rng, radio=True, max_km=0.8)]
+        xy.append(_mountain_points(ground, round(MOUNTAIN_SHARE[op] * counts[op]), rng))
+        masts = [_masts(ground, p, rng) for p in xy]
         if op is Operator.VIETTEL:
-            parts.append(_reach_villages(ground, np.vstack(parts), rng))
-        parts.append(_population_points(ground, counts[op] - sum(map(len, parts)), rng))
-        sites += _make_sites(op, np.vstack(parts), ground, rng, tag)
+            reach_xy, reach_mast = _reach_villages(
+                ground, np.vstack(xy), np.concatenate(masts), rng
+            )
+            xy.append(reach_xy)
+            masts.append(reach_mast)
+        xy.append(_population_points(ground, counts[op] - sum(map(len, xy)), rng))
+        masts.append(_masts(ground, xy[-1], rng))
+        sites += _make_sites(op, np.vstack(xy), np.concatenate(masts), ground, rng, tag)
     return tuple(sites)

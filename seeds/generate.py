@@ -23,9 +23,10 @@ from seeds.layout import DistrictLayout
 from seeds.sites import short_name
 
 RNG_SEED = 20220531  # the report's date; any fixed number would do
-# Commune centres keep this far from the seed dead-spot villages, so that the inventory's
-# exclusion radius (seeds.inventory.DEAD_SPOT_EXCLUSION_KM, 12 km) plus site jitter never keeps
-# towers from a commune centre; ordinary villages keep the second distance.
+# Commune centres keep this far from the seed dead-spot villages, and ordinary villages the
+# second distance: the seed villages are remote (SEED-FACTS), each in its own valley behind a
+# ridge (seeds.terrain). Historical values, kept so that places.json stays as committed; the
+# inventory no longer keeps towers away from the seed villages (the terrain shadows them).
 CENTRE_CLEARANCE_KM = 13.5
 VILLAGE_CLEARANCE_KM = 6.0
 

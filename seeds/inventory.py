@@ -7,7 +7,9 @@ stream, so changing one does not move the others.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,10 +23,12 @@ from seeds.broadband import (
 from seeds.bts import BTS_TOTAL, OPERATOR_NAME, OPERATOR_SHARES, build_bts
 from seeds.cameras import build_cameras
 from seeds.model import BroadbandNode, BtsSite, Camera, Probe
-from seeds.sites import DEAD_SPOT_EXCLUSION_KM, Ground
+from seeds.sites import Ground
+
+if TYPE_CHECKING:
+    from seeds.terrain import Terrain
 
 __all__ = [
-    "DEAD_SPOT_EXCLUSION_KM",
     "HOUSEHOLDS_PASSED_SHARE",
     "INVENTORY_SEED",
     "NO_FIBRE_COMMUNES",
@@ -34,6 +38,8 @@ __all__ = [
     "Inventory",
     "build_inventory",
 ]
+
+log = logging.getLogger(__name__)
 
 INVENTORY_SEED = 1723
 # Drive-test probes: two per operator, each starting from a district seat (district code).
@@ -94,6 +100,18 @@ def build_probes(
     return tuple(probes)
 
 
+def scenario_terrain() -> Terrain | None:
+    """Bình Định's synthetic DEM, which the operators' planners look over (seeds.bts). None,
+    logged, while it is not written: python -m seeds.terrain makes it from the places alone."""
+    # imported here: rasterio is for the processes that load the scenario, not all of seeds
+    from seeds import sources, terrain
+
+    if not sources.SCENARIO_DEM.exists():
+        log.warning("%s: missing, sites placed without terrain", sources.SCENARIO_DEM)
+        return None
+    return terrain.read(sources.SCENARIO_DEM)
+
+
 def build_inventory(
     ground: Ground,
     seed: int = INVENTORY_SEED,
@@ -109,6 +127,8 @@ def build_inventory(
         extra = [] if province_code is None else [province_code]
         return np.random.default_rng([seed, part, *extra])
 
+    if province_code is None and ground.terrain is None:
+        ground = replace(ground, terrain=scenario_terrain())
     tag = "" if province_code is None else f"{province_code:02d}-"
     starts = PROBE_STARTS if province_code is None else probe_starts(ground)
     return Inventory(

@@ -5,24 +5,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 import shapely
-from shapely.geometry import Polygon
+from shapely.geometry import MultiLineString, Polygon
 
 from seeds import geo
 from seeds.geo import FloatArray
 from seeds.model import Commune, District, LatLon, Road, Village
 
-# No base station stands within this distance of a seed dead-spot village (the villages the
-# seed article reports without mobile broadband), so that they plausibly end up without signal.
-# A later issue calibrates the coverage model against it; commune centres are generated at
-# least 13.5 km from those villages (seeds.generate.CENTRE_CLEARANCE_KM).
-DEAD_SPOT_EXCLUSION_KM = 12.0
+if TYPE_CHECKING:  # seeds.terrain pulls in rasterio: loaded only where a DEM is read
+    from seeds.terrain import Terrain
 
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
+
+# Line of sight as a radio planner checks it on a DEM: the earth bulges with the effective
+# radius of k = 4/3 (the median atmosphere, as processing.coverage.terrain), the handset is
+# 1.5 m above the ground, and the ray must clear every sample by 60 % of the first Fresnel zone
+# at 1800 MHz (the usual clearance criterion; there diffraction costs about nothing).
+EFFECTIVE_EARTH_RADIUS_KM = 6371.0 * 4.0 / 3.0
+HANDSET_M = 1.5
+FRESNEL_SHARE, FRESNEL_MHZ = 0.6, 1800.0
+LOS_SAMPLES = 64  # along each path: a sample every 100 m at 6 km, finer than the DEM's 275 m
+# A radio site is built and powered from a road: within ACCESS_KM of a national or district
+# one (tracks carry neither a crane nor a power line).
+ACCESS_KM = 1.0
+ACCESS_ROAD_CLASSES = frozenset({"national", "district"})
 
 
 @dataclass(frozen=True)
@@ -37,10 +48,10 @@ class Ground:
     seat_xy: FloatArray  # district seats, in the order of ``districts``
     commune_xy: FloatArray  # commune centres, in the order of ``communes``
     village_xy: FloatArray
-    seed_latlon: FloatArray  # the seed dead-spot villages, (k, 2) degrees
     # Generated provinces draw districts as unions of commune cells (seeds.province_geometry):
     # there a point's commune is the nearest centre of all, and its district that commune's.
     by_commune: bool = False
+    terrain: Terrain | None = None  # ground heights (EPSG:4326); None: the ground is flat
 
     @classmethod
     def of(
@@ -52,11 +63,11 @@ class Ground:
         roads: tuple[Road, ...],
         *,
         by_commune: bool = False,
+        terrain: Terrain | None = None,
     ) -> Ground:
         def xy(lat: list[float], lon: list[float]) -> FloatArray:
             return np.column_stack(geo.to_km(lat, lon))
 
-        seeds = [v for v in villages if v.seed_dead_spot]
         return cls(
             districts,
             communes,
@@ -66,8 +77,8 @@ class Ground:
             xy([d.lat for d in districts], [d.lon for d in districts]),
             xy([c.lat for c in communes], [c.lon for c in communes]),
             xy([v.lat for v in villages], [v.lon for v in villages]),
-            np.array([[v.lat, v.lon] for v in seeds], dtype=np.float64).reshape(-1, 2),
             by_commune,
+            terrain,
         )
 
     @cached_property
@@ -76,33 +87,70 @@ class Ground:
         shapely.prepare(shape)
         return shape
 
-    def seed_distance_km(self, xy: FloatArray) -> FloatArray:
-        """Great-circle distance from each projected point to the nearest seed dead spot."""
-        if len(self.seed_latlon) == 0:
-            return np.full(len(xy), np.inf)
-        lat, lon = geo.to_deg(xy[:, 0], xy[:, 1])
-        d = geo.haversine_km(
-            lat[:, None], lon[:, None], self.seed_latlon[:, 0], self.seed_latlon[:, 1]
-        )
-        return np.asarray(d.min(axis=1))
-
-    def allowed(self, xy: FloatArray, *, radio: bool) -> BoolArray:
-        """Inside the province, and (for radio sites) outside every dead-spot exclusion."""
+    def allowed(self, xy: FloatArray, *, radio: bool = False) -> BoolArray:
+        """Inside the province. ``radio`` is kept for the callers that name it: a radio site
+        has no rule of its own here (seeds.bts states where operators build)."""
         # GEOS on a prepared polygon: generated outlines have hundreds of vertices
-        ok = shapely.contains_xy(self._outline_shape, xy[:, 0], xy[:, 1])
-        if radio:
-            ok &= self.seed_distance_km(xy) >= DEAD_SPOT_EXCLUSION_KM
-        return ok
+        return np.asarray(shapely.contains_xy(self._outline_shape, xy[:, 0], xy[:, 1]))
 
-    def push_from_seeds(self, xy: FloatArray) -> FloatArray:
-        """Move each point straight away from its nearest dead spot to just outside the
-        exclusion radius (points already outside stay)."""
-        sx, sy = geo.to_km(self.seed_latlon[:, 0], self.seed_latlon[:, 1])
-        i = geo.nearest(sx, sy, xy[:, 0], xy[:, 1])
-        away = xy - np.column_stack([sx[i], sy[i]])
-        dist = np.hypot(away[:, 0], away[:, 1])
-        scale = np.maximum((DEAD_SPOT_EXCLUSION_KM + 0.3) / np.maximum(dist, 1e-9), 1.0)
-        return np.column_stack([sx[i], sy[i]]) + away * scale[:, None]
+    @cached_property
+    def _access_roads(self) -> MultiLineString | None:
+        lines = [
+            geo.polygon_km(r.points)
+            for r in self.roads
+            if r.road_class in ACCESS_ROAD_CLASSES and len(r.points) > 1
+        ]
+        if not lines:
+            return None
+        shape = MultiLineString(lines)
+        shapely.prepare(shape)
+        return shape
+
+    def road_distance_km(self, xy: FloatArray) -> FloatArray:
+        """Distance from each point to the nearest national or district road (inf: none)."""
+        if self._access_roads is None:
+            return np.full(len(xy), np.inf)
+        return np.asarray(shapely.distance(self._access_roads, shapely.points(xy)))
+
+    def accessible(self, xy: FloatArray) -> BoolArray:
+        """Within ACCESS_KM of a national or district road (everywhere, where none is drawn)."""
+        if self._access_roads is None:
+            return np.ones(len(xy), dtype=np.bool_)
+        return self.road_distance_km(xy) <= ACCESS_KM
+
+    def height_m(self, xy: FloatArray) -> FloatArray:
+        """Ground height at each point, bilinear between the DEM's pixel centres (0 without a
+        DEM); points off the raster take its edge."""
+        if self.terrain is None:
+            return np.zeros(len(xy))
+        h = self.terrain.heights
+        lat, lon = geo.to_deg(xy[:, 0], xy[:, 1])
+        col, row = ~self.terrain.transform @ (lon, lat)
+        col = np.clip(np.asarray(col) - 0.5, 0.0, h.shape[1] - 1.001)
+        row = np.clip(np.asarray(row) - 0.5, 0.0, h.shape[0] - 1.001)
+        r0, c0 = row.astype(np.int64), col.astype(np.int64)
+        fr, fc = row - r0, col - c0
+        top = h[r0, c0] * (1 - fc) + h[r0, c0 + 1] * fc
+        bottom = h[r0 + 1, c0] * (1 - fc) + h[r0 + 1, c0 + 1] * fc
+        return np.asarray(top * (1 - fr) + bottom * fr, dtype=np.float64)
+
+    def sees(self, site: FloatArray, mast_m: FloatArray, target: FloatArray) -> BoolArray:
+        """Whether the antenna ``mast_m`` above each site has line of sight, with the Fresnel
+        clearance, to a handset at the paired target (True everywhere without a DEM)."""
+        if self.terrain is None or len(site) == 0:
+            return np.ones(len(site), dtype=np.bool_)
+        t = (np.arange(1, LOS_SAMPLES + 1) / (LOS_SAMPLES + 1))[None, :]  # (1, k)
+        path = site[:, None, :] + t[..., None] * (target - site)[:, None, :]  # (n, k, 2)
+        ground = self.height_m(path.reshape(-1, 2)).reshape(path.shape[:2])
+        d = np.hypot(*(target - site).T)[:, None]  # km
+        d1, d2 = t * d, (1 - t) * d
+        bulge = 500.0 * d1 * d2 / EFFECTIVE_EARTH_RADIUS_KM  # m
+        tx = self.height_m(site) + mast_m
+        rx = self.height_m(target) + HANDSET_M
+        ray = tx[:, None] * (1 - t) + rx[:, None] * t
+        wavelength = 299.792458 / FRESNEL_MHZ
+        fresnel = np.sqrt(wavelength * 1000.0 * d1 * d2 / np.maximum(d, 1e-9))
+        return np.asarray(np.all(ray - ground - bulge >= FRESNEL_SHARE * fresnel, axis=1))
 
     def locate(self, xy: FloatArray) -> tuple[IntArray, IntArray]:
         """District (nearest seat, as the district polygons are drawn) and commune (nearest
@@ -129,7 +177,7 @@ class Ground:
         sd_km: float,
         rng: np.random.Generator,
         *,
-        radio: bool,
+        radio: bool = False,
         max_km: float | None = None,
     ) -> FloatArray:
         """Jitter each base point (normal, ``sd_km``), redrawing jitters that land where a

@@ -13,9 +13,10 @@ coastal plain, sea), not its surveyed relief. How it is built:
 2. uplands: ridged fractal noise between a valley-floor level (rising slowly from the plain's
    edge inwards) and a crest level (rising westward); the plain: 0-40 m rising inland, with a
    few low hills; the sea 0 m;
-3. every ordinary village, commune centre and road is carved down to the valley-floor level,
-   and a narrow valley joins each village to its commune centre (people live low; roads run
-   along valleys);
+3. settled ground is low: the relief is flat under every ordinary village and commune centre,
+   along every road and along a valley from each village down to its commune centre, and comes
+   back smoothly over 3 km beyond (people live low; roads run along valleys), so that
+   neighbouring villages share broad valleys that the towers among them see into;
 4. each cluster of seed dead-spot villages sits in an enclosure: a flat floor, steep inner
    walls, and a continuous crest ring 1.8 km from its nearest village, 720 m or more above
    the floor (the boundary of the union of the villages' disks, so it follows the cluster).
@@ -28,6 +29,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -38,7 +40,9 @@ from rasterio.io import MemoryFile
 
 from seeds import geo, sources
 from seeds.geo import FloatArray, LatLon
-from seeds.scenario import Scenario, load_scenario
+
+if TYPE_CHECKING:  # the scenario's inventory reads this DEM (seeds.bts): imported when run
+    from seeds.scenario import Scenario
 
 RNG_SEED = 20  # issue 20
 PX_PER_DEG = 400  # 0.0025 deg, ~275 m: a third of SRTM3's pixels per side; small, enough relief
@@ -65,9 +69,11 @@ WESTNESS_KM = (5.0, 40.0)  # distance from the coast over which the uplands rise
 PLATEAU_FLOOR_M, PLATEAU_TOP_M = 450.0, 820.0  # Kon Tum / Gia Lai beyond the western border
 PLATEAU_KM = 8.0  # beyond the border, the mountains give way to the plateau over this distance
 
-VILLAGE_FLAT_KM, VILLAGE_BOWL_KM = 0.45, 1.5  # flat floor under a place, then its slopes
-ROAD_FLAT_KM, ROAD_VALLEY_KM = 0.2, 0.9
-SIDE_FLAT_KM, SIDE_VALLEY_KM = 0.1, 0.7  # a village's valley down to its commune centre
+# Settled ground is low: the relief is flat under a place (PLACE_FLAT_KM) and along a road or
+# a village's valley down to its commune centre (LINE_FLAT_KM), and comes back smoothly over
+# SETTLED_RAMP_KM beyond, so that neighbouring places share broad valleys, not bowls.
+PLACE_FLAT_KM, LINE_FLAT_KM = 0.4, 0.15
+SETTLED_RAMP_KM = 3.0
 
 SEED_FLOOR_M = 300.0
 SEED_FLAT_KM = 0.5
@@ -82,7 +88,8 @@ SEED_CLUSTER_KM = 7.0  # seed villages closer than this share one enclosure
 METHOD = (
     "numpy, seed 20: ridged fractal noise over an upland weight from the districts' "
     "mountainous flags (crests rising westward to ~1250 m, plateau beyond the western border), "
-    "plain 0-40 m, sea 0 m; valleys carved under every village, commune centre and road; "
+    "plain 0-40 m, sea 0 m; the relief flattened under every village, commune centre and road "
+    "and coming back over 3 km (broad settled valleys); "
     "an enclosure (floor 300 m, crest ring 1.8 km out, >= 720 m above it) around each cluster "
     "of seed dead-spot villages"
 )
@@ -214,7 +221,10 @@ def seed_clusters(scenario: Scenario) -> list[list[LatLon]]:
 
 
 def generate(scenario: Scenario | None = None) -> Terrain:
-    """The synthetic DEM of the scenario (Bình Định by default)."""
+    """The synthetic DEM of the scenario (Bình Định by default). Only the places shape it,
+    never the devices, so the inventory that stands on it does not feed back into it."""
+    from seeds.scenario import load_scenario
+
     sc = scenario if scenario is not None else load_scenario()
     transform, rows, cols = grid_transform(sc.outline)
     rng = np.random.default_rng(RNG_SEED)
@@ -282,23 +292,20 @@ def generate(scenario: Scenario | None = None) -> Terrain:
     places = [(v.lat, v.lon) for v in sc.villages if not v.seed_dead_spot]
     places += [(c.lat, c.lon) for c in sc.communes]
     place_lines = [km([p]) for p in places]
-    d_place = _segments_distance(x, y, place_lines, VILLAGE_BOWL_KM, px_km, origin)
+    d_place = _segments_distance(x, y, place_lines, PLACE_FLAT_KM + SETTLED_RAMP_KM, px_km, origin)
     # roads, and a side valley from each village down to its commune centre (rivers join)
     centre = {c.code: (c.lat, c.lon) for c in sc.communes}
     roads = [km(r.points) for r in sc.roads]
     sides = [
         km([(v.lat, v.lon), centre[v.commune_code]]) for v in sc.villages if not v.seed_dead_spot
     ]
-    d_road = _segments_distance(x, y, roads, ROAD_VALLEY_KM, px_km, origin)
-    d_side = _segments_distance(x, y, sides, SIDE_VALLEY_KM, px_km, origin)
-    keep = np.min(
-        [
-            _smoothstep((d_place - VILLAGE_FLAT_KM) / (VILLAGE_BOWL_KM - VILLAGE_FLAT_KM)),
-            _smoothstep((d_road - ROAD_FLAT_KM) / (ROAD_VALLEY_KM - ROAD_FLAT_KM)),
-            _smoothstep((d_side - SIDE_FLAT_KM) / (SIDE_VALLEY_KM - SIDE_FLAT_KM)),
-        ],
-        axis=0,
+    reach = LINE_FLAT_KM + SETTLED_RAMP_KM
+    d_line = np.minimum(
+        _segments_distance(x, y, roads, reach, px_km, origin),
+        _segments_distance(x, y, sides, reach, px_km, origin),
     )
+    settled = np.minimum(d_place - PLACE_FLAT_KM, d_line - LINE_FLAT_KM)
+    keep = _smoothstep(settled / SETTLED_RAMP_KM)
     h = np.where(raw > floor, floor + (raw - floor) * keep, raw)
 
     # Seed enclosures: overwrite inside the crest ring, raise the ring's outer slope

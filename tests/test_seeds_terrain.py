@@ -122,7 +122,11 @@ def test_west_high_plain_low_sea_at_zero(dem: Dem) -> None:
     for d in sc.districts:
         inside = geo.contains(geo.polygon_km(d.polygon), x, y)
         (mountain if d.mountainous else coast).append(dem.heights[inside])
-    assert np.median(np.concatenate(mountain)) > 400
+    heights = np.concatenate(mountain)
+    # broad valleys where people live (floors of 40-300 m) take half the mountain districts'
+    # ground; the ridges between them rise well above
+    assert np.median(heights) > 250
+    assert np.percentile(heights, 90) > 600
     assert np.median(np.concatenate(coast)) < 60
     assert 1000 <= dem.heights.max() <= 1300
     inside = geo.contains(geo.polygon_km(sc.outline), x, y)
