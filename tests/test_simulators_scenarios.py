@@ -94,7 +94,7 @@ def test_durations_flapping_and_shares_read_as_documented(tmp_path: Path) -> Non
     steps = [(a.at_s, a.event) for a in plan.actions if a.device_ids == ("CAM-0001",)]
     assert steps == [(5400, "down"), (5490, "up"), (5580, "down"), (5670, "up")]
     down, up = plan.actions[-2:]
-    assert down.device_ids == up.device_ids and len(down.device_ids) == 30  # 10 % of 298
+    assert down.device_ids == up.device_ids and len(down.device_ids) == 27  # 10 % of 266
     assert plan.duration_s == 3 * 3600 + 600  # ten minutes after the last event
 
 
