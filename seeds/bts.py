@@ -154,7 +154,7 @@ def _population_points(ground: Ground, n: int, rng: np.random.Generator) -> Floa
     out = np.empty((0, 2))
     while len(out) < n:
         base = ground.village_xy[rng.choice(len(weight), size=n, p=weight / weight.sum())]
-        cand = ground.place(base, 0.7, rng, radio=True, max_km=2.0)
+        cand = ground.place(base, 0.7, rng, max_km=2.0)
         out = np.vstack([out, cand[ground.allowed(cand)]])
     return out[:n]
 
@@ -188,7 +188,7 @@ def _reach_villages(
             continue
         near = min(REACH_SITE_KM, reach[i] / 2)  # well within the village's reach
         base = np.repeat(xy, REACH_TRIES, axis=0)
-        cand = ground.place(base, near / 3, rng, radio=True, max_km=near)
+        cand = ground.place(base, near / 3, rng, max_km=near)
         mast = _masts(ground, cand, rng)
         sees = ground.sees(cand, mast, base)
         k = int(np.argmax(sees)) if sees.any() else None
@@ -286,7 +286,7 @@ def build_bts(
     for op in OPERATOR_SHARES:
         presence = np.array(CENTRE_PRESENCE[op])[area]
         centres = ground.commune_xy[rng.random(len(area)) < presence]
-        xy = [ground.place(centres, 0.3, rng, radio=True, max_km=0.8)]
+        xy = [ground.place(centres, 0.3, rng, max_km=0.8)]
         xy.append(_mountain_points(ground, round(MOUNTAIN_SHARE[op] * counts[op]), rng))
         masts = [_masts(ground, p, rng) for p in xy]
         if op is Operator.VIETTEL:

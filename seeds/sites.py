@@ -87,9 +87,9 @@ class Ground:
         shapely.prepare(shape)
         return shape
 
-    def allowed(self, xy: FloatArray, *, radio: bool = False) -> BoolArray:
-        """Inside the province. ``radio`` is kept for the callers that name it: a radio site
-        has no rule of its own here (seeds.bts states where operators build)."""
+    def allowed(self, xy: FloatArray) -> BoolArray:
+        """Inside the province: where any device may stand (seeds.bts states where operators
+        build their sites)."""
         # GEOS on a prepared polygon: generated outlines have hundreds of vertices
         return np.asarray(shapely.contains_xy(self._outline_shape, xy[:, 0], xy[:, 1]))
 
@@ -181,7 +181,10 @@ class Ground:
         max_km: float | None = None,
     ) -> FloatArray:
         """Jitter each base point (normal, ``sd_km``), redrawing jitters that land where a
-        device may not stand; a point still refused after a few draws keeps its base."""
+        device may not stand; a point still refused after a few draws keeps its base.
+        ``radio``: no longer used (radio sites once kept out of an exclusion zone); cameras
+        and broadband nodes still name it."""
+        del radio
         out = base.copy()
         todo = np.arange(len(base))
         limit = max_km if max_km is not None else 3 * sd_km
@@ -191,7 +194,7 @@ class Ground:
             step = rng.normal(0.0, sd_km, size=(len(todo), 2))
             norm = np.maximum(np.hypot(step[:, 0], step[:, 1]) / limit, 1.0)
             cand = base[todo] + step / norm[:, None]
-            ok = self.allowed(cand, radio=radio)
+            ok = self.allowed(cand)
             out[todo[ok]] = cand[ok]
             todo = todo[~ok]
         return out
