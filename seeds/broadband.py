@@ -77,7 +77,7 @@ def build_broadband(ground: Ground, rng: np.random.Generator) -> tuple[Broadband
     groups = _groups(ground)
     index = {c.code: i for i, c in enumerate(ground.communes)}
     xy = np.array([ground.commune_xy[index[g[0].code]] for g in groups])
-    xy = ground.place(xy, 0.1, rng, radio=False, max_km=0.25)  # beside the commune centre
+    xy = ground.place(xy, 0.1, rng, max_km=0.25)  # beside the commune centre
     passed = {c.code: round(households(c) * rate[c.code]) for g in groups for c in g}
     return tuple(
         BroadbandNode(

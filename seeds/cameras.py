@@ -43,7 +43,7 @@ def build_cameras(ground: Ground, rng: np.random.Generator, tag: str = "") -> tu
             sd = 0.5
         if (round(c.lat, 5), round(c.lon, 5)) in seats:
             n += SEAT_EXTRA_CAMERAS
-        pts = ground.place(np.repeat(xy[None, :], n, axis=0), sd, rng, radio=False)
+        pts = ground.place(np.repeat(xy[None, :], n, axis=0), sd, rng)
         rows += [(p, f"Camera {short_name(c.name)} {k:02d}", "town") for k, p in enumerate(pts, 1)]
     for road in ground.roads:
         spacing = ROAD_SPACING_KM.get(road.road_class)

@@ -177,14 +177,10 @@ class Ground:
         sd_km: float,
         rng: np.random.Generator,
         *,
-        radio: bool = False,
         max_km: float | None = None,
     ) -> FloatArray:
         """Jitter each base point (normal, ``sd_km``), redrawing jitters that land where a
-        device may not stand; a point still refused after a few draws keeps its base.
-        ``radio``: no longer used (radio sites once kept out of an exclusion zone); cameras
-        and broadband nodes still name it."""
-        del radio
+        device may not stand; a point still refused after a few draws keeps its base."""
         out = base.copy()
         todo = np.arange(len(base))
         limit = max_km if max_km is not None else 3 * sd_km

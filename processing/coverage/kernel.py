@@ -320,8 +320,8 @@ def _run(
     assert on.size, "an emitter's levels need an active sector"
     log_d, bearing, elev, ring = geometry
     sectors = (e.azimuth[on], e.tilt[on], e.kh[on], e.level0[on])
-    _levels(log_d, bearing, elev, *at, corr, *corr_at, *sectors, e.slope, e.intercept,
-            e.free0, out)  # fmt: skip
+    _levels(log_d, bearing, elev, ring, *at, corr, *corr_at, *sectors, e.slope, e.intercept,
+            e.free0, e.radius, out)  # fmt: skip
     if shadow is not None:
         _shade(bearing, ring, *at, shadow, e.inv_sqrt_lambda, e.smooth,
                np.float32(0.02 * e.step_km), e.floor, _NO_MASK, False, out)  # fmt: skip
@@ -379,6 +379,7 @@ def _levels(  # pragma: no cover - compiled
     log_d: F32,
     bearing: F32,
     elev: F32,
+    ring: I32,
     tr: int,
     tc: int,
     corr: F32,
@@ -391,6 +392,7 @@ def _levels(  # pragma: no cover - compiled
     slope: np.float32,
     intercept: np.float32,
     free0: np.float32,
+    radius: int,
     out: F32,
 ) -> None:
     rows, cols = out.shape
@@ -411,10 +413,13 @@ def _levels(  # pragma: no cover - compiled
     for i in range(rows):
         d_row = log_d[tr + i, tc : tc + cols]
         c_row = corr[cr + i, cc : cc + cols]
+        r_row = ring[tr + i, tc : tc + cols]
         o_row = out[i]
         for j in range(cols):
             ld = d_row[j]
             o_row[j] -= max(ld * slope + intercept - c_row[j], ld * F20 + free0)
+            if r_row[j] > radius:
+                o_row[j] = -np.inf  # the window's corners: beyond its reach (or Hata's range)
 
 
 # The terrain's loss (processing.coverage.terrain): the cell's nearest radial and ring pick
