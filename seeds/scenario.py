@@ -9,14 +9,14 @@ so every caller in a process shares one immutable scenario.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from devices.kinds import Kind
 from seeds import geo, national, sources
 from seeds.broadband import households
 from seeds.bts import BTS_TOTAL, OPERATOR_SHARES
-from seeds.inventory import build_inventory
+from seeds.inventory import build_inventory, scenario_terrain
 from seeds.model import (
     BroadbandNode,
     BtsSite,
@@ -32,6 +32,9 @@ from seeds.model import (
     Village,
 )
 from seeds.sites import Ground
+
+if TYPE_CHECKING:  # seeds.terrain pulls in rasterio: loaded only where a DEM is read
+    from seeds.terrain import Terrain
 
 REPORT_INTERVAL_S = 60
 FIRMWARE = {kind: f"ioc-sim-{kind.value}/1.0" for kind in Kind}  # simulated devices
@@ -52,6 +55,9 @@ class Scenario:
     probes: tuple[Probe, ...]
     roads: tuple[Road, ...]
     seed_places: tuple[SeedPlace, ...]  # the article's six names (five villages, one commune)
+    # the ground the towers were placed over, and that the probes measure across (Bình Định's
+    # synthetic DEM; None: flat, as every generated province)
+    terrain: Terrain | None = field(default=None, compare=False)
 
     def dead_spot_villages(self) -> tuple[Village, ...]:
         """The seed documents' villages without mobile broadband."""
@@ -237,6 +243,8 @@ def _assemble(
     ground = Ground.of(
         outline, districts, communes, villages, roads, by_commune=province_code is not None
     )
+    if province_code is None:
+        ground = replace(ground, terrain=scenario_terrain())
     inventory = build_inventory(ground, province_code=province_code, bts_total=bts_total)
     passed = {
         code: n
@@ -276,4 +284,5 @@ def _assemble(
         probes=inventory.probes,
         roads=roads,
         seed_places=seed_places,
+        terrain=ground.terrain,
     )

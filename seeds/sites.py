@@ -119,20 +119,10 @@ class Ground:
         return self.road_distance_km(xy) <= ACCESS_KM
 
     def height_m(self, xy: FloatArray) -> FloatArray:
-        """Ground height at each point, bilinear between the DEM's pixel centres (0 without a
-        DEM); points off the raster take its edge."""
+        """Ground height at each point (``Terrain.height_at``; 0 without a DEM)."""
         if self.terrain is None:
             return np.zeros(len(xy))
-        h = self.terrain.heights
-        lat, lon = geo.to_deg(xy[:, 0], xy[:, 1])
-        col, row = ~self.terrain.transform @ (lon, lat)
-        col = np.clip(np.asarray(col) - 0.5, 0.0, h.shape[1] - 1.001)
-        row = np.clip(np.asarray(row) - 0.5, 0.0, h.shape[0] - 1.001)
-        r0, c0 = row.astype(np.int64), col.astype(np.int64)
-        fr, fc = row - r0, col - c0
-        top = h[r0, c0] * (1 - fc) + h[r0, c0 + 1] * fc
-        bottom = h[r0 + 1, c0] * (1 - fc) + h[r0 + 1, c0 + 1] * fc
-        return np.asarray(top * (1 - fr) + bottom * fr, dtype=np.float64)
+        return self.terrain.height_at(xy)
 
     def sees(self, site: FloatArray, mast_m: FloatArray, target: FloatArray) -> BoolArray:
         """Whether the antenna ``mast_m`` above each site has line of sight, with the Fresnel

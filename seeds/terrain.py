@@ -116,6 +116,20 @@ class Terrain:
     heights: npt.NDArray[np.int16]  # metres, row 0 north
     transform: Affine  # EPSG:4326 degrees
 
+    def height_at(self, xy: FloatArray) -> FloatArray:
+        """Ground height at each projected point (``seeds.geo`` km), bilinear between the
+        pixel centres; points off the raster take its edge."""
+        h = self.heights
+        lat, lon = geo.to_deg(xy[:, 0], xy[:, 1])
+        col, row = ~self.transform @ (lon, lat)
+        col = np.clip(np.asarray(col) - 0.5, 0.0, h.shape[1] - 1.001)
+        row = np.clip(np.asarray(row) - 0.5, 0.0, h.shape[0] - 1.001)
+        r0, c0 = row.astype(np.int64), col.astype(np.int64)
+        fr, fc = row - r0, col - c0
+        top = h[r0, c0] * (1 - fc) + h[r0, c0 + 1] * fc
+        bottom = h[r0 + 1, c0] * (1 - fc) + h[r0 + 1, c0 + 1] * fc
+        return np.asarray(top * (1 - fr) + bottom * fr, dtype=np.float64)
+
 
 def grid_transform(outline: Sequence[LatLon]) -> tuple[Affine, int, int]:
     """The raster's transform, rows and columns: the outline's box plus the margin, snapped to

@@ -11,6 +11,10 @@ The phone camps on its best technology that clears its sensitivity (4G, else 3G,
 reports the serving level (RSRP, RSCP or RxLev: ``rsrp_dbm``), quality (RSRQ on 4G, CPICH Ec/Io
 on 3G) and SINR (4G), or ``no_service``.
 
+Terrain: over the scenario's DEM (Bình Định's synthetic one) each path from a site to the
+phone takes the ground's Bullington loss in excess of smooth earth's (``devices.diffraction``,
+the method the coverage engine's sweep is held to), along PROFILE_POINTS samples.
+
 Land use: processing classifies each raster cell (``processing/coverage/landuse.py``), which
 simulators may not import; a probe uses the simpler rule in :func:`land_use_at` (urban near a
 ward or town centre, suburban in the mountain districts, rural-open elsewhere).
@@ -27,8 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from devices.diffraction import terrain_excess_db
 from devices.kinds import Kind, Operator, Technology
 from devices.radio import MAX_RANGE_KM, LandUse, bearing_deg, rsrp_dbm
+from devices.radio import MOBILE_HEIGHT_M as MOBILE_M
 from seeds import Scenario
 from seeds.geo import FloatArray, to_km
 from simulators.routes import Route, tour
@@ -47,6 +53,7 @@ CELL_LOAD = 0.5  # share of resource elements carrying data in neighbouring cell
 URBAN_RADIUS_KM = 1.2
 PROBE_SPEED_KMH = 40.0
 PROBE_INTERVAL_S = 5.0  # simulated seconds between samples (about 55 m at 40 km/h)
+PROFILE_POINTS = 128  # along each site-to-phone path: 160 m apart at the 20 km range
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +102,7 @@ class RadioScene:
         self._mountain_codes = {d.code for d in self.mountains}
         self._commune_xy = np.array([to_km(c.lat, c.lon) for c in scenario.communes])
         self._commune_codes = [c.code for c in scenario.communes]
+        self.terrain = scenario.terrain
 
     def bind(self, conditions: Mapping[str, DeviceCondition]) -> None:
         """Follow these towers' live conditions (the fleet's), by device id."""
@@ -143,8 +151,22 @@ class RadioScene:
                 land_use=use,
                 antenna_gain_dbi=g.gain_dbi[keep],
             )
+            if self.terrain is not None:
+                level = level - self._terrain_db(g, keep, x, y)
             out.append((g.technology, level, int(np.argmax(level))))
         return out
+
+    def _terrain_db(self, g: _Group, keep: np.ndarray, x: float, y: float) -> FloatArray:
+        """What the ground costs each kept sector's path to the phone at (x, y), dB."""
+        assert self.terrain is not None
+        t = np.linspace(0.0, 1.0, PROFILE_POINTS)
+        sx, sy = g.x_km[keep], g.y_km[keep]
+        px = sx[:, None] + (x - sx)[:, None] * t
+        py = sy[:, None] + (y - sy)[:, None] * t
+        ground = self.terrain.height_at(np.column_stack([px.ravel(), py.ravel()]))
+        d_km = np.hypot(x - sx, y - sy)[:, None] * t
+        return terrain_excess_db(d_km, ground.reshape(px.shape), g.height_m[keep], MOBILE_M,
+                                 g.band_mhz)  # fmt: skip
 
 
 def _db(mw: float) -> float:

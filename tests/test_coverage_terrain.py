@@ -12,17 +12,16 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from devices.diffraction import (
+    EFFECTIVE_EARTH_RADIUS_KM,
+    bullington_db,
+    knife_edge_db,
+    terrain_excess_db,
+)
 from devices.kinds import Operator, Technology
 from devices.radio import MOBILE_HEIGHT_M
 from processing.coverage import CoverageEngine, SiteState
-from processing.coverage.terrain import (
-    EFFECTIVE_EARTH_RADIUS_KM,
-    bullington_db,
-    flat_loss_db,
-    knife_edge_db,
-    profile_nu1,
-    sweep_loss_db,
-)
+from processing.coverage.terrain import flat_loss_db, profile_nu1, sweep_loss_db
 from tests.support.coverage_scene import LAT0, LON0
 from tests.support.radio_scene import engine, random_sites, sector, site
 
@@ -54,6 +53,17 @@ def test_the_engines_sweep_reproduces_them_too(case: dict[str, Any]) -> None:
     nu1 = profile_nu1(d, g, case["tx_agl_m"], case["rx_agl_m"], case["ae_km"])
     got = float(sweep_loss_db(nu1[-1], case["f_mhz"], d[-1] - d[0]))
     assert got == pytest.approx(case["lbulla_db"], abs=0.01)  # the issue asks 0.5 dB
+
+
+def test_the_excess_over_smooth_earth_is_the_ridges_alone() -> None:
+    d = np.arange(101) * 0.1
+    flat = np.full((1, 101), 250.0)
+    assert terrain_excess_db(d, flat, 30.0, 1.5, 1800.0)[0] < 1e-9  # flat ground: nothing
+    ridge = flat.copy()
+    ridge[0, 60:63] = 700.0  # 450 m above the plain, 6 km out
+    assert terrain_excess_db(d, ridge, 30.0, 1.5, 1800.0)[0] > 40.0  # behind it
+    before = terrain_excess_db(d[:50], ridge[:, :50], 30.0, 1.5, 1800.0)[0]
+    assert before < 1e-9  # the path that stops before the ridge does not cross it
 
 
 def test_the_knife_edge_is_p526s() -> None:

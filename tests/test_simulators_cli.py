@@ -19,6 +19,7 @@ import pytest
 from devices import Channel, Codec, Kind, Readings, Topics
 from devices.topics import DEFAULT_ROOT
 from ioc.provision import Service
+from seeds import load_scenario
 from tests.faults.secure import SecureBroker, start_secure_broker
 from tests.support.environment import clean_environ
 from tests.support.simulated import readings_of, watching
@@ -52,6 +53,7 @@ async def test_one_device_by_hand_changes_what_it_publishes(
     telemetry = topics.device(Kind.BTS, "BTS-VTL-0001", Channel.TELEMETRY)
     status = topics.device(Kind.BTS, "BTS-VTL-0001", Channel.STATUS)
     async with watching(mqtt_url, mqtt_protocol, topics) as live:
+        n = len(next(b for b in load_scenario().bts if b.device_id == "BTS-VTL-0001").sectors)
         child = spawn("simulate", "device", "bts", "BTS-VTL-0001", "--interval", "0.3", env=env)
         try:
             await expect(child, "# connected to")
@@ -66,8 +68,9 @@ async def test_one_device_by_hand_changes_what_it_publishes(
             await expect(child, "on battery at 20 %")
             await expect(child, f'→ {telemetry} .*"power_source":"battery"')
 
-            child.sendline("sector 9 off")  # this site has six sectors
-            await expect(child, r"\? sector takes a number \(\[1, 2, 3, 4, 5, 6\]\)")
+            child.sendline(f"sector {n + 1} off")  # one past this site's sectors
+            numbers = ", ".join(str(k) for k in range(1, n + 1))
+            await expect(child, rf"\? sector takes a number \(\[{numbers}\]\)")
 
             child.sendline("down")
             await expect(child, "powered off")
@@ -88,7 +91,7 @@ async def test_one_device_by_hand_changes_what_it_publishes(
         decoded = codec.decode(seen.topic, seen.payload, _now())
         assert decoded.rejections == [] and isinstance(decoded.record, Readings)
         readings += decoded.record.items
-    assert readings[0].sectors_up == [True] * 6 and readings[0].power_source == "mains"
+    assert readings[0].sectors_up == [True] * n and readings[0].power_source == "mains"
     changed = [(r.sectors_up[1], r.power_source) for r in readings]
     assert (False, "mains") in changed and (False, "battery") in changed
     assert changed.index((False, "mains")) < changed.index((False, "battery"))

@@ -4,7 +4,9 @@ Full recompute: every active emitter over its window, in emitter order, keeping 
 level and which emitter gave it. Incremental: an emitter that loses sectors is recomputed only
 where it was the best (from the emitters the spatial index says reach those cells); one that
 gains sectors is maxed in over its window. Ties go to the lowest emitter id on every path, so
-the two agree exactly.
+the two agree exactly. Over terrain (``ground``) each site's sweep (processing.coverage.terrain)
+takes the ground's diffraction loss off its levels; every path sweeps the radials it reads the
+same way, so they still agree bit for bit.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ loss. Sites stand at the centre of their raster cell (≤ res/√2 off, below th
 resolution), which lets every site read its geometry from one precomputed template of
 offsets: no trigonometry or logarithm per cell and site. The window path (slices) and the
 point path (gathers) feed the same float32 inputs to the same compiled code (numba), so the
-incremental recompute reproduces the full one bit for bit.
+incremental recompute reproduces the full one bit for bit. The terrain's loss comes off after
+the path loss (``_shade``), from the site's sweep along the cell's nearest radial.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from devices.diffraction import LIGHT_M_MHZ
 from devices.kinds import Operator, Technology
 from devices.radio import (
     FRONT_TO_BACK_DB,
@@ -31,7 +33,6 @@ from devices.radio import (
 )
 from processing.coverage.sites import SectorInput
 from processing.coverage.terrain import (
-    LIGHT_M_MHZ,
     NU_CLEAR,
     bullington32,
     flat_loss_db,

@@ -1,23 +1,20 @@
 """Terrain: diffraction loss over the ground between a site and every cell it reaches.
 
-The method is Bullington's, as ITU-R P.1812-6 §4.3.1 states it (the same construction as
-ITU-R P.526 §4.5.2, "Bullington" for a general path): the steepest ray from the transmitter over
-the profile and the steepest from the receiver meet at one equivalent knife edge, whose loss is
-J(ν) (P.526, eq. 31), plus the correction [1 − exp(−J/6)](10 + 0.02 d) for real obstacles. On
-a line-of-sight path the edge is the profile point of the highest ν, so sub-path obstruction
-still costs up to 6 dB. Heights are above sea level; the earth curves with the effective
-radius of k = 4/3; ground cover is not added to the profile, as the clutter is already in the
-Okumura-Hata land-use correction this loss is added to.
+The method is Bullington's (``devices.diffraction``, ITU-R P.1812-6 §4.3.1); Okumura-Hata's
+median is for smooth ground, so what comes off a level is the method's loss in excess of the
+same path over smooth earth. Ground cover is not added to the profile, as the clutter is
+already in the Hata land-use correction.
 
-``bullington_db`` is the method as written, one profile at a time (the reference the tests hold
-to the ITU-R's validation examples). The engine runs ``sweep``: from each site, radials one
-cell apart at the window's edge, one sample a cell along each. Walking a radial outwards, the
-transmitter's steepest ray is a running maximum; the receiver's is the tangent from the
-receiver to the upper convex hull of the profile so far (in a frame where the earth's bulge is
-taken out of the heights, slopes from the receiver are slopes of straight lines), which the
-walk keeps and searches in O(log n). So one radial of n samples costs O(n log n), not the
-O(n²) of a profile per cell. What a radial keeps per sample is ν·√λ (ν at a 1 m wavelength):
-the site's emitters of every band share it, each divides by its own √λ.
+``devices.diffraction.bullington_db`` is the method as written, one profile at a time (the
+reference the tests hold to the ITU-R's validation examples). The engine runs ``sweep``: from
+each site, radials a few cells apart at the window's edge, one sample a cell along each.
+Walking a radial outwards, the transmitter's steepest ray is a running maximum; the receiver's
+is the tangent from the receiver to the upper convex hull of the profile so far (in a frame
+where the earth's bulge is taken out of the heights, slopes from the receiver are slopes of
+straight lines), which the walk keeps and finds by a short walk from the last one. So one
+radial of n samples costs about O(n), not the O(n²) of a profile per cell. What a radial
+keeps per sample is ν·√λ (ν at a 1 m wavelength): the site's emitters of every band share it,
+each divides by its own √λ.
 
 Where the sweep departs from the reference: on a line-of-sight path the highest ν is sought
 only at the two horizon points (the transmitter's and the receiver's), not at every point,
@@ -34,56 +31,14 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from devices.diffraction import EFFECTIVE_EARTH_RADIUS_KM, LIGHT_M_MHZ, knife_edge_db
+
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 
-EFFECTIVE_EARTH_RADIUS_KM = 6371.0 * 4.0 / 3.0  # k = 4/3, the median refractive atmosphere
-LIGHT_M_MHZ = 299.792458  # wavelength, m = this / frequency, MHz
 NO_EDGE = np.float32(-1e9)  # ν·√λ of a path with nothing in the way (J = 0)
 NU_CLEAR = np.float32(-0.78)  # J(ν) = 0 at and below
 F01, F69, F20, F6, F10 = (np.float32(x) for x in (0.1, 6.9, 20.0, 6.0, 10.0))
-
-
-def knife_edge_db(nu: npt.ArrayLike) -> F64:
-    """J(ν): ITU-R P.526-15 eq. (31), 0 for ν ≤ −0.78."""
-    v = np.asarray(nu, np.float64)
-    with np.errstate(invalid="ignore"):
-        j = 6.9 + 20.0 * np.log10(np.sqrt((v - 0.1) ** 2 + 1.0) + v - 0.1)
-    return np.asarray(np.where(v > -0.78, j, 0.0), np.float64)
-
-
-def bullington_db(
-    d_km: npt.ArrayLike,
-    ground_m: npt.ArrayLike,
-    tx_m: float,
-    rx_m: float,
-    f_mhz: float,
-    ae_km: float = EFFECTIVE_EARTH_RADIUS_KM,
-) -> float:
-    """Bullington diffraction loss of one profile, ITU-R P.1812-6 eqs. (13)–(21), as written.
-    ``d_km`` and ``ground_m`` run from the transmitter (first point) to the receiver (last);
-    ``tx_m`` and ``rx_m`` are the antennas' heights above sea level."""
-    d = np.asarray(d_km, np.float64)
-    g = np.asarray(ground_m, np.float64)
-    lam = LIGHT_M_MHZ / f_mhz
-    total = float(d[-1] - d[0])
-    di, gi = d[1:-1] - d[0], g[1:-1]
-    if di.size == 0:
-        return 0.0
-    ce = 1.0 / ae_km
-    bulge = 500.0 * ce * di * (total - di)
-    s_tim = float(np.max((gi + bulge - tx_m) / di))  # eq. (14)
-    s_tr = (rx_m - tx_m) / total  # eq. (15)
-    if s_tim < s_tr:  # line of sight: the highest ν, eq. (16)
-        clearance = gi + bulge - (tx_m * (total - di) + rx_m * di) / total
-        nu = float(np.max(clearance * np.sqrt(0.002 * total / (lam * di * (total - di)))))
-    else:  # beyond the horizon: the Bullington point, eqs. (18)–(20)
-        s_rim = float(np.max((gi + bulge - rx_m) / (total - di)))
-        d_bp = (rx_m - tx_m + s_rim * total) / (s_tim + s_rim)
-        edge = tx_m + s_tim * d_bp - (tx_m * (total - d_bp) + rx_m * d_bp) / total
-        nu = edge * math.sqrt(0.002 * total / (lam * d_bp * (total - d_bp)))
-    j = float(knife_edge_db(nu))
-    return j + (1.0 - math.exp(-j / 6.0)) * (10.0 + 0.02 * total)  # eq. (21)
 
 
 def profile_nu1(
