@@ -29,7 +29,6 @@ from processing.coverage.kernel import (
     Emitter,
     Sweeps,
     Templates,
-    emitter_shadow,
     make_emitter,
     merge_best,
     point_levels,
@@ -208,12 +207,6 @@ class CoverageEngine:
         }
 
     # -- geometry of one emitter --------------------------------------------------------
-    def _window(self, e: Emitter, box: tuple[int, int, int, int], shadow: F32 | None = None) -> F32:
-        if shadow is None and self.ground is not None:
-            shadow = emitter_shadow(self.ground, e, self.grid.res, box)
-        corr = self.corr[e.band_mhz]
-        return window_levels(e, self.active[e.eid], self.templates, corr, box, shadow=shadow)
-
     def at(self, e: Emitter, rows: IntArray, cols: IntArray, *, every_sector: bool = False) -> F32:
         """Levels at these cells from the emitter's active sectors (or all of them: the plan)."""
         active = np.ones_like(self.active[e.eid]) if every_sector else self.active[e.eid]
@@ -300,12 +293,6 @@ class CoverageEngine:
                 shade(e, self.templates, box, shadow, v)
         return out
 
-    def _max_in(self, e: Emitter, *, tie_break: bool, shadow: F32 | None = None) -> None:
-        box = e.box(*self.grid.shape)
-        v = self._window(e, box, shadow)
-        merge_best(v, self.value[e.layer], self.best[e.layer], box[::2], e.eid,
-                   tie_break=tie_break)  # fmt: skip
-
     def mark_changed(self, sites: Mapping[str, float]) -> None:
         """Date a change of these sites' sectors (epoch seconds) over their windows' tiles, in
         each of their operator's layers."""
@@ -359,7 +346,9 @@ class CoverageEngine:
         for layer, eids in by_layer.items():
             self._repair(layer, eids, sweeps)
         for eid in sorted(gained):
-            self._max_in(self.emitters[eid], tie_break=True)
+            for e, v, box in self._site_windows([self.emitters[eid]]):
+                merge_best(v, self.value[e.layer], self.best[e.layer], box[::2], e.eid,
+                           tie_break=True)  # fmt: skip
         if at is not None:
             self.mark_changed(dict.fromkeys(changed, at))
         return changed

@@ -261,14 +261,9 @@ def shadow_at(
     rows: npt.NDArray[np.int64],
     cols: npt.NDArray[np.int64],
 ) -> F32:
-    """The same along the radials these cells read (each within the emitter's window)."""
-    h = templates.half
-    di, dj = rows - e.row + h, cols - e.col + h
-    bearing = np.ascontiguousarray(templates.bearing[di, dj])
-    which = np.unique(radials_of(bearing, radials(e.radius)))
-    reach = int(templates.ring[di, dj].max(initial=0))
-    return sweep(ground, e.row, e.col, e.radius, templates.res, e.height_m, MOBILE_HEIGHT_M,
-                 which, reach)  # fmt: skip
+    """The same along the radials these cells read (each within the emitter's window); the
+    radials no cell reads are left unset."""
+    return Sweeps(ground, templates).at(e, rows, cols)
 
 
 class Sweeps:

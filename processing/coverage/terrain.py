@@ -225,6 +225,7 @@ def _sweep(  # pragma: no cover - compiled
                 break
             g[j] = dem[r, c]
         _walk(d[:n], g[:n], tx, rx_agl_m, ce500, out[k, :n], hull)
+        out[k, n : last + 1] = NO_EDGE  # off the grid: what an earlier sweep left is not kept
 
 
 @numba.njit(cache=True, nogil=True)
